@@ -1,0 +1,33 @@
+# The README's two commands: `make run` (set up, then open catviz with the demo models)
+# and `make test` (set up, then lint and run the tests). Both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench demo-models clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/catviz
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/models.py
+
+# Rebuilds assets/demo_*.safetensors from scratch (see README, "Demo models").
+demo-models: $(STAMP)
+	$(BIN)/python -m train_cli.demo_models --out assets
+
+clean:
+	rm -rf $(VENV) build *.egg-info

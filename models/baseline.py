@@ -1,0 +1,44 @@
+"""The paper's baseline: the plain backbone, global average pooling, one linear layer."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .backbone import DEFAULT_BACKBONE, check_input, create_backbone
+from .outputs import ModelOutput
+
+
+class Baseline(nn.Module):
+    """Backbone → GAP over the last stage (S5) → linear. Its CAM is exact (Zhou et al.)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.min_input_size = backbone.feature_info.reduction()[-1]
+        self.classifiers = nn.ModuleDict(
+            {"S5": nn.Linear(backbone.feature_info.channels()[-1], num_classes)}
+        )
+        self.num_classes = num_classes
+
+    def forward(
+        self, images: Tensor, return_attention: bool = False, return_features: bool = False
+    ) -> ModelOutput:
+        check_input(images, self.min_input_size)
+        s5 = self.backbone(images)[-1]
+        logits = self.classifiers["S5"](s5.mean((2, 3)))
+        return ModelOutput(
+            logits=logits,
+            level_logits={"S5": logits},
+            attention={} if return_attention else None,
+            features={"S5": s5} if return_features else None,
+        )
+
+
+def build_baseline(
+    num_classes: int,
+    backbone: str = DEFAULT_BACKBONE,
+    pretrained: bool = False,
+    pretrained_file: str | None = None,
+) -> Baseline:
+    trunk = create_backbone(backbone, 1, pretrained=pretrained, pretrained_file=pretrained_file)
+    return Baseline(trunk, num_classes)

@@ -1,0 +1,24 @@
+"""Device selection shared by training, evaluation and the app."""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_device() -> torch.device:
+    """CUDA when available, then Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``None``/``"auto"`` → :func:`default_device`; otherwise a validated device."""
+    if name in (None, "auto"):
+        return default_device()
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'cpu'")
+    return device
