@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from tests.fixtures import write_coco_format, write_voc
+from train_cli.data import DatasetError, load_splits
+from train_cli.data.readers import VOC_CLASSES
+
+
+def test_coco_format_maps_non_contiguous_ids_in_id_order_and_drops_unannotated(tmp_path):
+    train, val = load_splits("coco-format", write_coco_format(tmp_path))
+    assert train.class_names == ["car", "dog", "zebra"]  # ids 3, 7, 42
+    assert len(train.samples) == 5  # image 0 has no annotation
+    first = train.samples[0]  # image 1: a crowd 'car' (id 3) + 'zebra' (id 42)
+    assert first.path.name == "1.png"
+    assert first.target.tolist() == [1, 0, 1]
+    assert val.class_names == train.class_names
+
+
+def test_coco_format_can_keep_unannotated_images_as_negatives(tmp_path):
+    train, _ = load_splits("coco-format", write_coco_format(tmp_path), keep_unannotated=True)
+    assert len(train.samples) == 6
+    assert train.samples[0].target.tolist() == [0, 0, 0]
+
+
+def test_voc_difficult_only_labels_are_minus_one(tmp_path):
+    train, test = load_splits("voc", write_voc(tmp_path))
+    col = {n: i for i, n in enumerate(VOC_CLASSES)}
+    t = train.targets()
+    assert t[0, col["dog"]] == 1 and t[0, col["person"]] == 1
+    assert t[1, col["cat"]] == -1  # only a difficult cat
+    assert test.targets()[0, col["cat"]] == 1  # a non-difficult cat wins
+    assert t.shape == (2, 20) and len(test.samples) == 1
+
+
+@pytest.mark.parametrize("dataset", ["coco", "voc", "coco-format"])
+def test_missing_data_root_names_the_path(tmp_path, dataset):
+    with pytest.raises(DatasetError, match=f"{tmp_path / 'nope'}: data root not found"):
+        load_splits(dataset, tmp_path / "nope")
+
+
+def test_wrong_layout_names_what_is_missing(tmp_path):
+    with pytest.raises(DatasetError, match="instances_train2014.json: annotation file not found"):
+        load_splits("coco", tmp_path)
+    with pytest.raises(DatasetError, match="VOC2007 folder 'Annotations'"):
+        load_splits("voc", tmp_path)
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    root = write_coco_format(tmp_path)
+    (root / "annotations" / "train.json").write_text('{"images": [\n  {"id": 1,,}]}')
+    with pytest.raises(DatasetError, match=r"train.json: malformed JSON at line 2"):
+        load_splits("coco-format", root)
+
+
+def test_malformed_voc_xml_names_the_file(tmp_path):
+    root = write_voc(tmp_path)
+    (root / "VOCdevkit/VOC2007/Annotations/000002.xml").write_text("<annotation><object>")
+    with pytest.raises(DatasetError, match=r"000002.xml: malformed XML"):
+        load_splits("voc", root)
+
+
+def _edit_train_json(root, edit):
+    path = root / "annotations" / "train.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_annotation_pointing_at_a_missing_image_is_reported_up_front(tmp_path):
+    root = write_coco_format(tmp_path)
+    (root / "images" / "train" / "3.png").unlink()
+    with pytest.raises(DatasetError, match=r"missing image .*train/3.png"):
+        load_splits("coco-format", root)
+
+
+def test_unknown_category_and_unknown_image_ids_are_errors(tmp_path):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, lambda d: d["annotations"].append({"id": 99, "image_id": 101, "category_id": 5}))
+    with pytest.raises(DatasetError, match="annotation 99 has unknown category id 5"):
+        load_splits("coco-format", root)
+    root = write_coco_format(tmp_path / "b")
+    _edit_train_json(root, lambda d: d["annotations"].append({"id": 98, "image_id": 7, "category_id": 3}))
+    with pytest.raises(DatasetError, match="annotation 98 refers to unknown image id 7"):
+        load_splits("coco-format", root)
+
+
+def test_empty_split_is_an_error(tmp_path):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, lambda d: d.update(annotations=[]))
+    with pytest.raises(DatasetError, match="split 'train' has no images"):
+        load_splits("coco-format", root)
+
+
+def test_coco_2014_layout_is_read(tmp_path):
+    src = write_coco_format(tmp_path / "src")
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        (src / "images" / split).rename(root / f"{split}2014")
+        (src / "annotations" / f"{split}.json").rename(root / "annotations" / f"instances_{split}2014.json")
+    train, val = load_splits("coco", root)
+    assert len(train.samples) == 5 and train.class_names == ["car", "dog", "zebra"]
+    assert np.array_equal(val.targets(), train.targets())

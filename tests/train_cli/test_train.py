@@ -1,0 +1,125 @@
+"""End-to-end runs of catviz-train / catviz-eval on fixtures the tests write."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import timm
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from models.checkpoint import load_checkpoint, read_meta
+from tests.fixtures import write_coco_format
+from train_cli import evaluate, train
+from train_cli.config import resolve_config
+
+ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
+        "--batch-size", "4", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001"]
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    return write_coco_format(tmp_path / "data", images_per_split=13)
+
+
+def test_two_epoch_run_writes_checkpoints_the_app_and_eval_can_open(tmp_path, data_root, capsys):
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "2", "--out", str(out)]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    model, meta = load_checkpoint(out / "best.safetensors")
+    assert meta.class_names == ["car", "dog", "zebra"] and meta.input_size == 64
+    assert meta.model == "cat_tiny" and meta.dataset == "coco-format"
+    assert meta.mean == pytest.approx(timm.data.resolve_data_config({}, model=model.backbone)["mean"])
+    assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 2
+    assert "resume/torch_rng" in load_file(str(out / "last.safetensors"))
+
+    capsys.readouterr()
+    assert evaluate.main([str(out / "best.safetensors"), str(out / "last.safetensors"),
+                          "--data-root", str(data_root), "--workers", "0", "--json", str(tmp_path / "e.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "mAP" in printed and "cat_tiny (best)" in printed and "cat_tiny (last)" in printed
+    results = json.loads((tmp_path / "e.json").read_text())["results"]
+    assert results[0]["mAP"] == pytest.approx(read_meta(out / "best.safetensors").metrics["mAP"], abs=1e-6)
+
+
+def test_eval_refuses_a_checkpoint_with_other_classes(tmp_path, data_root, capsys):
+    out = tmp_path / "run"
+    train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out)])
+    capsys.readouterr()
+    assert evaluate.main([str(out / "last.safetensors"), "--dataset", "voc", "--data-root", str(data_root)]) == 1
+
+
+def test_config_precedence_defaults_preset_yaml_flags(tmp_path):
+    assert resolve_config([]).lr == 0.01 and resolve_config([]).epochs == 60  # the paper
+    assert resolve_config(["--dataset", "demo"]).model == "cat_tiny"  # demo preset
+    config = tmp_path / "c.yaml"
+    config.write_text("dataset: demo\nepochs: 7\nlr: 0.5\n")
+    cfg = resolve_config(["--config", str(config), "--lr", "0.25"])
+    assert (cfg.dataset, cfg.epochs, cfg.lr, cfg.img_size) == ("demo", 7, 0.25, 128)
+    config.write_text("epoch: 7\n")
+    with pytest.raises(SystemExit, match="unknown option"):
+        resolve_config(["--config", str(config)])
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, data_root, capsys, monkeypatch):
+    real_loss = train.make_loss
+    calls = []
+
+    def loss_turning_nan(cfg):
+        loss = real_loss(cfg)
+
+        def wrapped(logits, targets):
+            calls.append(1)
+            value = loss(logits, targets)
+            return value * float("nan") if len(calls) > 4 else value  # 3 steps an epoch: NaN in epoch 2
+
+        return wrapped
+
+    monkeypatch.setattr(train, "make_loss", loss_turning_nan)
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "3", "--out", str(out)]) == 1
+    assert "loss became nan at epoch 2, step 2" in capsys.readouterr().err
+    assert read_meta(out / "last.safetensors").epoch == 1
+
+
+def test_resume_refuses_a_run_with_another_optimizer(tmp_path, data_root, capsys):
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out)]) == 0
+    with pytest.raises(SystemExit, match="cannot resume"):
+        train.main([*ARGS, "--data-root", str(data_root), "--epochs", "2", "--out", str(out),
+                    "--resume", "--optimizer", "sgd"])
+
+
+def _run(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "train_cli.train", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path, data_root):
+    common = [*ARGS, "--data-root", str(data_root), "--epochs", "3", "--save-every", "1"]
+    whole = _run([*common, "--out", str(tmp_path / "whole")])
+    assert whole.wait(timeout=300) == 0, whole.stderr.read().decode()
+
+    killed = _run([*common, "--out", str(tmp_path / "killed")])
+    last = tmp_path / "killed" / "last.safetensors"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (last.exists() and read_meta(last).epoch >= 1):
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the second epoch, between step checkpoints
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert read_meta(last).epoch < 3
+    resumed = _run([*common, "--out", str(tmp_path / "killed"), "--resume"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+
+    a = load_file(str(tmp_path / "whole" / "last.safetensors"))
+    b = load_file(str(last))
+    weights = [k for k in a if not k.startswith("resume/")]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+    assert read_meta(last).epoch == 3

@@ -1,0 +1,1 @@
+"""Training and evaluation of catviz models: ``catviz-train`` and ``catviz-eval``."""

@@ -1,0 +1,5 @@
+"""Dataset readers (COCO 2014, VOC2007, any COCO-format set, the offline demo set)."""
+
+from .readers import DatasetError, MultiLabelSplit, Sample, load_splits
+
+__all__ = ["DatasetError", "MultiLabelSplit", "Sample", "load_splits"]

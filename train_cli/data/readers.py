@@ -1,0 +1,183 @@
+"""Annotation readers: every dataset becomes a list of (image path, label vector).
+
+All files are checked up front, before any training starts: a missing root, a wrong
+layout, malformed JSON/XML, an annotation pointing at a missing image or an unknown
+category, an empty split all raise :class:`DatasetError` naming the path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_logger = logging.getLogger(__name__)
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)  # fmt: skip
+
+
+class DatasetError(ValueError):
+    """A dataset problem, found before training; the message names the path."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    target: np.ndarray  # (C,) int8: 1 present, 0 absent, -1 difficult (ignored by AP)
+
+
+@dataclass(frozen=True)
+class MultiLabelSplit:
+    name: str
+    class_names: list[str]
+    samples: list[Sample]
+
+    def targets(self) -> np.ndarray:
+        return np.stack([s.target for s in self.samples])
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{path}: {what} not found")
+    return path
+
+
+def _require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} not found")
+    return path
+
+
+def _check_split(split: MultiLabelSplit, source: Path) -> MultiLabelSplit:
+    if not split.samples:
+        raise DatasetError(f"{source}: split {split.name!r} has no images")
+    missing = [s.path for s in split.samples if not s.path.is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DatasetError(f"{source}: annotation points at a missing image {missing[0]}{more}")
+    return split
+
+
+def read_coco_json(
+    json_path: Path,
+    image_dir: Path,
+    split: str,
+    keep_unannotated: bool = False,
+    class_names: list[str] | None = None,
+) -> MultiLabelSplit:
+    """A COCO-style instances file → one label vector per image.
+
+    Labels are the categories sorted by id, mapped to 0..C-1 (for COCO 2014 this is the
+    order ML-GCN uses). Crowd annotations count as labels, as in ML-GCN. Images with no
+    annotation are dropped (ML-GCN) unless ``keep_unannotated`` keeps them all-negative.
+    """
+    _require_file(json_path, "annotation file")
+    _require_dir(image_dir, "image folder")
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{json_path}: malformed JSON at line {err.lineno}: {err.msg}") from err
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DatasetError(f"{json_path}: not a COCO instances file (no {key!r} list)")
+    categories = sorted(data["categories"], key=lambda c: c["id"])
+    names = [c["name"] for c in categories]
+    if class_names is not None and names != class_names:
+        raise DatasetError(f"{json_path}: categories {names} differ from the training set's {class_names}")
+    column = {c["id"]: i for i, c in enumerate(categories)}
+    images = {img["id"]: img["file_name"] for img in data["images"]}
+    labels: dict[int, set[int]] = {}
+    for ann in data["annotations"]:
+        if ann.get("image_id") not in images:
+            raise DatasetError(f"{json_path}: annotation {ann.get('id')} refers to unknown image id {ann.get('image_id')}")
+        if ann.get("category_id") not in column:
+            raise DatasetError(f"{json_path}: annotation {ann.get('id')} has unknown category id {ann.get('category_id')}")
+        labels.setdefault(ann["image_id"], set()).add(column[ann["category_id"]])
+    samples = []
+    for image_id, file_name in sorted(images.items()):
+        if image_id not in labels and not keep_unannotated:
+            continue
+        target = np.zeros(len(names), np.int8)
+        target[list(labels.get(image_id, ()))] = 1
+        samples.append(Sample(image_dir / file_name, target))
+    _logger.info(
+        "%s: %d of %d images (%s)", json_path, len(samples), len(images),
+        "all kept" if keep_unannotated else "unannotated dropped, ML-GCN convention",
+    )
+    return _check_split(MultiLabelSplit(split, names, samples), json_path)
+
+
+def read_voc(root: Path, split: str) -> MultiLabelSplit:
+    """VOC2007 (``VOCdevkit/VOC2007`` or that folder itself) → label vectors.
+
+    A class whose only objects in an image are flagged difficult is -1 for that image.
+    """
+    voc = root / "VOCdevkit" / "VOC2007" if (root / "VOCdevkit").is_dir() else root
+    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        _require_dir(voc / sub, f"VOC2007 folder {sub!r} (expected VOCdevkit/VOC2007/{sub})")
+    ids_file = _require_file(voc / "ImageSets" / "Main" / f"{split}.txt", f"VOC split list {split!r}")
+    ids = [line.split()[0] for line in ids_file.read_text().splitlines() if line.strip()]
+    column = {name: i for i, name in enumerate(VOC_CLASSES)}
+    samples = []
+    for image_id in ids:
+        xml_path = _require_file(voc / "Annotations" / f"{image_id}.xml", "annotation")
+        try:
+            objects = ET.parse(xml_path).getroot().findall("object")
+        except ET.ParseError as err:
+            raise DatasetError(f"{xml_path}: malformed XML: {err}") from err
+        target = np.zeros(len(VOC_CLASSES), np.int8)
+        for obj in objects:
+            name = (obj.findtext("name") or "").strip()
+            if name not in column:
+                raise DatasetError(f"{xml_path}: unknown VOC class {name!r}")
+            difficult = (obj.findtext("difficult") or "0").strip() == "1"
+            if not difficult:
+                target[column[name]] = 1
+            elif target[column[name]] == 0:
+                target[column[name]] = -1
+        samples.append(Sample(voc / "JPEGImages" / f"{image_id}.jpg", target))
+    return _check_split(MultiLabelSplit(split, list(VOC_CLASSES), samples), ids_file)
+
+
+def load_splits(
+    dataset: str, data_root: str | Path | None, keep_unannotated: bool = False
+) -> tuple[MultiLabelSplit, MultiLabelSplit]:
+    """(train, val) splits of ``dataset`` under ``data_root``.
+
+    - ``coco``: ``annotations/instances_{train,val}2014.json``, ``{train,val}2014/``.
+    - ``voc``: VOC2007 trainval / test.
+    - ``coco-format``: ``annotations/{train,val}.json`` and ``images/{train,val}/``.
+    - ``demo``: the generated demo set (built under ``data_root`` when missing).
+    """
+    if dataset == "demo":
+        from .demo import ensure_demo_set
+
+        root = ensure_demo_set(Path(data_root) if data_root else None)
+        dataset = "coco-format"
+    else:
+        if data_root is None:
+            raise DatasetError(f"--data-root is required for dataset {dataset!r}")
+        root = _require_dir(Path(data_root).expanduser(), "data root")
+    if dataset == "coco":
+        return tuple(
+            read_coco_json(root / "annotations" / f"instances_{s}2014.json", root / f"{s}2014", s, keep_unannotated)
+            for s in ("train", "val")
+        )
+    if dataset == "voc":
+        return read_voc(root, "trainval"), read_voc(root, "test")
+    if dataset == "coco-format":
+        train = read_coco_json(root / "annotations" / "train.json", root / "images" / "train", "train", keep_unannotated)
+        val = read_coco_json(
+            root / "annotations" / "val.json", root / "images" / "val", "val", keep_unannotated, train.class_names
+        )
+        return train, val
+    raise DatasetError(f"unknown dataset {dataset!r}; choose coco, voc, coco-format or demo")

@@ -1,0 +1,323 @@
+"""``catviz-train``: train CAT, the baseline or an ablation on COCO, VOC, COCO-format or demo data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import sys
+import time
+from contextlib import nullcontext
+
+import timm
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import models
+from models.checkpoint import CheckpointMeta, load_weights, read_resume, save_checkpoint, unwrap
+
+from . import state as resume_state
+from .config import TrainConfig, resolve_config
+from .data import DatasetError, MultiLabelSplit, load_splits
+from .data.dataset import EpochSampler, MultiLabelDataset, TransformConfig, collate_skipping_broken
+from .distributed import DistInfo, gather_rows, init_distributed
+from .metrics import multilabel_metrics
+from .schedule import lr_factor
+
+_logger = logging.getLogger("catviz.train")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
+    """The model and the arguments that rebuild it (stored in the checkpoint)."""
+    model_args = {k: v for k, v in (("backbone", cfg.backbone), ("fpn_out_conv", cfg.fpn_out_conv)) if v}
+    try:
+        model = models.create_model(
+            cfg.model, num_classes, pretrained=cfg.pretrained and not cfg.pretrained_file,
+            pretrained_file=cfg.pretrained_file, **model_args,
+        )
+    except (OSError, RuntimeError) as err:
+        raise SystemExit(
+            f"catviz-train: could not load pretrained weights for {cfg.model!r} ({err}); offline, "
+            "pass --pretrained-file FILE or --no-pretrained"
+        ) from err
+    return model, model_args
+
+
+def transform_config(cfg: TrainConfig, model: nn.Module) -> TransformConfig:
+    """Normalisation from the backbone's pretrained config: one source of truth."""
+    data_cfg = timm.data.resolve_data_config({}, model=unwrap(model).backbone)
+    return TransformConfig(
+        img_size=cfg.img_size, hflip=cfg.hflip, randaugment=cfg.randaugment, cutout=cfg.cutout,
+        mean=tuple(data_cfg["mean"]), std=tuple(data_cfg["std"]),
+    )
+
+
+def make_loss(cfg: TrainConfig):
+    if cfg.loss == "asl":
+        asl = timm.loss.AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=0, clip=0.05)
+        return lambda logits, targets: asl(logits, targets.clamp(min=0)) / logits.shape[0]
+
+    def bce(logits, targets):  # difficult (-1) entries carry no loss
+        known = (targets >= 0).float()
+        return F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0), weight=known)
+
+    return bce
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.amp == "none":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
+
+
+def make_loader(split: MultiLabelSplit, transform, train: bool, cfg: TrainConfig, dist: DistInfo):
+    dataset = MultiLabelDataset(split, transform, train=train, seed=cfg.seed)
+    if train:
+        sampler = EpochSampler(len(dataset), True, cfg.seed, dist.rank, dist.world_size)
+    else:  # every image exactly once across ranks
+        sampler = list(range(dist.rank, len(dataset), dist.world_size))
+    return DataLoader(
+        dataset, batch_size=max(1, cfg.batch_size // dist.world_size), sampler=sampler,
+        num_workers=cfg.workers, collate_fn=collate_skipping_broken, drop_last=train,
+        generator=torch.Generator(),  # keeps the global RNG (dropout) untouched by iteration
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dist: DistInfo, desc="eval"):
+    """(probabilities, targets, metrics) over the whole split, gathered across ranks."""
+    model.eval()
+    scores, targets = [], []
+    for batch in tqdm(loader, desc=desc, disable=not dist.is_main, leave=False):
+        if batch is None:
+            continue
+        images, target = batch
+        images = images.to(device, non_blocking=True)
+        if cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, device):
+            logits = model(images).logits
+        scores.append(torch.sigmoid(logits.float()).cpu())
+        targets.append(target)
+    scores = gather_rows(torch.cat(scores) if scores else torch.zeros(0, 0), dist)
+    targets = gather_rows(torch.cat(targets) if targets else torch.zeros(0, 0), dist)
+    return scores, targets, multilabel_metrics(scores.numpy(), targets.numpy())
+
+
+class Trainer:
+    """Holds the run's objects; ``train_one_epoch`` and ``save_last`` read them."""
+
+    def __init__(self, cfg: TrainConfig, dist: DistInfo, device: torch.device, argv_config: dict):
+        self.cfg, self.dist, self.device = cfg, dist, device
+        self.run_dir = cfg.run_dir()
+        train_split, val_split = load_splits(cfg.dataset, cfg.data_root, cfg.keep_unannotated)
+        if cfg.limit_images:
+            train_split = dataclasses.replace(train_split, samples=train_split.samples[: cfg.limit_images])
+            val_split = dataclasses.replace(val_split, samples=val_split.samples[: cfg.limit_images])
+        self.class_names = train_split.class_names
+        if dist.is_main:
+            _logger.info("%s: %d train / %d val images, %d labels", cfg.dataset,
+                         len(train_split.samples), len(val_split.samples), len(self.class_names))
+        self.model, self.model_args = build_model(cfg, len(self.class_names))
+        self.model.to(device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.transform = transform_config(cfg, self.model)
+        self.train_loader = make_loader(train_split, self.transform, True, cfg, dist)
+        self.val_loader = make_loader(val_split, self.transform, False, cfg, dist)
+        if len(self.train_loader) == 0:
+            raise DatasetError(f"training split has fewer images than one batch ({cfg.batch_size})")
+        self.optimizer = self._optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_factor(step / len(self.train_loader), cfg.epochs, cfg.schedule,
+                                   cfg.lr_step, cfg.lr_gamma, cfg.warmup_epochs),
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        self.ema = timm.utils.ModelEmaV3(self.model, decay=cfg.ema) if cfg.ema > 0 else None
+        self.loss_fn = make_loss(cfg)
+        self.epoch, self.step_in_epoch, self.best_map, self.metrics = 0, 0, -1.0, {}
+        self.config_dict = argv_config
+        if cfg.resume:
+            self._resume()
+        self.ddp = (
+            nn.parallel.DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            if dist.enabled else self.model
+        )
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.cfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+
+    # --- checkpoints -------------------------------------------------------------------
+    def meta(self) -> CheckpointMeta:
+        return CheckpointMeta(
+            model=self.cfg.model, class_names=self.class_names, model_args=self.model_args,
+            mean=self.transform.mean, std=self.transform.std, input_size=self.cfg.img_size,
+            dataset=self.cfg.dataset, epoch=self.epoch, metrics=self.metrics, config=self.config_dict,
+        )
+
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def save_last(self) -> None:
+        if not self.dist.is_main:
+            return
+        state = {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "best_map": self.best_map, "torch_rng": torch.get_rng_state(),
+            "model": unwrap(self.model).state_dict() if self.ema is not None else None,
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        tensors, skeleton = resume_state.pack(state)
+        save_checkpoint(self.run_dir / "last.safetensors", self.eval_model(), self.meta(), tensors, skeleton)
+
+    def _resume(self) -> None:
+        path = self.run_dir / "last.safetensors"
+        if not path.is_file():
+            raise SystemExit(f"catviz-train: --resume given but {path} does not exist")
+        meta = models.checkpoint.read_meta(path)
+        must_match = ("model", "dataset", "backbone", "optimizer", "fpn_out_conv", "ema", "amp")
+        changed = [k for k in must_match if meta.config.get(k) != getattr(self.cfg, k)]
+        if changed or meta.class_names != self.class_names:
+            what = ", ".join(f"{k}: {meta.config.get(k)!r} → {getattr(self.cfg, k)!r}" for k in changed) or "labels"
+            raise SystemExit(f"catviz-train: {path} was written by a different run ({what}); cannot resume")
+        from safetensors.torch import load_file
+
+        weights = {k: v for k, v in load_file(str(path)).items() if not k.startswith(resume_state.PREFIX)}
+        state = resume_state.unpack(*read_resume(path))
+        load_weights(self.model, state["model"] or weights, path)
+        if self.ema is not None:
+            load_weights(self.ema.module, weights, path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.best_map, self.metrics = state["best_map"], meta.metrics
+        if self.dist.is_main:
+            _logger.info("resumed %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
+
+    # --- training ----------------------------------------------------------------------
+    def train_one_epoch(self) -> float:
+        cfg, loader = self.cfg, self.train_loader
+        self.ddp.train()
+        per_rank_batch = loader.batch_size
+        loader.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * per_rank_batch)
+        loader.dataset.set_epoch(self.epoch)
+        total = len(loader) + self.step_in_epoch
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step_in_epoch,
+                   total=total, disable=not self.dist.is_main)
+        losses, seen, start = [], 0, time.perf_counter()
+        for batch in bar:
+            if batch is not None:
+                loss = self._step(*batch)
+                losses.append(loss)
+                seen += batch[0].shape[0] * self.dist.world_size
+            self.step_in_epoch += 1
+            bar.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-",
+                            img_s=f"{seen / (time.perf_counter() - start):.1f}")
+            if cfg.save_every and self.scheduler.last_epoch % cfg.save_every == 0:
+                self.save_last()
+        self.images_per_s = seen / (time.perf_counter() - start)
+        return float(sum(losses) / max(len(losses), 1))
+
+    def _step(self, images: torch.Tensor, targets: torch.Tensor) -> float:
+        images = images.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.cfg, self.device):
+            logits = self.ddp(images).logits
+        loss = self.loss_fn(logits.float(), targets)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; "
+                f"stopping. The last good checkpoint is {self.run_dir / 'last.safetensors'}; "
+                "try a lower --lr or --amp bf16 instead of fp16"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return loss.item()
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config_dict, sort_keys=False))
+        while self.epoch < cfg.epochs:
+            epoch_start = time.perf_counter()
+            train_loss = self.train_one_epoch()
+            _, _, metrics = evaluate(self.eval_model(), self.val_loader, self.device, cfg, self.dist)
+            self.metrics = {k: v for k, v in metrics.items() if k != "AP"} | {"AP": metrics["AP"]}
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            improved = metrics["mAP"] > self.best_map
+            self.best_map = max(self.best_map, metrics["mAP"])
+            self.save_last()
+            if self.dist.is_main:
+                if improved:
+                    save_checkpoint(self.run_dir / "best.safetensors", self.eval_model(), self.meta())
+                record = {
+                    "epoch": self.epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
+                    "images_per_s": self.images_per_s, "seconds": time.perf_counter() - epoch_start,
+                    **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")},
+                }
+                with open(self.run_dir / "log.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                tqdm.write(
+                    f"epoch {self.epoch}: loss {train_loss:.4f}  mAP {metrics['mAP']:.2f}  "
+                    f"CF1 {metrics['CF1']:.2f}  OF1 {metrics['OF1']:.2f}  (best {self.best_map:.2f})"
+                )
+        return self.metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = resolve_config(argv)
+    device = models.resolve_device(cfg.device)
+    dist = init_distributed(device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    torch.manual_seed(cfg.seed)
+    try:
+        trainer = Trainer(cfg, dist, device, dataclasses.asdict(cfg))
+        if dist.is_main:
+            _logger.info("model %s on %s; run folder %s", cfg.model, device, trainer.run_dir)
+        metrics = trainer.fit()
+    except (DatasetError, TrainingDiverged, models.checkpoint.CheckpointError) as err:
+        print(f"catviz-train: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if dist.enabled:
+            torch.distributed.destroy_process_group()
+    if dist.is_main and not math.isnan(metrics.get("mAP", float("nan"))):
+        print(f"done: best mAP {trainer.best_map:.2f}; checkpoints in {trainer.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
