@@ -157,7 +157,7 @@ class Trainer:
 
     def _optimizer(self) -> torch.optim.Optimizer:
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
         groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
         if self.cfg.optimizer == "adamw":
