@@ -42,6 +42,7 @@ from torch.func import jacrev, vmap
 
 from .baseline import Baseline
 from .cat import CAT
+from .outputs import ModelOutput
 
 
 @dataclass
@@ -79,10 +80,14 @@ def _pma_level_map(block: nn.Module, classifier: nn.Linear, query: Tensor, lower
 
 
 @torch.no_grad()
-def class_activation_maps(model: nn.Module, images: Tensor) -> CAMResult:
-    """CAMs of every label at every level, from one forward pass (see module docstring)."""
+def class_activation_maps(model: nn.Module, images: Tensor, output: ModelOutput | None = None) -> CAMResult:
+    """CAMs of every label at every level, from one forward pass (see module docstring).
+
+    ``output``: that pass's result when the caller already ran it with
+    ``return_features=True``, so the CAMs cost no second forward.
+    """
     _require_eval(model)
-    out = model(images, return_features=True)
+    out = output if output is not None and output.features else model(images, return_features=True)
     maps: dict[str, Tensor] = {}
     exact: dict[str, bool] = {}
     for level, classifier in model.classifiers.items():

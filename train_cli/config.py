@@ -58,7 +58,7 @@ class TrainConfig:
 # The demo set trains from scratch on a tiny backbone on a laptop CPU.
 DATASET_PRESETS = {
     "demo": dict(
-        model="cat_tiny", pretrained=False, epochs=30, batch_size=32, lr=2e-3, optimizer="adamw",
+        model="cat_tiny", pretrained=False, epochs=12, batch_size=16, lr=2e-3, optimizer="adamw",
         weight_decay=0.05, schedule="cosine", warmup_epochs=1.0, img_size=128, hflip=False, workers=2,
     ),
 }

@@ -1,14 +1,15 @@
-"""The offline demo set: multi-label scenes of handwritten digits at very different sizes.
+"""The offline demo set: multi-label scenes of digits at very different sizes.
 
-Built deterministically, with no download, from scikit-learn's bundled handwritten
-digits (UCI ML digits, 1,797 real 8x8 scans by 43 writers). Each 128x128 scene holds
-1-4 distinct digits, each scaled to a size drawn log-uniformly from 16 to 80 pixels,
-in a colour that contrasts with the smooth, cluttered background; the labels are the digits
-present ("0".."9"). Small digits cover a fraction of one stride-32 cell, large ones
-most of the image: the object-size spread that motivates CAT's cross-layer fusion.
-Train scenes use the first 1,400 scans, val scenes the other 397, so validation
-digits are unseen handwriting. Written in COCO format (with boxes), so the same
-reader as for any COCO-format set loads it.
+Built deterministically, with no download. Each 128x128 scene holds 1-4 distinct
+digits, each scaled to a size drawn log-uniformly from 16 to 80 pixels, in a colour
+that contrasts with a smooth background crossed by clutter strokes; the labels are
+the digits present ("0".."9"). A quarter of the digits are real handwriting:
+scikit-learn's bundled UCI digits (1,797 8x8 scans by 43 writers; train scenes use
+the first 1,400, val scenes the other 397, so validation handwriting is unseen). The
+rest are typeset in OpenCV's Hershey fonts with random weight and a ±20° slant.
+Small digits cover a fraction of one stride-32 cell, large ones most of the image:
+the object-size spread that motivates CAT's cross-layer fusion. Written in COCO
+format (with boxes), so the reader for any COCO-format set loads it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import numpy as np
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 2
+VERSION = 3
 IMAGE_SIZE = 128
 SPLITS = {"train": (2400, 0), "val": (600, 1)}  # images, seed offset
 CLASS_NAMES = [str(d) for d in range(10)]
 MIN_SIZE, MAX_SIZE = 16, 80
 TRAIN_SCANS = 1400
+SCAN_SHARE = 0.25  # the other digits are typeset in OpenCV's Hershey fonts
 
 
 def default_root() -> Path:
@@ -46,9 +48,26 @@ def _background(rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def _paste_digit(image: np.ndarray, scan: np.ndarray, box: tuple[int, int, int], rng: np.random.Generator) -> None:
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+         cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN)
+
+
+def _typeset_mask(digit: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A (size, size) mask of ``digit`` in a random Hershey font, weight and slant."""
+    font = FONTS[rng.integers(len(FONTS))]
+    canvas = np.zeros((64, 64), np.uint8)
+    thickness = int(rng.integers(2, 6))
+    (w, h), _ = cv2.getTextSize(str(digit), font, 1.0, thickness)
+    scale = 44 / max(w, h)
+    (w, h), _ = cv2.getTextSize(str(digit), font, scale, thickness)
+    cv2.putText(canvas, str(digit), ((64 - w) // 2, (64 + h) // 2), font, scale, 255, thickness, cv2.LINE_AA)
+    rotation = cv2.getRotationMatrix2D((32, 32), float(rng.uniform(-20, 20)), 1.0)
+    canvas = cv2.warpAffine(canvas.astype(np.float32) / 255, rotation, (64, 64))
+    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _paste_digit(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int], rng: np.random.Generator) -> None:
     x, y, size = box
-    mask = cv2.resize(scan.astype(np.float32) / 16.0, (size, size), interpolation=cv2.INTER_CUBIC)
     mask = np.clip(mask, 0, 1)[..., None]
     behind = image[y : y + size, x : x + size]
     # Dark digits on light ground and light on dark, in a random hue: always legible.
@@ -69,8 +88,12 @@ def _scene(scans: np.ndarray, digits: np.ndarray, rng: np.random.Generator):
             if all(_overlap((x, y, size), b) < 0.2 for b in boxes):
                 break
         boxes.append((x, y, size))
-        candidates = np.flatnonzero(digits == cls)
-        _paste_digit(image, scans[rng.choice(candidates)], boxes[-1], rng)
+        if rng.random() < SCAN_SHARE:  # a real handwritten scan
+            scan = scans[rng.choice(np.flatnonzero(digits == cls))].astype(np.float32) / 16.0
+            mask = cv2.resize(scan, (size, size), interpolation=cv2.INTER_CUBIC)
+        else:
+            mask = _typeset_mask(int(cls), size, rng)
+        _paste_digit(image, mask, boxes[-1], rng)
     return np.clip(image, 0, 255).astype(np.uint8), list(zip(classes.tolist(), boxes, strict=True))
 
 

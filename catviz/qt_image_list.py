@@ -1,0 +1,63 @@
+"""The image list: thumbnails, unreadable files flagged with their reason."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QStyle
+
+from .state import AppState, ImageEntry
+
+THUMB = 72
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 RGB → QImage (copied, so the array may go)."""
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    return QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class QtImageList(QListWidget):
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setIconSize(QSize(THUMB, THUMB))
+        self.setUniformItemSizes(True)
+        self.setAcceptDrops(False)  # the main window takes drops
+        self.currentRowChanged.connect(self._on_row_changed)
+        state.subscribe("images_added", self._on_images_added)
+        state.subscribe("image_loaded", self._on_image_loaded)
+        state.subscribe("selection_changed", self._on_selection_changed)
+
+    def _item(self, entry: ImageEntry) -> QListWidgetItem | None:
+        index = self.state.images.index(entry)
+        return self.item(index) if index < self.count() else None
+
+    def _on_images_added(self, entries: list[ImageEntry]) -> None:
+        for entry in entries:
+            item = QListWidgetItem(entry.path.name)
+            item.setToolTip(str(entry.path))
+            self.addItem(item)
+
+    def _on_image_loaded(self, entry: ImageEntry) -> None:
+        item = self._item(entry)
+        if item is None:
+            return
+        if entry.error:
+            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+            item.setText(f"{entry.path.name}\n(unreadable)")
+            item.setForeground(QColor("#b00020"))
+            item.setToolTip(entry.error)
+            return
+        pixmap = QPixmap.fromImage(to_qimage(entry.image)).scaled(
+            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        item.setIcon(QIcon(pixmap))
+
+    def _on_selection_changed(self, entry: ImageEntry | None) -> None:
+        if self.currentRow() != self.state.current:
+            self.setCurrentRow(self.state.current)
+
+    def _on_row_changed(self, row: int) -> None:
+        self.state.select(row)
