@@ -9,9 +9,12 @@ model misses (probability below the threshold) is captioned in red, as in the pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from models.checkpoint import atomic_write
 
 from .inference import InferenceResult
 from .render import cam_for_label, overlay
@@ -68,5 +71,8 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
 
 
 def save_png(path, figure: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write PNG")
+    """Encode and write atomically: a reader never sees half a PNG."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"{path}: could not encode PNG")
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data.tobytes()))

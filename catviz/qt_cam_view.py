@@ -79,11 +79,8 @@ class QtCamView(QWidget):
         state.subscribe("settings_changed", lambda keys: self.refresh() if keys - {"threshold", "query", "head", "lrd_layer"} else None)
 
     def current_label(self) -> int | None:
-        names, label = self.state.class_names, self.state.settings.label
-        if label in names:
-            return names.index(label)
-        result = self.state.result("cat") or self.state.result("baseline")
-        return int(result.probabilities.argmax()) if result is not None else None
+        label = self.state.shown_label()
+        return None if label is None else self.state.class_names.index(label)
 
     def refresh(self, new_image: bool = False) -> None:
         entry, s = self.state.current_entry, self.state.settings

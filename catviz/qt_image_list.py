@@ -26,6 +26,7 @@ class QtImageList(QListWidget):
         self.setIconSize(QSize(THUMB, THUMB))
         self.setUniformItemSizes(True)
         self.setAcceptDrops(False)  # the main window takes drops
+        self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)  # figure export: several
         self.currentRowChanged.connect(self._on_row_changed)
         state.subscribe("images_added", self._on_images_added)
         state.subscribe("image_loaded", self._on_image_loaded)

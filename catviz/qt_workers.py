@@ -69,6 +69,7 @@ class InferenceController(QObject):
         state.subscribe("selection_changed", lambda entry: self.request_current())
         state.subscribe("images_added", self._on_images_added)
         state.subscribe("models_changed", lambda role: self.request_current())
+        state.subscribe("result_ready", lambda path, role: self._request_grad_cam())
         state.subscribe("settings_changed", self._on_settings_changed)
 
     # plumbing --------------------------------------------------------------------------
@@ -170,11 +171,11 @@ class InferenceController(QObject):
             self._request_grad_cam()
 
     def grad_cam_key(self, role: str) -> tuple | None:
-        s, entry = self.state.settings, self.state.current_entry
-        if s.cam_method == "CAM" or entry is None or s.label is None or role not in self.state.models:
+        s, entry, label = self.state.settings, self.state.current_entry, self.state.shown_label()
+        if s.cam_method == "CAM" or entry is None or label is None or role not in self.state.models:
             return None
         level = "S5" if role == "baseline" else (s.cam_level if s.cam_level in ("P5", "P4", "P3") else "P3")
-        return (entry.path, role, s.label, level, s.cam_method, id(self.state.models[role]))
+        return (entry.path, role, label, level, s.cam_method, id(self.state.models[role]))
 
     def _request_grad_cam(self) -> None:
         entry = self.state.current_entry

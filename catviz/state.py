@@ -128,6 +128,13 @@ class AppState(Observable):
         entry = entry or self.current_entry
         return self.results.get((entry.path, role)) if entry else None
 
+    def shown_label(self) -> str | None:
+        """The selected label, else the one CAT (or the baseline) finds most likely."""
+        if self.settings.label in self.class_names:
+            return self.settings.label
+        result = self.result("cat") or self.result("baseline")
+        return self.class_names[int(result.probabilities.argmax())] if result is not None else None
+
     def missing_results(self, entry: ImageEntry) -> list[str]:
         return [role for role in self.models if (entry.path, role) not in self.results]
 

@@ -1,0 +1,85 @@
+"""Tiny checkpoints and image files (good and bad) written by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import models
+from models.checkpoint import CheckpointMeta, save_checkpoint
+
+CLASSES = ["cat", "dog", "car", "bus", "tree"]
+
+
+def make_checkpoint(path, name: str, classes=CLASSES, seed: int = 0, input_size: int = 96):
+    torch.manual_seed(seed)
+    model = models.create_model(name, len(classes))
+    save_checkpoint(path, model, CheckpointMeta(model=name, class_names=list(classes), input_size=input_size,
+                                                mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), dataset="test"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    return {
+        "baseline": make_checkpoint(root / "baseline.safetensors", "baseline_tiny"),
+        "cat": make_checkpoint(root / "cat.safetensors", "cat_tiny"),
+    }
+
+
+def write_good_images(folder, count: int = 3):
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        rng = np.random.default_rng(i)
+        path = folder / f"good{i}.png"
+        cv2.imwrite(str(path), rng.integers(0, 255, (120 + 10 * i, 160, 3), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+def write_odd_images(folder):
+    """Files that are images in unusual forms: each must be shown correctly."""
+    import cv2
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    files = {}
+    cv2.imwrite(str(folder / "gray.png"), rgb[..., 0])
+    files["gray.png"] = (60, 90)
+    cv2.imwrite(str(folder / "deep16.png"), (rgb.astype(np.uint16) * 257))
+    files["deep16.png"] = (60, 90)
+    Image.fromarray(rgb).convert("RGBA").save(folder / "rgba.png")
+    files["rgba.png"] = (60, 90)
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    files["cmyk.jpg"] = (60, 90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    Image.fromarray(rgb).save(folder / "exif_rotated.jpg", exif=exif)
+    files["exif_rotated.jpg"] = (90, 60)
+    frames = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    files["animated.gif"] = (60, 90)
+    return files
+
+
+def write_bad_files(folder):
+    """Files that are not readable images: each must give a message, never a crash."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image at all")
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    good = folder / "_whole.png"
+    cv2.imwrite(str(good), np.zeros((50, 50, 3), np.uint8))
+    data = good.read_bytes()
+    good.unlink()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 3])
+    return sorted(folder.iterdir())
