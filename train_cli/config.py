@@ -24,6 +24,7 @@ class TrainConfig:
     pretrained: bool = True  # ImageNet weights through timm (needs the hub)
     pretrained_file: str | None = None  # local weights file for the backbone (offline)
     fpn_out_conv: str | None = None  # 3x3 | 1x1 | none; default: the variant's (3x3)
+    dropout: float | None = None  # transformer dropout (CAT variants); default 0.1
     epochs: int = 60
     batch_size: int = 16  # global, across all processes
     lr: float = 0.01
@@ -80,6 +81,7 @@ HELP = {
     "pretrained": "load ImageNet-pretrained backbone weights through timm (downloads from the hub)",
     "pretrained_file": "local backbone weights file (.safetensors/.pth of the timm classifier), for offline use",
     "fpn_out_conv": "FPN output conv: 3x3 (FPN paper, default), 1x1 or none",
+    "dropout": "dropout in the LRD/CLF transformer blocks (default 0.1; CAT variants only)",
     "epochs": "training epochs",
     "batch_size": "global batch size (split across torchrun processes)",
     "lr": "peak learning rate",
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[f.name])
             continue
-        kind = {"int": int, "float": float}.get(f.type, str)
+        kind = {"int": int, "float": float}.get(f.type.removesuffix(" | None"), str)
         parser.add_argument(flag, type=kind, default=None, choices=CHOICES.get(f.name), help=HELP[f.name])
     return parser
 

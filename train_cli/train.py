@@ -38,7 +38,8 @@ class TrainingDiverged(RuntimeError):
 
 def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
     """The model and the arguments that rebuild it (stored in the checkpoint)."""
-    model_args = {k: v for k, v in (("backbone", cfg.backbone), ("fpn_out_conv", cfg.fpn_out_conv)) if v}
+    model_args = {k: v for k, v in (("backbone", cfg.backbone), ("fpn_out_conv", cfg.fpn_out_conv),
+                                    ("dropout", cfg.dropout)) if v is not None}
     try:
         model = models.create_model(
             cfg.model, num_classes, pretrained=cfg.pretrained and not cfg.pretrained_file,
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     dist = init_distributed(device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + dist.rank)  # DDP broadcasts rank 0's initial weights
     try:
         trainer = Trainer(cfg, dist, device, dataclasses.asdict(cfg))
         if dist.is_main:

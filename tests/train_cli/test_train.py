@@ -1,6 +1,7 @@
 """End-to-end runs of catviz-train / catviz-eval on fixtures the tests write."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -123,3 +124,27 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     weights = [k for k in a if not k.startswith("resume/")]
     assert weights and all(torch.equal(a[k], b[k]) for k in weights)
     assert read_meta(last).epoch == 3
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_matches_one_process_with_the_same_global_batch(tmp_path, data_root):
+    # LayerNorm backbone and no dropout: per-rank batches then give exactly the global batch's gradient.
+    common = [*ARGS, "--data-root", str(data_root), "--epochs", "2", "--batch-size", "8",
+              "--backbone", "test_convnext", "--dropout", "0", "--optimizer", "sgd", "--lr", "0.05"]
+    # (SGD, not Adam: Adam rescales the float noise of zero-gradient parameters, such as
+    # attention key biases, into full-size steps that differ between the two runs.)
+    single = _run([*common, "--out", str(tmp_path / "single")])
+    assert single.wait(timeout=300) == 0, single.stderr.read().decode()
+    ddp = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "train_cli.train", *common, "--out", str(tmp_path / "ddp")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert ddp.wait(timeout=300) == 0, ddp.stderr.read().decode()[-3000:]
+    a = load_file(str(tmp_path / "single" / "last.safetensors"))
+    b = load_file(str(tmp_path / "ddp" / "last.safetensors"))
+    weights = [k for k in a if not k.startswith("resume/")]
+    for key in weights:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    # evaluation gathered across ranks: the same metrics as one process
+    assert read_meta(tmp_path / "ddp" / "last.safetensors").metrics["mAP"] == pytest.approx(
+        read_meta(tmp_path / "single" / "last.safetensors").metrics["mAP"], abs=1e-3)
