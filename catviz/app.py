@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also list a dataset's validation split with its ground truth")
     parser.add_argument("--data-root", help="dataset folder for --dataset")
     parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images")
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="once the first image's results are shown, save a screenshot of the screen and quit")
     return parser
 
 
@@ -128,12 +131,31 @@ def main(argv: list[str] | None = None) -> int:
     controller = InferenceController(state, resolve_device(args.device))
     sources = {role: "(bundled demo)" if path == demo.DEMO_CHECKPOINTS.get(role) else "" for role, path in checkpoints.items()}
     window = QtMainWindow(state, controller, sources)
-    window.resize(1280, 800)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    window.resize(width, height)
     window.show()
     for role, path in checkpoints.items():
         controller.load_checkpoint(path, role)
     state.add_images(paths, truth)
+    if args.screenshot:
+        _screenshot_when_ready(app, window, args.screenshot)
     return app.exec()
+
+
+def _screenshot_when_ready(app, window, path: Path) -> None:
+    """Poll until every loaded model's result for the current image is shown, then grab."""
+    from PySide6.QtCore import QTimer
+
+    def check() -> None:
+        state = window.state
+        ready = state.models and all(state.result(r) is not None for r in state.models)
+        if ready and window.controller.pending == 0:
+            timer.stop()
+            QTimer.singleShot(500, lambda: (window.screen().grabWindow(0).save(str(path)), app.quit()))
+
+    timer = QTimer(window)
+    timer.timeout.connect(check)
+    timer.start(100)
 
 
 if __name__ == "__main__":
