@@ -6,17 +6,16 @@ checkpoint's metadata and come from the backbone's pretrained config at training
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-# OpenCV refuses to decode images above this many pixels (read when it first decodes):
-# a 16k x 16k image is fine, a decompression bomb is an error, not a 30 GB allocation.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2**28))
-
-import cv2  # noqa: E402
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
+
+#: Larger images are refused before decoding: a 16k x 16k photo is fine, a decompression
+#: bomb is a clear error rather than a many-GB allocation.
+MAX_PIXELS = 2**28
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors reach the user as ImageLoadError, not as OpenCV's stderr lines
 
@@ -37,19 +36,33 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageLoadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    _check_dimensions(path)
     try:
         # IMREAD_COLOR applies EXIF orientation, drops alpha, converts gray/CMYK/palette.
         image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as err:
         raise ImageLoadError(f"{path}: cannot decode image ({err.msg.strip()})") from err
     if image is None:
-        raise ImageLoadError(
-            f"{path}: not a readable image (unknown format, truncated or corrupt data, "
-            f"or more than {os.environ['OPENCV_IO_MAX_IMAGE_PIXELS']} pixels)"
-        )
+        raise ImageLoadError(f"{path}: not a readable image (unknown format, or truncated or corrupt data)")
     if image.dtype != np.uint8:
         image = (image / 257).astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_dimensions(path: Path) -> None:
+    """Read only the header (Pillow opens lazily) and refuse oversized images."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with our own message
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # not a format Pillow knows: OpenCV decides below
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(
+            f"{path}: image too large ({width}x{height} = {width * height:,} pixels; limit {MAX_PIXELS:,})"
+        )
 
 
 def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

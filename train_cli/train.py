@@ -14,6 +14,8 @@ import timm
 import torch
 import torch.nn.functional as F
 import yaml
+from timm.loss import AsymmetricLossMultiLabel
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -64,7 +66,7 @@ def transform_config(cfg: TrainConfig, model: nn.Module) -> TransformConfig:
 
 def make_loss(cfg: TrainConfig):
     if cfg.loss == "asl":
-        asl = timm.loss.AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=0, clip=0.05)
+        asl = AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=0, clip=0.05)
         return lambda logits, targets: asl(logits, targets.clamp(min=0)) / logits.shape[0]
 
     def bce(logits, targets):  # difficult (-1) entries carry no loss
@@ -145,7 +147,7 @@ class Trainer:
                                    cfg.lr_step, cfg.lr_gamma, cfg.warmup_epochs),
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-        self.ema = timm.utils.ModelEmaV3(self.model, decay=cfg.ema) if cfg.ema > 0 else None
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema) if cfg.ema > 0 else None
         self.loss_fn = make_loss(cfg)
         self.epoch, self.step_in_epoch, self.best_map, self.metrics = 0, 0, -1.0, {}
         self.config_dict = argv_config
@@ -265,11 +267,20 @@ class Trainer:
             self.ema.update(self.model)
         return loss.item()
 
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise SystemExit("catviz-train: --tensorboard needs the tensorboard package (pip install tensorboard)") from err
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
     def fit(self) -> dict:
         cfg = self.cfg
+        board = None
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config_dict, sort_keys=False))
+            board = self._tensorboard() if cfg.tensorboard else None
         while self.epoch < cfg.epochs:
             epoch_start = time.perf_counter()
             train_loss = self.train_one_epoch()
@@ -289,6 +300,10 @@ class Trainer:
                 }
                 with open(self.run_dir / "log.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
+                if board is not None:
+                    for key, value in record.items():
+                        board.add_scalar(key, value, self.epoch)
+                    board.flush()
                 tqdm.write(
                     f"epoch {self.epoch}: loss {train_loss:.4f}  mAP {metrics['mAP']:.2f}  "
                     f"CF1 {metrics['CF1']:.2f}  OF1 {metrics['OF1']:.2f}  (best {self.best_map:.2f})"

@@ -73,7 +73,9 @@ def test_dropped_checkpoints_and_images_fill_every_panel(qtbot, window, checkpoi
     window.state.update_settings(label=rows[-1][0])  # least likely label
     assert not np.array_equal(before, cam_panels["cat"].heat)
 
-    window.state.step(1)  # arrow keys move through images
+    window.activateWindow()
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Right)  # arrow keys move through images
     assert window.image_list.currentRow() == 1
     wait_results(qtbot, window)
     assert images[1] == window.state.current_entry.path
@@ -206,3 +208,13 @@ def test_settings_persist_across_windows(qtbot, window, checkpoints):
     again.reopen_last_checkpoints()
     qtbot.waitUntil(lambda: set(state.models) == {"baseline", "cat"}, timeout=20000)
     assert state.models["cat"].path == checkpoints["cat"]
+
+
+def test_a_dataset_split_is_listed_with_its_ground_truth(qtbot, window, tmp_path):
+    from catviz.app import dataset_images
+    from tests.fixtures import write_coco_format
+
+    paths, truth = dataset_images("coco-format", str(write_coco_format(tmp_path / "data")), limit=3)
+    window.state.add_images(paths, truth)
+    assert window.image_list.count() == 3
+    assert window.state.images[0].ground_truth == {"car", "zebra"}

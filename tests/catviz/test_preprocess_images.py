@@ -21,3 +21,12 @@ def test_bad_files_raise_a_message_naming_the_file(tmp_path):
             load_image(path)
     with pytest.raises(ImageLoadError, match="no such file"):
         load_image(tmp_path / "missing.png")
+
+
+def test_enormous_images_are_refused_from_the_header_without_decoding(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "huge.png"
+    Image.new("1", (20000, 15000)).save(path)  # 300 M pixels, a few hundred KB on disk
+    with pytest.raises(ImageLoadError, match=r"huge.png: image too large \(20000x15000"):
+        load_image(path)

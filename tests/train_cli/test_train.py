@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -148,3 +149,35 @@ def test_two_process_gloo_ddp_matches_one_process_with_the_same_global_batch(tmp
     # evaluation gathered across ranks: the same metrics as one process
     assert read_meta(tmp_path / "ddp" / "last.safetensors").metrics["mAP"] == pytest.approx(
         read_meta(tmp_path / "single" / "last.safetensors").metrics["mAP"], abs=1e-3)
+
+
+def test_an_undecodable_image_is_reported_with_its_path_and_skipped(tmp_path, data_root, caplog):
+    broken = data_root / "images" / "train" / "2.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out)]) == 0
+    assert any(str(broken) in r.getMessage() and "skipping image" in r.getMessage() for r in caplog.records)
+    assert (out / "last.safetensors").exists()
+
+
+def test_opt_in_recipe_changes_run(tmp_path, data_root):
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "2", "--out", str(out),
+                       "--ema", "0.9", "--loss", "asl", "--randaugment", "--cutout", "0.5",
+                       "--schedule", "onecycle", "--warmup-epochs", "0.5"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["train_loss"]) for r in log)
+    # resume of an EMA run restores both the raw and the averaged weights
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "3", "--out", str(out),
+                       "--ema", "0.9", "--loss", "asl", "--randaugment", "--cutout", "0.5",
+                       "--schedule", "onecycle", "--warmup-epochs", "0.5", "--resume"]) == 0
+    assert read_meta(out / "last.safetensors").epoch == 3
+
+
+def test_step_and_cosine_schedules_are_the_documented_functions():
+    from train_cli.schedule import lr_factor
+
+    assert lr_factor(29.9, 60) == 1.0 and lr_factor(30, 60) == pytest.approx(0.1) and lr_factor(59, 60) == pytest.approx(0.1)
+    assert lr_factor(0, 10, "cosine") == 1.0
+    assert lr_factor(5, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(0.5, 10, "cosine", warmup_epochs=1) == pytest.approx(0.5 * 0.5 * (1 + np.cos(np.pi * 0.05)))
