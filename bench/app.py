@@ -28,7 +28,10 @@ from catviz.qt_main_window import QtMainWindow  # noqa: E402
 from catviz.qt_workers import InferenceController  # noqa: E402
 from catviz.state import AppState  # noqa: E402
 from models.cam import class_activation_maps  # noqa: E402
-from models.preprocess import preprocess  # noqa: E402
+from models.preprocess import (
+    load_image,  # noqa: E402
+    preprocess,  # noqa: E402
+)
 
 
 def wait(app, condition, timeout=60.0) -> None:
@@ -64,7 +67,7 @@ def main() -> None:
 
     app_times, bare_times, cam_times, forward_times = [], [], [], []
     for path in paths:
-        image = inference.read_image(path)
+        image = load_image(path)
         for m in loaded.values():  # warm caches for this image size
             inference.run_model(m, image)
         bare = 0.0

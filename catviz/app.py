@@ -9,7 +9,7 @@ from pathlib import Path
 
 from models.checkpoint import CheckpointError
 from models.device import resolve_device
-from models.preprocess import ImageLoadError
+from models.preprocess import ImageLoadError, load_image
 
 from . import demo, figure, inference
 from .state import expand_paths
@@ -81,7 +81,7 @@ def export_main(argv: list[str]) -> int:
     rows = []
     for path in expand_paths(paths):
         try:
-            image = inference.read_image(path)
+            image = load_image(path)
         except ImageLoadError as err:
             print(f"catviz export: skipped {err}", file=sys.stderr)
             continue

@@ -19,7 +19,7 @@ from torch import nn
 
 from models.cam import class_activation_maps, grad_cam
 from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
-from models.preprocess import load_image, preprocess
+from models.preprocess import preprocess
 
 _logger = logging.getLogger(__name__)
 
@@ -130,8 +130,3 @@ def attention_rollout(lrd_layers: list[np.ndarray]) -> np.ndarray:
         a = 0.5 * weights.mean(0) + 0.5 * np.eye(weights.shape[-1])
         rollout = (a / a.sum(-1, keepdims=True)) @ rollout
     return rollout
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image for display and inference (errors name the file)."""
-    return load_image(path)

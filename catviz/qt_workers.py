@@ -18,7 +18,7 @@ import torch
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from models.checkpoint import CheckpointError
-from models.preprocess import ImageLoadError
+from models.preprocess import ImageLoadError, load_image
 
 from . import inference
 from .state import AppState, ImageEntry
@@ -116,7 +116,7 @@ class InferenceController(QObject):
     def _decode(self, entry: ImageEntry) -> None:
         path = entry.path
         self._submit(
-            lambda: inference.read_image(path),
+            lambda: load_image(path),
             lambda image: self._decoded(path, image),
             lambda message: self.state.set_image_data(path, None, message),
             priority=1,
