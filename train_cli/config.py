@@ -117,16 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train CAT, its baseline or an ablation. Defaults are the paper's recipe "
         "(SGD lr 0.01, momentum 0.9, wd 1e-4, x0.1 every 30 epochs, 60 epochs, batch 16, 448px); "
         "--dataset demo switches to a from-scratch preset for the CPU.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML file setting any of the options below; flags override it")
     for f in fields(TrainConfig):
+        # Flags default to None so that only the ones given override the config file.
         flag = "--" + f.name.replace("_", "-")
+        demo = DATASET_PRESETS["demo"].get(f.name)
+        text = f"{HELP[f.name]} (default: {f.default}{f'; demo: {demo}' if demo is not None else ''})"
         if f.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[f.name])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue
         kind = {"int": int, "float": float}.get(f.type.removesuffix(" | None"), str)
-        parser.add_argument(flag, type=kind, default=None, choices=CHOICES.get(f.name), help=HELP[f.name])
+        parser.add_argument(flag, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
     return parser
 
 
