@@ -16,21 +16,23 @@ import statistics
 import time
 from pathlib import Path
 
+import _path  # noqa: F401  (must come first: see bench/_path.py)
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pyqtgraph as pg  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import pyqtgraph as pg
+import torch
+from PySide6.QtWidgets import QApplication
 
-import models  # noqa: E402
-from catviz import demo, inference  # noqa: E402
-from catviz.qt_main_window import QtMainWindow  # noqa: E402
-from catviz.qt_workers import InferenceController  # noqa: E402
-from catviz.state import AppState  # noqa: E402
-from models.cam import class_activation_maps  # noqa: E402
+import models
+from catviz import demo, inference
+from catviz.qt_main_window import QtMainWindow
+from catviz.qt_workers import InferenceController
+from catviz.state import AppState
+from models.cam import class_activation_maps
 from models.preprocess import (
-    load_image,  # noqa: E402
-    preprocess,  # noqa: E402
+    load_image,
+    preprocess,
 )
 
 

@@ -18,6 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
+import _path  # noqa: F401  (must come first: see bench/_path.py)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 

@@ -17,6 +17,7 @@ import platform
 import time
 from pathlib import Path
 
+import _path  # noqa: F401  (must come first: see bench/_path.py)
 import torch
 import torch.nn.functional as F
 
