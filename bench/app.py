@@ -107,7 +107,7 @@ def main() -> None:
           f"{result['bare_forward_both_ms']:.0f} ms; ratio {result['app_vs_bare']:.2f} (target <= 1.3)")
     print(f"  CAT CAMs of all {len(state.class_names)} labels at every level: {result['cat_all_label_cams_ms']:.0f} ms; "
           f"one CAT forward: {result['cat_forward_ms']:.0f} ms; ratio {result['cams_vs_forward']:.2f}")
-    out = Path(__file__).parent / "results" / f"app-{device.type}.json"
+    out = Path(__file__).parent / "results" / f"app-{device.type}-{loaded['cat'].meta.model}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -99,7 +99,7 @@ def main() -> None:
     for workers, rate in pipeline.items():
         per = rate / max(workers, 1)
         print(f"data pipeline, {workers} workers: {rate:.0f} img/s ({per:.0f} per worker{' (main process)' if not workers else ''})")
-    out = Path(__file__).parent / "results" / f"train-{device.type}.json"
+    out = Path(__file__).parent / "results" / f"train-{device.type}-{args.size}px-w{args.workers}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": str(device), "size": args.size,
                                "batch_size": args.batch_size, "models": rows,
