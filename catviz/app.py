@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("catviz")
     app.setApplicationName("catviz")
     state = AppState()
-    controller = InferenceController(state, resolve_device(args.device))
+    controller = InferenceController(state, args.device)
     sources = {role: "(bundled demo)" if path == demo.DEMO_CHECKPOINTS.get(role) else "" for role, path in checkpoints.items()}
     window = QtMainWindow(state, controller, sources)
     width, height = (int(v) for v in args.size.lower().split("x"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -19,6 +18,8 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from models.device import available_devices
+
 from . import figure, inference
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
@@ -29,10 +30,6 @@ from .state import ROLES, AppState
 
 _logger = logging.getLogger(__name__)
 CHECKPOINT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin"}
-
-
-def devices() -> list[str]:
-    return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 
 class QtMainWindow(QMainWindow):
@@ -109,9 +106,10 @@ class QtMainWindow(QMainWindow):
         self.timings = QLabel()
         self.device_label = QLabel()
         self.device_box = QComboBox()
-        self.device_box.addItems(devices())
-        self.device_box.setCurrentText(str(self.controller.device) if str(self.controller.device) in devices() else "cpu")
-        self.device_box.currentTextChanged.connect(lambda name: self.controller.set_device(torch.device(name)))
+        self.device_box.addItems(available_devices())
+        current = str(self.controller.device)
+        self.device_box.setCurrentText(current if current in available_devices() else "cpu")
+        self.device_box.currentTextChanged.connect(self.controller.set_device)
         for widget in (self.timings, self.device_label, QLabel("Device"), self.device_box, self.busy):
             bar.addPermanentWidget(widget)
         self._update_device_label()
@@ -168,13 +166,14 @@ class QtMainWindow(QMainWindow):
             return
         rows = {i.row() for i in self.image_list.selectedIndexes()} or range(len(self.state.images))
         entries = [self.state.images[i] for i in sorted(rows) if self.state.images[i].image is not None]
-        models = dict(self.state.models)
+        loaded = dict(self.state.models)
         threshold, opacity = self.state.settings.threshold, self.state.settings.opacity
 
-        def render():
+        def render():  # in a worker: results missing from the cache are computed here
             figure_rows = [
                 figure.FigureRow(e.path.name, e.image,
-                                 {r: self.state.results.get((e.path, r)) or inference.run_model(m, e.image) for r, m in models.items()},
+                                 {role: self.state.results.get((e.path, role)) or inference.run_model(m, e.image)
+                                  for role, m in loaded.items()},
                                  e.ground_truth)
                 for e in entries
             ]

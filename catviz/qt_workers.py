@@ -14,10 +14,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from models.checkpoint import CheckpointError
+from models.device import resolve_device
 from models.preprocess import ImageLoadError, load_image
 
 from . import inference
@@ -57,9 +57,9 @@ class InferenceController(QObject):
     busy_changed = Signal(int)  # tasks pending
     timings_changed = Signal(dict)  # role → seconds for the current image
 
-    def __init__(self, state: AppState, device: torch.device, threads: int = 1):
+    def __init__(self, state: AppState, device: str = "auto", threads: int = 1):
         super().__init__()
-        self.state, self.device = state, device
+        self.state, self.device = state, resolve_device(device)
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(threads)  # models are not run concurrently
         self.pending = 0
@@ -103,8 +103,9 @@ class InferenceController(QObject):
 
         self._submit(load, lambda result: self.state.set_model(*result), priority=2)
 
-    def set_device(self, device: torch.device) -> None:
-        self.device = device
+    def set_device(self, name: str) -> None:
+        """Reload every model on another device (in workers; results are recomputed)."""
+        self.device = resolve_device(name)
         for role, loaded in list(self.state.models.items()):
             self.load_checkpoint(loaded.path, role)
 

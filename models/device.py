@@ -22,3 +22,8 @@ def resolve_device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use 'cpu'")
     return device
+
+
+def available_devices() -> list[str]:
+    """Device names a user can pick: the CPU and each CUDA device."""
+    return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]

@@ -5,7 +5,6 @@ import time
 import numpy as np
 import pyqtgraph as pg
 import pytest
-import torch
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -22,7 +21,7 @@ def window(qtbot, tmp_path):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     pg.setConfigOptions(imageAxisOrder="row-major")
     state = AppState()
-    controller = InferenceController(state, torch.device("cpu"))
+    controller = InferenceController(state, "cpu")
     win = QtMainWindow(state, controller)
     qtbot.addWidget(win)
     win.resize(1280, 800)
@@ -201,7 +200,7 @@ def test_settings_persist_across_windows(qtbot, window, checkpoints):
     window.cam_view.colormap.setCurrentText("viridis")
     window.close()
     state = AppState()
-    again = QtMainWindow(state, InferenceController(state, torch.device("cpu")))
+    again = QtMainWindow(state, InferenceController(state, "cpu"))
     qtbot.addWidget(again)
     assert state.settings.threshold == pytest.approx(0.7)
     assert state.settings.colormap == "viridis"
@@ -218,3 +217,12 @@ def test_a_dataset_split_is_listed_with_its_ground_truth(qtbot, window, tmp_path
     window.state.add_images(paths, truth)
     assert window.image_list.count() == 3
     assert window.state.images[0].ground_truth == {"car", "zebra"}
+
+
+def test_switching_device_reloads_both_models(qtbot, window, checkpoints):
+    load_models(qtbot, window, checkpoints)
+    before = dict(window.state.models)
+    assert window.device_box.currentText() == "cpu"
+    window.controller.set_device("cpu")
+    qtbot.waitUntil(lambda: all(window.state.models[r] is not before[r] for r in before), timeout=20000)
+    assert {str(m.device) for m in window.state.models.values()} == {"cpu"}
