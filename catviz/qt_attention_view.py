@@ -104,8 +104,10 @@ class QtAttentionView(QWidget):
             maps["P3"] = pma_map(result, "P3", s.head)
         self._place_marker(result)
         where = "mean over positions" if s.query is None else f"query cell {s.query}"
+        mha = result is not None and result.attention.get("clf.P4") is not None and result.attention["clf.P4"].ndim == 4
+        query = "MHA, mean over queries" if mha else "PMA pooled query"
         titles = {"lrd": f"LRD {'rollout' if s.lrd_layer == 'rollout' else f'layer {s.lrd_layer}'} · {where}",
-                  "P4": "PMA pooled query → P4", "P3": "PMA pooled query → P3"}
+                  "P4": f"{query} → P4", "P3": f"{query} → P3"}
         for key, panel in self.panels.items():
             heat = maps.get(key)
             panel.set_heat(None if heat is None else normalise(heat), s.colormap, s.opacity)

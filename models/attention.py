@@ -52,12 +52,21 @@ class AttentionBlock(nn.Module):
         Positional encodings, when given, are added to queries and keys only (as in
         DETR), so values, and everything the classifiers and CAMs see, stay pure content.
         """
+        attn_out, weights = self.attend(query, context, pos_query, pos_context, need_weights)
+        return self.post_attention(query, attn_out), weights
+
+    def attend(
+        self,
+        query: Tensor,
+        context: Tensor,
+        pos_query: Tensor | None = None,
+        pos_context: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The attention alone: its output (B, Nq, C) before the residual, and the weights."""
         q = query if pos_query is None else query + pos_query
         k = context if pos_context is None else context + pos_context
-        attn_out, weights = self.attn(
-            q, k, context, need_weights=need_weights, average_attn_weights=False
-        )
-        return self.post_attention(query, attn_out), weights
+        return self.attn(q, k, context, need_weights=need_weights, average_attn_weights=False)
 
     def post_attention(self, query: Tensor, attn_out: Tensor) -> Tensor:
         """Everything after the attention: residual + norm, FFN, residual + norm."""

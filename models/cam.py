@@ -61,12 +61,15 @@ def _require_eval(model: nn.Module) -> None:
         raise ValueError("CAMs need a model in eval mode (dropout off): call model.eval() first")
 
 
-def _pma_level_map(block: nn.Module, classifier: nn.Linear, query: Tensor, lower: Tensor) -> Tensor:
-    """Approximate CAM of one PMA level over the lower level's grid: (B, L, h, w)."""
+def _pma_level_map(block: nn.Module, classifier: nn.Linear, features: dict[str, Tensor], level: str) -> Tensor:
+    """Approximate CAM of one PMA level over the lower level's grid: (B, L, h, w).
+
+    Reuses the forward pass's attention output and weights; only the value projection
+    of the lower level is computed again (the fused attention does not expose it).
+    """
+    query, lower = features[f"{level}.query"], features[f"{level}.context"]
+    attn_out, weights = features[f"{level}.attn_out"], features[f"{level}.weights"]  # (B,1,C), (B,H,1,N)
     context = lower.flatten(2).transpose(1, 2)  # (B, N, C)
-    attn_out, weights = block.attn(
-        query, context, context, need_weights=True, average_attn_weights=False
-    )  # (B, 1, C), (B, H, 1, N)
 
     def level_logits(q: Tensor, o: Tensor) -> Tensor:  # one image: (1, C), (1, C) → (L,)
         return classifier(block.post_attention(q, o)).mean(0)
@@ -95,10 +98,7 @@ def class_activation_maps(model: nn.Module, images: Tensor, output: ModelOutput 
             maps[level] = torch.einsum("lc,bchw->blhw", classifier.weight, out.features[level])
             exact[level] = True
         else:
-            maps[level] = _pma_level_map(
-                model.clf[level], classifier, out.features[f"{level}.query"],
-                out.features[f"{level}.context"],
-            )
+            maps[level] = _pma_level_map(model.clf[level], classifier, out.features, level)
             exact[level] = False
     finest = max((m.shape[-2:] for m in maps.values()), key=lambda s: s[0] * s[1])
     combined = sum(F.interpolate(m, size=finest, mode="nearest") for m in maps.values())

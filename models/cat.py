@@ -113,12 +113,15 @@ class CAT(nn.Module):
                 level_logits[level] = self.classifiers[level](lower.mean((2, 3)))
                 features[level] = lower
                 continue
-            context = _tokens(lower)
+            block, context = self.clf[level], _tokens(lower)
             if self.clf_kind == "pma":
                 query = query.amax(dim=1, keepdim=True)
-                features[f"{level}.query"] = query
-                features[f"{level}.context"] = lower
-            query, weights = self.clf[level](query, context, need_weights=return_attention)
+            need_weights = return_attention or (return_features and self.clf_kind == "pma")
+            attn_out, weights = block.attend(query, context, need_weights=need_weights)
+            if return_features and self.clf_kind == "pma":  # what the PMA-level CAM needs
+                features |= {f"{level}.query": query, f"{level}.context": lower,
+                             f"{level}.attn_out": attn_out, f"{level}.weights": weights}
+            query = block.post_attention(query, attn_out)
             if return_attention:
                 attention[f"clf.{level}"] = weights
             if self.clf_kind == "mha":  # one output token per upper position: a P5 grid

@@ -22,8 +22,9 @@ class ModelOutput:
         features: only with ``return_features=True``. For a level whose classifier
             averages a map, that (B, C, h, w) map under the level's name (``"P5"``,
             ``"S5"`` ...). For a PMA level, ``"<level>.query"`` (B, 1, C), the pooled
-            query, and ``"<level>.context"`` (B, C, h, w), the lower level it attends
-            over: everything :mod:`models.cam` needs.
+            query, ``"<level>.context"`` (B, C, h, w), the lower level it attends over,
+            ``"<level>.attn_out"`` (B, 1, C), the attention's output before the residual,
+            and ``"<level>.weights"`` (B, heads, 1, Nk): everything :mod:`models.cam` needs.
     """
 
     logits: Tensor
