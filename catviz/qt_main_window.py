@@ -20,12 +20,11 @@ from PySide6.QtWidgets import (
 
 from models.device import available_devices
 
-from . import figure, inference
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
 from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
-from .qt_workers import InferenceController, Task
+from .qt_workers import InferenceController
 from .state import ROLES, AppState
 
 _logger = logging.getLogger(__name__)
@@ -165,25 +164,7 @@ class QtMainWindow(QMainWindow):
         if not path or not self.state.models:
             return
         rows = {i.row() for i in self.image_list.selectedIndexes()} or range(len(self.state.images))
-        entries = [self.state.images[i] for i in sorted(rows) if self.state.images[i].image is not None]
-        loaded = dict(self.state.models)
-        threshold, opacity = self.state.settings.threshold, self.state.settings.opacity
-
-        def render():  # in a worker: results missing from the cache are computed here
-            figure_rows = [
-                figure.FigureRow(e.path.name, e.image,
-                                 {role: self.state.results.get((e.path, role)) or inference.run_model(m, e.image)
-                                  for role, m in loaded.items()},
-                                 e.ground_truth)
-                for e in entries
-            ]
-            figure.save_png(path, figure.render_figure(figure_rows, self.state.class_names, threshold, opacity))
-            return path
-
-        task = Task(render)
-        task.signals.succeeded.connect(lambda p: self.state.report(f"figure written to {p}"))
-        task.signals.failed.connect(self.state.report)
-        self.controller.pool.start(task)
+        self.controller.export_figure(path, [self.state.images[i] for i in sorted(rows)])
 
     def show_about(self) -> None:
         lines = [f"<b>catviz</b> — CAT vs its baseline (Zhang et al., ICASSP 2022).<br>Device: {self.controller.device}<br>"]

@@ -20,7 +20,7 @@ from models.checkpoint import CheckpointError
 from models.device import resolve_device
 from models.preprocess import ImageLoadError, load_image
 
-from . import inference
+from . import figure, inference
 from .state import AppState, ImageEntry
 
 _logger = logging.getLogger(__name__)
@@ -165,6 +165,29 @@ class InferenceController(QObject):
         self.timings_changed.emit(
             {role: r.seconds for role in self.state.models if (r := self.state.result(role)) is not None}
         )
+
+    # figure export -------------------------------------------------------------------------
+    def export_figure(self, path: str, entries: list[ImageEntry]) -> None:
+        """Render the Fig.-3-style grid of ``entries`` in a worker (missing results computed there)."""
+        entries = [e for e in entries if e.image is not None]
+        loaded, s = dict(self.state.models), self.state.settings
+        if not entries or not loaded:
+            self.state.report("nothing to export: load a model and a readable image first")
+            return
+        class_names = self.state.class_names
+
+        def render() -> str:
+            rows = [
+                figure.FigureRow(e.path.name, e.image,
+                                 {role: self.state.results.get((e.path, role)) or inference.run_model(m, e.image)
+                                  for role, m in loaded.items()},
+                                 e.ground_truth)
+                for e in entries
+            ]
+            figure.save_png(path, figure.render_figure(rows, class_names, s.threshold, s.opacity))
+            return path
+
+        self._submit(render, lambda written: self.state.report(f"figure written to {written}"))
 
     # grad-cam methods ------------------------------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:
