@@ -21,6 +21,12 @@ from .state import ROLES, AppState
 MISSED = QColor("#d32f2f")  # in the ground truth, below the threshold (Fig. 3's red)
 FALSE_POSITIVE = QColor("#ef6c00")
 LEVEL_COLORS = {"P5": "#7e57c2", "P4": "#26a69a", "P3": "#ffa726", "sum": "#1e88e5", "baseline": "#9e9e9e"}
+LEVEL_NAMES = {"P5": "P5 (LRD)", "P4": "P4", "P3": "P3", "sum": "CAT sum", "baseline": "baseline"}
+
+
+def legend_html() -> str:
+    """The bar colours as a wrapping line of text (pyqtgraph's legend would cover the bars)."""
+    return " ".join(f'<span style="color:{LEVEL_COLORS[k]}">■</span>&nbsp;{v}' for k, v in LEVEL_NAMES.items())
 BAR_LABELS = 10
 
 
@@ -82,7 +88,6 @@ class QtLevelBars(pg.PlotWidget):
         self.setBackground("w")
         self.showGrid(y=True, alpha=0.3)
         self.getPlotItem().setLabel("left", "logit")
-        self.addLegend(offset=(-5, 5), labelTextColor="k", colCount=3, brush=(255, 255, 255, 200))
         self.series: dict[str, np.ndarray] = {}
         self.labels: list[str] = []
 
@@ -91,8 +96,6 @@ class QtLevelBars(pg.PlotWidget):
         for item in list(plot.items):
             if isinstance(item, pg.BarGraphItem):
                 plot.removeItem(item)
-        if plot.legend is not None:
-            plot.legend.clear()
         cat, base = self.state.result("cat"), self.state.result("baseline")
         reference = cat or base
         self.series, self.labels = {}, []
@@ -113,9 +116,7 @@ class QtLevelBars(pg.PlotWidget):
         x = np.arange(len(order), dtype=float)
         for k, (name, values) in enumerate(self.series.items()):
             offset = -0.4 + width * (k + 0.5)
-            name_shown = "P5 (LRD)" if name == "P5" else ("CAT sum" if name == "sum" else name)
-            bars = pg.BarGraphItem(x=x + offset, height=values, width=width, brush=LEVEL_COLORS.get(name, "#555"), name=name_shown)
-            plot.addItem(bars)  # named items join the legend by themselves
+            plot.addItem(pg.BarGraphItem(x=x + offset, height=values, width=width, brush=LEVEL_COLORS[name]))
         plot.getAxis("bottom").setTicks([list(enumerate(self.labels))])
 
 
@@ -141,6 +142,9 @@ class QtPredictions(QWidget):
         layout.addLayout(threshold)
         layout.addLayout(lists, 3)
         layout.addWidget(QLabel("Per-level classifier outputs (top labels)"))
+        legend = QLabel(legend_html())
+        legend.setWordWrap(True)
+        layout.addWidget(legend)
         layout.addWidget(self.bars, 2)
         for event in ("selection_changed", "result_ready", "models_changed"):
             state.subscribe(event, lambda *_: self.refresh())
