@@ -24,6 +24,7 @@ from . import figure, inference
 from .state import AppState, ImageEntry
 
 _logger = logging.getLogger(__name__)
+MAX_GRAD_CAMS = 64  # cached gradient maps, each (input size)² floats
 
 
 class TaskSignals(QObject):
@@ -219,6 +220,8 @@ class InferenceController(QObject):
         def done(heat) -> None:
             self._requested.discard(key)
             self.grad_cams[key] = heat
+            while len(self.grad_cams) > MAX_GRAD_CAMS:  # oldest first
+                del self.grad_cams[next(iter(self.grad_cams))]
             _logger.info("%s for %s in %.2fs", key[4], role, time.perf_counter() - started)
             self.state.emit("grad_cam_ready", key)
 

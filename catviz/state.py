@@ -17,6 +17,9 @@ import numpy as np
 from .inference import InferenceResult, LoadedModel
 
 ROLES = ("baseline", "cat")
+#: Results kept per (image, model), most recent first; older ones are recomputed on demand.
+#: A full-size CAT result (80 labels' CAMs, attention) is a few MB.
+MAX_CACHED_RESULTS = 128
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jp2"}
 
 
@@ -121,7 +124,10 @@ class AppState(Observable):
         self.emit("models_changed", role)
 
     def set_result(self, path: Path, role: str, result: InferenceResult) -> None:
-        self.results[(path, role)] = result
+        self.results.pop((path, role), None)
+        self.results[(path, role)] = result  # dicts keep insertion order: oldest first
+        while len(self.results) > MAX_CACHED_RESULTS:
+            del self.results[next(iter(self.results))]
         self.emit("result_ready", path, role)
 
     def result(self, role: str, entry: ImageEntry | None = None) -> InferenceResult | None:
