@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from catviz.inference import GRAD_CAM_METHODS, attention_rollout, load_model, run_grad_cam, run_model
+from catviz.inference import (
+    GRAD_CAM_METHODS,
+    attention_rollout,
+    load_model,
+    run_grad_cam,
+    run_model,
+)
 
 IMAGE = np.random.default_rng(0).integers(0, 255, (100, 130, 3), dtype=np.uint8)
 
