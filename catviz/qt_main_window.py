@@ -50,7 +50,7 @@ class QtMainWindow(QMainWindow):
             self.splitter.addWidget(widget)
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setStretchFactor(2, 1)
-        self.splitter.setSizes([170, 760, 330])
+        self.splitter.setSizes([170, 760, 350])
         self.setCentralWidget(self.splitter)
         self._build_menus()
         self._build_status_bar()

@@ -28,6 +28,8 @@ def legend_html() -> str:
     """The bar colours as a wrapping line of text (pyqtgraph's legend would cover the bars)."""
     return " ".join(f'<span style="color:{LEVEL_COLORS[k]}">■</span>&nbsp;{v}' for k, v in LEVEL_NAMES.items())
 BAR_LABELS = 10
+MARK_TIPS = {"miss": "in the ground truth, below the threshold (missed)",
+             "FP": "above the threshold, not in the ground truth (false positive)"}
 
 
 class QtLabelList(QTreeWidget):
@@ -38,9 +40,9 @@ class QtLabelList(QTreeWidget):
         self.state, self.role = state, role
         self.setHeaderLabels([f"{role.upper() if role == 'cat' else role.title()}", "p", ""])
         self.setRootIsDecorated(False)
-        self.setColumnWidth(0, 80)
-        self.setColumnWidth(1, 40)
-        self.setColumnWidth(2, 50)
+        self.setColumnWidth(0, 60)
+        self.setColumnWidth(1, 36)
+        self.setColumnWidth(2, 44)
         self.itemClicked.connect(lambda item: state.update_settings(label=item.data(0, Qt.ItemDataRole.UserRole)))
 
     def refresh(self) -> None:
@@ -59,12 +61,13 @@ class QtLabelList(QTreeWidget):
             item = QTreeWidgetItem([name, f"{p:.2f}", ""])
             item.setData(0, Qt.ItemDataRole.UserRole, name)
             if truth is not None and name in truth and not predicted:
-                mark, color = "missed", MISSED
+                mark, color = "miss", MISSED
             elif truth is not None and predicted and name not in truth:
                 mark, color = "FP", FALSE_POSITIVE
             else:
                 color = None
             item.setText(2, mark)
+            item.setToolTip(2, MARK_TIPS.get(mark, ""))
             for col in range(3):
                 if color is not None:
                     item.setForeground(col, QBrush(color))

@@ -87,7 +87,7 @@ def test_threshold_and_ground_truth_mark_missed_and_false_positive_labels(qtbot,
     wait_results(qtbot, window)
     labels = window.predictions.lists["cat"]
     window.predictions.slider.setValue(99)  # nothing predicted: every true label missed
-    assert {r[0] for r in labels.rows() if r[2] == "missed"} == {"cat", "dog"}
+    assert {r[0] for r in labels.rows() if r[2] == "miss"} == {"cat", "dog"}
     window.predictions.slider.setValue(1)  # everything predicted: the others are false positives
     assert {r[0] for r in labels.rows() if r[2] == "FP"} == set(CLASSES) - {"cat", "dog"}
     assert window.state.settings.threshold == pytest.approx(0.01)
