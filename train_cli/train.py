@@ -324,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_main:
             _logger.info("model %s on %s; run folder %s", cfg.model, device, trainer.run_dir)
         metrics = trainer.fit()
+        if dist.enabled:  # rank 0 may still be writing; leave together (gloo aborts otherwise)
+            torch.distributed.barrier()
     except (DatasetError, TrainingDiverged, models.checkpoint.CheckpointError) as err:
         print(f"catviz-train: {err}", file=sys.stderr)
         return 1
