@@ -181,3 +181,13 @@ def test_step_and_cosine_schedules_are_the_documented_functions():
     assert lr_factor(0, 10, "cosine") == 1.0
     assert lr_factor(5, 10, "cosine") == pytest.approx(0.5)
     assert lr_factor(0.5, 10, "cosine", warmup_epochs=1) == pytest.approx(0.5 * 0.5 * (1 + np.cos(np.pi * 0.05)))
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_train_on_the_cpu_too(tmp_path, data_root, amp):
+    """The CUDA recipe's switches (autocast, gradient scaler for fp16, channels_last) on the CPU."""
+    out = tmp_path / amp
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out),
+                       "--amp", amp, "--channels-last"]) == 0
+    record = json.loads((out / "log.jsonl").read_text())
+    assert np.isfinite(record["train_loss"]) and 0 <= record["mAP"] <= 100
