@@ -102,21 +102,38 @@ def _run(args, **kwargs):
                             stderr=subprocess.PIPE, **kwargs)
 
 
+def _position(checkpoint) -> tuple[int, int]:
+    """(completed epochs, steps into the current epoch) of a ``last`` checkpoint, or (-1, -1)."""
+    from safetensors import SafetensorError
+
+    from models.checkpoint import CheckpointError, read_resume
+    from train_cli.state import unpack
+
+    try:
+        state = unpack(*read_resume(checkpoint))
+    except (CheckpointError, SafetensorError, OSError, ValueError):  # not written yet
+        return -1, -1
+    return state["epoch"], state["step_in_epoch"]
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path, data_root):
-    common = [*ARGS, "--data-root", str(data_root), "--epochs", "3", "--save-every", "1"]
+    common = [*ARGS, "--data-root", str(data_root), "--epochs", "5", "--save-every", "1"]
     whole = _run([*common, "--out", str(tmp_path / "whole")])
     assert whole.wait(timeout=300) == 0, whole.stderr.read().decode()
 
     killed = _run([*common, "--out", str(tmp_path / "killed")])
     last = tmp_path / "killed" / "last.safetensors"
     deadline = time.time() + 120
-    while time.time() < deadline and not (last.exists() and read_meta(last).epoch >= 1):
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the second epoch, between step checkpoints
+    while time.time() < deadline and killed.poll() is None:
+        epoch, step = _position(last) if last.exists() else (-1, -1)
+        if epoch >= 1 and step >= 1:  # in the middle of the second epoch
+            break
+        time.sleep(0.002)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert read_meta(last).epoch < 3
+    epoch, step = _position(last)
+    assert (epoch, step) < (5, 0), "the run finished before it could be killed"
     resumed = _run([*common, "--out", str(tmp_path / "killed"), "--resume"])
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
 
@@ -124,7 +141,7 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     b = load_file(str(last))
     weights = [k for k in a if not k.startswith("resume/")]
     assert weights and all(torch.equal(a[k], b[k]) for k in weights)
-    assert read_meta(last).epoch == 3
+    assert read_meta(last).epoch == 5
 
 
 @pytest.mark.slow
