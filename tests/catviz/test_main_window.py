@@ -176,11 +176,11 @@ def test_window_stays_responsive_while_models_run(qtbot, window, tmp_path):
     load_models(qtbot, window, slow)
     window.state.add_images(write_good_images(tmp_path / "imgs", 3))
     qtbot.waitUntil(lambda: all(e.image is not None for e in window.state.images), timeout=20000)
-    gaps, last = [], [time.perf_counter()]
+    ticks, last = [], [time.perf_counter()]  # (gap since the previous tick, tasks pending)
 
     def tick():
         now = time.perf_counter()
-        gaps.append(now - last[0])
+        ticks.append((now - last[0], window.controller.pending))
         last[0] = now
 
     timer = QTimer()
@@ -190,8 +190,9 @@ def test_window_stays_responsive_while_models_run(qtbot, window, tmp_path):
         window.state.select(i)
     qtbot.waitUntil(lambda: window.controller.pending == 0 and window.state.result("cat") is not None, timeout=30000)
     timer.stop()
-    assert len(gaps) > 10
-    assert max(gaps) < 0.5  # the GUI thread never blocked on a model
+    busy_ticks = [gap for gap, pending in ticks if pending > 0]
+    assert busy_ticks, "the event loop never ran while models were working"
+    assert max(gap for gap, _ in ticks) < 0.5  # the GUI thread never blocked on a model
 
 
 def test_settings_persist_across_windows(qtbot, window, checkpoints):
