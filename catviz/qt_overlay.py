@@ -7,6 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from .render import upsample
+
 DISPLAY_MAX = 640  # the longest side images are drawn at
 
 
@@ -48,8 +50,7 @@ class OverlayPanel:
             self.heat_item.clear()
             return
         h, w = self.shape
-        smooth = cv2.resize(heat.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        self.heat_item.setImage(smooth, levels=(0, 1))
+        self.heat_item.setImage(upsample(heat, h, w), levels=(0, 1))
         self.heat_item.setLookupTable(pg.colormap.get(colormap).getLookupTable(nPts=256))
         self.heat_item.setRect(QRectF(0, 0, w, h))
         self.heat_item.setOpacity(opacity)

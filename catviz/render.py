@@ -32,7 +32,3 @@ def cam_for_label(result: InferenceResult, label: int, level: str = "combined") 
     """One label's CAM in [0, 1] (``combined`` or one level) from cached results."""
     maps = result.combined_cam if level == "combined" or level not in result.cams else result.cams[level]
     return normalise(maps[label])
-
-
-def default_level(result: InferenceResult) -> str:
-    return "combined" if len(result.cams) > 1 else next(iter(result.cams))
