@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench demo-models clean
+.PHONY: run test lint bench gpu-check demo-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The check prints the exact `apt-get install` line when Qt's xcb plugin lacks system libraries.
 run: $(STAMP)
+	$(BIN)/python -m catviz.system_libs
 	$(BIN)/catviz
 
 lint: $(STAMP)
@@ -24,6 +26,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/models.py
+
+# Every CUDA path in one go (< 8 min on one GPU); without a GPU, a CPU dry run of the same steps.
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 # Rebuilds assets/demo_*.safetensors from scratch (see README, "Demo models").
 demo-models: $(STAMP)

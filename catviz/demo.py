@@ -1,11 +1,18 @@
-"""The bundled demo: two checkpoints and sample images in the repository's ``assets/``."""
+"""The bundled demo: two checkpoints and sample images, package data of ``catviz_assets``.
+
+The repository keeps them in the top-level ``assets/`` folder; ``pyproject.toml`` maps that
+folder to the package ``catviz_assets``, so an editable install and an installed wheel (pip,
+pipx) find them the same way, through :mod:`importlib.resources`.
+"""
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# pip and pipx install packages as files, so the package data has a file-system path.
+ASSETS = Path(str(resources.files("catviz_assets")))
 DEMO_CHECKPOINTS = {"baseline": ASSETS / "demo_baseline.safetensors", "cat": ASSETS / "demo_cat.safetensors"}
 SAMPLES = ASSETS / "samples"
 
