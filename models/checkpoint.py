@@ -7,18 +7,25 @@ metrics and the resolved training config. Loading never executes code.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import math
 import os
+import re
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import timm
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from ._registry import create_model
+from ._registry import create_model, list_models
+from .cat import CAT
 
 FORMAT = "catviz/1"
 
@@ -93,7 +100,11 @@ def save_checkpoint(
 
 
 def read_meta(path: str | Path) -> CheckpointMeta:
-    """The metadata alone (cheap: the weights are not read)."""
+    """The metadata alone, validated (cheap: the weights are not read).
+
+    Everything in it is untrusted: each field's type and range is checked and an error
+    names the file and the field. Nothing here reaches the network or another file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -109,24 +120,170 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         raise CheckpointError(f"{path}: a safetensors file, but not a catviz checkpoint (no catviz metadata)")
     try:
         fields = json.loads(metadata["catviz"])
-        fields["mean"], fields["std"] = tuple(fields["mean"]), tuple(fields["std"])
-        return CheckpointMeta(**fields)
-    except (json.JSONDecodeError, TypeError, KeyError) as err:
-        raise CheckpointError(f"{path}: catviz metadata is malformed ({err})") from err
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, or an integer too long to convert
+        raise CheckpointError(f"{path}: catviz metadata is not valid JSON ({err})") from err
+    try:
+        return validate_meta(fields)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: invalid metadata: {err}") from err
+
+
+def role_of(meta: CheckpointMeta) -> str:
+    """``"baseline"`` or ``"cat"``: which panel a checkpoint belongs to, from its model name alone."""
+    return "baseline" if meta.model.startswith("baseline") else "cat"
+
+
+#: The smallest input any registered model accepts (the backbones' total stride).
+MIN_INPUT_SIZE = 32
+MAX_INPUT_SIZE = 4096
+MAX_CLASSES = 100_000
+
+#: CAT's own default, used when model_args does not set num_heads.
+DEFAULT_HEADS = inspect.signature(CAT).parameters["num_heads"].default
+#: Plain timm architecture names (with an optional ``.tag``): no ``hf-hub:`` prefix, no paths.
+_TIMM_NAME = re.compile(r"[A-Za-z0-9_]{1,100}(\.[A-Za-z0-9_]{1,100})?")
+_CAT_ARGS = ("backbone", "fpn_channels", "fpn_out_conv", "num_heads", "lrd_layers", "mlp_ratio", "dropout",
+             "use_lrd", "clf")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _check(ok: bool, name: str, value, expected: str) -> None:
+    if not ok:
+        shown = repr(value)
+        raise ValueError(f"{name} must be {expected}, got {shown[:80]}{' ...' if len(shown) > 80 else ''}")
+
+
+def validate_meta(fields) -> CheckpointMeta:
+    """A :class:`CheckpointMeta` from decoded JSON, or ``ValueError`` naming the bad field."""
+    _check(isinstance(fields, dict), "the metadata", fields, "a JSON object")
+    known = {f.name for f in dataclasses.fields(CheckpointMeta)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown[:5]))}")
+    for required in ("model", "class_names"):
+        if required not in fields:
+            raise ValueError(f"missing field {required!r}")
+    model = fields["model"]
+    _check(isinstance(model, str) and model in list_models(), "model", model,
+           f"one of {', '.join(list_models())}")
+    names = fields["class_names"]
+    _check(isinstance(names, list) and 0 < len(names) <= MAX_CLASSES, "class_names", names,
+           f"a non-empty list (at most {MAX_CLASSES:,})")
+    for i, name in enumerate(names):
+        _check(isinstance(name, str) and name.strip() != "", f"class_names[{i}]", name, "a non-empty string")
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"class_names has duplicates: {', '.join(map(repr, duplicates[:5]))}")
+    out = dict(fields)
+    if "input_size" in fields:
+        size = fields["input_size"]
+        _check(_is_int(size) and MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE, "input_size", size,
+               f"an integer in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}]")
+    for key in ("mean", "std"):
+        if key in fields:
+            values = fields[key]
+            _check(isinstance(values, list) and len(values) == 3 and all(map(_is_number, values)), key, values,
+                   "three finite numbers")
+            out[key] = tuple(float(v) for v in values)
+    if "std" in fields:
+        _check(min(out["std"]) > 0, "std", fields["std"], "positive")
+    if "epoch" in fields:
+        _check(_is_int(fields["epoch"]) and fields["epoch"] >= 0, "epoch", fields["epoch"], "an integer >= 0")
+    if "dataset" in fields:
+        _check(isinstance(fields["dataset"], str), "dataset", fields["dataset"], "a string")
+    for key in ("metrics", "config", "model_args"):
+        if key in fields:
+            _check(isinstance(fields[key], dict), key, fields[key], "a JSON object")
+    validate_model_args(model, fields.get("model_args", {}))
+    return CheckpointMeta(**out)
+
+
+def validate_model_args(model: str, args: dict) -> None:
+    """Only the arguments a variant takes, in bounded ranges; never pretrained weights.
+
+    A checkpoint's weights come from the file itself: ``pretrained``/``pretrained_file``
+    would make opening it go online or read another path, so they are refused.
+    """
+    allowed = ("backbone",) if model.startswith("baseline") else _CAT_ARGS
+    for key, value in args.items():
+        name = f"model_args.{key}"
+        if key in ("pretrained", "pretrained_file"):
+            raise ValueError(f"{name} is not allowed in a checkpoint (its weights are in the file itself)")
+        if key not in allowed:
+            raise ValueError(f"{name} is not an argument of {model!r} (allowed: {', '.join(allowed)})")
+        if key == "backbone":
+            _check(isinstance(value, str) and _TIMM_NAME.fullmatch(value) is not None and timm.is_model(value),
+                   name, value, "a timm model name (hub names are not allowed)")
+        elif key == "fpn_channels":
+            _check(_is_int(value) and 8 <= value <= 2048 and value % 4 == 0, name, value,
+                   "an integer in [8, 2048] divisible by 4")
+        elif key == "num_heads":
+            _check(_is_int(value) and 1 <= value <= 64, name, value, "an integer in [1, 64]")
+        elif key == "lrd_layers":
+            _check(_is_int(value) and 0 <= value <= 12, name, value, "an integer in [0, 12]")
+        elif key == "mlp_ratio":
+            _check(_is_number(value) and 0 < value <= 8, name, value, "a number in (0, 8]")
+        elif key == "dropout":
+            _check(_is_number(value) and 0 <= value < 1, name, value, "a number in [0, 1)")
+        elif key == "fpn_out_conv":
+            _check(value in ("3x3", "1x1", "none"), name, value, "'3x3', '1x1' or 'none'")
+        elif key == "use_lrd":
+            _check(isinstance(value, bool), name, value, "true or false")
+        elif key == "clf":
+            _check(value in ("pma", "mha", None), name, value, "'pma', 'mha' or null")
+    channels, heads = args.get("fpn_channels"), args.get("num_heads", DEFAULT_HEADS)
+    if channels is not None and channels % heads:
+        raise ValueError(f"model_args.fpn_channels ({channels}) must be divisible by model_args.num_heads ({heads})")
+
+
+def _declared_tensors(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Name → (shape, dtype) of the weights, from the safetensors header only."""
+    with safe_open(str(path), framework="pt") as f:
+        return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                for k in f.keys() if not k.startswith(RESUME_PREFIX)}
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointMeta]:
-    """Rebuild the model a checkpoint describes and load its weights (strictly)."""
+    """Rebuild the model a checkpoint describes and load its weights (strictly).
+
+    The model is first built on the ``meta`` device (no memory) and its parameter
+    shapes compared with the file's declared tensors, so a checkpoint can never make
+    us allocate more than its own tensors; only then is it built for real, always with
+    ``pretrained=False``. Non-finite weights are refused.
+    """
+    path = Path(path)
     meta = read_meta(path)
     try:
-        model = create_model(meta.model, meta.num_classes, **meta.model_args)
-    except (ValueError, TypeError) as err:
+        with torch.device("meta"):
+            skeleton = create_model(meta.model, meta.num_classes, pretrained=False, **meta.model_args)
+    except (ValueError, TypeError, RuntimeError, AssertionError, IndexError) as err:
         raise CheckpointError(f"{path}: cannot rebuild model {meta.model!r}: {err}") from err
+    stride = getattr(skeleton, "min_input_size", MIN_INPUT_SIZE)
+    if meta.input_size < stride:
+        raise CheckpointError(f"{path}: invalid metadata: input_size {meta.input_size} is below the model's stride {stride}")
     try:
-        state = load_file(str(path), device=str(device))
+        declared = _declared_tensors(path)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path}: weights are corrupt or truncated ({err})") from err
-    load_weights(model, {k: v for k, v in state.items() if not k.startswith(RESUME_PREFIX)}, path)
+    check_shapes({k: v.shape for k, v in skeleton.state_dict().items()}, {k: s for k, (s, _) in declared.items()}, path)
+    del skeleton
+    model = create_model(meta.model, meta.num_classes, pretrained=False, **meta.model_args)
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            state = {k: f.get_tensor(k) for k in declared}
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: weights are corrupt or truncated ({err})") from err
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: weight {key} holds NaN or infinite values")
+    load_weights(model, state, path)
     return model.to(device), meta
 
 
@@ -142,10 +299,15 @@ def read_resume(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
 
 def load_weights(model: nn.Module, state: dict, source: str | Path) -> None:
     """``load_state_dict(strict=True)`` with an error that says what does not match."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
+    check_shapes({k: v.shape for k, v in model.state_dict().items()}, {k: v.shape for k, v in state.items()}, source)
+    model.load_state_dict(state)
+
+
+def check_shapes(own: dict, given: dict, source: str | Path) -> None:
+    """Raise :class:`CheckpointError` unless both name → shape maps agree exactly."""
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    mismatched = sorted(k for k in own.keys() & given.keys() if tuple(own[k]) != tuple(given[k]))
     if missing or unexpected or mismatched:
         details = "; ".join(
             f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
@@ -153,4 +315,3 @@ def load_weights(model: nn.Module, state: dict, source: str | Path) -> None:
             if keys
         )
         raise CheckpointError(f"{source}: weights do not fit model ({details})")
-    model.load_state_dict(state)
