@@ -6,13 +6,15 @@ from .backbone import DEFAULT_BACKBONE
 from .baseline import Baseline
 from .cat import CAT
 from .device import default_device, resolve_device
-from .outputs import ModelOutput
+from .outputs import LevelSpec, ModelOutput, ModelSpec
 
 __all__ = [
     "CAT",
     "DEFAULT_BACKBONE",
     "Baseline",
+    "LevelSpec",
     "ModelOutput",
+    "ModelSpec",
     "create_model",
     "default_device",
     "list_models",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .backbone import DEFAULT_BACKBONE, check_input, create_backbone
-from .outputs import ModelOutput
+from .outputs import LevelSpec, ModelOutput, ModelSpec
 
 
 class Baseline(nn.Module):
@@ -19,6 +19,18 @@ class Baseline(nn.Module):
             {"S5": nn.Linear(backbone.feature_info.channels()[-1], num_classes)}
         )
         self.num_classes = num_classes
+
+    @property
+    def spec(self) -> ModelSpec:
+        """One GAP + linear level on the last stage (see :class:`ModelSpec`)."""
+        stride = self.backbone.feature_info.reduction()[-1]
+        return ModelSpec(role="baseline", levels=(LevelSpec("S5", stride, "gap", ("S5",)),),
+                         num_heads=0, lrd_layers=0, clf=None, attention_keys=())
+
+    def target_layers(self) -> dict[str, nn.Module]:
+        """The last stage's module, whose (B, C, h, w) output a gradient CAM explains."""
+        trunk = self.backbone
+        return {"S5": trunk.get_submodule(trunk.feature_info.module_name()[-1].replace(".", "_"))}
 
     def forward(
         self, images: Tensor, return_attention: bool = False, return_features: bool = False

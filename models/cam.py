@@ -40,8 +40,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
-from .baseline import Baseline
-from .cat import CAT
 from .outputs import ModelOutput
 
 
@@ -109,16 +107,6 @@ def class_activation_maps(model: nn.Module, images: Tensor, output: ModelOutput 
         logits=out.logits.float().cpu().numpy(),
         level_logits={k: v.float().cpu().numpy() for k, v in out.level_logits.items()},
     )
-
-
-def target_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Modules whose (B, C, h, w) output a gradient CAM can explain, by level name."""
-    if isinstance(model, Baseline):
-        trunk = model.backbone
-        return {"S5": trunk.get_submodule(trunk.feature_info.module_name()[-1].replace(".", "_"))}
-    if isinstance(model, CAT):
-        return {"P5": model.lrd_output, "P4": model.fpn.output[1], "P3": model.fpn.output[0]}
-    raise TypeError(f"no CAM target layers known for {type(model).__name__}")
 
 
 class ActivationCapture:
@@ -189,7 +177,7 @@ def grad_cam(
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     method = method or GradCAM
-    layer = target_layers(model)[level]
+    layer = model.target_layers()[level]
     with method(model=LogitsOnly(model), target_layers=[layer]) as cam:
         targets = [ClassifierOutputTarget(label)] * images.shape[0]
         return cam(input_tensor=images, targets=targets)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .attention import AttentionBlock, sine_position_encoding
 from .backbone import DEFAULT_BACKBONE, check_input, create_backbone
 from .fpn import FPN, OutConv
-from .outputs import ModelOutput
+from .outputs import LevelSpec, ModelOutput, ModelSpec
 
 FusionKind = Literal["pma", "mha"]
 LEVELS = ("P5", "P4", "P3")
@@ -70,6 +70,7 @@ class CAT(nn.Module):
             raise ValueError(f"CAT needs three backbone stages of rising stride, got {reductions}")
         self.backbone = backbone
         self.min_input_size = reductions[-1]
+        self.strides = dict(zip(reversed(LEVELS), reductions, strict=True))  # P3, P4, P5
         self.fpn = FPN(backbone.feature_info.channels(), fpn_channels, fpn_out_conv)
         self.lrd = nn.ModuleList(
             AttentionBlock(fpn_channels, num_heads, mlp_ratio, dropout)
@@ -85,6 +86,34 @@ class CAT(nn.Module):
         # Identity tap on R5 as a map: a module whose output hooks (grad-cam) can see.
         self.lrd_output = nn.Identity()
         self.num_classes = num_classes
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Levels, their grids and sources, heads and layers (see :class:`ModelSpec`)."""
+        upper = "R5" if len(self.lrd) else "P5"  # the tokens the P5 classifier and the query see
+        levels = [LevelSpec(LEVELS[0], self.strides[LEVELS[0]], "gap", (upper,))]
+        for i, level in enumerate(LEVELS[1:], start=1):
+            if self.clf_kind is None:
+                levels.append(LevelSpec(level, self.strides[level], "gap", (level,)))
+            else:
+                levels.append(LevelSpec(level, self.strides[level], self.clf_kind, (upper, *LEVELS[1 : i + 1])))
+        blocks = [*self.lrd, *self.clf.values()]
+        return ModelSpec(
+            role="cat",
+            levels=tuple(levels),
+            num_heads=blocks[0].num_heads if blocks else 0,
+            lrd_layers=len(self.lrd),
+            clf=self.clf_kind,
+            attention_keys=tuple(f"lrd.{i}" for i in range(len(self.lrd))) + tuple(f"clf.{k}" for k in self.clf),
+        )
+
+    def target_layers(self) -> dict[str, nn.Module]:
+        """Per level, the module whose (B, C, h, w) output a gradient CAM explains.
+
+        P5: R5 as a map (the LRD output; P5 itself without LRD); P4, P3: the FPN outputs
+        the level's classifier or fusion reads.
+        """
+        return {"P5": self.lrd_output, "P4": self.fpn.output[1], "P3": self.fpn.output[0]}
 
     def forward(
         self, images: Tensor, return_attention: bool = False, return_features: bool = False
@@ -116,9 +145,8 @@ class CAT(nn.Module):
             block, context = self.clf[level], _tokens(lower)
             if self.clf_kind == "pma":
                 query = query.amax(dim=1, keepdim=True)
-            need_weights = return_attention or (return_features and self.clf_kind == "pma")
-            attn_out, weights = block.attend(query, context, need_weights=need_weights)
-            if return_features and self.clf_kind == "pma":  # what the PMA-level CAM needs
+            attn_out, weights = block.attend(query, context, need_weights=return_attention or return_features)
+            if return_features:  # what the level's complete CAM needs (models.cam)
                 features |= {f"{level}.query": query, f"{level}.context": lower,
                              f"{level}.attn_out": attn_out, f"{level}.weights": weights}
             query = block.post_attention(query, attn_out)

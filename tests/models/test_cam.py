@@ -10,7 +10,6 @@ from models.cam import (
     class_activation_maps,
     grad_cam,
     gradient_maps,
-    target_layers,
 )
 
 TINY = [n for n in models.list_models() if n.endswith("_tiny")]
@@ -71,7 +70,7 @@ def test_cams_refuse_a_model_in_training_mode():
 def test_batched_gradient_maps_equal_grad_cam_per_label(name):
     model = _model(name)
     image = torch.randn(1, 3, 96, 128)
-    for level, layer in target_layers(model).items():
+    for level, layer in model.target_layers().items():
         maps = gradient_maps(model, image, layer)
         assert maps.shape[0] == 4
         for label in range(4):
@@ -90,7 +89,7 @@ def test_grad_cam_methods_from_the_package_run_on_cat_levels():
 
 def test_activation_capture_releases_its_hook_and_memory_stays_flat():
     model = _model("cat_tiny")
-    layer = target_layers(model)["P3"]
+    layer = model.target_layers()["P3"]
     image = torch.randn(1, 3, 64, 64)
     for _ in range(3):
         gradient_maps(model, image, layer)
