@@ -1,11 +1,116 @@
-"""Pure numpy/OpenCV rendering shared by the views and the headless export (no Qt)."""
+"""Pure numpy/OpenCV rendering shared by the views and the headless export (no Qt).
+
+Signed maps (logit contributions: complete CAMs, Integrated Gradients, Occlusion) are
+drawn with a diverging colour map centred on zero whose opacity grows with |value|:
+zero evidence leaves the image as it is, red adds to the label's logit, blue takes
+away from it. Panels that compare share one symmetric scale, so equal colours mean
+equal logits. Unsigned maps (the grad-cam package's, scaled to [0, 1] by the package)
+keep a sequential colour map at constant opacity.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .inference import InferenceResult
+if TYPE_CHECKING:
+    from .results import InferenceResult
+
+DIVERGING = "RdBu (diverging)"
+#: ColorBrewer RdBu, from blue (most negative) through white (0) to red (most positive).
+_RDBU = np.array([
+    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
+    (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
+], dtype=np.float32)
+SEQUENTIAL = {"turbo": cv2.COLORMAP_TURBO, "inferno": cv2.COLORMAP_INFERNO,
+              "viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA}
+COLORMAPS = (DIVERGING, *SEQUENTIAL)
+#: Used for unsigned maps when the chosen colour map is the diverging one.
+DEFAULT_SEQUENTIAL = "inferno"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The value range a colour map spans. ``low < 0`` means a signed, zero-centred map."""
+
+    low: float
+    high: float
+
+    @property
+    def signed(self) -> bool:
+        return self.low < 0
+
+    @property
+    def limit(self) -> float:
+        return max(abs(self.low), abs(self.high))
+
+    def describe(self, units: str) -> str:
+        if self.signed:
+            return f"±{self.limit:.3g} {units}"
+        return f"0 to {self.high:.3g} {units}"
+
+
+UNIT_SCALE = Scale(0.0, 1.0)  # grad-cam's maps: min-max scaled by the package
+
+
+def symmetric_scale(maps: Iterable[np.ndarray | None], positive_only: bool = False) -> Scale:
+    """One zero-centred range covering every map: (-m, m), or (0, m) with ``positive_only``.
+
+    m is the largest |value| (the largest value with ``positive_only``); a map of zeros
+    gets a tiny range instead of a division by zero.
+    """
+    values = [np.asarray(m, dtype=np.float32) for m in maps if m is not None]
+    values = [v[np.isfinite(v)] for v in values]
+    values = [v for v in values if v.size]
+    if positive_only:
+        peak = max((float(v.max()) for v in values), default=0.0)
+    else:
+        peak = max((float(np.abs(v).max()) for v in values), default=0.0)
+    peak = max(peak, 1e-6)
+    return Scale(0.0, peak) if positive_only else Scale(-peak, peak)
+
+
+def colormap_for(name: str, signed: bool) -> str:
+    """The colour map a map is drawn with: the chosen one, but never diverging for unsigned data."""
+    if name not in COLORMAPS:
+        name = DIVERGING
+    return DEFAULT_SEQUENTIAL if name == DIVERGING and not signed else name
+
+
+def lookup_table(name: str, scale: Scale | None = None) -> np.ndarray:
+    """(256, 3) uint8 RGB colours spanning ``scale``; for the diverging map with a
+    non-negative scale, only its upper (white → red) half."""
+    if name == DIVERGING:
+        positions = np.linspace(0, 1, len(_RDBU))
+        t = np.linspace(0.5 if scale is not None and not scale.signed else 0.0, 1.0, 256)
+        return np.stack([np.interp(t, positions, _RDBU[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+    colored = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], SEQUENTIAL[name])[:, 0]
+    return colored[:, ::-1].copy()  # BGR → RGB
+
+
+def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity: float = 0.5) -> np.ndarray:
+    """An (h, w, 4) uint8 RGBA rendering of ``heat`` over ``scale``.
+
+    Diverging: colour by sign, opacity ``opacity * |value| / limit`` (values past the
+    scale saturate). Sequential: colour by value, constant ``opacity``.
+    """
+    heat = np.nan_to_num(heat.astype(np.float32))
+    if colormap == DIVERGING:
+        limit = scale.limit
+        if not scale.signed:
+            heat = np.clip(heat, 0.0, None)
+        t = np.clip((heat + limit) / (2 * limit), 0.0, 1.0)
+        rgb = lookup_table(DIVERGING)[np.round(t * 255).astype(np.int64)]
+        alpha = opacity * np.clip(np.abs(heat) / limit, 0.0, 1.0)
+    else:
+        t = np.clip((heat - scale.low) / (scale.high - scale.low), 0.0, 1.0)
+        rgb = lookup_table(colormap)[np.round(t * 255).astype(np.int64)]
+        alpha = np.full(heat.shape, opacity, np.float32)
+    return np.concatenate([rgb, np.round(alpha * 255).astype(np.uint8)[..., None]], axis=-1)
 
 
 def normalise(heat: np.ndarray) -> np.ndarray:
@@ -20,15 +125,20 @@ def upsample(heat: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(heat.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, colormap: int = cv2.COLORMAP_TURBO) -> np.ndarray:
-    """RGB image blended with a colour-mapped [0, 1] heat map of any resolution."""
+def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, colormap: str = "turbo",
+            scale: Scale = UNIT_SCALE) -> np.ndarray:
+    """RGB image blended with a colour-mapped heat map of any resolution (see :func:`colorize`)."""
     h, w = image.shape[:2]
-    colored = cv2.applyColorMap((upsample(heat, h, w).clip(0, 1) * 255).astype(np.uint8), colormap)
-    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
-    return (image * (1 - opacity) + colored * opacity).astype(np.uint8)
+    rgba = colorize(upsample(heat, h, w), scale, colormap, opacity).astype(np.float32)
+    alpha = rgba[..., 3:] / 255
+    return np.round(image * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
+
+
+def cam_map(result: InferenceResult, label: int, level: str = "combined") -> np.ndarray:
+    """One label's complete CAM in logit units: ``combined`` or one level's map."""
+    return result.combined_cam[label] if level == "combined" or level not in result.cams else result.cams[level][label]
 
 
 def cam_for_label(result: InferenceResult, label: int, level: str = "combined") -> np.ndarray:
-    """One label's CAM in [0, 1] (``combined`` or one level) from cached results."""
-    maps = result.combined_cam if level == "combined" or level not in result.cams else result.cams[level]
-    return normalise(maps[label])
+    """One label's CAM min-max scaled to [0, 1] (``combined`` or one level)."""
+    return normalise(cam_map(result, label, level))
