@@ -73,14 +73,6 @@ class AttentionBlock(nn.Module):
         x = self.norm1(query + self.drop(attn_out))
         return self.norm2(x + self.drop(self.ffn(x)))
 
-    def value_heads(self, context: Tensor) -> Tensor:
-        """Per-head value projections of ``context``: (B, Nk, C) → (B, H, Nk, C/H)."""
-        dim = context.shape[-1]
-        w_v = self.attn.in_proj_weight[2 * dim :]
-        b_v = self.attn.in_proj_bias[2 * dim :]
-        v = context @ w_v.T + b_v
-        return v.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
-
 
 def sine_position_encoding(height: int, width: int, dim: int, device=None, dtype=None) -> Tensor:
     """Fixed 2-D sinusoidal encoding (DETR), (H*W, dim), row-major like ``flatten(2)``.

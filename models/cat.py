@@ -152,8 +152,6 @@ class CAT(nn.Module):
             query = block.post_attention(query, attn_out)
             if return_attention:
                 attention[f"clf.{level}"] = weights
-            if self.clf_kind == "mha":  # one output token per upper position: a P5 grid
-                features[level] = _grid(query, h5, w5)
             level_logits[level] = self.classifiers[level](query.mean(1))
 
         return ModelOutput(

@@ -76,7 +76,7 @@ class ModelOutput:
             pooled query with PMA) over the lower level's positions. Rows sum to 1.
         features: only with ``return_features=True``. For a level whose classifier
             averages a map, that (B, C, h, w) map under the level's name (``"P5"``,
-            ``"S5"`` ...; for ``clf="mha"`` the query outputs on the P5 grid). For a
+            ``"S5"`` ...). For a
             fusion level, ``"<level>.query"`` (B, Nq, C), the query tokens (one pooled
             query with PMA), ``"<level>.context"`` (B, C, h, w), the lower level it attends
             over, ``"<level>.attn_out"`` (B, Nq, C), the attention's output before the

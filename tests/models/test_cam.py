@@ -5,65 +5,155 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 from pytorch_grad_cam.utils.image import scale_cam_image
 
 import models
+from models.attention import AttentionBlock
 from models.cam import (
+    EXPLANATION_MARKDOWN,
     ActivationCapture,
     class_activation_maps,
     grad_cam,
     gradient_maps,
 )
 
-TINY = [n for n in models.list_models() if n.endswith("_tiny")]
+NAMES = models.list_models()
+TINY = [n for n in NAMES if n.endswith("_tiny")]
+SIZES = [(96, 128), (100, 75)]  # the second: odd, non-square, grids not multiples of each other
 
 
-def _model(name: str):
+def _model(name: str, num_classes: int = 4):
     torch.manual_seed(0)
-    return models.create_model(name, num_classes=4).eval()
+    small = {} if name.endswith("_tiny") or name.startswith("baseline") else dict(fpn_channels=32, num_heads=4)
+    return models.create_model(name, num_classes=num_classes, **small).eval()
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_exact_cams_average_to_their_levels_logit(name):
+def _block_biases(model):
+    """Every bias and LayerNorm shift inside the LRD and CLF attention blocks."""
+    blocks = [m for m in model.modules() if isinstance(m, AttentionBlock)]
+    return [
+        p
+        for b in blocks
+        for p in (b.attn.in_proj_bias, b.attn.out_proj.bias, b.ffn[0].bias, b.ffn[3].bias, b.norm1.bias, b.norm2.bias)
+    ]
+
+
+def _close(actual, expected):
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", SIZES)
+def test_complete_cams_add_up_to_every_level_logit(name, size):
+    model = _model(name, num_classes=4 if name.endswith("_tiny") else 3)
+    torch.manual_seed(1)
+    with torch.no_grad():  # non-zero biases and LayerNorm shapes everywhere (torch inits many at 0/1)
+        for p in _block_biases(model):
+            p.normal_(0, 0.2)
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+    spec = model.spec
+    result = class_activation_maps(model, torch.randn(2, 3, *size))
+    assert tuple(result.maps) == spec.level_names and all(result.exact.values())
+    for level in spec.levels:
+        maps = result.maps[level.name]
+        assert maps.shape == (2, model.num_classes, -(-size[0] // level.stride), -(-size[1] // level.stride))
+        _close(maps.mean((2, 3)) + result.offsets[level.name], result.level_logits[level.name])
+        share = result.layer_share[level.name]
+        assert tuple(share) == (*level.sources, "offset")
+        _close(sum(share.values()), result.level_logits[level.name])
+        assert all(np.abs(v).max() > 0 for v in share.values())
+        if level.kind == "gap":
+            np.testing.assert_array_equal(result.offsets[level.name], np.broadcast_to(
+                model.classifiers[level.name].bias.detach().numpy(), (2, model.num_classes)))
+    finest = min(level.stride for level in spec.levels)
+    assert result.combined.shape[-2:] == (-(-size[0] // finest), -(-size[1] // finest))
+    _close(result.combined.mean((2, 3)) + sum(result.offsets.values()), result.logits)
+
+
+@pytest.mark.parametrize("name", ["cat_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"])
+def test_many_labels_take_the_other_contraction_order_and_still_add_up(name):
+    # 12 labels x 8 heads > 64 channels: the PMA context shares take the per-head value path.
+    model = _model(name, num_classes=12)
+    result = class_activation_maps(model, torch.randn(1, 3, 64, 96))
+    for level in model.spec.level_names:
+        _close(result.maps[level].mean((2, 3)) + result.offsets[level], result.level_logits[level])
+
+
+@pytest.mark.parametrize("name", [n for n in TINY if not n.startswith(("baseline", "fpn"))] + ["cat"])
+def test_without_block_biases_the_offsets_are_the_classifiers_bias(name):
     model = _model(name)
-    result = class_activation_maps(model, torch.randn(2, 3, 96, 128))
-    assert result.logits.shape == (2, 4)
-    for level, maps in result.maps.items():
-        assert maps.shape[:2] == (2, 4) and isinstance(maps, np.ndarray)
-        if not result.exact[level]:
-            continue
-        bias = model.classifiers[level].bias.detach().numpy()
-        np.testing.assert_allclose(maps.mean((2, 3)) + bias, result.level_logits[level], atol=1e-5)
-    assert result.combined.shape[:2] == (2, 4)
+    with torch.no_grad():
+        for p in _block_biases(model):
+            p.zero_()
+    result = class_activation_maps(model, torch.randn(2, 3, 96, 64))
+    for level, classifier in model.classifiers.items():
+        bias = np.broadcast_to(classifier.bias.detach().numpy(), (2, 4))
+        np.testing.assert_array_equal(result.offsets[level], bias)
+        np.testing.assert_array_equal(result.layer_share[level]["offset"], bias)
+        _close(result.maps[level].mean((2, 3)), result.level_logits[level] - bias)
 
 
-def test_cam_exactness_per_level_is_as_documented():
-    assert class_activation_maps(_model("baseline_tiny"), torch.randn(1, 3, 64, 64)).exact == {"S5": True}
-    assert class_activation_maps(_model("cat_tiny"), torch.randn(1, 3, 64, 64)).exact == {
-        "P5": True, "P4": False, "P3": False}
-    assert all(class_activation_maps(_model("cat_mha_tiny"), torch.randn(1, 3, 64, 64)).exact.values())
+@pytest.mark.parametrize("name", ["cat_tiny", "cat_mha_tiny"])
+def test_each_image_of_a_batch_is_explained_on_its_own(name):
+    model = _model(name)
+    images = torch.randn(2, 3, 64, 96)
+    both = class_activation_maps(model, images)
+    second = class_activation_maps(model, images[1:])
+    for level in both.maps:
+        np.testing.assert_allclose(both.maps[level][1:], second.maps[level], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(both.offsets[level][1:], second.offsets[level], rtol=1e-4, atol=1e-5)
 
 
-def test_pma_level_map_distributes_the_first_order_share_over_the_lower_grid():
+def test_cams_reuse_a_forward_pass_given_to_them():
     model = _model("cat_tiny")
-    images = torch.randn(1, 3, 64, 96)
-    result = class_activation_maps(model, images)
-    assert result.maps["P4"].shape == (1, 4, 4, 6)
-    assert result.maps["P3"].shape == (1, 4, 8, 12)
-    # mean(M) = g · (o - b_o): check against autograd on the same block.
+    images = torch.randn(1, 3, 64, 64)
     out = model(images, return_features=True)
-    block, classifier = model.clf["P4"], model.classifiers["P4"]
-    query = out.features["P4.query"]
-    context = out.features["P4.context"].flatten(2).transpose(1, 2)
-    attn_out, _ = block.attn(query, context, context)
-    attn_out = attn_out.detach().requires_grad_()
-    for label in range(4):
-        logit = classifier(block.post_attention(query.detach(), attn_out))[0, 0, label]
-        (grad,) = torch.autograd.grad(logit, attn_out)
-        share = (grad * (attn_out - block.attn.out_proj.bias)).sum()
-        np.testing.assert_allclose(result.maps["P4"][0, label].mean(), share.item(), rtol=1e-4, atol=1e-6)
+    again = class_activation_maps(model, images * 0, out)  # the images are not run again
+    np.testing.assert_array_equal(again.logits, out.logits.detach().numpy())
+
+
+def test_explanation_text_is_there_for_the_app():
+    assert "offset" in EXPLANATION_MARKDOWN and "LayerNorm" in EXPLANATION_MARKDOWN
 
 
 def test_cams_refuse_a_model_in_training_mode():
     with pytest.raises(ValueError, match="eval mode"):
         class_activation_maps(_model("cat_tiny").train(), torch.randn(1, 3, 64, 64))
+
+
+def test_grad_cam_refuses_training_mode_and_bad_labels_and_levels():
+    model = _model("cat_tiny").train()
+    with pytest.raises(ValueError, match="eval mode"):
+        grad_cam(model, torch.randn(1, 3, 64, 64), label=0, level="P3")
+    assert model.training  # not switched behind the caller's back
+    model.eval()
+    for label in (4, -1, 1.0):
+        with pytest.raises(ValueError, match="out of range"):
+            grad_cam(model, torch.randn(1, 3, 64, 64), label=label, level="P3")
+    with pytest.raises(ValueError, match="P5, P4, P3"):
+        grad_cam(model, torch.randn(1, 3, 64, 64), label=0, level="S5")
+
+
+def test_grad_cam_releases_its_hooks_even_on_error():
+    model = _model("cat_tiny")
+    layer = model.target_layers()["P3"]
+
+    def failing_target(output):
+        raise IndexError("boom")  # grad-cam's own __exit__ would swallow this and return None
+
+    with pytest.raises(IndexError, match="boom"):
+        grad_cam(model, torch.randn(1, 3, 64, 64), label=0, level="P3",
+                 method=lambda **kw: _FailingCAM(failing_target, **kw))
+    assert not layer._forward_hooks
+
+
+class _FailingCAM(GradCAM):
+    def __init__(self, target, **kwargs):
+        super().__init__(**kwargs)
+        self._target = target
+
+    def __call__(self, input_tensor, targets):
+        return super().__call__(input_tensor, [self._target] * len(targets))
 
 
 @pytest.mark.parametrize("name", ["baseline_tiny", "cat_tiny", "cat_mha_tiny", "fpn_tiny"])
