@@ -6,17 +6,34 @@ checkpoint's metadata and come from the backbone's pretrained config at training
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-#: Larger images are refused before decoding: a 16k x 16k photo is fine, a decompression
-#: bomb is a clear error rather than a many-GB allocation.
+#: Larger images are refused from their header, before decoding: a 16k x 16k image is
+#: fine, a decompression bomb is a clear error rather than a many-GB allocation.
 MAX_PIXELS = 2**28
+#: Non-JPEG images are decoded at full size in their own mode (Pillow: 1 byte per pixel
+#: for grayscale or palette, 4 for colour): a larger decode is refused from the header.
+MAX_DECODE_BYTES = 2**29
+#: Larger files are refused before anything is read: no image we show needs more.
+MAX_FILE_BYTES = 512 * 2**20
+#: Images are decoded (JPEG: DCT-scaled by libjpeg) and then resized to at most this many
+#: pixels per side: enough for the display and for any model input up to this size.
+MAX_SIDE = 2048
+#: Formats read (the header by Pillow, the pixels by OpenCV); anything else is refused.
+#: (Pillow opens multi-picture JPEGs, format "MPO", through its JPEG reader.)
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "JPEG2000")
 
+# Pillow's decompression-bomb guard stays on, at our limit: it warns above it and raises
+# above twice it; we refuse above it ourselves, with our own message.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors reach the user as ImageLoadError, not as OpenCV's stderr lines
 
 
@@ -24,45 +41,151 @@ class ImageLoadError(ValueError):
     """An image file that cannot be used; the message names the file and the problem."""
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 RGB array.
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int
+    height: int
+    format: str
+    mode: str
 
-    EXIF orientation is applied; grayscale, RGBA, 16-bit, CMYK and palette images are
-    converted; an animated file gives its first frame. Anything else raises
-    :class:`ImageLoadError` naming the file.
+
+def read_header(path: str | Path) -> ImageHeader:
+    """Size, format and mode from the file's header alone, after checking its byte size.
+
+    Refuses missing, empty, oversized and non-image files and images over
+    :data:`MAX_PIXELS`, without reading the pixel data.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageLoadError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    _check_dimensions(path)
+    if size > MAX_FILE_BYTES:
+        raise ImageLoadError(f"{path}: file too large for an image ({size / 2**20:,.0f} MB; limit {MAX_FILE_BYTES // 2**20} MB)")
     try:
-        # IMREAD_COLOR applies EXIF orientation, drops alpha, converts gray/CMYK/palette.
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
+            with Image.open(path, formats=FORMATS) as image:
+                header = ImageHeader(*image.size, image.format or "", image.mode)
+    except Image.DecompressionBombError as err:
+        raise ImageLoadError(f"{path}: image too large ({err})") from err
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ImageLoadError(
+            f"{path}: not an image in a supported format ({', '.join(FORMATS)}): {err}"
+        ) from err
+    pixels = header.width * header.height
+    if pixels > MAX_PIXELS:
+        raise ImageLoadError(
+            f"{path}: image too large ({header.width}x{header.height} = {pixels:,} pixels; limit {MAX_PIXELS:,})"
+        )
+    if header.format not in ("JPEG", "MPO"):
+        needed = pixels * _bytes_per_pixel(header.mode)
+        if needed > MAX_DECODE_BYTES:
+            raise ImageLoadError(
+                f"{path}: image too large to decode ({header.width}x{header.height} {header.format} in mode "
+                f"{header.mode} needs {needed / 2**20:,.0f} MB; limit {MAX_DECODE_BYTES // 2**20} MB)"
+            )
+    return header
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """Pillow's storage for a decoded image of this mode (plus the RGB copy of a palette)."""
+    if mode == "L":
+        return 1
+    if mode == "1" or mode.startswith("I;16"):
+        return 2
+    return 5 if mode in ("P", "PA") else 4
+
+
+def load_image(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Decode ``path`` to an (H, W, 3) uint8 RGB array of at most ``max_side`` px per side.
+
+    The header is checked first (:func:`read_header`). JPEGs are decoded by libjpeg at
+    1/2, 1/4 or 1/8 scale when that still gives ``max_side``; other formats are decoded
+    by Pillow in their own mode (a grayscale PNG at one byte per pixel) and reduced
+    before any conversion, so memory stays within :data:`MAX_DECODE_BYTES`. EXIF
+    orientation is applied; grayscale, RGBA, 16-bit, CMYK and palette images are
+    converted; an animated file gives its first frame. Anything else raises
+    :class:`ImageLoadError` naming the file.
+    """
+    path = Path(path)
+    header = read_header(path)
+    try:
+        if header.format in ("JPEG", "MPO"):
+            image = _decode_jpeg(path, header, max_side)
+        else:
+            image = _decode_with_pillow(path, max_side)
     except cv2.error as err:
         raise ImageLoadError(f"{path}: cannot decode image ({err.msg.strip()})") from err
-    if image is None:
-        raise ImageLoadError(f"{path}: not a readable image (unknown format, or truncated or corrupt data)")
-    if image.dtype != np.uint8:
-        image = (image / 257).astype(np.uint8)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageLoadError(f"{path}: not a readable image (truncated or corrupt data: {err})") from err
+    if image is None or image.size == 0:
+        raise ImageLoadError(f"{path}: not a readable image (truncated or corrupt data)")
+    return shrink(image, max_side)
 
 
-def _check_dimensions(path: Path) -> None:
-    """Read only the header (Pillow opens lazily) and refuse oversized images."""
-    from PIL import Image, UnidentifiedImageError
+def _decode_jpeg(path: Path, header: ImageHeader, max_side: int) -> np.ndarray | None:
+    """libjpeg's DCT scaling through OpenCV (which also applies EXIF orientation)."""
+    scale = max((s for s in (1, 2, 4, 8) if max(header.width, header.height) // s >= max_side), default=1)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
+    image = cv2.imread(str(path), flags)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with our own message
-    try:
-        with Image.open(path) as header:
-            width, height = header.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return  # not a format Pillow knows: OpenCV decides below
-    if width * height > MAX_PIXELS:
-        raise ImageLoadError(
-            f"{path}: image too large ({width}x{height} = {width * height:,} pixels; limit {MAX_PIXELS:,})"
-        )
+
+#: EXIF orientation → the transpose that shows the image upright (as ``ImageOps.exif_transpose``).
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _decode_with_pillow(path: Path, max_side: int) -> np.ndarray:
+    """Decode in the file's own mode, reduce by an integer factor, then convert to RGB."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked by read_header
+        with Image.open(path, formats=FORMATS) as image:
+            orientation = image.getexif().get(0x0112, 1)
+            image.load()
+            if image.mode == "1":
+                image = image.convert("L")
+            elif image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not image.mode.startswith("I;16"):
+                image = image.convert("RGB")  # palette, CMYK, YCbCr, ...
+            factor = max(image.size) // max_side
+            if factor > 1 and not image.mode.startswith("I;16"):
+                image = image.reduce(factor)
+            if orientation in _ORIENTATION:
+                image = image.transpose(_ORIENTATION[orientation])
+            array = np.asarray(image)
+    if array.ndim == 3:
+        array = array[..., :3] if array.shape[2] >= 3 else array[..., 0]  # drop alpha
+    array = shrink(array, max_side)
+    if array.dtype != np.uint8:  # 16-bit (I;16, I) and float images: scale 0..65535 to 0..255
+        array = (array.astype(np.float32) / 257).clip(0, 255).astype(np.uint8)
+    return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB) if array.ndim == 2 else np.ascontiguousarray(array)
+
+
+def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` resized (area interpolation, aspect kept) to at most ``max_side`` px per side."""
+    height, width = image.shape[:2]
+    factor = max_side / max(height, width)
+    if factor >= 1:
+        return image
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def load_display_and_input(
+    path: str | Path, input_size: int, mean: tuple[float, ...], std: tuple[float, ...], max_side: int = MAX_SIDE
+) -> tuple[np.ndarray, Tensor]:
+    """The display copy (at most ``max_side`` px per side) and the model input of one file.
+
+    The full-resolution image is never kept: a caller can hold on to the display copy
+    alone. The copy is at least ``input_size`` per side when the file is, so the model
+    sees the same pixels as from the full image resized.
+    """
+    display = load_image(path, max(max_side, input_size))
+    return display, preprocess(display, input_size, mean, std)
 
 
 def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
