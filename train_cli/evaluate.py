@@ -13,6 +13,7 @@ import torch
 import models
 from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 
+from . import compare
 from .config import TrainConfig
 from .data import DatasetError, load_splits
 from .data.dataset import TransformConfig
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--limit-images", type=int, default=0, help="score only the first N images (0: all)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    compare.add_arguments(parser)
     return parser
 
 
@@ -63,7 +65,11 @@ def format_per_class(rows: list[tuple[str, dict]], class_names: list[str]) -> st
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    compare.check_arguments(parser, args)
+    if args.compare:
+        return compare.main(args)
     device = models.resolve_device(args.device)
     try:
         first = read_meta(args.checkpoints[0])

@@ -1,0 +1,270 @@
+"""Where CAT beats the baseline over a dataset: summary, per class, by object size, per image.
+
+numpy only (the Qt view imports it; the torch side produces its inputs). Definitions:
+
+- **Summary**: ``train_cli.metrics.multilabel_metrics`` of each model's probabilities
+  over the scored images (decoded, and scored by both models) — what ``catviz-eval``
+  prints for the same checkpoints and data — plus the mAP of each classifier level alone.
+- **Object size**: every positive (image, label) gets the area of its largest instance
+  (largest non-crowd box; a crowd region only when the label has nothing else; VOC's
+  difficult objects are not counted). Areas are in pixels of the **evaluated input**:
+  the box scaled as the image is by the test transform (resized to ``input_size`` x
+  ``input_size``), i.e. ``w * h * S/W * S/H`` for an image of W x H and input size S.
+  Buckets as COCO: small < 32², medium < 96², large. The same pairs are also bucketed by
+  the object's share of the image's area (which does not depend on the input size).
+  A positive with no box falls in ``no box``.
+- **Per bucket**: *recall* = the share of the bucket's positive pairs whose probability is
+  at least the threshold; *AP* = for each label, AP over the images whose (image, label)
+  pair is in the bucket (the positives) and every image where the label is absent (the
+  negatives), the label's positives in other buckets left out; the bucket's AP is the
+  mean over labels with at least one positive in it.
+- **Per image gain** of CAT over the baseline: ``F1 gain`` = per-image F1 of CAT minus
+  the baseline's at the threshold (F1 of the predicted set against the ground-truth set;
+  1 when both are empty), and ``probability gain`` = the summed change of probability on
+  the ground-truth labels minus the summed change on the other labels. Images are ranked
+  by F1 gain, then probability gain. CAT *fixes a miss* when a ground-truth label below
+  the threshold for the baseline is at or above it for CAT; it *breaks a hit* in the
+  opposite case. VOC's difficult labels (-1) count in neither sum nor F1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train_cli.metrics import average_precision, multilabel_metrics
+
+PIXEL_BUCKETS = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large", 96.0**2, np.inf))
+SHARE_BUCKETS = (("< 1%", 0.0, 0.01), ("1-5%", 0.01, 0.05), ("5-20%", 0.05, 0.2), ("≥ 20%", 0.2, np.inf))
+NO_BOX = "no box"
+SUMMARY_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
+ROLES = ("baseline", "cat")
+
+
+@dataclass
+class ReportInput:
+    """Everything the report reads, as numpy arrays over the split's N images and L labels."""
+
+    class_names: list[str]
+    paths: list[Path]
+    targets: np.ndarray  # (N, L) int8: 1, 0, -1 (difficult)
+    probabilities: dict[str, np.ndarray]  # role → (N, L), NaN where not scored
+    level_logits: dict[str, dict[str, np.ndarray]]  # role → level → (N, L)
+    boxes: list[np.ndarray]  # per image (K, 4): label, width, height, crowd (original pixels)
+    sizes: np.ndarray  # (N, 2) decoded (height, width)
+    input_size: int  # the evaluated input's side (CAT's; both models', when they agree)
+    failed: dict[int, str]  # image index → reason it was not decoded
+    scored: np.ndarray  # (N,) bool
+
+
+@dataclass
+class Report:
+    threshold: float
+    class_names: list[str]
+    input_size: int
+    images: np.ndarray  # indices of the scored images (into ReportInput.paths)
+    summary: dict  # role → metrics (multilabel_metrics) + "levels": level → mAP
+    per_class: list[dict]
+    by_size: dict[str, list[dict]]  # "pixels" / "share" → bucket rows
+    area: np.ndarray  # (N, L) largest object's area in input pixels (NaN: not positive / no box)
+    share: np.ndarray  # (N, L) its share of the image area
+    pixel_bucket: np.ndarray  # (N, L) int: index into PIXEL_BUCKETS, -1 none, len(...) no box
+    f1: dict[str, np.ndarray]  # role → (N,) per-image F1 at the threshold
+    f1_gain: np.ndarray  # (N,)
+    probability_gain: np.ndarray  # (N,)
+    fixes: np.ndarray  # (N,) bool: CAT fixes a miss
+    breaks: np.ndarray  # (N,) bool: CAT breaks a hit
+    ranking: np.ndarray  # scored image indices, largest gain first
+    failed: dict[int, str]
+
+
+# object sizes --------------------------------------------------------------------------
+def largest_objects(boxes: list[np.ndarray], sizes: np.ndarray, num_labels: int,
+                    input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(area in input pixels, share of the image) of each (image, label)'s largest instance.
+
+    NaN where the image has no box of that label or its size is unknown.
+    """
+    n = len(boxes)
+    area, share = np.full((n, num_labels), np.nan), np.full((n, num_labels), np.nan)
+    for i, rows in enumerate(boxes):
+        height, width = (float(v) for v in sizes[i])
+        if not len(rows) or height <= 0 or width <= 0:
+            continue
+        for label in np.unique(rows[:, 0]).astype(int):
+            if not 0 <= label < num_labels:
+                continue
+            mine = rows[rows[:, 0] == label]
+            solid = mine[mine[:, 3] == 0]
+            pick = solid if len(solid) else mine
+            largest = float((pick[:, 1] * pick[:, 2]).max())
+            share[i, label] = largest / (width * height)
+            area[i, label] = share[i, label] * input_size * input_size
+    return area, share
+
+
+def bucket_index(values: np.ndarray, buckets: tuple) -> np.ndarray:
+    """Index of each value's bucket (``len(buckets)`` for NaN: no box)."""
+    result = np.full(values.shape, len(buckets), dtype=np.int64)
+    for k, (_, low, high) in enumerate(buckets):
+        result[(values >= low) & (values < high)] = k
+    return result
+
+
+def _describe_bucket(name: str, low: float, high: float, share: bool) -> str:
+    def fmt(v: float) -> str:
+        return f"{v * 100:g}%" if share else f"{int(round(np.sqrt(v)))}²"
+
+    if np.isinf(high):
+        return f"≥ {fmt(low)}"
+    return f"< {fmt(high)}" if low == 0 else f"{fmt(low)} to {fmt(high)}"
+
+
+def _bucket_rows(buckets: tuple, index: np.ndarray, positives: np.ndarray, targets: np.ndarray,
+                 probabilities: dict[str, np.ndarray], threshold: float, share: bool) -> list[dict]:
+    rows = []
+    names = [*buckets, (NO_BOX, np.nan, np.nan)]
+    for k, (name, low, high) in enumerate(names):
+        in_bucket = positives & (index == k)
+        if k == len(buckets) and not in_bucket.any():
+            continue  # every positive has a box
+        row = {"bucket": name, "range": NO_BOX if k == len(buckets) else _describe_bucket(name, low, high, share),
+               "pairs": int(in_bucket.sum()), "images": int(in_bucket.any(1).sum()),
+               "labels": int(in_bucket.any(0).sum())}
+        for role, probs in probabilities.items():
+            row[f"recall_{role}"] = 100 * float((probs[in_bucket] >= threshold).mean()) if in_bucket.any() else float("nan")
+            aps = []
+            for label in np.flatnonzero(in_bucket.any(0)):
+                keep = in_bucket[:, label] | (targets[:, label] == 0)
+                aps.append(average_precision(probs[keep, label], in_bucket[keep, label].astype(np.int8)))
+            row[f"AP_{role}"] = 100 * float(np.mean(aps)) if aps else float("nan")
+        rows.append(row)
+    return rows
+
+
+# per image -----------------------------------------------------------------------------
+def per_image_f1(predicted: np.ndarray, truth: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """F1 of each row's predicted set against its true set over the ``counted`` labels (1 if both empty)."""
+    predicted, truth = predicted & counted, truth & counted
+    hits = (predicted & truth).sum(1)
+    total = predicted.sum(1) + truth.sum(1)
+    return np.where(total > 0, 2 * hits / np.maximum(total, 1), 1.0)
+
+
+# the report ----------------------------------------------------------------------------
+def build_report(data: ReportInput, threshold: float = 0.5) -> Report:
+    """The whole report over the scored images (see the module docstring for definitions)."""
+    scored = np.flatnonzero(data.scored)
+    targets = data.targets[scored]
+    probs = {role: data.probabilities[role][scored].astype(np.float64) for role in data.probabilities}
+    summary = {}
+    for role, p in probs.items():
+        metrics = multilabel_metrics(p, targets, threshold) if len(scored) else {}
+        levels = data.level_logits.get(role, {})
+        if len(scored) and len(levels) > 1:
+            metrics["levels"] = {lv: multilabel_metrics(1 / (1 + np.exp(-v[scored].astype(np.float64))), targets, threshold)["mAP"]
+                                 for lv, v in levels.items()}
+        summary[role] = metrics
+    per_class = []
+    for c, name in enumerate(data.class_names):
+        row = {"label": name, "positives": int((targets[:, c] == 1).sum())}
+        for role in probs:
+            row[f"AP_{role}"] = summary[role]["AP"][c] if len(scored) else float("nan")
+        if {"baseline", "cat"} <= set(probs):
+            row["delta"] = row["AP_cat"] - row["AP_baseline"]
+        per_class.append(row)
+
+    num_labels = len(data.class_names)
+    area, share = largest_objects(data.boxes, data.sizes, num_labels, data.input_size)
+    positives_all = data.targets == 1
+    pixel_all = np.where(positives_all, bucket_index(area, PIXEL_BUCKETS), -1)
+    positives = positives_all[scored]
+    by_size = {
+        "pixels": _bucket_rows(PIXEL_BUCKETS, pixel_all[scored], positives, targets, probs, threshold, share=False),
+        "share": _bucket_rows(SHARE_BUCKETS, bucket_index(share, SHARE_BUCKETS)[scored], positives, targets, probs,
+                              threshold, share=True),
+    }
+
+    n = len(data.paths)
+    counted = targets != -1
+    f1 = {role: np.full(n, np.nan) for role in probs}
+    for role, p in probs.items():
+        f1[role][scored] = per_image_f1(p >= threshold, positives, counted)
+    f1_gain, probability_gain = np.full(n, np.nan), np.full(n, np.nan)
+    fixes, breaks = np.zeros(n, bool), np.zeros(n, bool)
+    if {"baseline", "cat"} <= set(probs):
+        f1_gain[scored] = f1["cat"][scored] - f1["baseline"][scored]
+        change = probs["cat"] - probs["baseline"]
+        negatives = counted & ~positives
+        probability_gain[scored] = (change * positives).sum(1) - (change * negatives).sum(1)
+        base_hit, cat_hit = probs["baseline"] >= threshold, probs["cat"] >= threshold
+        fixes[scored] = (positives & ~base_hit & cat_hit).any(1)
+        breaks[scored] = (positives & base_hit & ~cat_hit).any(1)
+    order = np.lexsort((-np.nan_to_num(probability_gain[scored]), -np.nan_to_num(f1_gain[scored])))
+    return Report(threshold, list(data.class_names), data.input_size, scored, summary, per_class, by_size,
+                  area, share, pixel_all, f1, f1_gain, probability_gain, fixes, breaks, scored[order],
+                  dict(data.failed))
+
+
+def filter_images(report: Report, label: int | None = None, bucket: int | None = None,
+                  fixes: bool = False, breaks: bool = False) -> np.ndarray:
+    """The ranking restricted to images with a positive ``label`` (in pixel ``bucket``,
+    if given; a bucket alone: any label in it) where CAT fixes a miss / breaks a hit."""
+    ranking = report.ranking
+    keep = np.ones(len(ranking), bool)
+    buckets = report.pixel_bucket[ranking]
+    if label is not None:
+        buckets = buckets[:, [label]]
+    if label is not None or bucket is not None:
+        keep &= ((buckets >= 0) if bucket is None else (buckets == bucket)).any(1)
+    if fixes:
+        keep &= report.fixes[ranking]
+    if breaks:
+        keep &= report.breaks[ranking]
+    return ranking[keep]
+
+
+def bucket_names() -> list[str]:
+    """Pixel bucket names by index, ``no box`` last (the values of ``Report.pixel_bucket``)."""
+    return [name for name, _, _ in PIXEL_BUCKETS] + [NO_BOX]
+
+
+def report_json(report: Report, data: ReportInput) -> dict[str, object]:
+    """The report as JSON-ready objects: ``summary``, ``per_class``, ``by_size``, ``images``."""
+    names = data.class_names
+
+    def clean(value):
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, np.generic):
+            return clean(value.item())
+        return value
+
+    summary = {
+        "threshold": report.threshold, "input_size": report.input_size, "images": len(data.paths),
+        "scored": int(len(report.images)), "failed": len(report.failed),
+        "failed_images": {str(data.paths[i]): why for i, why in sorted(report.failed.items())},
+        "models": {role: {k: m[k] for k in (*SUMMARY_KEYS, "top3", "levels", "excluded") if k in m}
+                   for role, m in report.summary.items()},
+    }
+    images = []
+    for rank, i in enumerate(report.ranking):
+        truth = np.flatnonzero(data.targets[i] == 1)
+        images.append({
+            "rank": rank, "path": str(data.paths[i]), "f1_gain": report.f1_gain[i],
+            "probability_gain": report.probability_gain[i],
+            **{f"f1_{role}": report.f1[role][i] for role in report.f1},
+            "fixes_a_miss": bool(report.fixes[i]), "breaks_a_hit": bool(report.breaks[i]),
+            "ground_truth": [names[c] for c in truth],
+            "objects": {names[c]: {"area": report.area[i, c], "share": report.share[i, c],
+                                   "bucket": bucket_names()[report.pixel_bucket[i, c]]} for c in truth},
+            **{f"probabilities_{role}": {names[c]: float(p[i, c]) for c in range(len(names))}
+               for role, p in data.probabilities.items()},
+        })
+    return clean({"summary": summary, "per_class": report.per_class, "by_size": report.by_size, "images": images})
