@@ -95,8 +95,9 @@ def lookup_table(name: str, scale: Scale | None = None) -> np.ndarray:
 def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity: float = 0.5) -> np.ndarray:
     """An (h, w, 4) uint8 RGBA rendering of ``heat`` over ``scale``.
 
-    Diverging: colour by sign, opacity ``opacity * |value| / limit`` (values past the
-    scale saturate). Sequential: colour by value, constant ``opacity``.
+    Diverging: colour by value, opacity ``opacity * sqrt(|value| / limit)`` (zero is
+    transparent; the square root keeps moderate evidence visible next to the peak; values
+    past the scale saturate). Sequential: colour by value, constant ``opacity``.
     """
     heat = np.nan_to_num(heat.astype(np.float32))
     if colormap == DIVERGING:
@@ -105,12 +106,18 @@ def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity:
             heat = np.clip(heat, 0.0, None)
         t = np.clip((heat + limit) / (2 * limit), 0.0, 1.0)
         rgb = lookup_table(DIVERGING)[np.round(t * 255).astype(np.int64)]
-        alpha = opacity * np.clip(np.abs(heat) / limit, 0.0, 1.0)
+        alpha = opacity * np.sqrt(np.clip(np.abs(heat) / limit, 0.0, 1.0))
     else:
         t = np.clip((heat - scale.low) / (scale.high - scale.low), 0.0, 1.0)
         rgb = lookup_table(colormap)[np.round(t * 255).astype(np.int64)]
         alpha = np.full(heat.shape, opacity, np.float32)
     return np.concatenate([rgb, np.round(alpha * 255).astype(np.uint8)[..., None]], axis=-1)
+
+
+def muted(image: np.ndarray) -> np.ndarray:
+    """The image in light grey, so a signed map's red and blue are not confused with its colours."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.repeat((96 + grey * 0.6)[..., None], 3, axis=-1).astype(np.uint8)
 
 
 def normalise(heat: np.ndarray) -> np.ndarray:

@@ -26,7 +26,8 @@ def test_diverging_colours_sign_and_opacity_follows_magnitude():
     scale = Scale(-2.0, 2.0)
     rgba = colorize(np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]]), scale, DIVERGING, opacity=0.8)[0]
     assert rgba[2, 3] == 0  # no evidence: the image shows through
-    assert rgba[1, 3] == pytest.approx(0.4 * 255, abs=1) and rgba[4, 3] == pytest.approx(0.8 * 255, abs=1)
+    assert rgba[1, 3] == pytest.approx(0.8 * 0.5**0.5 * 255, abs=1) and rgba[4, 3] == pytest.approx(0.8 * 255, abs=1)
+    assert rgba[0, 3] == rgba[4, 3] and rgba[1, 3] == rgba[3, 3]  # opacity depends on |value| only
     negative, positive = rgba[0, :3].astype(int), rgba[4, :3].astype(int)
     assert negative[2] > negative[0]  # blue takes away from the logit
     assert positive[0] > positive[2]  # red adds to it
