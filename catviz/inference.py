@@ -1,8 +1,10 @@
 """Model side of the app, with no Qt: load checkpoints, run one image, return numpy.
 
 Image → preprocessing (the checkpoint's own size and normalisation) → model →
-:class:`InferenceResult` (probabilities, per-level logits, CAMs of every label,
-attention maps). Workers call these functions; views only ever see the numpy results.
+:class:`~catviz.results.InferenceResult` (probabilities, per-level logits, CAMs of every
+label, attention maps). Workers call these functions; views only ever see the numpy
+results. What a model is — its role, levels, heads, layers and target layers — is the
+model's own answer (``model.spec``, ``model.target_layers()``), never guessed here.
 """
 
 from __future__ import annotations
@@ -10,20 +12,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
 from models.cam import class_activation_maps, grad_cam
-from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
+from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, role_of
+from models.faithfulness import deletion_auc
 from models.preprocess import preprocess
 
-_logger = logging.getLogger(__name__)
+from .results import GRAD_CAM_METHODS, InferenceResult
 
-GRAD_CAM_METHODS = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "EigenCAM", "ScoreCAM", "LayerCAM", "HiResCAM")
+if TYPE_CHECKING:
+    from models.outputs import ModelSpec
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,8 +46,14 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def kind(self) -> str:
-        return "baseline" if self.meta.model.startswith("baseline") else "cat"
+    def spec(self) -> ModelSpec:
+        """The model's own description: role, levels, heads, layers (plain data)."""
+        return self.model.spec
+
+    @property
+    def role(self) -> str:
+        """"baseline" or "cat": the slot this model belongs in, from its checkpoint's metadata."""
+        return role_of(self.meta)
 
     def describe(self) -> str:
         m = self.meta
@@ -51,27 +66,17 @@ def load_model(path: str | Path, device: torch.device) -> LoadedModel:
     return LoadedModel(Path(path), model.eval(), meta, device)
 
 
+def same_labels(a: LoadedModel, b: LoadedModel | None) -> bool:
+    return b is None or a.meta.class_names == b.meta.class_names
+
+
 def check_compatible(new: LoadedModel, other: LoadedModel | None) -> None:
     """Both panels compare the same labels: refuse a checkpoint whose classes differ."""
-    if other is not None and new.meta.class_names != other.meta.class_names:
+    if not same_labels(new, other):
         raise CheckpointError(
             f"{new.path}: its {new.meta.num_classes} labels ({', '.join(new.meta.class_names[:5])} ...) "
             f"differ from the other model's ({', '.join(other.meta.class_names[:5])} ...)"
         )
-
-
-@dataclass
-class InferenceResult:
-    """Everything the views show for one image and one model, as numpy arrays."""
-
-    probabilities: np.ndarray  # (L,)
-    level_logits: dict[str, np.ndarray]  # level → (L,)
-    cams: dict[str, np.ndarray]  # level → (L, h, w), logit units
-    cam_exact: dict[str, bool]
-    combined_cam: np.ndarray  # (L, H, W) on the finest level's grid
-    attention: dict[str, np.ndarray]  # "lrd.i": (H, N5, N5); "clf.P4"/"clf.P3": (H, h, w) or (H, Nq, h, w)
-    grids: dict[str, tuple[int, int]]  # level → (h, w)
-    seconds: float
 
 
 def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
@@ -85,15 +90,13 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
         if loaded.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    size = meta.input_size
-    reductions = loaded.model.backbone.feature_info.reduction()
-    strides = dict(zip(("P3", "P4", "P5") if len(reductions) == 3 else ("S5",), reductions, strict=True))
-    grids = {level: (-(-size // stride), -(-size // stride)) for level, stride in strides.items()}
+    grids = {level: tuple(maps.shape[-2:]) for level, maps in cams.maps.items()}
     attention = {}
     for key, weights in (out.attention or {}).items():
         w = weights[0].float().cpu().numpy()
-        if key.startswith("clf."):  # (H, Nq, N) → (H, Nq, h, w) over the lower level's grid
-            w = w.reshape(*w.shape[:2], *grids[key.split(".")[1]])
+        level = key.split(".", 1)[1]
+        if key.startswith("clf.") and level in grids:  # (H, Nq, N) → (H, Nq, h, w) over that level's grid
+            w = w.reshape(*w.shape[:2], *grids[level])
             if w.shape[1] == 1:
                 w = w[:, 0]  # PMA: one pooled query → (H, h, w)
         attention[key] = w
@@ -106,27 +109,84 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
         attention=attention,
         grids=grids,
         seconds=seconds,
+        offsets={k: v[0] for k, v in cams.offsets.items()},
+        layer_share={k: {source: v[0] for source, v in parts.items()} for k, parts in cams.layer_share.items()},
     )
 
 
-def run_grad_cam(loaded: LoadedModel, image: np.ndarray, label: int, level: str, method: str) -> np.ndarray:
-    """A grad-cam package method's (H, W) map in [0, 1] at the model's input size."""
-    import pytorch_grad_cam
+class _GradCamProgress:
+    """Stands in for the ``tqdm`` module inside pytorch_grad_cam (ScoreCAM, AblationCAM):
+    its loops report progress to the calling thread's callback and stop when asked,
+    and nothing is printed to the terminal."""
 
+    _local = threading.local()
+
+    @classmethod
+    def tqdm(cls, iterable, *args, **kwargs):
+        progress, should_stop = getattr(cls._local, "hooks", (None, None))
+        total = len(iterable) if hasattr(iterable, "__len__") else 0
+        for i, item in enumerate(iterable):
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            yield item
+            if progress is not None and total:
+                progress((i + 1) / total)
+
+
+def _route_grad_cam_progress() -> None:
+    import pytorch_grad_cam.ablation_cam
+    import pytorch_grad_cam.score_cam
+
+    for module in (pytorch_grad_cam.score_cam, pytorch_grad_cam.ablation_cam):
+        module.tqdm = _GradCamProgress
+
+
+def run_deletion_auc(loaded: LoadedModel, image: np.ndarray, label: int, saliency: np.ndarray) -> float:
+    """Deletion AUC (RISE, see :mod:`models.faithfulness`) of a map for one label: lower is more faithful."""
+    if not 0 <= label < loaded.meta.num_classes:
+        raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
     meta = loaded.meta
     tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
     with loaded.lock:
-        return grad_cam(loaded.model, tensor, label, level, getattr(pytorch_grad_cam, method))[0]
+        return deletion_auc(loaded.model, tensor, label, saliency)
 
 
-def attention_rollout(lrd_layers: list[np.ndarray]) -> np.ndarray:
-    """Attention rollout (Abnar & Zuidema, 2020) over LRD layers: (N5, N5).
+def run_attribution(
+    loaded: LoadedModel,
+    image: np.ndarray,
+    label: int,
+    level: str,
+    method: str,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """One label's attribution map, (H, W) at the model's input size.
 
-    Heads are averaged, the residual path is added as identity (0.5 A + 0.5 I, rows
-    renormalised) and layers are multiplied in order.
+    ``method`` is a grad-cam method name (on ``level``'s target layer, scaled to [0, 1] as
+    grad-cam does), or Integrated Gradients / Occlusion (per input pixel, signed logit
+    attribution against the black image; ``level`` is not used). ``progress(fraction)`` is called as the work advances, and
+    ``should_stop()`` is polled: when it returns True, :class:`Cancelled` is raised.
     """
-    rollout = np.eye(lrd_layers[0].shape[-1])
-    for weights in lrd_layers:
-        a = 0.5 * weights.mean(0) + 0.5 * np.eye(weights.shape[-1])
-        rollout = (a / a.sum(-1, keepdims=True)) @ rollout
-    return rollout
+    if not 0 <= label < loaded.meta.num_classes:
+        raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
+    meta = loaded.meta
+    tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
+    if method in ATTRIBUTION_METHODS:
+        reference = black_baseline(meta.mean, meta.std).to(loaded.device)
+        with loaded.lock:
+            return attribute(loaded.model, tensor, label, method, baseline=reference,
+                             progress=progress, should_stop=should_stop)[0]
+    if method not in GRAD_CAM_METHODS:
+        raise ValueError(f"unknown attribution method {method!r}")
+    import pytorch_grad_cam
+
+    _route_grad_cam_progress()
+    hooks = _GradCamProgress._local
+    hooks.hooks = (progress, should_stop)
+    try:
+        with loaded.lock:
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            return grad_cam(loaded.model, tensor, label, level, getattr(pytorch_grad_cam, method))[0]
+    finally:
+        hooks.hooks = (None, None)

@@ -1,63 +1,133 @@
-"""The main window: image list | CAM and attention tabs | predictions; menus, status bar."""
+"""The main window: image list | CAM and attention tabs | predictions; menus, status bar,
+and a Messages dock that keeps every error and notice of the session."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QPushButton,
     QSplitter,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from models.device import available_devices
 
+from . import demo
+from .inference import LoadedModel
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
 from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
 from .qt_workers import InferenceController
-from .state import ROLES, AppState
+from .state import ROLES, AppState, Event, Message
 
 _logger = logging.getLogger(__name__)
 CHECKPOINT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin"}
+#: Widgets that use the arrow keys themselves: with focus, they keep them (no image change).
+ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
+NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… (or drop a baseline and a CAT .safetensors "
+                  "checkpoint on the window); `catviz` with no arguments opens the bundled demo pair.")
+NO_IMAGES_HINT = "No images. Use File ▸ Open images… or Open folder…, or drop image files or folders on the window."
+
+
+class QtMessages(QDockWidget):
+    """Every message of the session, newest last, in full (the status bar shows the latest)."""
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__("Messages", parent)
+        self.setObjectName("messages")
+        self.list = QListWidget()
+        self.list.setWordWrap(True)
+        self.list.setAlternatingRowColors(True)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.list.clear)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.list)
+        layout.addWidget(clear, 0, Qt.AlignmentFlag.AlignRight)
+        self.setWidget(body)
+        for message in state.messages:
+            self.add(message)
+        state.subscribe(Event.MESSAGE, self.add)
+
+    def add(self, message: Message) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(message.time))
+        item = QListWidgetItem(f"{stamp}  {message.text}")
+        item.setToolTip(message.text)
+        if message.error:
+            item.setForeground(Qt.GlobalColor.darkRed)
+        self.list.addItem(item)
+        self.list.scrollToBottom()
+
+    def texts(self) -> list[str]:
+        return [self.list.item(i).text().split("  ", 1)[1] for i in range(self.list.count())]
 
 
 class QtMainWindow(QMainWindow):
-    def __init__(self, state: AppState, controller: InferenceController, sources: dict[str, str] | None = None):
+    def __init__(self, state: AppState, controller: InferenceController):
         super().__init__()
         self.state, self.controller = state, controller
-        self.sources = sources or {}
         self.setWindowTitle("catviz — CAT vs baseline")
         self.setAcceptDrops(True)
         self.image_list = QtImageList(state)
-        self.cam_view = QtCamView(state, controller)
+        self.cam_view = QtCamView(state)
         self.attention_view = QtAttentionView(state)
         self.predictions = QtPredictions(state)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.cam_view, "Class activation maps")
         self.tabs.addTab(self.attention_view, "Attention (LRD, PMA)")
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("QLabel { background: #fff8e1; color: #5d4037; padding: 6px; }")
+        center = QWidget()
+        center_layout = QVBoxLayout(center)
+        center_layout.setContentsMargins(0, 0, 0, 0)
+        center_layout.addWidget(self.hint)
+        center_layout.addWidget(self.tabs, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        for widget in (self.image_list, self.tabs, self.predictions):
+        for widget in (self.image_list, center, self.predictions):
             self.splitter.addWidget(widget)
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setStretchFactor(2, 1)
         self.splitter.setSizes([170, 760, 350])
         self.setCentralWidget(self.splitter)
+        self.messages = QtMessages(state, self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.messages)
+        self.messages.hide()
         self._build_menus()
         self._build_status_bar()
-        state.subscribe("message", lambda message: self.statusBar().showMessage(message, 8000))
-        state.subscribe("models_changed", lambda role: self._update_device_label())
+        state.subscribe(Event.MESSAGE, self._on_message)
+        for event in (Event.MODELS_CHANGED, Event.IMAGES_ADDED):
+            state.subscribe(event, lambda *_: self._update_hint())
+        state.subscribe(Event.MODELS_CHANGED, lambda role: self._update_device_label())
         controller.busy_changed.connect(self._on_busy)
         controller.timings_changed.connect(self._on_timings)
+        controller.resolve_label_conflict = self.ask_label_conflict
+        controller.choose_partner = self.open_checkpoint
+        self._arrow_keys = _ArrowKeysStayInWidgets(self)
+        QApplication.instance().installEventFilter(self._arrow_keys)
+        self._update_hint()
         self._restore_settings()
 
     # construction -----------------------------------------------------------------------
@@ -66,6 +136,7 @@ class QtMainWindow(QMainWindow):
         actions = [
             ("Open &images…", QKeySequence.StandardKey.Open, self.open_images),
             ("Open &folder…", None, self.open_folder),
+            ("Open &models… (baseline and CAT)", None, self.open_models),
             ("Load &baseline checkpoint…", None, lambda: self.open_checkpoint("baseline")),
             ("Load &CAT checkpoint…", None, lambda: self.open_checkpoint("cat")),
             ("&Reopen last checkpoints", None, self.reopen_last_checkpoints),
@@ -91,6 +162,8 @@ class QtMainWindow(QMainWindow):
             action.setShortcut(QKeySequence(key))
             action.triggered.connect(lambda checked=False, d=delta: self.state.step(d))
             go.addAction(action)
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.messages.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About catviz", self)
         about.triggered.connect(self.show_about)
@@ -109,11 +182,25 @@ class QtMainWindow(QMainWindow):
         current = str(self.controller.device)
         self.device_box.setCurrentText(current if current in available_devices() else "cpu")
         self.device_box.currentTextChanged.connect(self.controller.set_device)
-        for widget in (self.timings, self.device_label, QLabel("Device"), self.device_box, self.busy):
+        self.message_count = QPushButton()
+        self.message_count.setFlat(True)
+        self.message_count.setToolTip("Show every message of this session (View ▸ Messages)")
+        self.message_count.clicked.connect(lambda: (self.messages.show(), self.messages.raise_()))
+        self.message_count.hide()
+        for widget in (self.message_count, self.timings, self.device_label, QLabel("Device"), self.device_box,
+                       self.busy):
             bar.addPermanentWidget(widget)
         self._update_device_label()
 
     # state → widgets ---------------------------------------------------------------------
+    def _on_message(self, message: Message) -> None:
+        self.statusBar().showMessage(message.text)  # stays until the next one; all are in Messages
+        errors = sum(m.error for m in self.state.messages)
+        self.message_count.setText(f"⚠ {errors} error{'s' * (errors != 1)}" if errors
+                                   else f"{len(self.state.messages)} messages")
+        self.message_count.setStyleSheet("color: #b00020;" if errors else "")
+        self.message_count.show()
+
     def _on_busy(self, pending: int) -> None:
         self.busy.setRange(0, 0 if pending else 1)  # indeterminate while work is pending
         self.busy.setToolTip(f"{pending} task(s) pending")
@@ -125,11 +212,17 @@ class QtMainWindow(QMainWindow):
         names = ", ".join(f"{r}: {m.meta.model}" for r, m in self.state.models.items()) or "no models"
         self.device_label.setText(f"{names} on {self.controller.device}")
 
+    def _update_hint(self) -> None:
+        hints = ([NO_MODELS_HINT] if not self.state.models else []) + ([NO_IMAGES_HINT] if not self.state.images else [])
+        self.hint.setText("\n".join(hints))
+        self.hint.setVisible(bool(hints))
+
     # actions ----------------------------------------------------------------------------
     def add_paths(self, paths: list[Path]) -> None:
+        """Dropped or opened files: checkpoints are loaded as one set, the rest listed as images."""
         checkpoints = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]
-        for path in checkpoints:
-            self.controller.load_checkpoint(path)
+        if checkpoints:
+            self.controller.load_checkpoints(checkpoints)
         self.state.add_images([p for p in paths if p not in checkpoints])
 
     def open_images(self) -> None:
@@ -141,17 +234,39 @@ class QtMainWindow(QMainWindow):
         if folder:
             self.add_paths([Path(folder)])
 
+    def open_models(self) -> None:
+        """Pick one or two checkpoints; each goes to the slot its metadata names."""
+        files, _ = QFileDialog.getOpenFileNames(self, "Open models (a baseline and a CAT checkpoint)", "",
+                                                "catviz checkpoints (*.safetensors);;All files (*)")
+        if files:
+            self.controller.load_checkpoints(files)
+
     def open_checkpoint(self, role: str) -> None:
         file, _ = QFileDialog.getOpenFileName(self, f"Load {role} checkpoint", "", "catviz checkpoints (*.safetensors);;All files (*)")
         if file:
             self.controller.load_checkpoint(file, role)
 
+    def ask_label_conflict(self, new: LoadedModel, other: LoadedModel) -> str:
+        """A model whose labels differ from the other slot's: "clear", "choose" or "cancel"."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Models with different labels")
+        box.setText(f"{new.path.name} ({new.role}) has {new.meta.num_classes} labels "
+                    f"({', '.join(new.meta.class_names[:4])} …); the {other.role} model {other.path.name} has "
+                    f"{other.meta.num_classes} ({', '.join(other.meta.class_names[:4])} …).\n\n"
+                    "Both panels compare the same labels, so both models must have them.")
+        choose = box.addButton(f"Load it, and choose a matching {other.role}…", QMessageBox.ButtonRole.AcceptRole)
+        clear = box.addButton(f"Load it, and clear the {other.role} slot", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(choose)
+        box.exec()
+        return {id(choose): "choose", id(clear): "clear"}.get(id(box.clickedButton()), "cancel")
+
     def reopen_last_checkpoints(self) -> None:
         settings = QSettings()
-        for role in ROLES:
-            path = settings.value(f"checkpoints/{role}")
-            if path:
-                self.controller.load_checkpoint(path, role)
+        paths = [settings.value(f"checkpoints/{role}") for role in ROLES]
+        if any(paths):
+            self.controller.load_checkpoints([p for p in paths if p])
 
     def save_view(self, path: str | None = None) -> None:
         path = path or QFileDialog.getSaveFileName(self, "Save view", "catviz-view.png", "PNG (*.png)")[0]
@@ -166,15 +281,21 @@ class QtMainWindow(QMainWindow):
         rows = {i.row() for i in self.image_list.selectedIndexes()} or range(len(self.state.images))
         self.controller.export_figure(path, [self.state.images[i] for i in sorted(rows)])
 
-    def show_about(self) -> None:
+    def about_text(self) -> str:
         lines = [f"<b>catviz</b> — CAT vs its baseline (Zhang et al., ICASSP 2022).<br>Device: {self.controller.device}<br>"]
+        demo_files = set(demo.DEMO_CHECKPOINTS.values())
         for role in ROLES:
             loaded = self.state.models.get(role)
             text = loaded.describe() if loaded else "not loaded"
-            lines.append(f"<b>{role}</b>: {text} {self.sources.get(role, '')}")
-        QMessageBox.about(self, "About catviz", "<br>".join(lines))
+            if loaded is not None and loaded.path in demo_files:
+                text += " (bundled demo)"
+            lines.append(f"<b>{role}</b>: {text}")
+        return "<br>".join(lines)
 
-    # drag and drop, keys, settings ---------------------------------------------------------
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About catviz", self.about_text())
+
+    # drag and drop, settings ---------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -209,6 +330,18 @@ class QtMainWindow(QMainWindow):
         settings.setValue("display/colormap", self.state.settings.colormap)
         for role, loaded in self.state.models.items():
             settings.setValue(f"checkpoints/{role}", str(loaded.path))
-        self.controller.pool.clear()
-        self.controller.wait(10000)
+        QApplication.instance().removeEventFilter(self._arrow_keys)
+        self.controller.shutdown()
         super().closeEvent(event)
+
+
+class _ArrowKeysStayInWidgets(QObject):
+    """Left/Right change the image, except in a focused widget that uses them (a slider,
+    a spin box, a text field, a combo box): accepting Qt's ShortcutOverride there hands
+    the key to the widget instead of the window's shortcut."""
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right) \
+                and isinstance(QApplication.focusWidget(), ARROW_KEY_WIDGETS):
+            event.accept()
+        return False

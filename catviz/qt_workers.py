@@ -1,50 +1,75 @@
 """Model work off the GUI thread: QRunnables on one pool, results back as Qt signals.
 
 The controller watches the state: when an image is selected or a model loaded it
-queues decoding and inference for the current image only; work for an image the user
-has moved away from is dropped when its turn comes (cooperative cancellation); every
-result is cached in the state, so going back costs nothing.
+queues decoding and inference for the current image first; the other images are
+decoded after, at low priority, each into a bounded cache of display copies. Work the
+user no longer wants (another image selected, another label or method chosen, a Cancel)
+is cancelled from the GUI thread through a flag the worker polls; every result is
+checked on the GUI thread against the model's generation before the state keeps it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from models.attribution import Cancelled
 from models.checkpoint import CheckpointError
 from models.device import resolve_device
 from models.preprocess import ImageLoadError, load_image
 
 from . import figure, inference
-from .state import AppState, ImageEntry
+from .inference import LoadedModel
+from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
 _logger = logging.getLogger(__name__)
-MAX_GRAD_CAMS = 64  # cached gradient maps, each (input size)² floats
+# Task priorities: a higher one starts first when the pool has a free thread.
+LOAD_MODEL, DECODE_CURRENT, INFERENCE, ATTRIBUTE, DECODE_OTHER = 4, 3, 2, 1, 0
 
 
 class TaskSignals(QObject):
     succeeded = Signal(object)
     failed = Signal(str)
+    progressed = Signal(float)
+    cancelled = Signal()
     done = Signal()
 
 
 class Task(QRunnable):
-    """Runs ``fn()`` on the pool unless ``is_stale()`` says nobody wants it any more."""
+    """Runs ``fn(task)`` on the pool unless cancelled first; ``fn`` may poll ``task.should_stop``
+    and report ``task.progress(fraction)``. Errors arrive as ``failed`` with a message."""
 
-    def __init__(self, fn: Callable[[], object], is_stale: Callable[[], bool] = lambda: False):
+    def __init__(self, fn: Callable[[Task], object], key: tuple | None = None):
         super().__init__()
-        self.fn, self.is_stale = fn, is_stale
+        self.setAutoDelete(False)  # the controller drops its reference when done
+        self.fn, self.key = fn, key
         self.signals = TaskSignals()
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def progress(self, fraction: float) -> None:
+        self.signals.progressed.emit(float(fraction))
 
     def run(self) -> None:
         try:
-            if not self.is_stale():
-                self.signals.succeeded.emit(self.fn())
+            if self.should_stop():
+                self.signals.cancelled.emit()
+            else:
+                self.signals.succeeded.emit(self.fn(self))
+        except Cancelled:
+            self.signals.cancelled.emit()
         except (ImageLoadError, CheckpointError, ValueError, OSError) as err:
             self.signals.failed.emit(str(err))
         except Exception as err:  # a bug must reach the user, not kill the app silently
@@ -64,67 +89,152 @@ class InferenceController(QObject):
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(threads)  # models are not run concurrently
         self.pending = 0
-        self._tasks: set[Task] = set()
-        self._requested: set[tuple] = set()
-        self.grad_cams: dict[tuple, object] = {}
-        state.subscribe("selection_changed", lambda entry: self.request_current())
-        state.subscribe("images_added", self._on_images_added)
-        state.subscribe("models_changed", lambda role: self.request_current())
-        state.subscribe("result_ready", lambda path, role: self._request_grad_cam())
-        state.subscribe("settings_changed", self._on_settings_changed)
+        self._tasks: dict[int, Task] = {}  # id → task, while queued or running
+        #: Asked when a model's labels differ from the other slot's: returns "clear" (load it
+        #: and empty the other slot), "choose" (the same, then pick a partner) or "cancel".
+        #: The main window asks the user; without one, such a model is refused.
+        self.resolve_label_conflict: Callable[[LoadedModel, LoadedModel], str] | None = None
+        self.choose_partner: Callable[[str], None] | None = None
+        state.subscribe(Event.SELECTION_CHANGED, self._on_selection_changed)
+        state.subscribe(Event.IMAGES_ADDED, self._on_images_added)
+        state.subscribe(Event.MODELS_CHANGED, lambda role: self.request_current())
+        state.subscribe(Event.RESULT_READY, lambda path, role: self._request_attributions())
+        state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed)
+        state.subscribe(Event.CANCEL_REQUESTED, self._on_cancel_requested)
+        state.subscribe(Event.DELETION_AUC_REQUESTED, self._submit_deletion_auc)
 
     # plumbing --------------------------------------------------------------------------
-    def _submit(self, fn, on_success, on_failure=None, is_stale=lambda: False, priority: int = 0) -> None:
-        task = Task(fn, is_stale)
+    def _submit(self, fn, on_success, on_failure=None, priority: int = 0, key: tuple | None = None,
+                on_progress=None, on_cancel=None) -> Task:
+        task = Task(fn, key)
         task.signals.succeeded.connect(on_success)
         task.signals.failed.connect(on_failure or self.state.report)
+        if on_progress is not None:
+            task.signals.progressed.connect(on_progress)
+        if on_cancel is not None:
+            task.signals.cancelled.connect(on_cancel)
         task.signals.done.connect(lambda: self._finished(task))
-        self._tasks.add(task)
+        self._tasks[id(task)] = task
         self.pending += 1
         self.busy_changed.emit(self.pending)
         self.pool.start(task, priority)
+        return task
 
     def _finished(self, task: Task) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(id(task), None)
         self.pending -= 1
         self.busy_changed.emit(self.pending)
+
+    def _running(self, key: tuple) -> Task | None:
+        return next((t for t in self._tasks.values() if t.key == key and not t.should_stop()), None)
 
     def wait(self, msecs: int = 60000) -> bool:
         return self.pool.waitForDone(msecs)
 
+    def shutdown(self, msecs: int = 10000) -> None:
+        """Drop queued work, ask running work to stop, wait for it."""
+        self.pool.clear()
+        for task in self._tasks.values():
+            task.cancel()
+        self.wait(msecs)
+
     # models ----------------------------------------------------------------------------
     def load_checkpoint(self, path: str | Path, role: str | None = None) -> None:
-        """Load in a worker; a bad file is reported and the previous model stays."""
-        def load():
-            loaded = inference.load_model(path, self.device)
-            target = role or loaded.kind
-            other = next((m for r, m in self.state.models.items() if r != target), None)
-            inference.check_compatible(loaded, other)
-            return target, loaded
+        """Load one checkpoint in a worker into the slot its metadata names (``role``: the slot
+        the user asked for; a model of the other kind goes to its own slot, with a message)."""
+        self.load_checkpoints([path], {Path(path): role} if role else None)
 
-        self._submit(load, lambda result: self.state.set_model(*result), priority=2)
+    def load_checkpoints(self, paths: list[str | Path], requested: dict[Path, str] | None = None) -> None:
+        """Load files in a worker and place them as a set: a baseline and a CAT dropped together
+        are checked against each other, not against the models they replace. A bad file is
+        reported and the model in its slot stays. ``requested``: the slot the user named for a
+        file (``--baseline``, File ▸ Load CAT checkpoint); the file's own metadata decides."""
+        paths = [Path(p) for p in paths]
+        device = self.device
+
+        def load(task: Task):
+            loaded, errors = [], []
+            for path in paths:
+                try:
+                    loaded.append(inference.load_model(path, device))
+                except (CheckpointError, OSError, ValueError) as err:
+                    errors.append(str(err))
+            return loaded, errors
+
+        self._submit(load, lambda result: self._place_models(*result, requested or {}), priority=LOAD_MODEL)
+
+    def _place_models(self, loaded: list[LoadedModel], errors: list[str], requested: dict[Path, str]) -> None:
+        """On the GUI thread: put freshly loaded models in their slots (see load_checkpoints)."""
+        for error in errors:
+            self.state.report(error)
+        by_role: dict[str, LoadedModel] = {}
+        for model in loaded:
+            asked = requested.get(model.path)
+            if asked is not None and model.role != asked:
+                self.state.report(f"{model.path.name} is a {model.role} model ({model.meta.model}): "
+                                  f"loaded into the {model.role} slot, not the {asked} slot", error=False)
+            if model.role in by_role:
+                self.state.report(f"{by_role[model.role].path.name} and {model.path.name} are both {model.role} "
+                                  f"models: using {model.path.name}")
+            by_role[model.role] = model
+        if not by_role:
+            return
+        first, *rest = by_role.values()
+        if rest and not inference.same_labels(first, rest[0]):
+            self.state.report(f"{first.path.name} and {rest[0].path.name} have different labels "
+                              f"({first.meta.num_classes} and {rest[0].meta.num_classes}): neither was loaded")
+            return
+        others = {r: m for r, m in self.state.models.items() if r not in by_role}
+        conflict = next(((r, m) for r, m in others.items() if not inference.same_labels(first, m)), None)
+        if conflict is not None:
+            other_role, other = conflict
+            answer = self.resolve_label_conflict(first, other) if self.resolve_label_conflict else "cancel"
+            if answer == "cancel":
+                try:
+                    inference.check_compatible(first, other)
+                except CheckpointError as err:
+                    self.state.report(f"{err}: not loaded")
+                return
+            self.state.set_model(other_role, None)
+            self.state.report(f"{other.path.name} removed from the {other_role} slot: its labels differ "
+                              f"from {first.path.name}'s", error=False)
+        for role, model in by_role.items():
+            self.state.set_model(role, model)
+        if conflict is not None and answer == "choose" and self.choose_partner is not None:
+            self.choose_partner(conflict[0])
 
     def set_device(self, name: str) -> None:
         """Reload every model on another device (in workers; results are recomputed)."""
         self.device = resolve_device(name)
-        for role, loaded in list(self.state.models.items()):
-            self.load_checkpoint(loaded.path, role)
+        if self.state.models:
+            self.load_checkpoints([loaded.path for loaded in self.state.models.values()])
 
     # images ----------------------------------------------------------------------------
     def _on_images_added(self, entries: list[ImageEntry]) -> None:
+        """The image on screen is decoded first (by the selection); the others after it."""
+        current = self.state.current_entry
         for entry in entries:
-            self._decode(entry)
+            if entry is not current:
+                self._decode(entry, DECODE_OTHER)
 
-    def _decode(self, entry: ImageEntry) -> None:
+    def _on_selection_changed(self, entry: ImageEntry | None) -> None:
+        for task in list(self._tasks.values()):  # work for another image is not wanted any more
+            if task.key is not None and task.key[0] in ("inference", "attribution") \
+                    and (entry is None or task.key[1] != entry.path):
+                task.cancel()
+        self.request_current()
+
+    def _decode(self, entry: ImageEntry, priority: int) -> None:
         path = entry.path
-        self._submit(
-            lambda: load_image(path),
-            lambda image: self._decoded(path, image),
-            lambda message: self.state.set_image_data(path, None, message),
-            priority=1,
-        )
+        key = ("decode", path)
+        if self._running(key) is not None:
+            return
+        self._submit(lambda task: load_image(path),  # a display copy: at most 2048 px a side
+                     lambda image: self._decoded(path, image),
+                     lambda message: self.state.set_image_data(path, None, message),
+                     priority=priority, key=key)
 
-    def _decoded(self, path: Path, image) -> None:
+    def _decoded(self, path: Path, image: np.ndarray) -> None:
         self.state.set_image_data(path, image, None)
         entry = self.state.current_entry
         if entry is not None and entry.path == path:
@@ -132,34 +242,28 @@ class InferenceController(QObject):
 
     def request_current(self) -> None:
         entry = self.state.current_entry
-        if entry is None or entry.image is None:
+        self._report_timings()
+        if entry is None or entry.error:
+            return
+        if entry.image is None:  # not decoded yet, or dropped from the cache: decode it first
+            self._decode(entry, DECODE_CURRENT)
             return
         for role in self.state.missing_results(entry):
             self._submit_inference(entry, role)
-        self._report_timings()
-        self._request_grad_cam()
+        self._request_attributions()
 
     def _submit_inference(self, entry: ImageEntry, role: str) -> None:
         loaded, image, path = self.state.models[role], entry.image, entry.path
-        key = (path, role, id(loaded))
-        if key in self._requested:
+        generation = self.state.generation[role]
+        key = ("inference", path, role, generation)
+        if self._running(key) is not None:
             return
-        self._requested.add(key)
+        self._submit(lambda task: inference.run_model(loaded, image),
+                     lambda result: self._result(path, role, generation, result),
+                     priority=INFERENCE, key=key)
 
-        def stale() -> bool:  # the user moved on: drop the work, allow a later request
-            current = self.state.current_entry
-            if current is None or current.path != path:
-                self._requested.discard(key)
-                return True
-            return False
-
-        self._submit(lambda: inference.run_model(loaded, image),
-                     lambda result: self._result(path, role, key, result), is_stale=stale)
-
-    def _result(self, path: Path, role: str, key: tuple, result) -> None:
-        self._requested.discard(key)
-        if self.state.models.get(role) is not None and id(self.state.models[role]) == key[2]:
-            self.state.set_result(path, role, result)
+    def _result(self, path: Path, role: str, generation: int, result) -> None:
+        self.state.set_result(path, role, result, generation)
         self._report_timings()
 
     def _report_timings(self) -> None:
@@ -170,69 +274,107 @@ class InferenceController(QObject):
     # figure export -------------------------------------------------------------------------
     def export_figure(self, path: str, entries: list[ImageEntry]) -> None:
         """Render the Fig.-3-style grid of ``entries`` in a worker (missing results computed there)."""
-        entries = [e for e in entries if e.image is not None]
+        entries = [e for e in entries if e.image is not None or not e.error]
         loaded, s = dict(self.state.models), self.state.settings
         if not entries or not loaded:
             self.state.report("nothing to export: load a model and a readable image first")
             return
         class_names = self.state.class_names
+        cached = {key: r for key, r in self.state.results.items() if key[0] in {e.path for e in entries}}
 
-        def render() -> str:
-            rows = [
-                figure.FigureRow(e.path.name, e.image,
-                                 {role: self.state.results.get((e.path, role)) or inference.run_model(m, e.image)
-                                  for role, m in loaded.items()},
-                                 e.ground_truth)
-                for e in entries
-            ]
+        def render(task: Task) -> str:
+            rows = []
+            for e in entries:
+                image = e.image if e.image is not None else load_image(e.path)
+                results = {role: cached.get((e.path, role)) or inference.run_model(m, image) for role, m in loaded.items()}
+                rows.append(figure.FigureRow(e.path.name, image, results, e.ground_truth))
             figure.save_png(path, figure.render_figure(rows, class_names, s.threshold, s.opacity))
             return path
 
-        self._submit(render, lambda written: self.state.report(f"figure written to {written}"))
+        self._submit(render, lambda written: self.state.report(f"figure written to {written}", error=False))
 
-    # grad-cam methods ------------------------------------------------------------------
+    # attributions (grad-cam methods, IG, Occlusion) -------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:
-        if keys & {"cam_method", "label", "cam_level"}:
-            self._request_grad_cam()
+        if keys & {"cam_method", "label", "label_mode", "cam_level"}:
+            self._request_attributions()
 
-    def grad_cam_key(self, role: str) -> tuple | None:
-        s, entry, label = self.state.settings, self.state.current_entry, self.state.shown_label()
-        if s.cam_method == "CAM" or entry is None or label is None or role not in self.state.models:
-            return None
-        level = "S5" if role == "baseline" else (s.cam_level if s.cam_level in ("P5", "P4", "P3") else "P3")
-        return (entry.path, role, label, level, s.cam_method, id(self.state.models[role]))
-
-    def _request_grad_cam(self) -> None:
+    def _request_attributions(self) -> None:
         entry = self.state.current_entry
         if entry is None or entry.image is None:
             return
-        for role in list(self.state.models):
-            key = self.grad_cam_key(role)
-            if key is not None and key not in self.grad_cams and key not in self._requested:
-                self._submit_grad_cam(entry, role, key)
+        for role in ROLES:
+            key = self.state.attribution_key(role)
+            for task in list(self._tasks.values()):  # another map for this panel is not wanted any more
+                if task.key is not None and task.key[0] == "attribution" and task.key[2] == role \
+                        and task.key[1:] != key:
+                    task.cancel()
+            if key is None or key in self.state.attributions or key in self.state.stopped:
+                continue
+            if self._running(("attribution", *key)) is None:
+                self._submit_attribution(entry, role, key)
 
-    def _submit_grad_cam(self, entry: ImageEntry, role: str, key: tuple) -> None:
-        self._requested.add(key)
+    def _submit_attribution(self, entry: ImageEntry, role: str, key: tuple) -> None:
+        path, role, label_name, level, method, generation = key
         loaded, image = self.state.models[role], entry.image
-        label = loaded.meta.class_names.index(key[2])
+        label = loaded.meta.class_names.index(label_name)
         started = time.perf_counter()
 
+        def compute(task: Task):
+            return inference.run_attribution(loaded, image, label, level, method, task.progress, task.should_stop)
+
         def done(heat) -> None:
-            self._requested.discard(key)
-            self.grad_cams[key] = heat
-            while len(self.grad_cams) > MAX_GRAD_CAMS:  # oldest first
-                del self.grad_cams[next(iter(self.grad_cams))]
-            _logger.info("%s for %s in %.2fs", key[4], role, time.perf_counter() - started)
-            self.state.emit("grad_cam_ready", key)
+            self._end_progress(key, role)
+            _logger.info("%s for %s in %.2fs", method, role, time.perf_counter() - started)
+            self.state.set_attribution(key, heat)
 
         def failed(message: str) -> None:
-            self._requested.discard(key)
-            self.state.report(message)
+            self._end_progress(key, role)
+            self.state.stop_attribution(key, message)
+            self.state.report(f"{method} for the {role} model: {message}")
 
-        def stale() -> bool:
-            if self.grad_cam_key(role) != key:
-                self._requested.discard(key)
-                return True
-            return False
+        def cancelled() -> None:
+            self._end_progress(key, role)
+            if key == self.state.attribution_key(role):  # the user pressed Cancel
+                self.state.stop_attribution(key, f"{method} cancelled")
 
-        self._submit(lambda: inference.run_grad_cam(loaded, image, label, key[3], key[4]), done, failed, stale)
+        self.state.set_progress(role, ATTRIBUTION, 0.0)
+        self._submit(compute, done, failed, priority=ATTRIBUTE, key=("attribution", *key),
+                     on_progress=lambda f: self._progress(key, role, f), on_cancel=cancelled)
+
+    def _progress(self, key: tuple, role: str, fraction: float) -> None:
+        if key == self.state.attribution_key(role):
+            self.state.set_progress(role, ATTRIBUTION, fraction)
+
+    def _end_progress(self, key: tuple, role: str) -> None:
+        """Clear the panel's progress unless a newer computation for it is under way."""
+        newer = any(t.key is not None and t.key[0] == "attribution" and t.key[2] == role
+                    and t.key[1:] != key and not t.should_stop() for t in self._tasks.values())
+        if not newer:
+            self.state.set_progress(role, ATTRIBUTION, None)
+
+    def _submit_deletion_auc(self, key: tuple, saliency) -> None:
+        """The deletion AUC of a displayed map (the view's request), in a worker."""
+        path, role, label_name, what, generation = key
+        loaded, entry = self.state.models.get(role), self.state.entry(path)
+        if loaded is None or entry is None or entry.image is None or self._running(("deletion_auc", *key)):
+            return
+        label, image = loaded.meta.class_names.index(label_name), entry.image
+
+        def done(value: float) -> None:
+            self.state.set_progress(role, DELETION_AUC, None)
+            self.state.set_deletion_auc(key, value)
+
+        def failed(message: str) -> None:
+            self.state.set_progress(role, DELETION_AUC, None)
+            self.state.report(f"deletion AUC of {what} for the {role} model: {message}")
+
+        self.state.set_progress(role, DELETION_AUC, 0.0)
+        self._submit(lambda task: inference.run_deletion_auc(loaded, image, label, saliency), done, failed,
+                     priority=ATTRIBUTE, key=("deletion_auc", *key))
+
+    def _on_cancel_requested(self, role: str, what: str) -> None:
+        if what != ATTRIBUTION:
+            return
+        for task in list(self._tasks.values()):
+            if task.key is not None and task.key[0] == "attribution" and task.key[2] == role:
+                task.cancel()

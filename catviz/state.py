@@ -1,60 +1,122 @@
-"""The app's state in plain Python (no Qt): views observe it, workers fill it.
+"""The app's state in plain Python (no Qt, no torch): views observe it, workers fill it.
 
 Which images are loaded (and which failed, with why), which one and which label are
-selected, the display settings, the loaded models and every result, cached per image
-and model. Changes are announced to subscribers by event name.
+selected, the display settings, the loaded models with the spec each states of itself,
+and every result — model outputs and attributions (grad-cam, IG, Occlusion) — cached per
+image and model, with the progress of long computations. Changes are announced to
+subscribers by :class:`Event`; a setter announces only a real change.
+
+Stale work is recognised on the GUI thread by generation: every model loaded into a
+slot gets a new generation number, and a result computed for an older one is dropped.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import enum
+import time
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .inference import InferenceResult, LoadedModel
+from .render import DIVERGING
+from .results import InferenceResult
+
+if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
+    from models.outputs import ModelSpec
+
+    from .inference import LoadedModel
 
 ROLES = ("baseline", "cat")
 #: Results kept per (image, model), most recent first; older ones are recomputed on demand.
 #: A full-size CAT result (80 labels' CAMs, attention) is a few MB.
 MAX_CACHED_RESULTS = 128
+#: Attribution maps kept (each one label's (H, W) float map at the model's input size).
+MAX_CACHED_ATTRIBUTIONS = 64
+#: Decoded display copies kept in memory (least recently shown dropped first); a dropped
+#: copy is decoded again when its image is shown. Display copies are at most 2048 px a side.
+MAX_IMAGE_BYTES = 256 * 2**20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jp2"}
+#: ``DisplaySettings.label_mode``: follow each image's top prediction (a clicked label holds
+#: for the current image only), or keep one fixed label for every image.
+LABEL_MODES = ("top", "fixed")
+#: What a progress entry describes: ``state.progress[(role, ATTRIBUTION)]``.
+ATTRIBUTION = "attribution"
+#: ``state.progress[(role, DELETION_AUC)]``: a displayed map's deletion AUC being computed.
+DELETION_AUC = "deletion AUC"
+
+
+class Event(enum.Enum):
+    """Everything the state announces, with the arguments subscribers receive."""
+
+    IMAGES_ADDED = "images_added"  # (entries,)
+    IMAGE_LOADED = "image_loaded"  # (entry,): decoded, or failed with entry.error
+    SELECTION_CHANGED = "selection_changed"  # (entry,)
+    MODELS_CHANGED = "models_changed"  # (role,): loaded, replaced or cleared
+    RESULT_READY = "result_ready"  # (path, role)
+    ATTRIBUTION_READY = "attribution_ready"  # (key,): its map, or why it stopped (attribution_status)
+    PROGRESS_CHANGED = "progress_changed"  # (role, what)
+    CANCEL_REQUESTED = "cancel_requested"  # (role, what): a view asks the workers to stop
+    DELETION_AUC_REQUESTED = "deletion_auc_requested"  # (key, saliency): a view asks for a map's deletion AUC
+    DELETION_AUC_READY = "deletion_auc_ready"  # (key,)
+    SETTINGS_CHANGED = "settings_changed"  # (set of changed keys,)
+    MESSAGE = "message"  # (Message,)
 
 
 @dataclass
 class ImageEntry:
     path: Path
     ground_truth: set[str] | None = None  # label names, when known
-    image: np.ndarray | None = None  # decoded RGB, once a worker has read it
+    image: np.ndarray | None = None  # display copy (≤ 2048 px a side) while cached
     error: str | None = None  # why it cannot be shown
 
 
 @dataclass
 class DisplaySettings:
     threshold: float = 0.5
-    label: str | None = None  # selected label name
-    cam_method: str = "CAM"  # "CAM" or a grad-cam method name
-    cam_level: str = "combined"  # "combined" or a CAT level (P5, P4, P3)
-    colormap: str = "turbo"
-    opacity: float = 0.5
-    lrd_layer: int | str = "rollout"  # 0, 1 or "rollout"
+    label_mode: str = "top"  # one of LABEL_MODES
+    label: str | None = None  # selected label name (None: the top prediction)
+    cam_method: str = "CAM"  # "CAM" or an attribution method name
+    cam_level: str = "combined"  # "combined" or a level name of the model's spec
+    colormap: str = DIVERGING  # see catviz.render.COLORMAPS
+    positive_only: bool = False  # signed maps: hide negative evidence
+    per_panel_scale: bool = False  # signed maps: each panel its own scale instead of one shared
+    opacity: float = 0.75  # the most opaque a map gets (signed maps: at the scale's limit)
+    lrd_layer: int | str = "rollout"  # layer index or "rollout"
     head: int | str = "mean"  # head index or "mean"
-    query: tuple[int, int] | None = None  # clicked P5 cell (row, col)
+    query: tuple[int, int] | None = None  # clicked cell of the LRD level (row, col)
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    time: float = field(default_factory=time.time)
+    error: bool = True
 
 
 class Observable:
-    """Minimal publish/subscribe: ``subscribe(event, callback)``, ``emit(event, *args)``."""
+    """Publish/subscribe over a fixed set of events: an unknown event name raises."""
+
+    events: type[enum.Enum] = Event
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Callable]] = defaultdict(list)
+        self._subscribers: dict[enum.Enum, list[Callable]] = defaultdict(list)
 
-    def subscribe(self, event: str, callback: Callable) -> None:
-        self._subscribers[event].append(callback)
+    def _event(self, event: enum.Enum | str) -> enum.Enum:
+        try:
+            return event if isinstance(event, self.events) else self.events(event)
+        except ValueError:
+            known = ", ".join(e.value for e in self.events)
+            raise ValueError(f"unknown event {event!r}; known events: {known}") from None
 
-    def emit(self, event: str, *args) -> None:
-        for callback in list(self._subscribers[event]):
+    def subscribe(self, event: enum.Enum | str, callback: Callable) -> None:
+        self._subscribers[self._event(event)].append(callback)
+
+    def emit(self, event: enum.Enum | str, *args) -> None:
+        for callback in list(self._subscribers[self._event(event)]):
             callback(*args)
 
 
@@ -64,8 +126,15 @@ class AppState(Observable):
     current: int = -1
     models: dict[str, LoadedModel] = field(default_factory=dict)
     results: dict[tuple[Path, str], InferenceResult] = field(default_factory=dict)
+    attributions: dict[tuple, np.ndarray] = field(default_factory=dict)
+    stopped: dict[tuple, str] = field(default_factory=dict)  # attribution key → why (cancelled, error)
+    #: (path, role, label, what the map is, generation) → deletion AUC of that displayed map
+    deletion_aucs: dict[tuple, float] = field(default_factory=dict)
+    progress: dict[tuple[str, str], float] = field(default_factory=dict)
+    generation: dict[str, int] = field(default_factory=dict)  # role → generation of its model
     settings: DisplaySettings = field(default_factory=DisplaySettings)
-    messages: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    _decoded: OrderedDict = field(default_factory=OrderedDict, repr=False)  # path → bytes, LRU order
 
     def __post_init__(self) -> None:
         Observable.__init__(self)
@@ -82,24 +151,54 @@ class AppState(Observable):
             added.append(ImageEntry(path, (ground_truth or {}).get(path)))
         self.images.extend(added)
         if added:
-            self.emit("images_added", added)
+            self.emit(Event.IMAGES_ADDED, added)
             if self.current < 0:
                 self.select(0)
         return added
 
+    def entry(self, path: Path) -> ImageEntry | None:
+        return next((e for e in self.images if e.path == path), None)
+
     def set_image_data(self, path: Path, image: np.ndarray | None, error: str | None) -> None:
-        for entry in self.images:
-            if entry.path == path:
-                entry.image, entry.error = image, error
-                if error:
-                    self.report(error)
-                self.emit("image_loaded", entry)
+        """A decoded display copy (kept within ``MAX_IMAGE_BYTES``) or why it failed."""
+        entry = self.entry(path)
+        if entry is None:
+            return
+        entry.image, entry.error = image, error
+        self._decoded.pop(path, None)
+        if image is not None:
+            self._decoded[path] = image.nbytes
+            self._evict()
+        if error:
+            self.report(error)
+        self.emit(Event.IMAGE_LOADED, entry)
+
+    def _evict(self) -> None:
+        """Drop the least recently shown display copies beyond the budget (never the current one)."""
+        current = self.current_entry
+        for path in list(self._decoded):
+            if sum(self._decoded.values()) <= MAX_IMAGE_BYTES:
+                break
+            if current is not None and path == current.path:
+                continue
+            del self._decoded[path]
+            if (entry := self.entry(path)) is not None:
+                entry.image = None
+
+    @property
+    def decoded_bytes(self) -> int:
+        return sum(self._decoded.values())
 
     def select(self, index: int) -> None:
         if 0 <= index < len(self.images) and index != self.current:
             self.current = index
             self.settings.query = None
-            self.emit("selection_changed", self.current_entry)
+            self.stopped.clear()
+            if self.settings.label_mode == "top":
+                self.settings.label = None  # a clicked label holds for its image only
+            if self.images[index].path in self._decoded:
+                self._decoded.move_to_end(self.images[index].path)
+            self.emit(Event.SELECTION_CHANGED, self.current_entry)
 
     def step(self, delta: int) -> None:
         if self.images:
@@ -109,26 +208,46 @@ class AppState(Observable):
     def current_entry(self) -> ImageEntry | None:
         return self.images[self.current] if 0 <= self.current < len(self.images) else None
 
-    # models and results ----------------------------------------------------------------
+    # models ------------------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
         for loaded in self.models.values():
             return loaded.meta.class_names
         return []
 
-    def set_model(self, role: str, loaded: LoadedModel) -> None:
-        self.models[role] = loaded
-        self.results = {k: v for k, v in self.results.items() if k[1] != role}
-        if self.settings.label not in loaded.meta.class_names:
-            self.settings.label = None
-        self.emit("models_changed", role)
+    def spec(self, role: str) -> ModelSpec | None:
+        """What the model in ``role``'s slot says about itself (levels, heads, layers)."""
+        loaded = self.models.get(role)
+        return loaded.spec if loaded is not None else None
 
-    def set_result(self, path: Path, role: str, result: InferenceResult) -> None:
+    def set_model(self, role: str, loaded: LoadedModel | None) -> None:
+        """Put a model in a slot (``None`` clears it); its old results are dropped."""
+        if role not in ROLES:
+            raise ValueError(f"unknown model slot {role!r}; slots: {', '.join(ROLES)}")
+        if loaded is None and role not in self.models:
+            return
+        if loaded is None:
+            del self.models[role]
+        else:
+            self.models[role] = loaded
+        self.generation[role] = self.generation.get(role, 0) + 1
+        self.results = {k: v for k, v in self.results.items() if k[1] != role}
+        self.attributions = {k: v for k, v in self.attributions.items() if k[1] != role}
+        if self.settings.label not in self.class_names:
+            self.settings.label = None
+        self.emit(Event.MODELS_CHANGED, role)
+
+    # results -----------------------------------------------------------------------------
+    def set_result(self, path: Path, role: str, result: InferenceResult, generation: int | None = None) -> bool:
+        """Cache a result; one computed for a model no longer in its slot is dropped (False)."""
+        if generation is not None and generation != self.generation.get(role):
+            return False
         self.results.pop((path, role), None)
         self.results[(path, role)] = result  # dicts keep insertion order: oldest first
         while len(self.results) > MAX_CACHED_RESULTS:
             del self.results[next(iter(self.results))]
-        self.emit("result_ready", path, role)
+        self.emit(Event.RESULT_READY, path, role)
+        return True
 
     def result(self, role: str, entry: ImageEntry | None = None) -> InferenceResult | None:
         entry = entry or self.current_entry
@@ -144,17 +263,101 @@ class AppState(Observable):
     def missing_results(self, entry: ImageEntry) -> list[str]:
         return [role for role in self.models if (entry.path, role) not in self.results]
 
+    # attributions (grad-cam, IG, Occlusion) ----------------------------------------------
+    def attribution_level(self, role: str) -> str | None:
+        """The level an attribution method explains for ``role``: the chosen one when the
+        model has it, else its finest level (what "combined" means for a one-layer method)."""
+        spec = self.spec(role)
+        if spec is None or not spec.levels:
+            return None
+        names = [level.name for level in spec.levels]
+        if self.settings.cam_level in names:
+            return self.settings.cam_level
+        return min(spec.levels, key=lambda level: level.stride).name
+
+    def attribution_key(self, role: str) -> tuple | None:
+        """(path, role, label, level, method, generation) of the map the view wants, if any."""
+        s, entry, label = self.settings, self.current_entry, self.shown_label()
+        if s.cam_method == "CAM" or entry is None or label is None or role not in self.models:
+            return None
+        return (entry.path, role, label, self.attribution_level(role), s.cam_method, self.generation[role])
+
+    def set_attribution(self, key: tuple, heat: np.ndarray) -> bool:
+        """Cache a map; one computed for a model no longer in its slot is dropped (False)."""
+        if key[5] != self.generation.get(key[1]):
+            return False
+        self.attributions.pop(key, None)
+        self.attributions[key] = heat
+        while len(self.attributions) > MAX_CACHED_ATTRIBUTIONS:
+            del self.attributions[next(iter(self.attributions))]
+        self.emit(Event.ATTRIBUTION_READY, key)
+        return True
+
+    def stop_attribution(self, key: tuple, reason: str) -> None:
+        """A map that will not come (cancelled, failed): not asked for again until the user
+        changes image, label, method or level."""
+        self.stopped[key] = reason
+        self.emit(Event.ATTRIBUTION_READY, key)
+
+    def attribution_status(self, role: str) -> str | None:
+        """Why the wanted map is not there (cancelled, an error), else None."""
+        key = self.attribution_key(role)
+        return self.stopped.get(key) if key is not None else None
+
+    def attribution(self, role: str) -> np.ndarray | None:
+        """The current image's map for the chosen method, label and level, once computed."""
+        key = self.attribution_key(role)
+        return self.attributions.get(key) if key is not None else None
+
+    def set_progress(self, role: str, what: str, fraction: float | None) -> None:
+        """Progress of a long computation in [0, 1]; ``None`` when it ended (or was cancelled)."""
+        key = (role, what)
+        if self.progress.get(key) == fraction:
+            return
+        if fraction is None:
+            self.progress.pop(key, None)
+        else:
+            self.progress[key] = fraction
+        self.emit(Event.PROGRESS_CHANGED, role, what)
+
+    def request_cancel(self, role: str, what: str = ATTRIBUTION) -> None:
+        self.emit(Event.CANCEL_REQUESTED, role, what)
+
+    # faithfulness of a displayed map -------------------------------------------------------
+    def request_deletion_auc(self, key: tuple, saliency: np.ndarray) -> None:
+        """Ask the workers for the deletion AUC of the map shown under ``key``:
+        (path, role, label name, what the map is, generation)."""
+        self.emit(Event.DELETION_AUC_REQUESTED, key, saliency)
+
+    def set_deletion_auc(self, key: tuple, value: float) -> bool:
+        """Keep a map's deletion AUC; one computed for a model no longer in its slot is dropped (False)."""
+        if key[4] != self.generation.get(key[1]):
+            return False
+        self.deletion_aucs[key] = value
+        self.emit(Event.DELETION_AUC_READY, key)
+        return True
+
     # settings and messages -------------------------------------------------------------
     def update_settings(self, **changes) -> None:
-        for key, value in changes.items():
-            if not hasattr(self.settings, key):
+        """Change display settings; subscribers hear of the keys whose value changed."""
+        known = {f.name for f in fields(DisplaySettings)}
+        for key in changes:
+            if key not in known:
                 raise AttributeError(f"no display setting {key!r}")
-            setattr(self.settings, key, value)
-        self.emit("settings_changed", set(changes))
+        if "label_mode" in changes and changes["label_mode"] not in LABEL_MODES:
+            raise ValueError(f"label_mode must be one of {LABEL_MODES}, not {changes['label_mode']!r}")
+        changed = {key for key, value in changes.items() if getattr(self.settings, key) != value}
+        for key in changed:
+            setattr(self.settings, key, changes[key])
+        if changed & {"cam_method", "label", "label_mode", "cam_level"}:
+            self.stopped.clear()
+        if changed:
+            self.emit(Event.SETTINGS_CHANGED, changed)
 
-    def report(self, message: str) -> None:
+    def report(self, text: str, error: bool = True) -> None:
+        message = Message(text, error=error)
         self.messages.append(message)
-        self.emit("message", message)
+        self.emit(Event.MESSAGE, message)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

@@ -1,16 +1,14 @@
-"""The app's model side (no Qt): results as numpy, every grad-cam method, rollout."""
+"""The app's model side (no Qt): results as numpy, every attribution method, rollout."""
 
 import numpy as np
 import pytest
 import torch
 
-from catviz.inference import (
-    GRAD_CAM_METHODS,
-    attention_rollout,
-    load_model,
-    run_grad_cam,
-    run_model,
-)
+from catviz.inference import load_model, run_attribution, run_model
+from catviz.results import GRAD_CAM_METHODS, attention_rollout
+from models.attribution import Cancelled
+
+from .conftest import make_checkpoint
 
 IMAGE = np.random.default_rng(0).integers(0, 255, (100, 130, 3), dtype=np.uint8)
 
@@ -20,25 +18,77 @@ def loaded(checkpoints):
     return {role: load_model(path, torch.device("cpu")) for role, path in checkpoints.items()}
 
 
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A CAT at 32 px input: attributions (a forward per channel or patch) stay quick."""
+    path = make_checkpoint(tmp_path_factory.mktemp("small") / "cat32.safetensors", "cat_tiny", input_size=32)
+    return load_model(path, torch.device("cpu"))
+
+
 def test_run_model_returns_numpy_outputs_cams_and_attention_grids(loaded):
     cat = run_model(loaded["cat"], IMAGE)
+    spec = loaded["cat"].spec
     assert cat.probabilities.shape == (5,) and ((0 <= cat.probabilities) & (cat.probabilities <= 1)).all()
     np.testing.assert_allclose(
         1 / (1 + np.exp(-sum(cat.level_logits.values()))), cat.probabilities, rtol=1e-5)
-    assert cat.grids == {"P3": (12, 12), "P4": (6, 6), "P5": (3, 3)}
-    assert cat.attention["lrd.0"].shape == (8, 9, 9)
-    assert cat.attention["clf.P4"].shape == (8, 6, 6) and cat.attention["clf.P3"].shape == (8, 12, 12)
-    assert cat.cams["P3"].shape == (5, 12, 12) and cat.combined_cam.shape == (5, 12, 12)
+    assert set(cat.grids) == set(spec.level_names)
+    for level in spec.levels:  # the grids follow the spec's strides at the checkpoint's input size
+        assert cat.grids[level.name] == (-(-96 // level.stride),) * 2
+    coarse = spec.levels[0].name
+    n = cat.grids[coarse][0] * cat.grids[coarse][1]
+    assert cat.attention["lrd.0"].shape == (spec.num_heads, n, n)
+    for key in spec.attention_keys:
+        if key.startswith("clf."):
+            assert cat.attention[key].shape == (spec.num_heads, *cat.grids[key[4:]])
+    finest = min(spec.levels, key=lambda level: level.stride).name
+    assert cat.cams[finest].shape == (5, *cat.grids[finest]) == cat.combined_cam.shape
     base = run_model(loaded["baseline"], IMAGE)
-    assert set(base.cams) == {"S5"} and base.attention == {}
+    assert set(base.cams) == set(loaded["baseline"].spec.level_names) and base.attention == {}
 
 
-@pytest.mark.parametrize("method", GRAD_CAM_METHODS)
-@pytest.mark.parametrize("role, level", [("cat", "P3"), ("cat", "P5"), ("baseline", "S5")])
-def test_every_offered_grad_cam_method_runs(loaded, method, role, level):
-    heat = run_grad_cam(loaded[role], IMAGE, 2, level, method)
-    assert heat.shape == (96, 96)
-    assert np.isfinite(heat).all() and heat.min() >= 0 and heat.max() <= 1
+def test_roles_come_from_the_checkpoint(loaded):
+    assert loaded["baseline"].role == "baseline" and loaded["cat"].role == "cat"
+
+
+@pytest.mark.parametrize("method", [m for m in GRAD_CAM_METHODS if m != "ScoreCAM"])
+@pytest.mark.parametrize("role", ["cat", "baseline"])
+def test_every_offered_grad_cam_method_runs_at_every_level(loaded, method, role):
+    for level in loaded[role].spec.level_names:
+        heat = run_attribution(loaded[role], IMAGE, 2, level, method)
+        assert heat.shape == (96, 96)
+        assert np.isfinite(heat).all() and heat.min() >= 0 and heat.max() <= 1
+
+
+def test_score_cam_reports_progress_can_be_cancelled_and_prints_nothing(small, capfd):
+    level = small.spec.level_names[-1]
+    fractions = []
+    heat = run_attribution(small, IMAGE, 1, level, "ScoreCAM", progress=fractions.append)
+    assert heat.shape == (32, 32) and np.isfinite(heat).all()
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert "it/s" not in capfd.readouterr().err  # grad-cam's tqdm bar does not reach the terminal
+    polls = []
+
+    def stop_on_third_poll() -> bool:
+        polls.append(1)
+        return len(polls) >= 3
+
+    with pytest.raises(Cancelled):
+        run_attribution(small, IMAGE, 1, level, "ScoreCAM", should_stop=stop_on_third_poll)
+    assert len(polls) == 3  # it stopped at once
+
+
+@pytest.mark.parametrize("method", ["Integrated Gradients", "Occlusion"])
+def test_input_attributions_report_progress_and_stop_when_asked(small, method):
+    fractions = []
+    with pytest.raises(Cancelled):  # stop as soon as the first chunk reported progress
+        run_attribution(small, IMAGE, 0, small.spec.level_names[-1], method,
+                        progress=fractions.append, should_stop=lambda: bool(fractions))
+    assert len(fractions) == 1 and 0 < fractions[0] < 1
+
+
+def test_a_label_out_of_range_is_a_clear_error(loaded):
+    with pytest.raises(ValueError, match="out of range"):
+        run_attribution(loaded["cat"], IMAGE, 5, loaded["cat"].spec.level_names[0], "GradCAM")
 
 
 def test_attention_rollout_is_a_row_stochastic_product():

@@ -1,32 +1,166 @@
 """The plain-Python state: no Qt needed to drive it."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from catviz import state as state_module
-from catviz.state import AppState
+from catviz.state import ATTRIBUTION, AppState, Event
+from models.outputs import LevelSpec, ModelSpec
+
+SPEC = ModelSpec(role="cat", levels=(LevelSpec("A", 32, "gap", ("A",)), LevelSpec("B", 8, "pma", ("A", "B"))),
+                 num_heads=4, lrd_layers=1, clf="pma", attention_keys=("lrd.0", "clf.B"))
+
+
+def fake_model(classes=("x", "y", "z"), spec=SPEC):
+    """What the state reads of a loaded model: its labels and its spec."""
+    return SimpleNamespace(meta=SimpleNamespace(class_names=list(classes)), spec=spec, path=Path("m.safetensors"))
+
+
+def fake_result(probabilities):
+    return SimpleNamespace(probabilities=np.asarray(probabilities, dtype=np.float32))
+
+
+def recorder(state):
+    events = []
+    for event in Event:
+        state.subscribe(event, lambda *args, event=event: events.append(event))
+    return events
 
 
 def test_images_selection_and_events(tmp_path):
     state = AppState()
-    events = []
-    for name in ("images_added", "selection_changed", "settings_changed", "message"):
-        state.subscribe(name, lambda *args, name=name: events.append(name))
+    events = recorder(state)
     (tmp_path / "d").mkdir()
     for name in ("b.png", "a.jpg", "notes.txt"):
         (tmp_path / "d" / name).write_bytes(b"x")
     added = state.add_images([tmp_path / "d", tmp_path / "d" / "a.jpg", tmp_path / "x.txt"])
     assert [e.path.name for e in added] == ["a.jpg", "b.png", "x.txt"]  # folder: images only, no duplicates
-    assert state.current == 0 and events[:2] == ["images_added", "selection_changed"]
+    assert state.current == 0 and events[:2] == [Event.IMAGES_ADDED, Event.SELECTION_CHANGED]
     state.step(5)
     assert state.current == 2
     state.step(-9)
     assert state.current == 0
     state.set_image_data(added[2].path, None, "x.txt: not a readable image")
-    assert state.messages == ["x.txt: not a readable image"] and "message" in events
+    assert [m.text for m in state.messages] == ["x.txt: not a readable image"] and Event.MESSAGE in events
     state.update_settings(threshold=0.3)
     assert state.settings.threshold == 0.3
+
+
+def test_events_are_declared_and_a_typo_fails_loudly():
+    state = AppState()
+    state.subscribe("result_ready", lambda *a: None)  # the declared names work as strings too
+    with pytest.raises(ValueError, match="unknown event 'result_redy'"):
+        state.subscribe("result_redy", lambda *a: None)
+    with pytest.raises(ValueError, match="unknown event"):
+        state.emit("grad_cam_ready")
+    with pytest.raises(AttributeError, match="no display setting"):
+        state.update_settings(treshold=0.2)
+    with pytest.raises(ValueError, match="label_mode"):
+        state.update_settings(label_mode="sticky")
+
+
+def test_setters_announce_only_a_change(tmp_path):
+    state = AppState()
+    state.add_images([tmp_path / "a.png", tmp_path / "b.png"])
+    events = recorder(state)
+    state.select(0)  # already selected
+    state.update_settings(threshold=0.5, colormap=state.settings.colormap)  # the values it has
+    state.set_progress("cat", ATTRIBUTION, None)  # no progress to end
+    state.set_model("baseline", None)  # an empty slot stays empty
+    assert events == []
+    changed = []
+    state.subscribe(Event.SETTINGS_CHANGED, changed.append)
+    state.update_settings(threshold=0.5, opacity=0.8)
+    assert changed == [{"opacity"}]
+
+
+def test_results_of_a_replaced_model_are_dropped_by_generation():
+    state = AppState()
+    state.add_images([Path("a.png")])
+    state.set_model("cat", fake_model())
+    old = state.generation["cat"]
+    state.set_model("cat", fake_model())  # reloaded while the old model's work was running
+    assert not state.set_result(Path("a.png"), "cat", fake_result([0.1, 0.2, 0.3]), old)
+    assert state.result("cat") is None
+    assert state.set_result(Path("a.png"), "cat", fake_result([0.1, 0.2, 0.3]), state.generation["cat"])
+    assert state.result("cat") is not None
+
+
+def test_attributions_live_in_the_state_keyed_by_what_is_shown():
+    state = AppState()
+    state.add_images([Path("a.png")])
+    state.set_model("cat", fake_model())
+    assert state.attribution_key("cat") is None  # CAM needs no attribution
+    state.update_settings(cam_method="ScoreCAM")
+    assert state.attribution_key("cat") is None  # no label to explain before the first result
+    state.set_result(Path("a.png"), "cat", fake_result([0.1, 0.9, 0.3]))
+    key = state.attribution_key("cat")
+    assert key == (Path("a.png"), "cat", "y", "B", "ScoreCAM", state.generation["cat"])  # finest level of the spec
+    state.update_settings(cam_level="A")
+    assert state.attribution_key("cat")[3] == "A"
+    heat = np.ones((4, 4), np.float32)
+    ready = []
+    state.subscribe(Event.ATTRIBUTION_READY, ready.append)
+    assert state.set_attribution(state.attribution_key("cat"), heat)
+    assert state.attribution("cat") is heat and ready
+    state.set_model("cat", fake_model())  # a new model: its maps are not the old one's
+    assert state.attribution("cat") is None
+    assert not state.set_attribution(key, heat)  # late work for the old model is dropped
+    state.set_result(Path("a.png"), "cat", fake_result([0.1, 0.9, 0.3]))
+    state.stop_attribution(state.attribution_key("cat"), "ScoreCAM cancelled")
+    assert state.attribution_status("cat") == "ScoreCAM cancelled"
+    state.update_settings(cam_method="GradCAM")  # choosing again asks again
+    state.update_settings(cam_method="ScoreCAM")
+    assert state.attribution_status("cat") is None
+
+
+def test_progress_is_per_panel_and_cancel_is_an_event():
+    state = AppState()
+    heard = []
+    state.subscribe(Event.PROGRESS_CHANGED, lambda role, what: heard.append((role, what)))
+    state.subscribe(Event.CANCEL_REQUESTED, lambda role, what: heard.append(("cancel", role, what)))
+    state.set_progress("cat", ATTRIBUTION, 0.25)
+    state.set_progress("cat", ATTRIBUTION, 0.25)
+    assert state.progress == {("cat", ATTRIBUTION): 0.25} and heard == [("cat", ATTRIBUTION)]
+    state.request_cancel("cat")
+    state.set_progress("cat", ATTRIBUTION, None)
+    assert state.progress == {} and heard[1:] == [("cancel", "cat", ATTRIBUTION), ("cat", ATTRIBUTION)]
+
+
+def test_label_mode_top_prediction_or_a_fixed_label():
+    state = AppState()
+    paths = [Path("a.png"), Path("b.png")]
+    state.add_images(paths)
+    state.set_model("cat", fake_model())
+    state.set_result(paths[0], "cat", fake_result([0.9, 0.1, 0.2]))
+    state.set_result(paths[1], "cat", fake_result([0.1, 0.2, 0.8]))
+    assert state.settings.label_mode == "top" and state.shown_label() == "x"
+    state.update_settings(label="y")  # a clicked label holds for this image ...
+    assert state.shown_label() == "y"
+    state.select(1)  # ... and the next image shows its own top prediction
+    assert state.shown_label() == "z"
+    state.update_settings(label_mode="fixed", label="y")
+    state.select(0)
+    assert state.shown_label() == "y"
+
+
+def test_display_copies_are_an_lru_cache_by_bytes_that_keeps_the_current_image(monkeypatch):
+    image = np.zeros((100, 100, 3), np.uint8)  # 30 000 bytes
+    monkeypatch.setattr(state_module, "MAX_IMAGE_BYTES", 3 * image.nbytes)
+    state = AppState()
+    paths = [Path(f"{i}.png") for i in range(5)]
+    state.add_images(paths)
+    for path in paths:
+        state.set_image_data(path, image.copy(), None)
+    kept = [e.path.name for e in state.images if e.image is not None]
+    assert state.decoded_bytes <= 3 * image.nbytes
+    assert "0.png" in kept and len(kept) == 3  # the image on screen stays, the oldest others go
+    assert kept[1:] == ["3.png", "4.png"]
+    state.select(1)  # dropped: the controller decodes it again
+    assert state.current_entry.image is None
 
 
 def test_result_cache_is_bounded_and_keeps_the_newest(monkeypatch):

@@ -1,0 +1,46 @@
+"""What the views show, as plain numpy (no torch, no Qt): a model's results for one image.
+
+Workers produce these (see :mod:`catviz.inference`); the state caches them; views and the
+headless export read them. Importing this module never loads torch, so a view that needs
+a result type or a numpy helper imports it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: The grad-cam package's methods offered for any model (computed on a level's target layer).
+GRAD_CAM_METHODS = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "EigenCAM", "ScoreCAM", "LayerCAM", "HiResCAM")
+
+
+@dataclass
+class InferenceResult:
+    """Everything the views show for one image and one model, as numpy arrays."""
+
+    probabilities: np.ndarray  # (L,)
+    level_logits: dict[str, np.ndarray]  # level → (L,)
+    cams: dict[str, np.ndarray]  # level → (L, h, w), logit units
+    cam_exact: dict[str, bool]
+    combined_cam: np.ndarray  # (L, H, W) on the finest level's grid
+    attention: dict[str, np.ndarray]  # "lrd.i": (H, N, N); "clf.<level>": (H, h, w) or (H, Nq, h, w)
+    grids: dict[str, tuple[int, int]]  # level → (h, w)
+    seconds: float
+    #: level → (L,) logit part no position carries: mean(cams[level]) + offsets[level] == level logit
+    offsets: dict[str, np.ndarray] = field(default_factory=dict)
+    #: level → source layer ("R5", "P4", "P3", ..., "offset") → (L,): parts summing to the level logit
+    layer_share: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def attention_rollout(lrd_layers: list[np.ndarray]) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema, 2020) over LRD layers: (N, N).
+
+    Heads are averaged, the residual path is added as identity (0.5 A + 0.5 I, rows
+    renormalised) and layers are multiplied in order.
+    """
+    rollout = np.eye(lrd_layers[0].shape[-1])
+    for weights in lrd_layers:
+        a = 0.5 * weights.mean(0) + 0.5 * np.eye(weights.shape[-1])
+        rollout = (a / a.sum(-1, keepdims=True)) @ rollout
+    return rollout
