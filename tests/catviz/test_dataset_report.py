@@ -1,0 +1,110 @@
+"""The report's definitions, checked on numbers computed by hand."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catviz.dataset_report import (
+    NO_BOX,
+    PIXEL_BUCKETS,
+    ReportInput,
+    bucket_index,
+    build_report,
+    filter_images,
+    largest_objects,
+    report_json,
+)
+from train_cli.metrics import multilabel_metrics
+
+# Four images, three labels, input size 100. Boxes: (label, width, height, crowd).
+SIZES = np.array([[100, 200], [50, 50], [400, 400], [100, 100]])  # (height, width)
+BOXES = [
+    np.array([[0, 40, 20, 0], [1, 150, 80, 0], [1, 10, 10, 0]], float),
+    np.array([[0, 30, 30, 0], [2, 50, 50, 1], [2, 5, 5, 0]], float),  # label 2: the crowd region is not used
+    np.array([[1, 400, 400, 0], [2, 200, 100, 1]], float),  # label 2: only a crowd region, so it is used
+    np.zeros((0, 4)),
+]
+TARGETS = np.array([[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 0, 0]], np.int8)  # image 2's label 0 has no box
+BASELINE = np.array([[0.9, 0.2, 0.1], [0.4, 0.1, 0.6], [0.6, 0.7, 0.3], [0.5, 0.1, 0.1]], np.float32)
+CAT = np.array([[0.9, 0.8, 0.1], [0.3, 0.1, 0.4], [0.6, 0.7, 0.3], [0.2, 0.1, 0.1]], np.float32)
+
+
+def make_input(**changes) -> ReportInput:
+    fields = dict(
+        class_names=["a", "b", "c"], paths=[Path(f"{i}.png") for i in range(4)], targets=TARGETS,
+        probabilities={"baseline": BASELINE, "cat": CAT},
+        level_logits={"cat": {"P5": np.log(CAT / (1 - CAT)), "P3": np.zeros_like(CAT)}},
+        boxes=BOXES, sizes=SIZES, input_size=100, failed={}, scored=np.ones(4, bool))
+    return ReportInput(**(fields | changes))
+
+
+def test_largest_object_in_pixels_of_the_evaluated_input():
+    area, share = largest_objects(BOXES, SIZES, 3, input_size=100)
+    # image 0 (200 wide, 100 high) is resized to 100x100: widths halve, heights stay.
+    assert area[0, 0] == pytest.approx(40 * 20 * 0.5) and share[0, 0] == pytest.approx(800 / 20000)
+    assert area[0, 1] == pytest.approx(150 * 80 * 0.5)  # the larger of its two boxes
+    # image 1 (50x50) is doubled in each direction.
+    assert area[1, 0] == pytest.approx(900 * 4)
+    assert area[1, 2] == pytest.approx(25 * 4) and share[1, 2] == pytest.approx(0.01)
+    assert area[2, 1] == pytest.approx(100 * 100) and share[2, 1] == pytest.approx(1.0)
+    assert area[2, 2] == pytest.approx(200 * 100 / 16)
+    assert np.isnan(area[2, 0]) and np.isnan(area[3]).all()
+    buckets = bucket_index(area, PIXEL_BUCKETS)
+    assert buckets[0, 0] == 0 and buckets[0, 1] == 1 and buckets[1, 0] == 1 and buckets[1, 2] == 0
+    assert buckets[2, 1] == 2 and buckets[2, 2] == 1 and buckets[2, 0] == len(PIXEL_BUCKETS)  # no box
+    edges = bucket_index(np.array([32.0**2 - 1e-9, 32.0**2, 96.0**2 - 1e-9, 96.0**2]), PIXEL_BUCKETS)
+    assert edges.tolist() == [0, 1, 1, 2]  # COCO: small < 32², medium < 96², large
+
+
+def test_recall_and_ap_per_size_bucket_by_hand():
+    report = build_report(make_input())
+    rows = {r["bucket"]: r for r in report.by_size["pixels"]}
+    assert [r["bucket"] for r in report.by_size["pixels"]] == ["small", "medium", "large", NO_BOX]
+    assert rows["small"]["pairs"] == 2 and rows["medium"]["pairs"] == 3 and rows["large"]["pairs"] == 1
+    assert rows[NO_BOX]["pairs"] == 1
+    # small: (0, a) p=.9 and (1, c) p=.6 for the baseline; CAT drops (1, c) to .4
+    assert rows["small"]["recall_baseline"] == pytest.approx(100) and rows["small"]["recall_cat"] == pytest.approx(50)
+    # medium: (0, b), (1, a), (2, c): baseline .2 .4 .3, CAT .8 .3 .3
+    assert rows["medium"]["recall_baseline"] == pytest.approx(0) and rows["medium"]["recall_cat"] == pytest.approx(100 / 3)
+    # medium AP, baseline: b: positive image 0 (.2) vs negatives 1 (.1), 3 (.1) → 1;
+    # a: positive image 1 (.4) vs negative 3 (.5) → 1/2; c: image 2 (.3) vs 0 (.1), 3 (.1) → 1
+    assert rows["medium"]["AP_baseline"] == pytest.approx(100 * 2.5 / 3)
+    assert rows["large"]["AP_baseline"] == pytest.approx(100) and rows["large"]["recall_baseline"] == pytest.approx(100)
+    shares = {r["bucket"]: r["pairs"] for r in report.by_size["share"]}
+    assert shares == {"< 1%": 0, "1-5%": 2, "5-20%": 1, "≥ 20%": 3, NO_BOX: 1}  # (0, b) 60%, (1, a) 36%, (2, b) 100%
+
+
+def test_per_image_gain_fixes_and_breaks_by_hand():
+    report = build_report(make_input())
+    np.testing.assert_allclose(report.f1["baseline"], [2 / 3, 2 / 3, 0.8, 0.0])
+    np.testing.assert_allclose(report.f1["cat"], [1.0, 0.0, 0.8, 1.0])  # image 3: nothing true, nothing predicted
+    np.testing.assert_allclose(report.f1_gain, [1 / 3, -2 / 3, 0.0, 1.0])
+    # image 0: +.6 on the true label b; image 3: -.3 on a label that is absent → +.3
+    np.testing.assert_allclose(report.probability_gain, [0.6, -0.1 - 0.2, 0.0, 0.3], atol=1e-6)
+    assert report.ranking.tolist() == [3, 0, 2, 1]
+    assert report.fixes.tolist() == [True, False, False, False]
+    assert report.breaks.tolist() == [False, True, False, False]
+    assert filter_images(report, fixes=True).tolist() == [0]
+    assert filter_images(report, breaks=True).tolist() == [1]
+    assert filter_images(report, label=1).tolist() == [0, 2]  # images where b is present
+    assert filter_images(report, bucket=0).tolist() == [0, 1]  # a small object of any label
+    assert filter_images(report, label=0, bucket=1).tolist() == [1]
+
+
+def test_summary_is_catviz_evals_metrics_and_failed_images_are_left_out():
+    data = make_input(scored=np.array([True, True, True, False]), failed={3: "3.png: corrupt"})
+    report = build_report(data)
+    expected = multilabel_metrics(BASELINE[:3].astype(np.float64), TARGETS[:3])
+    for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"):
+        assert report.summary["baseline"][key] == expected[key]
+    assert set(report.summary["cat"]["levels"]) == {"P5", "P3"}
+    assert report.summary["cat"]["levels"]["P5"] == pytest.approx(report.summary["cat"]["mAP"])
+    assert report.ranking.tolist() == [0, 2, 1]
+    per_class = {r["label"]: r for r in report.per_class}
+    assert per_class["a"]["positives"] == 3
+    assert per_class["a"]["delta"] == pytest.approx(per_class["a"]["AP_cat"] - per_class["a"]["AP_baseline"])
+    objects = report_json(report, data)
+    assert objects["summary"]["failed"] == 1 and objects["summary"]["failed_images"] == {"3.png": "3.png: corrupt"}
+    assert [img["path"] for img in objects["images"]] == ["0.png", "2.png", "1.png"]
+    assert objects["images"][0]["objects"]["a"]["bucket"] == "small"

@@ -1,0 +1,85 @@
+"""``catviz-eval B C --compare --report DIR`` on a dataset the test writes."""
+
+import json
+
+import pytest
+
+from catviz.dataset_report import SUMMARY_KEYS
+from tests.catviz.conftest import make_checkpoint
+from tests.catviz.dataset_fixtures import VAL, small_checkpoints, write_boxes_dataset  # noqa: F401 (fixture)
+from train_cli import evaluate
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    return write_boxes_dataset(tmp_path / "data", broken=(3,))
+
+
+def compare(checkpoints, data_root, report, *more):
+    return evaluate.main([str(checkpoints["baseline"]), str(checkpoints["cat"]), "--compare", "--report", str(report),
+                          "--dataset", "coco-format", "--data-root", str(data_root), "--workers", "0", *more])
+
+
+def test_summary_equals_catviz_eval_and_every_file_is_written(small_checkpoints, data_root, tmp_path, capsys):  # noqa: F811
+    plain = tmp_path / "eval.json"
+    assert evaluate.main([str(small_checkpoints["baseline"]), str(small_checkpoints["cat"]), "--dataset", "coco-format",
+                          "--data-root", str(data_root), "--workers", "0", "--json", str(plain)]) == 0
+    expected = json.loads(plain.read_text())["results"]
+    report = tmp_path / "report"
+    assert compare(small_checkpoints, data_root, report) == 0
+    assert sorted(p.name for p in report.iterdir()) == sorted(
+        ["summary.json", "per_class.json", "by_size.json", "images.json", "report.html"])
+    summary = json.loads((report / "summary.json").read_text())
+    for role, row in zip(("baseline", "cat"), expected, strict=True):
+        for key in SUMMARY_KEYS:
+            assert summary["models"][role][key] == row[key], (role, key)
+    assert summary["scored"] == len(VAL) - 1 and summary["failed"] == 1
+    assert "003.png" in next(iter(summary["failed_images"]))
+    images = json.loads((report / "images.json").read_text())
+    gains = [img["f1_gain"] for img in images]
+    assert len(images) == len(VAL) - 1 and gains == sorted(gains, reverse=True)
+    per_class = json.loads((report / "per_class.json").read_text())
+    assert [r["label"] for r in per_class] == ["cat", "dog", "car", "bus", "tree"]
+    by_size = json.loads((report / "by_size.json").read_text())
+    assert [r["bucket"] for r in by_size["pixels"]][:3] == ["small", "medium", "large"]
+    page = (report / "report.html").read_text()
+    for section in ("Summary", "Per class", "By object size", "Largest gains", "Largest losses", "could not be decoded"):
+        assert section in page
+    assert page.count("data:image/png;base64,") == 3 * 2 * (len(VAL) - 1)  # image + two maps, gains and losses
+    assert "src=\"http" not in page  # self-contained
+    out = capsys.readouterr().out
+    assert "baseline_tiny" in out and "cat_tiny" in out and "1 could not be decoded" in out
+
+
+def test_an_existing_report_is_not_overwritten(small_checkpoints, data_root, tmp_path, capsys):  # noqa: F811
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "summary.json").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        compare(small_checkpoints, data_root, report)
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (report / "summary.json").read_text() == "mine"
+    assert compare(small_checkpoints, data_root, report, "--overwrite") == 0
+    assert json.loads((report / "summary.json").read_text())["scored"] == len(VAL) - 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--compare", "--report", "R"], "exactly two"),
+    (["--report", "R"], "need --compare"),
+])
+def test_usage_errors_come_before_any_work(small_checkpoints, tmp_path, capsys, argv, message):  # noqa: F811
+    paths = [str(small_checkpoints["cat"])]
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(paths + [a.replace("R", str(tmp_path / "r")) for a in argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_roles_come_from_the_metadata_and_labels_must_match(small_checkpoints, data_root, tmp_path, capsys):  # noqa: F811
+    swapped = {"baseline": small_checkpoints["cat"], "cat": small_checkpoints["baseline"]}
+    assert compare(swapped, data_root, tmp_path / "r1") == 0
+    assert "is the CAT model" in capsys.readouterr().err
+    other = make_checkpoint(tmp_path / "other.safetensors", "cat_tiny", classes=["a", "b"], input_size=32)
+    other_labels = {"baseline": small_checkpoints["baseline"], "cat": other}
+    assert compare(other_labels, data_root, tmp_path / "r2") == 1
+    assert "labels" in capsys.readouterr().err
