@@ -1,0 +1,133 @@
+"""The Dataset tab, driven as a user would: open a split, wait for the pass, use every view."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from catviz import dataset_results
+from catviz.inference import load_model
+from catviz.qt_dataset_view import QtDatasetView
+from catviz.state import AppState
+
+from .conftest import CLASSES, make_checkpoint
+from .dataset_fixtures import VAL, small_checkpoints, write_boxes_dataset  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def view(qtbot, tmp_path, small_checkpoints):  # noqa: F811
+    state = AppState()
+    for role, path in small_checkpoints.items():
+        state.set_model(role, load_model(path, torch.device("cpu")))
+    opened = []
+    widget = QtDatasetView(state, on_open=lambda: opened.append(state.current_entry), cache_dir=tmp_path / "cache")
+    widget.opened = opened
+    qtbot.addWidget(widget)
+    widget.resize(1000, 700)
+    widget.show()
+    yield widget
+    widget.shutdown()
+
+
+def wait_report(qtbot, view):
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        pass
+
+
+def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
+    root = write_boxes_dataset(tmp_path / "data", broken=(3,))
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        view.open("coco-format", root)
+    report = view.report
+    assert "coco-format val (7 images, 5 labels)" in view.title.text()
+    assert view.progress.format().startswith("done: 6 of 7 images scored")
+    assert view.failed_button.isVisible() and view.failed_button.text().startswith("1 image not decoded")
+
+    summary = {view.summary.item(r, 0).text(): r for r in range(view.summary.rowCount())}
+    assert view.summary.item(summary["mAP"], 1).text() == f"{report.summary['baseline']['mAP']:.1f}"
+    assert view.summary.item(summary["mAP"], 2).text() == f"{report.summary['cat']['mAP']:.1f}"
+    assert any("P3 classifier alone" in name for name in summary)
+
+    table = view.per_class
+    assert table.rowCount() == len(CLASSES)
+    table.sortItems(4, Qt.SortOrder.DescendingOrder)  # by Δ AP
+    deltas = [table.item(r, 4).value for r in range(table.rowCount())]
+    finite = [d for d in deltas if np.isfinite(d)]
+    assert finite == sorted(finite, reverse=True)
+    cat_row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "cat")
+    table.selectRow(cat_row)  # selecting a class filters the images
+    assert view.label_filter.currentText() == "cat"
+    cat_images = {i for i in report.images if view.data.targets[i, 0] == 1}
+    assert set(view.images_model.rows.tolist()) == cat_images
+
+    assert view.size_table.rowCount() == len(report.by_size["pixels"])
+    assert view.size_table.item(0, 0).text() == "small"
+    assert len(view.size_plot.getPlotItem().items) == 4  # AP and recall of both models
+    view.size_mode.setCurrentIndex(1)
+    assert view.size_table.item(0, 0).text() == "< 1%"
+
+    view.label_filter.setCurrentIndex(0)
+    view.bucket_filter.setCurrentIndex(view.bucket_filter.findText("small"))
+    small = {int(i) for i in view.images_model.rows}
+    assert small == {i for i in report.images if (report.pixel_bucket[i] == 0).any()}
+    view.bucket_filter.setCurrentIndex(0)
+    assert view.images_model.rowCount() == 6
+    gains = [report.f1_gain[i] for i in view.images_model.rows]
+    assert gains == sorted(gains, reverse=True)
+    view.fixes_filter.setChecked(True)
+    assert all(report.fixes[i] for i in view.images_model.rows)
+    view.fixes_filter.setChecked(False)
+    qtbot.waitUntil(lambda: view.images_model.data(view.images_model.index(0, 0), Qt.ItemDataRole.DecorationRole)
+                    is not None, timeout=10000)  # thumbnails arrive from a worker
+
+    view.open_image(1)  # the second-ranked image, into the compare view with its ground truth
+    i = int(view.images_model.rows[1])
+    entry = view.state.current_entry
+    assert entry.path == view.data.paths[i]
+    assert entry.ground_truth == {CLASSES[c] for c in np.flatnonzero(view.data.targets[i] == 1)}
+    assert view.opened == [entry]
+
+
+def test_cancel_keeps_what_was_computed_and_run_continues(qtbot, view, tmp_path, monkeypatch):
+    real = dataset_results.run_dataset
+    cancel_clicked, threads = threading.Event(), []
+
+    def held_after_the_first_batch(source, models, batch, workers, cache_dir, progress, cancelled):
+        threads.append(threading.current_thread())
+
+        def hold(p):
+            progress(p)
+            cancel_clicked.wait(30)
+
+        return real(source, models, batch, workers, cache_dir, hold, cancelled)
+
+    monkeypatch.setattr(dataset_results, "run_dataset", held_after_the_first_batch)
+    view.batch.setValue(2)
+    view.open("coco-format", write_boxes_dataset(tmp_path / "data"))
+    qtbot.waitUntil(lambda: view.progress.maximum() == len(VAL), timeout=60000)  # the first batch is reported
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+        cancel_clicked.set()
+    assert threads and threads[0] is not threading.main_thread()  # the GUI thread never runs a model
+    assert not view.results.complete and view.progress.format().startswith("cancelled: 2 of 7")
+    assert "press Run to continue" in view.summary_note.text()
+    monkeypatch.setattr(dataset_results, "run_dataset", real)
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert view.results.complete and view.results.computed == len(VAL) - 2
+
+
+def test_bad_dataset_and_mismatched_labels_are_messages(qtbot, view, tmp_path):
+    view.open("coco-format", tmp_path / "missing")
+    qtbot.waitUntil(lambda: "not found" in view.message.text(), timeout=20000)
+    assert str(tmp_path / "missing") in view.message.text()
+    assert "Could not open" in view.title.text()
+
+    other = make_checkpoint(tmp_path / "other.safetensors", "cat_tiny", classes=["cat", "dog", "car", "bus", "lamp"],
+                            input_size=32)
+    view.state.set_model("cat", load_model(other, torch.device("cpu")))
+    view.open("coco-format", write_boxes_dataset(tmp_path / "data"))
+    qtbot.waitUntil(lambda: "lamp" in view.message.text(), timeout=60000)
+    assert "tree" in view.message.text() and view.progress.format() == "failed"
