@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--limit-images", type=int, default=0, help="score only the first N images (0: all)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="instead, measure how faithful the explanation maps are (deletion/insertion AUC, "
+                        "ROAD, pointing game); see `catviz-eval --faithfulness --help`")
     compare.add_arguments(parser)
     return parser
 
@@ -65,6 +68,11 @@ def format_per_class(rows: list[tuple[str, dict]], class_names: list[str]) -> st
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--faithfulness" in argv:  # a different job with its own options (train_cli/faithfulness.py)
+        from . import faithfulness
+
+        return faithfulness.main([a for a in argv if a != "--faithfulness"])
     parser = build_parser()
     args = parser.parse_args(argv)
     compare.check_arguments(parser, args)

@@ -1,0 +1,91 @@
+"""``catviz-eval --faithfulness`` end to end on the bundled demo models and demo images."""
+
+import json
+
+import numpy as np
+import pytest
+
+from train_cli import evaluate, faithfulness
+from train_cli.data import DatasetError, load_splits
+
+FAST = ["--steps", "4", "--ig-steps", "4", "--road-percentiles", "50"]
+
+
+def _pairs(limit: int) -> int:
+    _, val = load_splits("demo", None)
+    return int(sum((s.target == 1).sum() for s in val.samples[:limit]))
+
+
+@pytest.mark.slow
+def test_every_method_on_two_demo_images(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    assert evaluate.main(["--faithfulness", "--limit", "2", *FAST, "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "deletion AUC" in table and "pointing" in table
+    data = json.loads(out.read_text())
+    assert data["dataset"] == "demo" and data["images"] == 2
+    rows = data["results"]
+    assert {(r["model"].split()[0], r["method"]) for r in rows} == {
+        (m, k) for m in ("baseline_tiny", "cat_tiny") for k in faithfulness.METHODS}
+    for row in rows:
+        assert row["deletion"]["n"] == _pairs(2)
+        for metric in ("deletion", "insertion", "pointing", "chance"):
+            assert 0.0 <= row[metric]["mean"] <= 1.0
+        assert -1.0 <= row["road"]["mean"] <= 1.0
+        assert 0.0 < row["chance"]["mean"] < 0.7  # digits are boxes of 16-80 px in 128²
+
+
+def test_cheap_methods_and_no_silent_overwrite(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    args = ["--limit", "1", "--methods", "cam,eigencam", *FAST, "--json", str(out)]
+    assert faithfulness.main(args) == 0
+    first = out.read_text()
+    assert len(json.loads(first)["results"]) == 4
+    with pytest.raises(SystemExit) as exit_info:
+        faithfulness.main(args)
+    assert exit_info.value.code == 2 and out.read_text() == first
+    assert "exists" in capsys.readouterr().err
+    assert faithfulness.main([*args, "--methods", "cam", "--overwrite"]) == 0
+    assert len(json.loads(out.read_text())["results"]) == 2
+
+
+@pytest.mark.parametrize("bad", [["--methods", "cam,lime"], ["--road-percentiles", "0,50"],
+                                 ["--road-percentiles", "x"], ["--limit", "0"]])
+def test_bad_flags_are_usage_errors_before_any_work(bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        faithfulness.main(bad)
+    assert exit_info.value.code == 2
+    assert "catviz-eval --faithfulness" in capsys.readouterr().err
+
+
+def test_eval_help_names_the_faithfulness_mode(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--help"])
+    assert "--faithfulness" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        evaluate.main(["--faithfulness", "--help"])
+    assert "trapezoid" in capsys.readouterr().out
+
+
+def test_a_checkpoint_that_is_missing_is_a_one_line_error(tmp_path, capsys):
+    assert faithfulness.main([str(tmp_path / "nope.safetensors"), "--dataset", "demo", "--limit", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "nope.safetensors" in err and "Traceback" not in err
+
+
+def test_boxes_are_read_and_checked(tmp_path):
+    data = {"images": [{"id": 7, "file_name": "a.png"}],
+            "categories": [{"id": 5, "name": "dog"}, {"id": 2, "name": "cat"}],
+            "annotations": [{"id": 0, "image_id": 7, "category_id": 5, "bbox": [1, 2, 10, 20]}]}
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps(data))
+    boxes = faithfulness.read_boxes(path, ["cat", "dog"])
+    assert boxes == {"a.png": [(1, (1.0, 2.0, 11.0, 22.0))]}
+    data["annotations"][0]["bbox"] = [1, 2, -3, 4]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="val.json.*invalid bbox"):
+        faithfulness.read_boxes(path, ["cat", "dog"])
+    path.write_text("{")
+    with pytest.raises(DatasetError, match="val.json"):
+        faithfulness.read_boxes(path, ["cat", "dog"])
+    assert np.isfinite(faithfulness.summarise([1.0, float("nan"), 3.0])["mean"])

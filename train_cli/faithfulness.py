@@ -1,0 +1,305 @@
+"""``catviz-eval --faithfulness``: how faithful each explanation method is, per model.
+
+For every image with ground truth and every label present in it, each method's map of
+that label is scored with :mod:`models.faithfulness` (deletion and insertion AUC, ROAD,
+and where the dataset has boxes, the pointing game and the share of positive map mass
+in the label's boxes). The table gives means over the (image, label) pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import models
+from models.attribution import attribute, black_baseline
+from models.cam import class_activation_maps, grad_cam
+from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, read_meta
+from models.faithfulness import (
+    DEFAULT_STEPS,
+    auc,
+    box_area_share,
+    box_mass_share,
+    perturbation_curves,
+    pointing_game,
+    resize_map,
+    road_score,
+)
+from models.preprocess import ImageLoadError, load_image, preprocess
+
+from .data import DatasetError, load_splits
+
+#: Method keys (for ``--methods``) and the names the table shows.
+METHODS = {
+    "cam": "complete CAM",
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAM++",
+    "scorecam": "ScoreCAM",
+    "eigencam": "EigenCAM",
+    "ig": "Integrated Gradients",
+    "occlusion": "Occlusion",
+}
+METRICS = ("deletion", "insertion", "road", "pointing", "box_mass", "chance")
+HEADERS = {"deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "road": "ROAD ↑",
+           "pointing": "pointing ↑", "box_mass": "mass in box ↑", "chance": "(chance)"}  # fmt: skip
+ANNOTATIONS = {"demo": "annotations/val.json", "coco-format": "annotations/val.json",
+               "coco": "annotations/instances_val2014.json"}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="catviz-eval --faithfulness",
+        description=(
+            "Measure how faithful explanation maps are to the model they explain. For every "
+            "image with ground truth and each of its labels, every method's map is scored by "
+            "deletion and insertion AUC (RISE protocol: pixels removed/inserted most salient "
+            "first in --steps steps, the label's sigmoid probability after each, area by the "
+            "trapezoid rule; deletion fills 0 in normalised space, i.e. the dataset-mean colour; "
+            "insertion starts from a Gaussian blur, kernel 11, sigma 5), by grad-cam's "
+            "ROADCombined score, and, where the dataset has boxes, by the pointing game and the "
+            "share of positive map mass inside the label's boxes (chance: the boxes' area share). "
+            "Methods: " + ", ".join(f"{k} ({v})" for k, v in METHODS.items()) + ". The grad-cam "
+            "methods use the finest level (baseline S5, CAT P3); IG and Occlusion use the black "
+            "image as reference; all explain the label's logit."
+        ),
+    )
+    parser.add_argument("checkpoints", nargs="*",
+                        help="catviz .safetensors checkpoints (default: the bundled demo baseline and CAT)")
+    parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],
+                        help="dataset whose val split is used (default: the first checkpoint's)")
+    parser.add_argument("--data-root", help="dataset folder (demo: where it is generated)")
+    parser.add_argument("--limit", type=int, default=100, help="first N val images (default 100)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
+    parser.add_argument("--scorecam-limit", type=int, default=0,
+                        help="ScoreCAM on the first N of the images only (default 0: all)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help=f"deletion/insertion steps (default {DEFAULT_STEPS})")
+    parser.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients path points (default 32)")
+    parser.add_argument("--road-percentiles", default="20,50,80",
+                        help="ROAD percentiles, comma-separated (default 20,50,80)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of ROAD's imputation noise (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse and check every flag before any work starts (bad flags: exit 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown or not args.methods:
+        parser.error(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+    try:
+        args.road_percentiles = tuple(int(p) for p in args.road_percentiles.split(","))
+    except ValueError:
+        parser.error(f"--road-percentiles: {args.road_percentiles!r} is not a comma-separated list of integers")
+    if not all(0 < p < 100 for p in args.road_percentiles):
+        parser.error("--road-percentiles: each must lie strictly between 0 and 100")
+    for flag in ("limit", "steps", "ig_steps"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.scorecam_limit < 0:
+        parser.error("--scorecam-limit must be 0 (all) or more")
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        parser.error(f"--json: {args.json} exists; pass --overwrite to replace it")
+    if not args.checkpoints:
+        from catviz.demo import DEMO_CHECKPOINTS
+
+        args.checkpoints = [str(DEMO_CHECKPOINTS["baseline"]), str(DEMO_CHECKPOINTS["cat"])]
+    return args
+
+
+def annotation_file(dataset: str, data_root: str | None) -> Path | None:
+    """The val split's COCO-format annotation file (with boxes), or None (VOC: not read)."""
+    if dataset == "demo":
+        from .data.demo import ensure_demo_set
+
+        return ensure_demo_set(Path(data_root) if data_root else None) / ANNOTATIONS[dataset]
+    return Path(data_root).expanduser() / ANNOTATIONS[dataset] if dataset in ANNOTATIONS else None
+
+
+def read_boxes(json_path: Path, class_names: list[str]) -> dict[str, list[tuple[int, tuple[float, ...]]]]:
+    """Image file name → [(label index, (x0, y0, x1, y1))] from a COCO-format file, checked."""
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        categories = sorted(data["categories"], key=lambda c: c["id"])
+        column = {c["id"]: class_names.index(c["name"]) for c in categories}
+        names = {img["id"]: img["file_name"] for img in data["images"]}
+        boxes: dict[str, list] = {}
+        for ann in data["annotations"]:
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
+                raise ValueError(f"annotation {ann.get('id')} has an invalid bbox {ann['bbox']}")
+            boxes.setdefault(names[ann["image_id"]], []).append((column[ann["category_id"]], (x, y, x + w, y + h)))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DatasetError(f"{json_path}: cannot read boxes ({type(err).__name__}: {err})") from err
+    return boxes
+
+
+@contextmanager
+def _quiet_score_cam():
+    """grad-cam's ScoreCAM prints a tqdm bar per call; keep it off our own bar."""
+    from pytorch_grad_cam import score_cam
+
+    saved = score_cam.tqdm
+    score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, **_: iterable)
+    try:
+        yield
+    finally:
+        score_cam.tqdm = saved
+
+
+@dataclass
+class Explainer:
+    """One model, its metadata and the settings its maps are made with."""
+
+    model: torch.nn.Module
+    meta: CheckpointMeta
+    ig_steps: int
+
+    @property
+    def level(self) -> str:
+        """The finest level: where the grad-cam methods look (as the app's "combined")."""
+        return min(self.model.spec.levels, key=lambda lv: lv.stride).name
+
+    def maps(self, image: torch.Tensor, labels: list[int], methods: list[str]) -> dict[str, list[np.ndarray]]:
+        """Per method, one (H, W) map per label, at the input's resolution."""
+        import pytorch_grad_cam as gc
+
+        size = tuple(image.shape[-2:])
+        reference = black_baseline(self.meta.mean, self.meta.std).to(image.device)
+        out: dict[str, list[np.ndarray]] = {}
+        if "cam" in methods:
+            combined = class_activation_maps(self.model, image).combined[0]
+            out["cam"] = [resize_map(combined[label], size) for label in labels]
+        classes = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "scorecam": gc.ScoreCAM}
+        for key, cls in classes.items():
+            if key in methods:
+                with _quiet_score_cam():
+                    out[key] = [grad_cam(self.model, image, label, self.level, cls)[0] for label in labels]
+        if "eigencam" in methods:  # label-independent: one map serves every label
+            out["eigencam"] = [grad_cam(self.model, image, labels[0], self.level, gc.EigenCAM)[0]] * len(labels)
+        for key, name in (("ig", "Integrated Gradients"), ("occlusion", "Occlusion")):
+            if key in methods:
+                out[key] = [attribute(self.model, image, label, name, baseline=reference, n_steps=self.ig_steps)[0]
+                            for label in labels]  # fmt: skip
+        return out
+
+
+def score(model, image, label: int, saliency: np.ndarray, boxes: np.ndarray | None, args, key: str) -> dict[str, float]:
+    """Every metric of one map. ``key`` names the (image, label, method): ROAD's imputation
+    noise is seeded from it, so a method's scores do not depend on which others ran."""
+    curves = perturbation_curves(model, image, label, saliency, args.steps)
+    torch.manual_seed(zlib.crc32(f"{args.seed}/{key}".encode()))
+    row = {"deletion": auc(curves["deletion"]), "insertion": auc(curves["insertion"]),
+           "road": road_score(model, image, label, saliency, args.road_percentiles)}  # fmt: skip
+    if boxes is not None:
+        row["pointing"] = float(pointing_game(saliency, boxes))
+        row["box_mass"] = box_mass_share(saliency, boxes)
+        row["chance"] = box_area_share(saliency.shape, boxes)
+    return row
+
+
+def evaluate_model(path: str, args, split, samples, boxes, device) -> dict[str, dict[str, list[float]]]:
+    """Per method, per metric: the values over (image, label) pairs."""
+    model, meta = load_checkpoint(path, device)
+    model.eval()
+    if meta.class_names != split.class_names:
+        raise CheckpointError(
+            f"{path}: trained on {meta.num_classes} labels ({', '.join(meta.class_names[:4])} ...), "
+            f"which differ from the dataset's {len(split.class_names)}"
+        )
+    explainer = Explainer(model, meta, args.ig_steps)
+    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in METRICS} for m in args.methods}
+    for index, sample in enumerate(tqdm(samples, desc=Path(path).stem, leave=False)):
+        raw = load_image(sample.path)
+        image = preprocess(raw, meta.input_size, meta.mean, meta.std).to(device)
+        labels = np.flatnonzero(sample.target == 1).tolist()
+        methods = [m for m in args.methods if m != "scorecam" or not args.scorecam_limit or index < args.scorecam_limit]
+        maps = explainer.maps(image, labels, methods)
+        scale = np.array([meta.input_size / raw.shape[1], meta.input_size / raw.shape[0]] * 2)
+        for i, label in enumerate(labels):
+            label_boxes = None
+            if boxes is not None:
+                label_boxes = np.array([b for c, b in boxes.get(sample.path.name, []) if c == label]).reshape(-1, 4) * scale
+                label_boxes = label_boxes if len(label_boxes) else None
+            for method, per_label in maps.items():
+                key = f"{sample.path.name}/{label}/{method}"
+                for metric, value in score(model, image, label, per_label[i], label_boxes, args, key).items():
+                    values[method][metric].append(value)
+    return values
+
+
+def summarise(values: list[float]) -> dict[str, float | int]:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return {"mean": None, "sem": None, "n": 0}
+    return {"mean": float(v.mean()), "sem": float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0, "n": len(v)}
+
+
+def format_table(results: list[dict]) -> str:
+    columns = [m for m in METRICS if any(r[m]["n"] for r in results)]
+    width = max(len(f"{r['model']} / {METHODS[r['method']]}") for r in results) + 2
+    lines = [f"{'model / method':<{width}}{'pairs':>6}" + "".join(f"{HEADERS[c]:>16}" for c in columns)]
+    for r in results:
+        name = f"{r['model']} / {METHODS[r['method']]}"
+        cells = "".join(f"{r[c]['mean']:>16.3f}" if r[c]["n"] else f"{'-':>16}" for c in columns)
+        lines.append(f"{name:<{width}}{r['deletion']['n']:>6}" + cells)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    device = models.resolve_device(args.device)
+    try:
+        dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
+        _, val = load_splits(dataset, args.data_root)
+        annotations = annotation_file(dataset, args.data_root)
+        boxes = read_boxes(annotations, val.class_names) if annotations else None
+        samples = [s for s in val.samples if (s.target == 1).any()][: args.limit]
+        results = []
+        for path in args.checkpoints:
+            per_method = evaluate_model(path, args, val, samples, boxes, device)
+            model_name = f"{read_meta(path).model} ({Path(path).stem})"
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            for method, metrics in per_method.items():
+                results.append({"checkpoint": str(path), "sha256": digest, "model": model_name, "method": method,
+                                **{k: summarise(v) for k, v in metrics.items()}})  # fmt: skip
+    except (CheckpointError, DatasetError, ImageLoadError) as err:
+        print(f"catviz-eval: {err}", file=sys.stderr)
+        return 1
+    print(format_table(results))
+    if args.json:
+        settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "json"}
+        Path(args.json).write_text(json.dumps({
+            "dataset": dataset, "images": len(samples), "settings": settings, "methods": METHODS,
+            "protocol": {"deletion_fill": "0 in normalised space (dataset-mean colour)",
+                         "insertion_start": "Gaussian blur, kernel 11, sigma 5",
+                         "probability": "sigmoid of the label's logit",
+                         "ig_reference": "black image", "occlusion": "window: input side // 8, stride: window // 2, black fill"},
+            "results": results}, indent=2))  # fmt: skip
+    return 0
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
