@@ -1,4 +1,4 @@
-"""Image → model input: decoding (OpenCV) and normalisation, shared by training and the app.
+"""Image → model input: bounded decoding (Pillow) and normalisation, shared by training and the app.
 
 The normalisation and input size are not constants here: they travel in each
 checkpoint's metadata and come from the backbone's pretrained config at training time.
@@ -6,6 +6,7 @@ checkpoint's metadata and come from the backbone's pretrained config at training
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +28,13 @@ MAX_FILE_BYTES = 512 * 2**20
 #: Images are decoded (JPEG: DCT-scaled by libjpeg) and then resized to at most this many
 #: pixels per side: enough for the display and for any model input up to this size.
 MAX_SIDE = 2048
-#: Formats read (the header by Pillow, the pixels by OpenCV); anything else is refused.
+#: Formats read (by Pillow; OpenCV only resizes); anything else is refused.
 #: (Pillow opens multi-picture JPEGs, format "MPO", through its JPEG reader.)
 FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "JPEG2000")
 
 # Pillow's decompression-bomb guard stays on, at our limit: it warns above it and raises
 # above twice it; we refuse above it ourselves, with our own message.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # errors reach the user as ImageLoadError, not as OpenCV's stderr lines
 
 
 class ImageLoadError(ValueError):
@@ -101,37 +101,23 @@ def _bytes_per_pixel(mode: str) -> int:
 def load_image(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
     """Decode ``path`` to an (H, W, 3) uint8 RGB array of at most ``max_side`` px per side.
 
-    The header is checked first (:func:`read_header`). JPEGs are decoded by libjpeg at
-    1/2, 1/4 or 1/8 scale when that still gives ``max_side``; other formats are decoded
-    by Pillow in their own mode (a grayscale PNG at one byte per pixel) and reduced
-    before any conversion, so memory stays within :data:`MAX_DECODE_BYTES`. EXIF
-    orientation is applied; grayscale, RGBA, 16-bit, CMYK and palette images are
-    converted; an animated file gives its first frame. Anything else raises
-    :class:`ImageLoadError` naming the file.
+    The header is checked first (:func:`read_header`). Pillow decodes JPEGs at 1/2, 1/4
+    or 1/8 scale (libjpeg's DCT scaling) when that still gives ``max_side``, and other
+    formats in their own mode (a grayscale PNG at one byte per pixel), reducing before
+    any conversion, so memory stays within :data:`MAX_DECODE_BYTES`. libjpeg's warnings
+    on corrupt data never reach stderr. EXIF orientation is applied; grayscale, RGBA,
+    16-bit, CMYK and palette images are converted; an animated file gives its first
+    frame. Anything else raises :class:`ImageLoadError` naming the file.
     """
     path = Path(path)
-    header = read_header(path)
+    read_header(path)
     try:
-        if header.format in ("JPEG", "MPO"):
-            image = _decode_jpeg(path, header, max_side)
-        else:
-            image = _decode_with_pillow(path, max_side)
-    except cv2.error as err:
-        raise ImageLoadError(f"{path}: cannot decode image ({err.msg.strip()})") from err
+        image = _decode(path, max_side)
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         raise ImageLoadError(f"{path}: not a readable image (truncated or corrupt data: {err})") from err
-    if image is None or image.size == 0:
-        raise ImageLoadError(f"{path}: not a readable image (truncated or corrupt data)")
-    return shrink(image, max_side)
-
-
-def _decode_jpeg(path: Path, header: ImageHeader, max_side: int) -> np.ndarray | None:
-    """libjpeg's DCT scaling through OpenCV (which also applies EXIF orientation)."""
-    scale = max((s for s in (1, 2, 4, 8) if max(header.width, header.height) // s >= max_side), default=1)
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}[scale]
-    image = cv2.imread(str(path), flags)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.size == 0:
+        raise ImageLoadError(f"{path}: not a readable image (no pixels)")
+    return image
 
 
 #: EXIF orientation → the transpose that shows the image upright (as ``ImageOps.exif_transpose``).
@@ -140,12 +126,16 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
                 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
-def _decode_with_pillow(path: Path, max_side: int) -> np.ndarray:
-    """Decode in the file's own mode, reduce by an integer factor, then convert to RGB."""
+def _decode(path: Path, max_side: int) -> np.ndarray:
+    """Decode in the file's own mode (a JPEG already scaled down by libjpeg), reduce by an
+    integer factor, then convert to RGB."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked by read_header
         with Image.open(path, formats=FORMATS) as image:
             orientation = image.getexif().get(0x0112, 1)
+            if image.format in ("JPEG", "MPO"):  # DCT scaling: the smallest of 1/1 ... 1/8 still >= max_side
+                factor = max_side / max(image.size)
+                image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
             image.load()
             if image.mode == "1":
                 image = image.convert("L")

@@ -48,6 +48,19 @@ def test_bad_files_raise_a_message_naming_the_file(tmp_path):
         load_image(tmp_path / "missing.png")
 
 
+def test_corrupt_jpeg_data_never_reaches_stderr(tmp_path, capfd):
+    path = tmp_path / "damaged.jpg"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 40] = bytes(40)  # libjpeg: "Corrupt JPEG data: ... extraneous bytes"
+    path.write_bytes(bytes(data))
+    try:
+        load_image(path)
+    except ImageLoadError as err:
+        assert path.name in str(err)
+    assert capfd.readouterr().err == ""
+
+
 def test_enormous_images_are_refused_from_the_header_without_decoding(tmp_path):
     path = tmp_path / "huge.png"
     Image.new("1", (20000, 15000)).save(path)  # 300 M pixels, a few hundred KB on disk
