@@ -1,5 +1,9 @@
-"""CAT's attention: LRD self-attention over P5 (per layer, head, clicked position,
-rollout) and PMA's pooled-query attention over the P4 and P3 grids."""
+"""CAT's attention: LRD self-attention over its level (per layer, head, clicked position,
+rollout) and the cross-layer classifier's attention over each lower level's grid.
+
+Layers, heads and panels come from the model's own spec (``num_heads``, ``lrd_layers``,
+``attention_keys``); nothing here assumes a count or a level name.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +11,48 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .inference import InferenceResult, attention_rollout
-from .qt_overlay import OverlayPanel, display_image
-from .render import normalise
-from .state import AppState
+from .qt_overlay import ColorBar, OverlayPanel, display_image
+from .render import SEQUENTIAL, Scale, colormap_for
+from .results import InferenceResult, attention_rollout
+from .state import AppState, Event
+
+ROLLOUT, MEAN = "rollout", "mean"
+LRD_PREFIX, CLF_PREFIX = "lrd.", "clf."
+ATTENTION_SCALE = Scale(0.0, 1.0)
 
 
-def lrd_map(result: InferenceResult, layer, head, query: tuple[int, int] | None) -> np.ndarray | None:
-    """(h5, w5) attention of the clicked P5 cell (or the mean over cells)."""
-    layers = [result.attention[k] for k in sorted(k for k in result.attention if k.startswith("lrd."))]
-    if not layers:
+def lrd_map(result: InferenceResult, grid: tuple[int, int], layer, head, query: tuple[int, int] | None):
+    """(h, w) attention of the clicked cell of LRD's grid (or the mean over cells)."""
+    keys = sorted((k for k in result.attention if k.startswith(LRD_PREFIX)), key=lambda k: int(k[len(LRD_PREFIX):]))
+    if not keys:
         return None
-    h5, w5 = result.grids["P5"]
-    if layer == "rollout":
+    layers = [result.attention[k] for k in keys]
+    if layer == ROLLOUT:
         matrix = attention_rollout(layers)
     else:
         weights = layers[int(layer)]
-        matrix = weights.mean(0) if head == "mean" else weights[int(head)]
-    row = matrix.mean(0) if query is None else matrix[query[0] * w5 + query[1]]
-    return row.reshape(h5, w5)
+        matrix = weights.mean(0) if head == MEAN else weights[int(head)]
+    row = matrix.mean(0) if query is None else matrix[query[0] * grid[1] + query[1]]
+    return row.reshape(grid)
 
 
-def pma_map(result: InferenceResult, level: str, head) -> np.ndarray | None:
-    """(h, w) attention of the pooled query (PMA) over ``level``'s grid."""
-    weights = result.attention.get(f"clf.{level}")
+def clf_map(result: InferenceResult, key: str, head) -> np.ndarray | None:
+    """(h, w) attention of the classifier's query over a lower level's grid (mean over
+    queries for the "w/o PMA" variant, which has one query per upper position)."""
+    weights = result.attention.get(key)
     if weights is None:
         return None
-    if weights.ndim == 4:  # "w/o PMA": one row per query, show their mean
+    if weights.ndim == 4:
         weights = weights.mean(1)
-    return weights.mean(0) if head == "mean" else weights[int(head)]
+    return weights.mean(0) if head == MEAN else weights[int(head)]
+
+
+def peak_scaled(heat: np.ndarray | None) -> np.ndarray | None:
+    """Attention weights divided by their largest value (the colour bar says so)."""
+    if heat is None:
+        return None
+    peak = float(heat.max())
+    return heat / peak if peak > 0 else heat
 
 
 class QtAttentionView(QWidget):
@@ -43,84 +60,142 @@ class QtAttentionView(QWidget):
         super().__init__(parent)
         self.state = state
         self.layer = QComboBox()
-        self.layer.addItems(["rollout", "0", "1"])
         self.head = QComboBox()
-        self.head.addItems(["mean", *map(str, range(8))])
-        self.layer.setCurrentText(str(state.settings.lrd_layer))
-        self.head.setCurrentText(str(state.settings.head))
-        self.layer.currentTextChanged.connect(lambda t: state.update_settings(lrd_layer=t if t == "rollout" else int(t)))
-        self.head.currentTextChanged.connect(lambda t: state.update_settings(head=t if t == "mean" else int(t)))
+        self.layer.currentTextChanged.connect(
+            lambda t: state.update_settings(lrd_layer=t if t == ROLLOUT else int(t)) if t else None)
+        self.head.currentTextChanged.connect(
+            lambda t: state.update_settings(head=t if t == MEAN else int(t)) if t else None)
         controls = QHBoxLayout()
         for text, widget in (("LRD layer", self.layer), ("Head", self.head)):
             controls.addWidget(QLabel(text))
             controls.addWidget(widget)
-        controls.addWidget(QLabel("Click the LRD image to pick a query position."))
+        self.help = QLabel("Click the LRD image to pick a query position.")
+        controls.addWidget(self.help)
         controls.addStretch()
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
-        self.panels = {
-            "lrd": OverlayPanel(self.canvas.ci, 0, 0, "LRD"),
-            "P4": OverlayPanel(self.canvas.ci, 0, 1, "PMA over P4"),
-            "P3": OverlayPanel(self.canvas.ci, 0, 2, "PMA over P3"),
-        }
+        self.panels: dict[str, OverlayPanel] = {}
+        self.bar = ColorBar()
         self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("w", width=3), brush=None)
-        self.panels["lrd"].view.addItem(self.marker)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.canvas, 1)
-        state.subscribe("selection_changed", lambda *_: self.refresh(new_image=True))
-        state.subscribe("image_loaded", lambda entry: self.refresh(new_image=entry is state.current_entry))
-        for event in ("result_ready", "models_changed"):
-            state.subscribe(event, lambda *_: self.refresh())
-        state.subscribe("settings_changed", lambda keys: self.refresh() if keys & {"lrd_layer", "head", "query", "colormap", "opacity"} else None)
+        state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True))
+        state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry))
+        state.subscribe(Event.RESULT_READY, lambda *_: self.refresh())
+        state.subscribe(Event.MODELS_CHANGED, lambda *_: self._on_models_changed())
+        state.subscribe(Event.SETTINGS_CHANGED,
+                        lambda keys: self.refresh() if keys & {"lrd_layer", "head", "query", "colormap", "opacity"} else None)
+        self._on_models_changed()
 
+    # the model's shape → controls and panels -------------------------------------------------
+    def lrd_grid_level(self) -> str | None:
+        """LRD runs on the coarsest level (the one with the largest stride)."""
+        spec = self.state.spec("cat")
+        if spec is None or not spec.lrd_layers or not spec.levels:
+            return None
+        return max(spec.levels, key=lambda level: level.stride).name
+
+    def _on_models_changed(self) -> None:
+        spec = self.state.spec("cat")
+        keys = ["lrd"] if spec is not None and spec.lrd_layers else []
+        keys += [k[len(CLF_PREFIX):] for k in (spec.attention_keys if spec is not None else ()) if k.startswith(CLF_PREFIX)]
+        if keys != list(self.panels):
+            self.canvas.ci.clear()
+            self.panels = {key: OverlayPanel(self.canvas.ci, 0, col, key) for col, key in enumerate(keys)}
+            self.bar = ColorBar()
+            self.canvas.ci.addItem(self.bar, row=1, col=len(keys))
+            if "lrd" in self.panels:
+                self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("w", width=3), brush=None)
+                self.panels["lrd"].view.addItem(self.marker)
+        self._fill(self.layer, [ROLLOUT, *map(str, range(spec.lrd_layers))] if spec is not None and spec.lrd_layers
+                   else [], str(self.state.settings.lrd_layer), "this model has no LRD")
+        heads = spec.num_heads if spec is not None else 0
+        self._fill(self.head, [MEAN, *map(str, range(heads))] if heads else [], str(self.state.settings.head),
+                   "this model has no attention")
+        self.help.setVisible("lrd" in self.panels)
+        self.refresh(new_image=True)
+
+    def _fill(self, combo: QComboBox, items: list[str], wanted: str, reason: str) -> None:
+        """Offer ``items`` (keeping the wanted choice when it still exists); none: disabled."""
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(items)
+        combo.setEnabled(bool(items))
+        combo.setToolTip("" if items else reason)
+        combo.blockSignals(False)
+        if items:
+            combo.setCurrentText(wanted if wanted in items else items[0])
+            if combo.currentText() != wanted:
+                combo.currentTextChanged.emit(combo.currentText())
+
+    # clicks -----------------------------------------------------------------------------------
     def _on_click(self, event) -> None:
-        panel = self.panels["lrd"]
+        panel, level = self.panels.get("lrd"), self.lrd_grid_level()
         result = self.state.result("cat")
-        if panel.shape is None or result is None or "P5" not in result.grids:
+        if panel is None or panel.shape is None or result is None or level not in result.grids:
             return
         point = panel.view.mapSceneToView(event.scenePos())
         h, w = panel.shape
         if not (0 <= point.x() < w and 0 <= point.y() < h):
             return
-        h5, w5 = result.grids["P5"]
-        self.click_cell(int(point.y() / h * h5), int(point.x() / w * w5))
+        gh, gw = result.grids[level]
+        self.click_cell(int(point.y() / h * gh), int(point.x() / w * gw))
 
     def click_cell(self, row: int, col: int) -> None:
         self.state.update_settings(query=(row, col))
 
+    # drawing ----------------------------------------------------------------------------------
     def refresh(self, new_image: bool = False) -> None:
         entry, s = self.state.current_entry, self.state.settings
         image = display_image(entry.image) if entry is not None and entry.image is not None else None
-        if new_image or image is None:
+        if new_image or image is None or any(p.shape is None for p in self.panels.values()):
             for panel in self.panels.values():
                 panel.set_image(image)
-        result = self.state.result("cat")
-        maps = {}
-        if result is not None:
-            maps["lrd"] = lrd_map(result, s.lrd_layer, s.head, s.query)
-            maps["P4"] = pma_map(result, "P4", s.head)
-            maps["P3"] = pma_map(result, "P3", s.head)
-        self._place_marker(result)
-        where = "mean over positions" if s.query is None else f"query cell {s.query}"
-        mha = result is not None and result.attention.get("clf.P4") is not None and result.attention["clf.P4"].ndim == 4
-        query = "MHA, mean over queries" if mha else "PMA pooled query"
-        titles = {"lrd": f"LRD {'rollout' if s.lrd_layer == 'rollout' else f'layer {s.lrd_layer}'} · {where}",
-                  "P4": f"{query} → P4", "P3": f"{query} → P3"}
+        result = self.state.result("cat") if image is not None else None
+        spec = self.state.spec("cat")
+        level = self.lrd_grid_level()
+        heads = spec.num_heads if spec is not None else 0
+        head = s.head if s.head == MEAN or (isinstance(s.head, int) and s.head < heads) else MEAN
+        layer = s.lrd_layer if s.lrd_layer == ROLLOUT or (spec and isinstance(s.lrd_layer, int)
+                                                        and s.lrd_layer < spec.lrd_layers) else ROLLOUT
+        colormap = s.colormap if s.colormap in SEQUENTIAL else colormap_for(s.colormap, False)
         for key, panel in self.panels.items():
-            heat = maps.get(key)
-            panel.set_heat(None if heat is None else normalise(heat), s.colormap, s.opacity)
-            panel.set_title(titles[key] + (f" · head {s.head}" if key != "lrd" or s.lrd_layer != "rollout" else "")
-                            if heat is not None else titles[key] + " (n/a for this model)")
+            heat, title = self._map(result, key, level, layer, head)
+            panel.set_heat(peak_scaled(heat), ATTENTION_SCALE if heat is not None else None, colormap, s.opacity)
+            panel.set_title(title if heat is not None or result is None else f"{title}<br>(not in this result)")
+        self.bar.show_scale(ATTENTION_SCALE if self.panels else None, colormap, "attention ÷ its peak")
+        self._place_marker(result, level)
 
-    def _place_marker(self, result: InferenceResult | None) -> None:
-        shape, query = self.panels["lrd"].shape, self.state.settings.query
-        if result is None or shape is None or query is None or "P5" not in result.grids:
+    def _map(self, result, key: str, level: str | None, layer, head) -> tuple[np.ndarray | None, str]:
+        s = self.state.settings
+        heads = "mean of heads" if head == MEAN else f"head {head}"
+        if key == "lrd":
+            where = "mean over positions" if s.query is None else f"query cell {s.query}"
+            what = "rollout" if layer == ROLLOUT else f"layer {layer} · {heads}"
+            title = f"<b>LRD</b> over {level} · {what}<br>{where}"
+            heat = lrd_map(result, result.grids[level], layer, head, s.query) \
+                if result is not None and level in result.grids else None
+            return heat, title
+        target, key = key, CLF_PREFIX + key
+        weights = result.attention.get(key) if result is not None else None
+        query = "every query (mean)" if weights is not None and weights.ndim == 4 else "pooled query"
+        kind = "MHA" if weights is not None and weights.ndim == 4 else "PMA"
+        title = f"<b>{kind}</b> → {target} · {heads}<br>{query}"
+        return (clf_map(result, key, head) if result is not None else None), title
+
+    def _place_marker(self, result: InferenceResult | None, level: str | None) -> None:
+        panel = self.panels.get("lrd")
+        if panel is None:
+            return
+        shape, query = panel.shape, self.state.settings.query
+        if result is None or shape is None or query is None or level not in result.grids:
             self.marker.setData([], [])
             return
-        (h, w), (h5, w5) = shape, result.grids["P5"]
-        self.marker.setData([(query[1] + 0.5) * w / w5], [(query[0] + 0.5) * h / h5])
+        (h, w), (gh, gw) = shape, result.grids[level]
+        self.marker.setData([(query[1] + 0.5) * w / gw], [(query[0] + 0.5) * h / gh])
 
     def current_maps(self) -> dict[str, np.ndarray | None]:
+        """Panel → the map shown: "lrd", then one per level the classifier attends over."""
         return {k: p.heat for k, p in self.panels.items()}

@@ -1,83 +1,212 @@
-"""Fig. 3, live: the selected label's CAM for the baseline and CAT, and CAT per level."""
+"""Fig. 3, live: the shown label's map for the baseline and CAT, and CAT per level.
+
+Complete CAMs are signed logit contributions, so they are drawn on a diverging colour
+map centred on zero with a colour bar in logit units, and every panel of a row shares
+one scale (baseline and CAT compare; CAT's levels compare). Options: positive evidence
+only, and a scale per panel. Titles say the method, the level or layer and the units.
+"""
 
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QDialog,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSlider,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
-import models.cam
+from .methods import CAM, LOGIT_UNITS, METHODS, MethodInfo, method_info
+from .qt_overlay import ColorBar, OverlayPanel, display_image
+from .render import COLORMAPS, DIVERGING, Scale, cam_map, colormap_for, symmetric_scale
+from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
 
-from .inference import GRAD_CAM_METHODS
-from .qt_overlay import OverlayPanel, display_image
-from .qt_workers import InferenceController
-from .render import cam_for_label
-from .state import AppState
+COMBINED = "combined"
+ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 
-COLORMAPS = ("turbo", "inferno", "viridis", "magma", "CET-L17")
+
+def set_item_enabled(combo: QComboBox, text: str, reason: str | None) -> None:
+    """Grey out one entry of a combo box, with ``reason`` as its tooltip (None: enable)."""
+    index = combo.findText(text)
+    model = combo.model()
+    if index < 0 or not isinstance(model, QStandardItemModel):
+        return
+    item = model.item(index)
+    item.setEnabled(reason is None)
+    item.setToolTip(reason or "")
 
 
 class QtCamView(QWidget):
-    def __init__(self, state: AppState, controller: InferenceController, parent=None):
+    def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
-        self.state, self.controller = state, controller
+        self.state = state
         s = state.settings
         self.method = QComboBox()
-        self.method.addItems(["CAM", *GRAD_CAM_METHODS])
+        self.method.addItems(METHODS)
         self.method.setCurrentText(s.cam_method)
         self.level = QComboBox()
-        self.level.addItems(["combined", "P5", "P4", "P3"])
-        self.level.setCurrentText(s.cam_level)
+        self.level.addItem(COMBINED)
         self.colormap = QComboBox()
         self.colormap.addItems(COLORMAPS)
-        self.colormap.setCurrentText(s.colormap)
-        self.opacity = QSlider()
-        self.opacity.setOrientation(pg.QtCore.Qt.Orientation.Horizontal)
+        self.colormap.setCurrentText(colormap_for(s.colormap, True))
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(round(s.opacity * 100))
-        self.opacity.setMinimumWidth(90)
+        self.opacity.setMaximumWidth(90)
+        self.positive_only = QCheckBox("Positive evidence only")
+        self.positive_only.setToolTip("Hide negative contributions; the scale runs from 0 to the largest positive value.")
+        self.per_panel = QCheckBox("Per-panel scale")
+        self.per_panel.setToolTip("Scale each panel to its own largest value (the panels no longer compare).")
+        self.positive_only.setChecked(s.positive_only)
+        self.per_panel.setChecked(s.per_panel_scale)
         derivation = QPushButton("How are these computed?")
         derivation.clicked.connect(self.show_derivation)
+        self.deletion = QPushButton("Deletion AUC")
+        self.deletion.setToolTip("How fast the label's probability falls when pixels are deleted in the order of "
+                                 "each top map, most salient first (RISE; lower is more faithful). Computed in a worker.")
+        self.deletion.clicked.connect(self.request_deletion_auc)
         self.method.currentTextChanged.connect(lambda t: state.update_settings(cam_method=t))
-        self.level.currentTextChanged.connect(lambda t: state.update_settings(cam_level=t))
+        self.level.currentTextChanged.connect(lambda t: state.update_settings(cam_level=t) if t else None)
         self.colormap.currentTextChanged.connect(lambda t: state.update_settings(colormap=t))
         self.opacity.valueChanged.connect(lambda v: state.update_settings(opacity=v / 100))
+        self.positive_only.toggled.connect(lambda on: state.update_settings(positive_only=on))
+        self.per_panel.toggled.connect(lambda on: state.update_settings(per_panel_scale=on))
 
-        controls = QHBoxLayout()
-        for text, widget in (("Method", self.method), ("CAT level", self.level),
-                             ("Colours", self.colormap), ("Opacity", self.opacity)):
-            controls.addWidget(QLabel(text))
-            controls.addWidget(widget)
-        controls.addWidget(derivation)
-        controls.addStretch()
+        first, second = QHBoxLayout(), QHBoxLayout()
+        for row, pairs in ((first, (("Method", self.method), ("CAT level", self.level))),
+                           (second, (("Colours", self.colormap), ("Opacity", self.opacity)))):
+            for text, widget in pairs:
+                row.addWidget(QLabel(text))
+                row.addWidget(widget)
+        first.addWidget(derivation)
+        first.addWidget(self.deletion)
+        first.addStretch()
+        second.addWidget(self.positive_only)
+        second.addWidget(self.per_panel)
+        second.addStretch()
+
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
-        top = self.canvas.addLayout(row=0, col=0)
-        bottom = self.canvas.addLayout(row=1, col=0)
-        self.panels = {"baseline": OverlayPanel(top, 0, 0, "Baseline"), "cat": OverlayPanel(top, 0, 1, "CAT")}
-        self.level_panels = {lvl: OverlayPanel(bottom, 0, i, f"CAT {lvl}") for i, lvl in enumerate(("P5", "P4", "P3"))}
+        self.top = self.canvas.addLayout(row=0, col=0)
+        self.bottom = self.canvas.addLayout(row=1, col=0)
+        self.panels = {role: OverlayPanel(self.top, 0, i, title) for i, (role, title) in enumerate(ROLE_TITLES.items())}
+        self.top_bar, self.bottom_bar = ColorBar(), ColorBar()
+        self.top.addItem(self.top_bar, row=1, col=len(self.panels))
+        self.level_panels: dict[str, OverlayPanel] = {}
+        self.shown: dict[str, tuple] = {}  # role → deletion-AUC key of the map its top panel shows
+        self.bottom_caption = self.bottom.addLabel("", row=0, col=0, color="#444", size="9pt")
         self.canvas.ci.layout.setRowStretchFactor(0, 3)
         self.canvas.ci.layout.setRowStretchFactor(1, 2)
+
+        self.progress_label = QLabel()
+        self.cancel = QPushButton("Cancel")
+        self.cancel.clicked.connect(self._cancel)
+        progress = QHBoxLayout()
+        progress.addWidget(self.progress_label, 1)
+        progress.addWidget(self.cancel)
         self.hint = QLabel()
+        self.hint.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.addLayout(controls)
+        layout.addLayout(first)
+        layout.addLayout(second)
         layout.addWidget(self.canvas, 1)
+        layout.addLayout(progress)
         layout.addWidget(self.hint)
+        self._update_progress()
 
-        state.subscribe("selection_changed", lambda *_: self.refresh(new_image=True))
-        state.subscribe("image_loaded", lambda entry: self.refresh(new_image=entry is state.current_entry))
-        for event in ("result_ready", "models_changed", "grad_cam_ready"):
+        state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True))
+        state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry))
+        state.subscribe(Event.MODELS_CHANGED, lambda *_: self._on_models_changed())
+        for event in (Event.RESULT_READY, Event.ATTRIBUTION_READY, Event.DELETION_AUC_READY):
             state.subscribe(event, lambda *_: self.refresh())
-        state.subscribe("settings_changed", lambda keys: self.refresh() if keys - {"threshold", "query", "head", "lrd_layer"} else None)
+        state.subscribe(Event.PROGRESS_CHANGED, lambda *_: self._update_progress())
+        state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed)
+        self._on_models_changed()
 
+    # state → widgets ----------------------------------------------------------------------
+    def _on_settings_changed(self, keys: set[str]) -> None:
+        if keys & {"cam_method", "cam_level", "label", "label_mode", "colormap", "opacity", "positive_only",
+                   "per_panel_scale"}:
+            self._update_controls()
+            self.refresh()
+
+    def _on_models_changed(self) -> None:
+        """Level choices and panels come from the CAT model's own spec."""
+        spec = self.state.spec("cat")
+        levels = list(spec.level_names) if spec is not None else []
+        if levels != list(self.level_panels):
+            self.bottom.clear()
+            self.bottom_caption = self.bottom.addLabel("", row=0, col=0, colspan=max(len(levels), 1),
+                                                       color="#444", size="9pt")
+            self.level_panels = {name: OverlayPanel(self.bottom, 1, i, f"CAT {name}") for i, name in enumerate(levels)}
+            self.bottom_bar = ColorBar()
+            self.bottom.addItem(self.bottom_bar, row=2, col=len(levels))
+        self.level.blockSignals(True)
+        self.level.clear()
+        self.level.addItems([COMBINED, *levels])
+        wanted = self.state.settings.cam_level
+        self.level.setCurrentText(wanted if wanted in levels else COMBINED)
+        self.level.blockSignals(False)
+        self._update_controls()
+        self.refresh(new_image=True)
+
+    def _update_controls(self) -> None:
+        s = self.state.settings
+        info = method_info(s.cam_method)
+        for widget, value in ((self.method, s.cam_method), (self.colormap, s.colormap)):
+            if widget.currentText() != value:
+                widget.blockSignals(True)
+                widget.setCurrentText(value)
+                widget.blockSignals(False)
+        if self.state.spec("cat") is None:
+            self.level.setEnabled(False)
+            self.level.setToolTip("Load a CAT model to choose one of its levels.")
+        elif not info.layered:
+            self.level.setEnabled(False)
+            self.level.setToolTip(f"{info.name} attributes input pixels: it has no level or layer.")
+        else:
+            self.level.setEnabled(True)
+            self.level.setToolTip("The CAT panel shows this level (combined: the sum of every level).")
+        for method in METHODS:
+            set_item_enabled(self.method, method, self._unavailable(method))
+        signed = info.signed
+        self.positive_only.setEnabled(signed)
+        self.positive_only.setToolTip(
+            "Hide negative contributions; the scale runs from 0 to the largest positive value." if signed
+            else f"{info.name} maps are unsigned (0-1): there is no negative evidence to hide.")
+
+    def _unavailable(self, method: str) -> str | None:
+        """Why ``method`` cannot apply to the loaded models (None: it can)."""
+        if not self.state.models:
+            return None
+        info = method_info(method)
+        if info.layered and all(not spec.levels for r in self.state.models if (spec := self.state.spec(r))):
+            return f"{method} needs a layer to explain; the loaded models state none"
+        return None
+
+    def _update_progress(self) -> None:
+        running = {role: f for (role, what), f in self.state.progress.items() if what == ATTRIBUTION}
+        method = self.state.settings.cam_method
+        text = ", ".join(f"{ROLE_TITLES.get(r, r)} {f:.0%}" for r, f in running.items())
+        self.progress_label.setText(f"Computing {method}: {text}" if running else "")
+        self.progress_label.setVisible(bool(running))
+        self.cancel.setVisible(bool(running))
+        self.refresh()
+
+    def _cancel(self) -> None:
+        for role, what in list(self.state.progress):
+            if what == ATTRIBUTION:
+                self.state.request_cancel(role, what)
+
+    # drawing ------------------------------------------------------------------------------
     def current_label(self) -> int | None:
         label = self.state.shown_label()
         return None if label is None else self.state.class_names.index(label)
@@ -85,44 +214,156 @@ class QtCamView(QWidget):
     def refresh(self, new_image: bool = False) -> None:
         entry, s = self.state.current_entry, self.state.settings
         image = display_image(entry.image) if entry is not None and entry.image is not None else None
-        if new_image or image is None:
-            for panel in [*self.panels.values(), *self.level_panels.values()]:
+        panels = [*self.panels.values(), *self.level_panels.values()]
+        if new_image or image is None or any(p.shape is None for p in panels):
+            for panel in panels:
                 panel.set_image(image)
-        label = self.current_label()
-        names = self.state.class_names
         self.hint.setText(entry.error if entry is not None and entry.error else "")
+        label = self.current_label() if image is not None else None
+        info = method_info(s.cam_method)
+        top = {role: self._top_map(role, label, info) for role in self.panels}
+        top_scale = self._scales({r: m for r, (m, _) in top.items()}, info.signed)
+        self.shown = {}
         for role, panel in self.panels.items():
-            result = self.state.result(role)
-            if result is None or label is None or image is None:
-                panel.set_heat(None)
-                panel.set_title(f"{role.title() if role == 'baseline' else 'CAT'}" +
-                                (" (no model)" if role not in self.state.models else " …"))
-                continue
-            p = float(result.probabilities[label])
-            missed = entry.ground_truth is not None and names[label] in entry.ground_truth and p < s.threshold
-            method = "CAM" if s.cam_method == "CAM" else s.cam_method
-            panel.set_title(f"{'Baseline' if role == 'baseline' else 'CAT'} · {names[label]} {p:.2f} · {method}",
-                            "#d32f2f" if missed else "k")
-            if s.cam_method == "CAM":
-                heat = cam_for_label(result, label, s.cam_level if role == "cat" else "combined")
-            else:
-                key = self.controller.grad_cam_key(role)
-                heat = self.controller.grad_cams.get(key)
-            panel.set_heat(heat, s.colormap, s.opacity)
-        cat = self.state.result("cat")
-        for level, panel in self.level_panels.items():
-            if cat is None or label is None or level not in cat.cams:
-                panel.set_heat(None)
-                panel.set_title(f"CAT {level}")
-                continue
-            exact = "exact" if cat.cam_exact[level] else "approx."
-            logit = float(cat.level_logits[level][label])
-            panel.set_title(f"{level}{' (LRD)' if level == 'P5' else ''}: logit {logit:+.2f} · {exact}")
-            panel.set_heat(cam_for_label(cat, label, level), s.colormap, s.opacity)
+            heat, detail = top[role]
+            self._draw(panel, heat, top_scale.get(role), info.signed)
+            if heat is not None:
+                self.shown[role] = (entry.path, role, self.state.class_names[label], f"{info.title} · {detail}",
+                                    self.state.generation.get(role))
+            panel.set_title(*self._top_title(role, label, info, detail))
+        self.deletion.setEnabled(bool(self.shown))
+        self._show_bar(self.top_bar, top_scale, info)
 
+        cam = method_info(CAM)
+        cat = self.state.result("cat")
+        levels = {lvl: cam_map(cat, label, lvl) if cat is not None and label is not None and lvl in cat.cams else None
+                  for lvl in self.level_panels}
+        level_scale = self._scales(levels, True)
+        for level, panel in self.level_panels.items():
+            self._draw(panel, levels[level], level_scale.get(level), True)
+            panel.set_title(*self._level_title(level, label))
+        self._show_bar(self.bottom_bar, level_scale, cam)
+        row = "CAT per level: complete CAM, logit contribution (mean over the map + offset = level logit)"
+        if s.cam_method != CAM:
+            row += f" — the method menu ({s.cam_method}) applies to the top row"
+        self.bottom_caption.setText(row if self.level_panels else "")
+
+    def _top_map(self, role: str, label: int | None, info: MethodInfo):
+        """(map, detail) for a top panel: the map in its method's units, and what it shows."""
+        result = self.state.result(role)
+        if result is None or label is None:
+            return None, ""
+        if info.name == CAM:
+            level = self.state.settings.cam_level if role == "cat" else COMBINED
+            if level not in result.cams:
+                level = COMBINED
+            names = list(result.cams)
+            shown = "+".join(names) if level == COMBINED and len(names) > 1 else (names[0] if level == COMBINED else level)
+            return cam_map(result, label, level), f"{level} ({shown})" if level == COMBINED else level
+        key = self.state.attribution_key(role)
+        layer = key[3] if key is not None and info.layered else "input pixels"
+        return self.state.attribution(role), layer
+
+    def _scales(self, maps: dict, signed: bool) -> dict[str, Scale]:
+        """One shared scale for every map (or one per map), keyed like ``maps``."""
+        s = self.state.settings
+        positive = signed and s.positive_only
+        present = {k: m for k, m in maps.items() if m is not None}
+        if not signed:
+            return {k: Scale(0.0, 1.0) for k in present}
+        if s.per_panel_scale:
+            return {k: symmetric_scale([m], positive) for k, m in present.items()}
+        shared = symmetric_scale(present.values(), positive)
+        return dict.fromkeys(present, shared)
+
+    def _draw(self, panel: OverlayPanel, heat, scale: Scale | None, signed: bool) -> None:
+        s = self.state.settings
+        colormap = colormap_for(s.colormap, signed)
+        panel.set_muted(colormap == DIVERGING)
+        panel.set_heat(heat, scale, colormap, s.opacity)
+
+    def _show_bar(self, bar: ColorBar, scales: dict[str, Scale], info: MethodInfo) -> None:
+        s = self.state.settings
+        distinct = set(scales.values())
+        if len(distinct) != 1:  # nothing shown, or one scale per panel (stated in the titles)
+            bar.show_scale(None)
+            return
+        bar.show_scale(distinct.pop(), colormap_for(s.colormap, info.signed), info.units)
+
+    def _top_title(self, role: str, label: int | None, info: MethodInfo, detail: str) -> tuple[str, str, str]:
+        """(text, colour, tooltip) of a top panel."""
+        name = ROLE_TITLES[role]
+        entry, s = self.state.current_entry, self.state.settings
+        if role not in self.state.models:
+            return f"{name} (no model loaded)", "#777", ""
+        result = self.state.result(role)
+        if result is None or label is None:
+            return f"{name}: running the model …", "#777", ""
+        names = self.state.class_names
+        p = float(result.probabilities[label])
+        missed = entry is not None and entry.ground_truth is not None and names[label] in entry.ground_truth \
+            and p < s.threshold
+        head = f"<b>{name}</b> · {names[label]} p={p:.2f}{' (missed)' if missed else ''}"
+        heat = self.panels[role].heat
+        progress = self.state.progress.get((role, ATTRIBUTION))
+        if info.name != CAM and heat is None:
+            stopped = self.state.attribution_status(role)
+            state = stopped or (f"computing … {progress:.0%}" if progress is not None else "waiting …")
+            return f"{head}<br>{info.title} · {detail}<br>{state}", "k", ""
+        where = f"{detail}" if info.layered else "input pixels"
+        units = info.units + (" · same for every label" if info.label_independent else "")
+        text = f"{head}<br>{info.title} · {where}<br>{units}"
+        if info.signed and s.per_panel_scale and self.panels[role].scale is not None:
+            text += f" · {self.panels[role].scale.describe('')}".rstrip()
+        key = self.shown.get(role)
+        if key in self.state.deletion_aucs:
+            text += f"<br>deletion AUC {self.state.deletion_aucs[key]:.3f} (lower: more faithful)"
+        elif (role, DELETION_AUC) in self.state.progress:
+            text += "<br>deletion AUC: computing …"
+        tooltip = info.note
+        if info.name == CAM:
+            tooltip = self._cam_sum_tooltip(role, label) + "\n" + info.note
+        return text, "#d32f2f" if missed else "k", tooltip
+
+    def _cam_sum_tooltip(self, role: str, label: int) -> str:
+        result = self.state.result(role)
+        logit = sum(float(v[label]) for v in result.level_logits.values())
+        offset = sum(float(v[label]) for v in result.offsets.values())
+        mean = float(result.combined_cam[label].mean())
+        return f"logit {logit:+.3f} = map mean {mean:+.3f} + offsets {offset:+.3f}"
+
+    def _level_title(self, level: str, label: int | None) -> tuple[str, str, str]:
+        cat = self.state.result("cat")
+        if cat is None or label is None or level not in cat.cams:
+            return f"CAT {level}", "#777", ""
+        logit = float(cat.level_logits[level][label])
+        exact = "exact" if cat.cam_exact[level] else "approx."
+        text = f"<b>{level}</b> · logit {logit:+.2f} ({exact})"
+        if level in cat.offsets:
+            text += f"<br>offset {float(cat.offsets[level][label]):+.2f}"
+        panel = self.level_panels[level]
+        if self.state.settings.per_panel_scale and panel.scale is not None:
+            text += f" · {panel.scale.describe('')}".rstrip()
+        tooltip = f"CAM (complete) of level {level}, {LOGIT_UNITS}: mean over the map + offset = level logit"
+        return text, "k", tooltip
+
+    def request_deletion_auc(self) -> None:
+        """Ask for the deletion AUC of each map the top row shows (as drawn: the raw values)."""
+        for role, key in self.shown.items():
+            if key not in self.state.deletion_aucs:
+                self.state.request_deletion_auc(key, self.panels[role].heat)
+
+    # help -----------------------------------------------------------------------------------
     def show_derivation(self) -> None:
-        box = QMessageBox(self)
-        box.setWindowTitle("How catviz computes CAMs")
-        box.setText("CAM for the baseline is exact (Zhou et al.); CAT's levels are explained below.")
-        box.setDetailedText(models.cam.__doc__)
-        box.exec()
+        import models.cam  # torch is loaded in the app by now; the view module itself stays torch-free
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("How catviz computes its maps")
+        text = QTextBrowser()
+        text.setOpenExternalLinks(True)
+        text.setMarkdown(models.cam.EXPLANATION_MARKDOWN)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(text)
+        dialog.resize(640, 560)
+        self.derivation = dialog
+        dialog.show()

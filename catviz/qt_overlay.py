@@ -1,4 +1,5 @@
-"""A pyqtgraph panel: an image with a colour-mapped heat map on top and a title."""
+"""pyqtgraph pieces the views share: an image panel with a heat map on top and a title,
+and a colour bar in the map's units."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
-from .render import upsample
+from .render import DIVERGING, Scale, colorize, lookup_table, muted, upsample
 
 DISPLAY_MAX = 640  # the longest side images are drawn at
+TITLE_MIN_WIDTH = 120
 
 
 def display_image(image: np.ndarray) -> np.ndarray:
@@ -24,36 +26,84 @@ class OverlayPanel:
     """Owns a ViewBox in a GraphicsLayout: ``set_image``, ``set_heat``, ``set_title``."""
 
     def __init__(self, layout: pg.GraphicsLayout, row: int, col: int, title: str = ""):
-        self.title = layout.addLabel(title, row=row, col=col, color="k", size="10pt")
+        self.title = layout.addLabel(title, row=row, col=col, color="k", size="9pt")
         self.view = layout.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMouse=False)
         self.view.setMenuEnabled(False)
         self.image_item = pg.ImageItem()
         self.heat_item = pg.ImageItem()
         self.view.addItem(self.image_item)
         self.view.addItem(self.heat_item)
+        self.image: np.ndarray | None = None
+        self.muted = False
         self.shape: tuple[int, int] | None = None
-        self.heat: np.ndarray | None = None
+        self.heat: np.ndarray | None = None  # the map shown, in its own units
+        self.scale: Scale | None = None
 
     def set_image(self, image: np.ndarray | None) -> None:
+        self.image = image
         if image is None:
             self.image_item.clear()
+            self.heat_item.clear()
             self.shape = None
             return
-        self.image_item.setImage(image, levels=(0, 255))
+        self.image_item.setImage(muted(image) if self.muted else image, levels=(0, 255))
         self.shape = image.shape[:2]
-        self.view.autoRange(padding=0.01)
+        h, w = self.shape
+        self.view.setRange(QRectF(0, 0, w, h), padding=0.01)  # the new image's size, whatever was shown before
 
-    def set_heat(self, heat: np.ndarray | None, colormap: str = "turbo", opacity: float = 0.5) -> None:
-        """A [0, 1] map of any resolution, stretched over the image."""
-        self.heat = heat
-        if heat is None or self.shape is None:
+    def set_muted(self, on: bool) -> None:
+        """Show the image in light grey (under a signed map) or in colour."""
+        if on != self.muted:
+            self.muted = on
+            if self.image is not None:
+                self.image_item.setImage(muted(self.image) if on else self.image, levels=(0, 255))
+
+    def set_heat(self, heat: np.ndarray | None, scale: Scale | None = None, colormap: str = DIVERGING,
+                 opacity: float = 0.5) -> None:
+        """A map of any resolution stretched over the image, coloured over ``scale``."""
+        self.heat, self.scale = heat, scale
+        if heat is None or scale is None or self.shape is None:
             self.heat_item.clear()
             return
         h, w = self.shape
-        self.heat_item.setImage(upsample(heat, h, w), levels=(0, 1))
-        self.heat_item.setLookupTable(pg.colormap.get(colormap).getLookupTable(nPts=256))
+        self.heat_item.setImage(colorize(upsample(heat, h, w), scale, colormap, opacity), levels=(0, 255))
         self.heat_item.setRect(QRectF(0, 0, w, h))
-        self.heat_item.setOpacity(opacity)
 
-    def set_title(self, text: str, color: str = "k") -> None:
+    def set_title(self, text: str, color: str = "k", tooltip: str = "") -> None:
         self.title.setText(text, color=color)
+        self.title.setToolTip(tooltip)
+        # A long line may overlap its neighbour's margin, but never widens the grid past the window.
+        self.title.setMinimumWidth(min(self.title.minimumWidth(), TITLE_MIN_WIDTH))
+
+    def set_visible(self, visible: bool) -> None:
+        self.title.setVisible(visible)
+        self.view.setVisible(visible)
+
+
+def color_map(name: str, scale: Scale) -> pg.ColorMap:
+    """The pyqtgraph colour map of :func:`render.lookup_table` (one source for both)."""
+    table = lookup_table(name, scale)
+    return pg.ColorMap(np.linspace(0, 1, len(table)), table)
+
+
+class ColorBar(pg.ColorBarItem):
+    """A read-only vertical colour bar: ``show_scale(scale, colormap, label)``."""
+
+    def __init__(self):
+        super().__init__(values=(0, 1), width=14, interactive=False, colorMapMenu=False, pen="k")
+        self.scale: Scale | None = None
+        for axis in ("left", "right", "top", "bottom"):
+            self.getAxis(axis).setTextPen("k")
+            self.getAxis(axis).setPen("k")
+            self.getAxis(axis).enableAutoSIPrefix(False)
+        self.getAxis("left").setWidth(18)  # room for the units, written vertically
+        self.setFixedWidth(14 + 18 + 45 + 4)  # bar, units, tick values: never squeezed by the panels
+
+    def show_scale(self, scale: Scale | None, colormap: str = DIVERGING, label: str = "") -> None:
+        self.scale = scale
+        self.setVisible(scale is not None)
+        if scale is None:
+            return
+        self.setColorMap(color_map(colormap, scale))
+        self.setLevels((scale.low, scale.high))
+        self.getAxis("left").setLabel(label, color="k")

@@ -1,165 +1,406 @@
-"""Predictions of both models: sorted label lists, threshold slider, per-level bar chart."""
+"""Predictions of both models: one label table (same row order for both), the label
+choice with a search box, the threshold, per-level logits of the top labels, and where
+the shown label's logit comes from (the layer share)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
+    QLineEdit,
     QSlider,
+    QSpinBox,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from .state import ROLES, AppState
+from .results import InferenceResult
+from .state import ROLES, AppState, Event
 
 MISSED = QColor("#d32f2f")  # in the ground truth, below the threshold (Fig. 3's red)
 FALSE_POSITIVE = QColor("#ef6c00")
-LEVEL_COLORS = {"P5": "#7e57c2", "P4": "#26a69a", "P3": "#ffa726", "sum": "#1e88e5", "baseline": "#9e9e9e"}
-LEVEL_NAMES = {"P5": "P5 (LRD)", "P4": "P4", "P3": "P3", "sum": "CAT sum", "baseline": "baseline"}
-
-
-def legend_html() -> str:
-    """The bar colours as a wrapping line of text (pyqtgraph's legend would cover the bars)."""
-    return " ".join(f'<span style="color:{LEVEL_COLORS[k]}">■</span>&nbsp;{v}' for k, v in LEVEL_NAMES.items())
-BAR_LABELS = 10
-MARK_TIPS = {"miss": "in the ground truth, below the threshold (missed)",
+HIT = QColor("#2e7d32")
+TRUTH = QColor("#1565c0")
+MARK_TIPS = {"hit": "in the ground truth and above the threshold (found)",
+             "miss": "in the ground truth, below the threshold (missed)",
              "FP": "above the threshold, not in the ground truth (false positive)"}
+ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
+#: Series colours, assigned in order to the levels and sources the data names.
+PALETTE = ("#7e57c2", "#26a69a", "#ffa726", "#ec407a", "#8d6e63", "#5c6bc0")
+SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = "#1e88e5", "#9e9e9e", "#bdbdbd"
+OFFSET = "offset"
+TOP_K = 10
+MAX_TICK_CHARS = 22
 
 
-class QtLabelList(QTreeWidget):
-    """One model's labels sorted by probability; marks missed and false-positive labels."""
+def legend_html(colors: dict[str, str]) -> str:
+    return " ".join(f'<span style="color:{c}">■</span>&nbsp;{name}' for name, c in colors.items())
 
-    def __init__(self, state: AppState, role: str, parent=None):
+
+def short(name: str, limit: int = MAX_TICK_CHARS) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def mark_for(name: str, p: float, threshold: float, truth: set[str] | None) -> str:
+    """"hit", "miss", "FP" or "" for one label of one model."""
+    if truth is None:
+        return ""
+    predicted = p >= threshold
+    if name in truth:
+        return "hit" if predicted else "miss"
+    return "FP" if predicted else ""
+
+
+class QtLabelTable(QTreeWidget):
+    """Every label once, both models' probabilities side by side, sorted by the larger
+    of the two; ground-truth hits, misses and false positives marked."""
+
+    def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
-        self.state, self.role = state, role
-        self.setHeaderLabels([f"{role.upper() if role == 'cat' else role.title()}", "p", ""])
+        self.state = state
         self.setRootIsDecorated(False)
-        self.setColumnWidth(0, 60)
-        self.setColumnWidth(1, 36)
-        self.setColumnWidth(2, 44)
-        self.itemClicked.connect(lambda item: state.update_settings(label=item.data(0, Qt.ItemDataRole.UserRole)))
+        self.setUniformRowHeights(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.columns: dict[str, tuple[int, int]] = {}  # role → (probability column, mark column)
+        headers = ["Label"]
+        for role in ROLES:
+            self.columns[role] = (len(headers), len(headers) + 1)
+            headers += [ROLE_TITLES[role], ""]
+        self.setHeaderLabels(headers)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(headers)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for role, (p, _) in self.columns.items():
+            self.headerItem().setToolTip(p, f"{ROLE_TITLES[role]}'s probability; the mark column beside it: "
+                                            "hit / miss / FP against the ground truth")
+        self.itemClicked.connect(self._on_clicked)
+        self.filter_text = ""
+
+    def _on_clicked(self, item: QTreeWidgetItem) -> None:
+        self.state.update_settings(label=item.data(0, Qt.ItemDataRole.UserRole))
+
+    def order(self) -> list[int]:
+        """Label indices, most probable first by the larger of the two models' probabilities."""
+        results = [r for role in ROLES if (r := self.state.result(role)) is not None]
+        if not results:
+            return []
+        return [int(i) for i in np.argsort(-np.max([r.probabilities for r in results], axis=0), kind="stable")]
 
     def refresh(self) -> None:
         self.clear()
-        result, entry = self.state.result(self.role), self.state.current_entry
-        if result is None or entry is None:
+        entry = self.state.current_entry
+        if entry is None:
             return
-        threshold, truth = self.state.settings.threshold, entry.ground_truth
-        names = self.state.models[self.role].meta.class_names
+        s, names, truth = self.state.settings, self.state.class_names, entry.ground_truth
+        results = {role: self.state.result(role) for role in ROLES}
         bold = QFont()
         bold.setBold(True)
-        for i in np.argsort(-result.probabilities):
-            name, p = names[i], float(result.probabilities[i])
-            predicted = p >= threshold
-            mark = ""
-            item = QTreeWidgetItem([name, f"{p:.2f}", ""])
+        shown = self.state.shown_label()
+        for i in self.order():
+            name = names[i]
+            item = QTreeWidgetItem([name] + [""] * (self.columnCount() - 1))
             item.setData(0, Qt.ItemDataRole.UserRole, name)
-            if truth is not None and name in truth and not predicted:
-                mark, color = "miss", MISSED
-            elif truth is not None and predicted and name not in truth:
-                mark, color = "FP", FALSE_POSITIVE
-            else:
-                color = None
-            item.setText(2, mark)
-            item.setToolTip(2, MARK_TIPS.get(mark, ""))
-            for col in range(3):
+            item.setToolTip(0, name + ("  (in the ground truth)" if truth and name in truth else ""))
+            if truth is not None and name in truth:
+                item.setForeground(0, QBrush(TRUTH))
+                item.setFont(0, bold)
+            for role, (p_col, mark_col) in self.columns.items():
+                result = results[role]
+                if result is None:
+                    continue
+                p = float(result.probabilities[i])
+                mark = mark_for(name, p, s.threshold, truth)
+                item.setText(p_col, f"{p:.2f}")
+                item.setText(mark_col, mark)
+                item.setToolTip(p_col, f"{ROLE_TITLES[role]}: p({name}) = {p:.4f}")
+                item.setToolTip(mark_col, MARK_TIPS.get(mark, ""))
+                color = {"miss": MISSED, "FP": FALSE_POSITIVE, "hit": HIT}.get(mark)
                 if color is not None:
-                    item.setForeground(col, QBrush(color))
-                if predicted:
-                    item.setFont(col, bold)
+                    item.setForeground(mark_col, QBrush(color))
+                    item.setForeground(p_col, QBrush(color))
+                if p >= s.threshold:
+                    item.setFont(p_col, bold)
             self.addTopLevelItem(item)
-            if name == self.state.settings.label:
+            item.setHidden(bool(self.filter_text) and self.filter_text.lower() not in name.lower())
+            if name == shown:
                 item.setSelected(True)
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        """(label, probability, mark) as shown, top to bottom (for tests and export)."""
-        return [tuple(self.topLevelItem(i).text(c) for c in range(3)) for i in range(self.topLevelItemCount())]
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        for i in range(self.topLevelItemCount()):
+            item = self.topLevelItem(i)
+            item.setHidden(bool(self.filter_text) and self.filter_text.lower() not in item.text(0).lower())
+
+    def visible_labels(self) -> list[str]:
+        return [self.topLevelItem(i).text(0) for i in range(self.topLevelItemCount())
+                if not self.topLevelItem(i).isHidden()]
+
+    def rows(self, role: str) -> list[tuple[str, str, str]]:
+        """(label, probability, mark) of ``role`` as shown, top to bottom (tests, export)."""
+        p_col, mark_col = self.columns[role]
+        return [(it.text(0), it.text(p_col), it.text(mark_col))
+                for it in (self.topLevelItem(i) for i in range(self.topLevelItemCount()))]
+
+
+def _bar(x0, y, width, height, color, tooltip: str) -> pg.BarGraphItem:
+    bar = pg.BarGraphItem(x0=[x0], y=[y], width=[width], height=height, brush=color, pen=pg.mkPen(None))
+    bar.setToolTip(tooltip)
+    return bar
 
 
 class QtLevelBars(pg.PlotWidget):
-    """CAT's per-level logits (P5/LRD, P4, P3) and their sum beside the baseline's logit."""
+    """The top-k labels' per-level logits (CAT's classifiers and their sum beside the
+    baseline's logit) as horizontal bars, label names on the left, one tooltip per bar."""
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.top_k = TOP_K
+        self.setBackground("w")
+        self.showGrid(x=True, alpha=0.3)
+        plot = self.getPlotItem()
+        plot.setLabel("bottom", "logit")
+        plot.getAxis("bottom").enableAutoSIPrefix(False)  # logits as they are, never "(x0.001)"
+        plot.getViewBox().invertY(True)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
+        self.legend = QLabel()  # beside the plot: a legend inside would cover bars
+        self.legend.setWordWrap(True)
+        self.series: dict[str, np.ndarray] = {}
+        self.colors: dict[str, str] = {}
+        self.labels: list[str] = []
+        self.ticks: list[str] = []  # the label names as the axis shows them
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 260)
+
+    def refresh(self, order: list[int]) -> None:
+        plot = self.getPlotItem()
+        for item in [i for i in plot.items if isinstance(i, pg.BarGraphItem)]:
+            plot.removeItem(item)
+        self.legend.clear()
+        cat, base = self.state.result("cat"), self.state.result("baseline")
+        self.series, self.colors, self.labels, self.ticks = {}, {}, [], []
+        if not order:
+            return
+        names = self.state.class_names
+        shown = self.state.shown_label()
+        order = order[: self.top_k]
+        if shown in names and names.index(shown) not in order:
+            order[-1] = names.index(shown)
+        self.labels = [names[i] for i in order]
+        if cat is not None:
+            for k, (level, logits) in enumerate(cat.level_logits.items()):
+                self.series[f"CAT {level}"] = logits[order]
+                self.colors[f"CAT {level}"] = PALETTE[k % len(PALETTE)]
+            self.series["CAT sum"] = sum(cat.level_logits.values())[order]
+            self.colors["CAT sum"] = SUM_COLOR
+        if base is not None:
+            self.series["baseline"] = sum(base.level_logits.values())[order]
+            self.colors["baseline"] = BASELINE_COLOR
+        height = 0.84 / len(self.series)
+        for k, (series, values) in enumerate(self.series.items()):
+            for row, value in enumerate(values):
+                y = row - 0.42 + height * (k + 0.5)
+                plot.addItem(_bar(0, y, float(value), height, self.colors[series],
+                                  f"{self.labels[row]}\n{series}: logit {float(value):+.3f}"))
+        self.legend.setText(legend_html(self.colors))
+        self.ticks = [short(name) for name in self.labels]
+        plot.getAxis("left").setTicks([list(enumerate(self.ticks))])
+        plot.setYRange(-0.5, len(self.labels) - 0.5, padding=0.02)
+        plot.enableAutoRange(axis="x")
+
+
+class QtLayerShare(pg.PlotWidget):
+    """Where the shown label's logit comes from: one stacked bar per level of each model,
+    split into the layers whose positions reach it and the position-free offset (read from
+    ``InferenceResult.layer_share``). Positive parts stack right of zero, negative left."""
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
         self.setBackground("w")
-        self.showGrid(y=True, alpha=0.3)
-        self.getPlotItem().setLabel("left", "logit")
-        self.series: dict[str, np.ndarray] = {}
-        self.labels: list[str] = []
+        self.showGrid(x=True, alpha=0.3)
+        plot = self.getPlotItem()
+        plot.setLabel("bottom", "logit")
+        plot.getAxis("bottom").enableAutoSIPrefix(False)  # logits as they are, never "(x0.001)"
+        plot.getViewBox().invertY(True)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.rows: list[tuple[str, dict[str, float]]] = []  # (row name, source → logit)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 150)
 
     def refresh(self) -> None:
         plot = self.getPlotItem()
-        for item in list(plot.items):
-            if isinstance(item, pg.BarGraphItem):
-                plot.removeItem(item)
-        cat, base = self.state.result("cat"), self.state.result("baseline")
-        reference = cat or base
-        self.series, self.labels = {}, []
-        if reference is None:
+        for item in [i for i in plot.items if isinstance(i, pg.BarGraphItem)]:
+            plot.removeItem(item)
+        self.legend.clear()
+        self.rows = []
+        label = self.state.shown_label()
+        if label is None:
             return
-        names = self.state.class_names
-        order = list(np.argsort(-reference.probabilities)[:BAR_LABELS])
-        if self.state.settings.label in names and names.index(self.state.settings.label) not in order:
-            order[-1] = names.index(self.state.settings.label)
-        self.labels = [names[i] for i in order]
-        if cat is not None:
-            for level, logits in cat.level_logits.items():
-                self.series[level] = logits[order]
-            self.series["sum"] = sum(cat.level_logits.values())[order]
-        if base is not None:
-            self.series["baseline"] = sum(base.level_logits.values())[order]
-        width = 0.8 / len(self.series)
-        x = np.arange(len(order), dtype=float)
-        for k, (name, values) in enumerate(self.series.items()):
-            offset = -0.4 + width * (k + 0.5)
-            plot.addItem(pg.BarGraphItem(x=x + offset, height=values, width=width, brush=LEVEL_COLORS[name]))
-        plot.getAxis("bottom").setTicks([list(enumerate(self.labels))])
+        index = self.state.class_names.index(label)
+        for role in ROLES:
+            result = self.state.result(role)
+            if result is not None:
+                self.rows += [(f"{ROLE_TITLES[role]} {level}", parts) for level, parts in layer_share(result, index).items()]
+        sources = list(dict.fromkeys(source for _, parts in self.rows for source in parts))
+        colors = {source: OFFSET_COLOR if source == OFFSET else PALETTE[k % len(PALETTE)]
+                  for k, source in enumerate(s for s in sources if s != OFFSET)}
+        colors.setdefault(OFFSET, OFFSET_COLOR)
+        for row, (name, parts) in enumerate(self.rows):
+            total = sum(parts.values())
+            right = left = 0.0
+            for source, value in parts.items():
+                x0 = right if value >= 0 else left + value
+                if value >= 0:
+                    right += value
+                else:
+                    left += value
+                plot.addItem(_bar(x0, row, value if value >= 0 else -value, 0.6, colors[source],
+                                  f"{name} → {label}: logit {total:+.3f}\n{source}: {value:+.3f} "
+                                  f"({abs(value) / max(sum(map(abs, parts.values())), 1e-9):.0%} of |parts|)"))
+        self.legend.setText(legend_html({source: colors[source] for source in sources}))
+        plot.getAxis("left").setTicks([[(row, name) for row, (name, _) in enumerate(self.rows)]])
+        plot.setYRange(-0.5, max(len(self.rows), 1) - 0.5, padding=0.05)
+        plot.enableAutoRange(axis="x")
+
+
+def layer_share(result: InferenceResult, label: int) -> dict[str, dict[str, float]]:
+    """level → source → logit for one label; the parts of a level sum to its logit."""
+    return {level: {source: float(values[label]) for source, values in parts.items()}
+            for level, parts in result.layer_share.items()}
 
 
 class QtPredictions(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.lists = {role: QtLabelList(state, role) for role in ROLES}
+        self.table = QtLabelTable(state)
         self.bars = QtLevelBars(state)
+        self.share = QtLayerShare(state)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(1, 99)
         self.slider.setValue(round(state.settings.threshold * 100))
         self.slider_label = QLabel()
         self.slider.valueChanged.connect(lambda v: state.update_settings(threshold=v / 100))
-        lists = QHBoxLayout()
-        for widget in self.lists.values():
-            lists.addWidget(widget)
+        self.mode = QComboBox()
+        self.mode.addItem("Top prediction", "top")
+        self.mode.addItem("Fixed label", "fixed")
+        self.mode.setToolTip("Top prediction: each image shows its own most likely label (a clicked label holds "
+                             "for that image only).\nFixed label: the chosen label is shown for every image.")
+        self.mode.setCurrentIndex(self.mode.findData(state.settings.label_mode))
+        self.mode.currentIndexChanged.connect(self._set_mode)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search labels…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Filter the table; Enter shows the first match.")
+        self.search.textChanged.connect(self.table.set_filter)
+        self.search.returnPressed.connect(self._choose_first_match)
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 1000)
+        self.top_k.setValue(TOP_K)
+        self.top_k.setPrefix("top ")
+        self.top_k.setToolTip("How many labels the bar chart shows (the shown label is always among them).")
+        self.top_k.valueChanged.connect(self._set_top_k)
+
         threshold = QHBoxLayout()
         threshold.addWidget(QLabel("Threshold"))
         threshold.addWidget(self.slider)
         threshold.addWidget(self.slider_label)
+        labels = QHBoxLayout()
+        labels.addWidget(QLabel("Label"))
+        labels.addWidget(self.mode)
+        labels.addWidget(self.search, 1)
+        bars = QWidget()
+        bars_layout = QVBoxLayout(bars)
+        bars_layout.setContentsMargins(0, 0, 0, 0)
+        title = QHBoxLayout()
+        title.addWidget(QLabel("Per-level logits"), 1)
+        title.addWidget(self.top_k)
+        bars_layout.addLayout(title)
+        bars_layout.addWidget(self.bars.legend)
+        bars_layout.addWidget(self.bars, 1)
+        share = QWidget()
+        share_layout = QVBoxLayout(share)
+        share_layout.setContentsMargins(0, 0, 0, 0)
+        self.share_title = QLabel()
+        self.share_title.setWordWrap(True)
+        self.share_title.setToolTip("Each level's logit split exactly into the contributions of the positions of "
+                                    "each layer that reaches it, and the offset that belongs to no position.")
+        share_layout.addWidget(self.share_title)
+        share_layout.addWidget(self.share.legend)
+        share_layout.addWidget(self.share, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        for widget, stretch in ((self.table, 4), (bars, 3), (share, 2)):
+            splitter.addWidget(widget)
+            splitter.setStretchFactor(splitter.count() - 1, stretch)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([400, 300, 200])
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addLayout(threshold)
-        layout.addLayout(lists, 3)
-        layout.addWidget(QLabel("Per-level classifier outputs (top labels)"))
-        legend = QLabel(legend_html())
-        legend.setWordWrap(True)
-        layout.addWidget(legend)
-        layout.addWidget(self.bars, 2)
-        for event in ("selection_changed", "result_ready", "models_changed"):
+        layout.addLayout(labels)
+        layout.addWidget(splitter, 1)
+        for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED):
             state.subscribe(event, lambda *_: self.refresh())
-        state.subscribe("settings_changed", self._on_settings_changed)
+        state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed)
         self.refresh()
 
     def _on_settings_changed(self, keys: set[str]) -> None:
-        if keys & {"threshold", "label"}:
+        if keys & {"threshold", "label", "label_mode"}:
             self.refresh()
 
+    def _set_mode(self, index: int) -> None:
+        """Fixed mode starts from the label shown now; top mode goes back to each image's own."""
+        mode = self.mode.itemData(index)
+        self.state.update_settings(label_mode=mode, label=self.state.shown_label() if mode == "fixed" else None)
+
+    def _set_top_k(self, k: int) -> None:
+        self.bars.top_k = k
+        self.bars.refresh(self.table.order())
+
+    def _choose_first_match(self) -> None:
+        matches = self.table.visible_labels()
+        if matches:
+            self.state.update_settings(label=matches[0])
+
     def refresh(self) -> None:
-        self.slider_label.setText(f"{self.state.settings.threshold:.2f}")
-        for widget in self.lists.values():
-            widget.refresh()
-        self.bars.refresh()
+        s = self.state.settings
+        self.slider_label.setText(f"{s.threshold:.2f}")
+        if self.mode.itemData(self.mode.currentIndex()) != s.label_mode:
+            self.mode.blockSignals(True)
+            self.mode.setCurrentIndex(self.mode.findData(s.label_mode))
+            self.mode.blockSignals(False)
+        names = self.state.class_names
+        completer = self.search.completer()
+        if completer is None or completer.model().rowCount() != len(names):
+            completer = QCompleter(names, self.search)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            completer.activated.connect(lambda name: self.state.update_settings(label=name))
+            self.search.setCompleter(completer)
+        if names:
+            self.top_k.setMaximum(len(names))
+        self.table.refresh()
+        self.bars.refresh(self.table.order())
+        self.share.refresh()
+        label = self.state.shown_label()
+        self.share_title.setText(f"Layer share: where <b>{label}</b>'s logit comes from" if label else "Layer share")

@@ -1,0 +1,46 @@
+"""The map methods the app offers and what their numbers mean (no torch, no Qt).
+
+Titles, colour bars and scales are read from here, so every panel and the export
+describe a map the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .results import GRAD_CAM_METHODS
+
+CAM = "CAM"
+ATTRIBUTION_METHODS = ("Integrated Gradients", "Occlusion")
+METHODS = (CAM, *GRAD_CAM_METHODS, *ATTRIBUTION_METHODS)
+LOGIT_UNITS = "logit contribution"
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    title: str  # as panels show it
+    signed: bool  # values in logit units with a sign, drawn on a zero-centred scale
+    units: str
+    layered: bool  # computed at a level or layer (else on the input pixels)
+    label_independent: bool = False
+    note: str = ""
+
+
+def method_info(name: str) -> MethodInfo:
+    """What ``name``'s maps are; a ValueError names the methods offered for an unknown one."""
+    if name == CAM:
+        return MethodInfo(name, "CAM (complete)", True, LOGIT_UNITS, True,
+                          note="exact split of the level logit over positions; the offset is kept apart")
+    if name == "EigenCAM":
+        return MethodInfo(name, name, False, "relative, 0-1", True, label_independent=True,
+                          note="first principal component of the layer: the same map for every label")
+    if name in GRAD_CAM_METHODS:
+        return MethodInfo(name, name, False, "relative, 0-1", True, note="grad-cam package, min-max scaled")
+    if name == "Integrated Gradients":
+        return MethodInfo(name, name, True, "logit attribution", False,
+                          note="per pixel; they sum to logit(image) − logit(the baseline input)")
+    if name == "Occlusion":
+        return MethodInfo(name, name, True, "logit drop when occluded", False,
+                          note="per pixel, the logit lost when a patch around it is covered")
+    raise ValueError(f"unknown map method {name!r}; offered: {', '.join(METHODS)}")

@@ -1,0 +1,322 @@
+"""The views on real state filled by real workers and tiny models: the CAM display's
+shared zero-centred scale and titles, the prediction table, bars and layer share, and
+the attention controls read from the model's spec."""
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+import torch
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QTextBrowser
+
+import models
+from catviz import demo
+from catviz.methods import CAM
+from catviz.qt_attention_view import QtAttentionView
+from catviz.qt_cam_view import QtCamView
+from catviz.qt_main_window import QtMainWindow
+from catviz.qt_predictions import QtPredictions
+from catviz.qt_workers import InferenceController
+from catviz.render import DIVERGING, Scale
+from catviz.state import AppState
+from models.checkpoint import CheckpointMeta, save_checkpoint
+
+from .conftest import CLASSES, write_good_images
+
+
+def save_model(path, name: str, classes=CLASSES, seed: int = 0, **model_args):
+    torch.manual_seed(seed)
+    model = models.create_model(name, len(classes), **model_args)
+    save_checkpoint(path, model, CheckpointMeta(model=name, class_names=list(classes), model_args=model_args,
+                                                input_size=96, mean=(0.5,) * 3, std=(0.25,) * 3, dataset="test"))
+    return path
+
+
+@pytest.fixture
+def app_state(qtbot):
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    state = AppState()
+    controller = InferenceController(state, "cpu")
+    yield state, controller
+    controller.pool.clear()
+    controller.wait()
+
+
+def show(qtbot, widget, size=(900, 700)):
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    return widget
+
+
+def fill(qtbot, state, controller, checkpoints, images, truth=None):
+    for role, path in checkpoints.items():
+        controller.load_checkpoint(path, role)
+    qtbot.waitUntil(lambda: set(state.models) == set(checkpoints), timeout=60000)
+    state.add_images(images, truth)
+    qtbot.waitUntil(lambda: all(state.result(r) is not None for r in checkpoints), timeout=60000)
+
+
+def test_cam_panels_share_one_zero_centred_scale_with_a_colour_bar(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtCamView(state))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    top = [view.panels["baseline"], view.panels["cat"]]
+    assert state.settings.colormap == DIVERGING and state.settings.cam_method == CAM
+    shown = [p.heat for p in top]
+    scale = top[0].scale
+    assert scale == top[1].scale and scale.low == -scale.high  # one scale, centred on zero
+    assert scale.high == pytest.approx(max(float(np.abs(m).max()) for m in shown))
+    assert view.top_bar.isVisible() and view.top_bar.levels() == pytest.approx((scale.low, scale.high))
+    levels = list(view.level_panels.values())
+    assert [p.scale for p in levels] == [levels[0].scale] * len(levels)
+    assert levels[0].scale.high == pytest.approx(max(float(np.abs(p.heat).max()) for p in levels))
+    # the maps are the results' signed logit contributions, not min-max scaled copies
+    cat = state.result("cat")
+    label = state.class_names.index(state.shown_label())
+    np.testing.assert_array_equal(view.panels["cat"].heat, cat.combined_cam[label])
+    assert view.panels["cat"].heat.min() < 0 < view.panels["cat"].heat.max()
+
+    view.per_panel.setChecked(True)
+    for panel in [*top, *levels]:
+        assert panel.scale.high == pytest.approx(float(np.abs(panel.heat).max()))
+    assert not view.top_bar.isVisible()  # one bar cannot describe several scales: titles do
+    assert "±" in view.panels["cat"].title.text
+
+    view.per_panel.setChecked(False)
+    view.positive_only.setChecked(True)
+    scale = view.panels["cat"].scale
+    assert scale.low == 0 and scale.high == pytest.approx(max(float(p.heat.max()) for p in top))
+    alpha = view.panels["cat"].heat_item.image[..., 3]
+    assert (alpha == 0).any() and alpha.max() > 0  # negative evidence is not drawn
+
+
+def test_titles_state_method_level_and_units(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtCamView(state))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    levels = list(state.spec("cat").level_names)
+    assert [view.level.itemText(i) for i in range(view.level.count())] == ["combined", *levels]
+    assert list(view.level_panels) == levels
+    title = view.panels["cat"].title.text
+    assert "CAM (complete)" in title and "logit contribution" in title and "combined" in title
+    view.level.setCurrentText(levels[-1])
+    assert levels[-1] in view.panels["cat"].title.text
+    assert "the offset" in view.panels["cat"].title.toolTip() or "offsets" in view.panels["cat"].title.toolTip()
+
+    view.method.setCurrentText("EigenCAM")
+    qtbot.waitUntil(lambda: view.panels["cat"].heat is not None, timeout=60000)
+    title = view.panels["cat"].title.text
+    layer = state.attribution_key("cat")[3]
+    assert "EigenCAM" in title and layer in title and "same for every label" in title
+    assert view.panels["cat"].scale == Scale(0.0, 1.0)  # unsigned: sequential 0-1
+    assert "applies to the top row" in view.bottom_caption.text
+    assert not view.positive_only.isEnabled()
+
+
+def test_input_space_methods_disable_the_level_choice(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtCamView(state))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    view.method.setCurrentText("Occlusion")
+    assert not view.level.isEnabled() and "input pixels" in view.level.toolTip()
+    view.method.setCurrentText(CAM)
+    assert view.level.isEnabled()
+
+
+def test_how_are_these_computed_renders_markdown(qtbot, app_state):
+    state, _ = app_state
+    view = show(qtbot, QtCamView(state))
+    view.show_derivation()
+    browser = view.derivation.findChild(QTextBrowser)
+    text = browser.toPlainText()
+    assert len(text) > 200
+    assert "**" not in text and "``" not in text  # rendered, not raw markup
+    view.derivation.close()
+
+
+def test_predictions_share_one_row_order_and_mark_ground_truth(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtPredictions(state), (360, 760))
+    image = write_good_images(tmp_path / "imgs", 1)[0]
+    fill(qtbot, state, controller, checkpoints, [image], {image: {"cat", "dog"}})
+    table = view.table
+    base, cat = table.rows("baseline"), table.rows("cat")
+    assert [r[0] for r in base] == [r[0] for r in cat]  # same row order in both lists
+    top = [max(float(b[1]), float(c[1])) for b, c in zip(base, cat, strict=True)]
+    assert top == sorted(top, reverse=True)
+    view.slider.setValue(1)  # everything predicted: the true labels are hits, the others FPs
+    assert {r[0] for r in table.rows("cat") if r[2] == "hit"} == {"cat", "dog"}
+    assert {r[0] for r in table.rows("cat") if r[2] == "FP"} == set(CLASSES) - {"cat", "dog"}
+    view.slider.setValue(99)
+    assert {r[0] for r in table.rows("baseline") if r[2] == "miss"} == {"cat", "dog"}
+
+
+def test_label_search_mode_and_top_k(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtPredictions(state), (360, 760))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 2))
+    first_top = state.shown_label()
+    view.search.setText("bu")
+    assert view.table.visible_labels() == ["bus"]
+    qtbot.keyClick(view.search, "\r")
+    assert state.settings.label == "bus" and state.shown_label() == "bus"
+    state.select(1)  # top-prediction mode: a chosen label holds for its image only
+    assert state.settings.label is None
+    view.mode.setCurrentIndex(view.mode.findData("fixed"))
+    state.update_settings(label="tree")
+    state.select(0)
+    assert state.shown_label() == "tree" and state.settings.label_mode == "fixed"
+    assert first_top in state.class_names
+
+    view.top_k.setValue(3)
+    assert len(view.bars.labels) == 3 and "tree" in view.bars.labels  # the shown label is always there
+    series = view.bars.series
+    assert set(series) == {*(f"CAT {lvl}" for lvl in state.spec("cat").level_names), "CAT sum", "baseline"}
+    cat = state.result("cat")
+    index = [state.class_names.index(n) for n in view.bars.labels]
+    np.testing.assert_allclose(series["CAT sum"], sum(cat.level_logits.values())[index], rtol=1e-6)
+    bars = [i for i in view.bars.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
+    assert len(bars) == 3 * len(series) and all("logit" in b.toolTip() for b in bars)
+
+
+def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtPredictions(state), (360, 760))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    label = state.class_names.index(state.shown_label())
+    rows = dict(view.share.rows)
+    for role, title in (("cat", "CAT"), ("baseline", "Baseline")):
+        result = state.result(role)
+        assert set(result.layer_share) == set(result.level_logits)
+        for level, logits in result.level_logits.items():
+            parts = rows[f"{title} {level}"]
+            assert set(parts) == set(result.layer_share[level])  # sources as the data names them
+            assert sum(parts.values()) == pytest.approx(float(logits[label]), rel=1e-4, abs=1e-4)
+    assert len(rows["CAT P3"]) > len(rows["CAT P5"])  # P3's logit gathers more layers than P5's
+    tips = [i.toolTip() for i in view.share.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
+    assert tips and all("logit" in t for t in tips)
+
+
+def test_attention_offers_the_heads_and_layers_the_model_has(qtbot, app_state, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtAttentionView(state))
+    four = {"baseline": save_model(tmp_path / "b.safetensors", "baseline_tiny"),
+            "cat": save_model(tmp_path / "c.safetensors", "cat_tiny", num_heads=4, lrd_layers=1)}
+    fill(qtbot, state, controller, four, write_good_images(tmp_path / "imgs", 1))
+    heads = [view.head.itemText(i) for i in range(view.head.count())]
+    layers = [view.layer.itemText(i) for i in range(view.layer.count())]
+    assert heads == ["mean", "0", "1", "2", "3"]
+    assert layers == ["rollout", "0"]
+    view.head.setCurrentText("3")
+    assert all(m is not None for m in view.current_maps().values())
+    view.layer.setCurrentText("0")
+    view.click_cell(0, 0)
+    first = view.current_maps()["lrd"].copy()
+    view.click_cell(1, 1)
+    assert not np.array_equal(first, view.current_maps()["lrd"])
+
+
+def test_integrated_gradients_fills_both_panels_on_a_shared_signed_scale(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtCamView(state))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    view.method.setCurrentText("Integrated Gradients")
+    qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=60000)
+    base, cat = view.panels["baseline"], view.panels["cat"]
+    assert base.scale == cat.scale and cat.scale.signed
+    assert cat.scale.high == pytest.approx(max(float(np.abs(p.heat).max()) for p in (base, cat)))
+    assert "Integrated Gradients" in cat.title.text and "input pixels" in cat.title.text
+    assert not view.progress_label.isVisible()
+
+
+def test_a_long_attribution_shows_progress_in_its_panel_and_can_be_cancelled(qtbot, app_state, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtCamView(state))
+    big = {"cat": save_model(tmp_path / "c.safetensors", "cat_tiny")}
+    big_meta = CheckpointMeta(model="cat_tiny", class_names=list(CLASSES), input_size=320, mean=(0.5,) * 3,
+                              std=(0.25,) * 3)
+    torch.manual_seed(0)
+    save_checkpoint(big["cat"], models.create_model("cat_tiny", len(CLASSES)), big_meta)
+    fill(qtbot, state, controller, big, write_good_images(tmp_path / "imgs", 1))
+    view.method.setCurrentText("Occlusion")
+    qtbot.waitUntil(lambda: view.cancel.isVisible(), timeout=60000)
+    assert "Computing Occlusion" in view.progress_label.text()
+    assert "computing" in view.panels["cat"].title.text or "waiting" in view.panels["cat"].title.text
+    qtbot.mouseClick(view.cancel, pg.QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.cancel.isVisible(), timeout=60000)
+    if view.panels["cat"].heat is None:  # stopped before it finished: the panel says why
+        assert state.attribution_status("cat") and state.attribution_status("cat") in view.panels["cat"].title.text
+
+
+def test_deletion_auc_of_the_displayed_maps_on_demand(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtCamView(state))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    assert view.deletion.isEnabled()
+    qtbot.mouseClick(view.deletion, pg.QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(state.deletion_aucs) == 2, timeout=60000)
+    for role, panel in view.panels.items():
+        value = state.deletion_aucs[view.shown[role]]
+        assert 0.0 <= value <= 1.0
+        assert f"deletion AUC {value:.3f}" in panel.title.text
+    cat_key = view.shown["cat"]
+    view.level.setCurrentText(state.spec("cat").level_names[0])  # another map: its own AUC, not the old one
+    assert view.shown["cat"] != cat_key and "deletion AUC 0" not in view.panels["cat"].title.text
+
+
+COCO = ["person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+        "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+        "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+        "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+        "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+        "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+        "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+        "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+        "teddy bear", "hair drier", "toothbrush"]
+
+
+@pytest.mark.parametrize("classes", [COCO, [str(i) for i in range(10)]], ids=["80 labels", "10 labels"])
+def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, tmp_path, classes):
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    state = AppState()
+    controller = InferenceController(state, "cpu")
+    window = QtMainWindow(state, controller)
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    pair = {role: save_model(tmp_path / f"{role}.safetensors", f"{role}_tiny", classes) for role in ("baseline", "cat")}
+    photo = next(p for p in demo.sample_images()[0] if p.suffix == ".jpg")  # a wide photograph
+    try:
+        fill(qtbot, state, controller, pair, [photo], {photo: {classes[0], classes[1]}})
+        state.update_settings(threshold=0.99)  # both true labels missed: the "miss" marks show
+        table = window.predictions.table
+        qtbot.wait(50)
+        assert table.horizontalScrollBar().maximum() == 0  # no sideways scrolling
+        metrics = QFontMetrics(table.font())
+        longest = max(classes, key=metrics.horizontalAdvance)
+        assert table.columnWidth(0) >= metrics.horizontalAdvance(longest)  # names whole
+        bold = table.font()
+        bold.setBold(True)
+        for role, (_, mark) in table.columns.items():
+            assert table.columnWidth(mark) >= QFontMetrics(bold).horizontalAdvance("miss"), role
+        assert {r[0] for r in table.rows("cat") if r[2] == "miss"} == {classes[0], classes[1]}
+        assert window.predictions.bars.ticks == window.predictions.bars.labels  # names whole on the axis
+        axis = window.predictions.bars.getPlotItem().getAxis("left")
+        assert axis.width() >= QFontMetrics(axis.font()).horizontalAdvance(max(window.predictions.bars.labels, key=len))
+
+        window.tabs.setCurrentIndex(1)
+        view = window.attention_view
+        qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=60000)
+        qtbot.wait(50)
+        width = view.canvas.viewport().width()
+        for key, panel in view.panels.items():  # every attention panel inside the window (PMA → P3 too)
+            rect = view.canvas.mapFromScene(panel.view.sceneBoundingRect()).boundingRect()
+            assert rect.left() >= 0 and rect.right() <= width, key
+            title = view.canvas.mapFromScene(panel.title.sceneBoundingRect()).boundingRect()
+            assert title.right() <= width + 1, key
+    finally:
+        controller.shutdown()
