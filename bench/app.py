@@ -1,10 +1,13 @@
-"""App latency: ``python bench/app.py [--baseline B --cat C] [--images N]`` (offscreen Qt).
+"""App latency: ``python bench/app.py [--baseline B --cat C | --full-size] [--images N]`` (offscreen Qt).
 
 For each image: time from adding it to the app until both models' results are in and
 every panel has painted, against a bare forward pass of both models on the same
-image in the same run (target <= 1.3x); and the time for the CAMs of all labels at
-every level, against one forward pass (target: about one forward). Defaults to the
-bundled demo models and samples. Writes bench/results/app-<device>.json.
+image in the same run (target <= 1.3x); and the time for the complete CAMs of all
+labels at every level (``models.cam.class_activation_maps``, its own forward pass
+included) against one bare CAT forward (target <= 1.2x). Defaults to the bundled demo
+models and samples; ``--full-size`` writes untrained full-size checkpoints (ResNeXt50,
+1024 FPN channels, 80 labels, 448²) to a temporary folder and uses those (the cost does
+not depend on the weights). Writes bench/results/app-<device>-<cat model>.json.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +34,7 @@ from catviz.qt_main_window import QtMainWindow
 from catviz.qt_workers import InferenceController
 from catviz.state import AppState
 from models.cam import class_activation_maps
+from models.checkpoint import CheckpointMeta, save_checkpoint
 from models.preprocess import (
     load_image,
     preprocess,
@@ -45,13 +50,36 @@ def wait(app, condition, timeout=60.0) -> None:
         time.sleep(0.001)
 
 
+def full_size_checkpoints(folder: Path, num_classes: int = 80, size: int = 448) -> dict[str, Path]:
+    """Untrained full-size baseline and CAT checkpoints, as the app would load them."""
+    names = [f"label {i}" for i in range(num_classes)]
+    paths = {}
+    for role, name in (("baseline", "baseline"), ("cat", "cat")):
+        paths[role] = folder / f"{name}.safetensors"
+        model = models.create_model(name, num_classes)
+        save_checkpoint(paths[role], model, CheckpointMeta(model=name, class_names=names, input_size=size))
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, default=demo.DEMO_CHECKPOINTS["baseline"])
     parser.add_argument("--cat", type=Path, default=demo.DEMO_CHECKPOINTS["cat"])
+    parser.add_argument("--full-size", action="store_true",
+                        help="untrained full-size models (80 labels, 448²) instead of --baseline/--cat")
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, help="results file (default bench/results/app-<device>-<cat model>.json)")
     args = parser.parse_args()
+    if args.full_size:
+        with tempfile.TemporaryDirectory() as folder:
+            paths = full_size_checkpoints(Path(folder))
+            run(args, paths["baseline"], paths["cat"])
+    else:
+        run(args, args.baseline, args.cat)
+
+
+def run(args: argparse.Namespace, baseline: Path, cat: Path) -> None:
     device = models.resolve_device(args.device)
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([])
@@ -60,8 +88,8 @@ def main() -> None:
     window = QtMainWindow(state, controller)
     window.resize(1280, 800)
     window.show()
-    controller.load_checkpoint(args.baseline, "baseline")
-    controller.load_checkpoint(args.cat, "cat")
+    controller.load_checkpoint(baseline, "baseline")
+    controller.load_checkpoint(cat, "cat")
     wait(app, lambda: len(state.models) == 2)
     paths, _ = demo.sample_images()
     paths = paths[: args.images]
@@ -105,9 +133,10 @@ def main() -> None:
     print(f"device {device}, {len(paths)} images (median):")
     print(f"  image added → all panels painted: {result['app_ms']:.0f} ms; bare forward of both models: "
           f"{result['bare_forward_both_ms']:.0f} ms; ratio {result['app_vs_bare']:.2f} (target <= 1.3)")
-    print(f"  CAT CAMs of all {len(state.class_names)} labels at every level: {result['cat_all_label_cams_ms']:.0f} ms; "
-          f"one CAT forward: {result['cat_forward_ms']:.0f} ms; ratio {result['cams_vs_forward']:.2f}")
-    out = Path(__file__).parent / "results" / f"app-{device.type}-{loaded['cat'].meta.model}.json"
+    print(f"  CAT complete CAMs of all {len(state.class_names)} labels, every level: "
+          f"{result['cat_all_label_cams_ms']:.0f} ms; one CAT forward: {result['cat_forward_ms']:.0f} ms; "
+          f"ratio {result['cams_vs_forward']:.2f} (target <= 1.2)")
+    out = args.json or Path(__file__).parent / "results" / f"app-{device.type}-{loaded['cat'].meta.model}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -67,6 +68,23 @@ class AttentionBlock(nn.Module):
         q = query if pos_query is None else query + pos_query
         k = context if pos_context is None else context + pos_context
         return self.attn(q, k, context, need_weights=need_weights, average_attn_weights=False)
+
+    def attend_explained(self, query: Tensor, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The attention step by step, keeping what explaining it needs.
+
+        Returns the output (B, Nq, C) before the residual, the weights (B, H, Nq, Nk)
+        and the per-head values (B, H, Nk, C/H), bias included: the same arithmetic as
+        ``nn.MultiheadAttention``'s non-fused path, which does not hand the values out.
+        """
+        heads = self.num_heads
+        w_q, w_k, w_v = self.attn.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.attn.in_proj_bias.chunk(3)
+        q, k, v = (
+            F.linear(x, w, b).unflatten(-1, (heads, -1)).transpose(1, 2)
+            for x, w, b in ((query, w_q, b_q), (context, w_k, b_k), (context, w_v, b_v))
+        )
+        weights = torch.softmax((q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1), dim=-1)
+        return self.attn.out_proj((weights @ v).transpose(1, 2).flatten(2)), weights, v
 
     def post_attention(self, query: Tensor, attn_out: Tensor) -> Tensor:
         """Everything after the attention: residual + norm, FFN, residual + norm."""

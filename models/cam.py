@@ -153,28 +153,20 @@ def _value_bias(block: AttentionBlock) -> Tensor:
     return block.attn.out_proj.weight @ block.attn.in_proj_bias[2 * dim :] + block.attn.out_proj.bias
 
 
-def _context_contributions(block: AttentionBlock, maps: Tensor, weights: Tensor, context: Tensor) -> Tensor:
+def _context_contributions(block: AttentionBlock, maps: Tensor, weights: Tensor, values: Tensor) -> Tensor:
     """Each attended position's share: ``Σ_i Σ_h a_hij (maps_i W_o,h) W_v,h x_j`` → (B, R, Nk).
 
-    ``maps`` (B, Nq, R, C) act on the blocks' ``u_i``; ``weights`` (B, H, Nq, Nk);
-    ``context`` (B, Nk, C). Two orders of the same sum, the cheaper one for the shape:
-    few query rows (a pooled query) pull the maps back to input channels once per head;
-    many (MHA) project the values once and accumulate head by head.
+    ``maps`` (B, Nq, R, C) act on the block's ``u_i``; ``weights`` (B, H, Nq, Nk);
+    ``values`` (B, H, Nk, d), the forward pass's ``W_v,h x_j + b_v,h`` (the bias is
+    taken out here: it belongs to the offset). Head by head, to bound memory with MHA.
     """
-    batch, nq, rows, dim = maps.shape
     heads = block.num_heads
     per_head = (maps @ block.attn.out_proj.weight).unflatten(-1, (heads, -1))  # (B, Nq, R, H, d)
-    w_v = block.attn.in_proj_weight[2 * dim :].unflatten(0, (heads, -1))  # (H, d, C)
-    if nq * rows * heads <= dim:
-        pulled = torch.einsum("bqrhd,hdc->bqhrc", per_head, w_v)  # (B, Nq, H, R, C)
-        scores = pulled.flatten(1, 3) @ context.transpose(1, 2)  # (B, Nq*H*R, Nk)
-        scores = scores.unflatten(1, (nq, heads, rows))
-        return torch.einsum("bqhrj,bhqj->brj", scores, weights)
-    values = torch.einsum("bjc,hdc->bhjd", context, w_v)  # (B, H, Nk, d), bias kept apart
-    out = context.new_zeros(batch, rows, context.shape[1])
+    values = values - block.attn.in_proj_bias.chunk(3)[2].view(heads, 1, -1)
+    out = values.new_zeros(maps.shape[0], maps.shape[2], values.shape[2])
     for h in range(heads):
-        mixed = torch.einsum("bqj,bqrd->bjrd", weights[:, h], per_head[:, :, :, h])  # (B, Nk, R, d)
-        out += torch.einsum("bjrd,bjd->brj", mixed, values[:, h])
+        scores = per_head[:, :, :, h] @ values[:, h, None].transpose(-1, -2)  # (B, Nq, R, Nk)
+        out += (scores * weights[:, h, :, None]).sum(1)
     return out
 
 
@@ -199,8 +191,7 @@ def _fusion_level(
         pulled = frozen[name].pull_back(block, maps)
         offset += torch.einsum("bqrc,bqc->br", maps, frozen[name].const)
         offset += torch.einsum("bqrc,c->br", pulled, _value_bias(block))
-        context = features[f"{name}.context"].flatten(2).transpose(1, 2)
-        shares[name] = _context_contributions(block, pulled, features[f"{name}.weights"], context)
+        shares[name] = _context_contributions(block, pulled, features[f"{name}.weights"], features[f"{name}.values"])
         maps = pulled  # the block's query is the output of the block above (max over one token with PMA)
     query = features[f"{sources[1]}.query"]  # the first fusion block's query, from the upper tokens
     upper = features[spec.levels[0].name].flatten(2)  # (B, C, N5): R5 (or P5 without LRD)

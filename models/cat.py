@@ -145,10 +145,12 @@ class CAT(nn.Module):
             block, context = self.clf[level], _tokens(lower)
             if self.clf_kind == "pma":
                 query = query.amax(dim=1, keepdim=True)
-            attn_out, weights = block.attend(query, context, need_weights=return_attention or return_features)
-            if return_features:  # what the level's complete CAM needs (models.cam)
-                features |= {f"{level}.query": query, f"{level}.context": lower,
-                             f"{level}.attn_out": attn_out, f"{level}.weights": weights}
+            if return_features:  # keep what the level's complete CAM needs (models.cam)
+                attn_out, weights, values = block.attend_explained(query, context)
+                features |= {f"{level}.query": query, f"{level}.context": lower, f"{level}.attn_out": attn_out,
+                             f"{level}.weights": weights, f"{level}.values": values}
+            else:
+                attn_out, weights = block.attend(query, context, need_weights=return_attention)
             query = block.post_attention(query, attn_out)
             if return_attention:
                 attention[f"clf.{level}"] = weights

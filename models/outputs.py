@@ -80,8 +80,8 @@ class ModelOutput:
             fusion level, ``"<level>.query"`` (B, Nq, C), the query tokens (one pooled
             query with PMA), ``"<level>.context"`` (B, C, h, w), the lower level it attends
             over, ``"<level>.attn_out"`` (B, Nq, C), the attention's output before the
-            residual, and ``"<level>.weights"`` (B, heads, Nq, Nk): everything
-            :mod:`models.cam` needs.
+            residual, ``"<level>.weights"`` (B, heads, Nq, Nk) and ``"<level>.values"``
+            (B, heads, Nk, C/heads), the per-head values: everything :mod:`models.cam` needs.
     """
 
     logits: Tensor
