@@ -8,10 +8,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import timm
 import yaml
+from safetensors import SafetensorError, safe_open
+
+import models
+from models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+
+from .errors import EXIT_CODES_HELP, UsageError
+
+
+def default_workers() -> int:
+    """DataLoader workers: up to 4, leaving one of the cores this process may use to training.
+
+    More workers than cores only makes the DataLoader warn and the processes compete.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(4, max(cores - 1, 0))
 
 
 @dataclass
@@ -41,9 +60,11 @@ class TrainConfig:
     cutout: float = 0.0  # probability of random erasing
     loss: str = "bce"  # bce | asl
     ema: float = 0.0  # EMA decay of weights (e.g. 0.9997); 0 = off
-    workers: int = 4
+    workers: int = default_workers()
     out: str | None = None  # run folder; default runs/<dataset>-<model>
     resume: bool = False  # continue from <out>/last.safetensors
+    overwrite: bool = False  # replace the run already in <out>
+    allow_changed_config: bool = False  # --resume even where hyperparameters differ from the run's
     save_every: int = 0  # also checkpoint every N steps (0: each epoch only)
     seed: int = 0
     device: str = "auto"
@@ -60,7 +81,7 @@ class TrainConfig:
 DATASET_PRESETS = {
     "demo": dict(
         model="cat_tiny", pretrained=False, epochs=12, batch_size=16, lr=2e-3, optimizer="adamw",
-        weight_decay=0.05, schedule="cosine", warmup_epochs=1.0, img_size=128, hflip=False, workers=2,
+        weight_decay=0.05, schedule="cosine", warmup_epochs=1.0, img_size=128, hflip=False,
     ),
 }
 
@@ -70,6 +91,7 @@ CHOICES = {
     "schedule": ["step", "cosine", "onecycle"],
     "loss": ["bce", "asl"],
     "amp": ["none", "bf16", "fp16"],
+    "fpn_out_conv": ["3x3", "1x1", "none"],
 }
 
 HELP = {
@@ -98,9 +120,13 @@ HELP = {
     "cutout": "probability of Cutout (random erasing) per training image",
     "loss": "bce (paper) or asl (asymmetric loss, Ben-Baruch et al.)",
     "ema": "keep an exponential moving average of weights with this decay (0: off); EMA weights are evaluated and saved",
-    "workers": "DataLoader worker processes",
-    "out": "run folder for checkpoints and logs (default runs/<dataset>-<model>)",
-    "resume": "resume from <out>/last.safetensors (model, optimizer, schedule, RNG and data position)",
+    "workers": "DataLoader worker processes; the default is min(4, this machine's CPU cores - 1)",
+    "out": "run folder for checkpoints and logs (default runs/<dataset>-<model>); a folder holding another "
+    "run is refused unless --resume or --overwrite",
+    "resume": "resume from <out>/last.safetensors (model, optimizer, schedule, RNG and data position); "
+    "refused if hyperparameters differ from the run's (see --allow-changed-config)",
+    "overwrite": "replace the run in --out (deletes its checkpoints and log first)",
+    "allow_changed_config": "with --resume: accept hyperparameters that differ from the run's (listed in a warning)",
     "save_every": "also write last.safetensors every N optimizer steps (0: once per epoch)",
     "seed": "random seed (data order, augmentation, initialisation)",
     "device": "auto (CUDA if available), cpu, cuda, cuda:1 ...",
@@ -117,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train CAT, its baseline or an ablation. Defaults are the paper's recipe "
         "(SGD lr 0.01, momentum 0.9, wd 1e-4, x0.1 every 30 epochs, 60 epochs, batch 16, 448px); "
         "--dataset demo switches to a from-scratch preset for the CPU.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML file setting any of the options below; flags override it")
     for f in fields(TrainConfig):
@@ -133,19 +160,118 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(argv: list[str] | None = None) -> TrainConfig:
+    """Defaults, preset, YAML and flags merged and checked; :class:`UsageError` on any bad value.
+
+    Checks only the configuration itself (no data or model is loaded); argparse itself
+    exits with status 2 on malformed flags.
+    """
     args = vars(build_parser().parse_args(argv))
     config_file = args.pop("config")
-    values: dict = {}
-    if config_file:
-        path = Path(config_file)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise SystemExit(f"catviz-train: cannot read config {path}: {err}") from err
-        unknown = set(values) - {f.name for f in fields(TrainConfig)}
-        if unknown:
-            raise SystemExit(f"catviz-train: {path}: unknown option(s) {sorted(unknown)}")
+    values = read_config_file(Path(config_file)) if config_file else {}
     flags = {k: v for k, v in args.items() if v is not None}
     dataset = flags.get("dataset", values.get("dataset", TrainConfig.dataset))
     merged = {**DATASET_PRESETS.get(dataset, {}), **values, **flags}
-    return dataclasses.replace(TrainConfig(), **merged)
+    cfg = dataclasses.replace(TrainConfig(), **merged)
+    where = {name: f"{config_file}: {name}" for name in values} | {
+        name: "--" + name.replace("_", "-") for name in flags
+    }
+    validate(cfg, where)
+    return cfg
+
+
+def _field_type(name: str) -> tuple[str, bool]:
+    """(base type name, whether None is allowed) of a TrainConfig field."""
+    declared = {f.name: f.type for f in fields(TrainConfig)}[name]
+    return declared.removesuffix(" | None"), declared.endswith(" | None")
+
+
+def read_config_file(path: Path) -> dict:
+    """A YAML ``--config`` file: a mapping of known option names to values of the option's type."""
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UsageError(f"cannot read config {path}: {err}") from err
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: a config file is a mapping of option: value, not a {type(values).__name__}")
+    unknown = sorted(map(str, set(values) - {f.name for f in fields(TrainConfig)}))
+    if unknown:
+        raise UsageError(f"{path}: unknown option(s) {unknown}; see catviz-train --help (use '_' in names: lr_step)")
+    for name, value in values.items():
+        kind, optional = _field_type(name)
+        if value is None and optional:
+            continue
+        if kind == "float" and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                values[name] = value = float(value)
+            except ValueError:
+                pass
+        ok = {
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+        }[kind]
+        if not ok:
+            raise UsageError(f"{path}: {name} must be {'a' if kind != 'int' else 'an'} {kind}"
+                             f"{' or null' if optional else ''}, got {value!r}")
+        if kind == "float":
+            values[name] = float(value)
+    return values
+
+
+def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
+    """Raise :class:`UsageError` for the first invalid value, named as the user gave it."""
+    where = where or {}
+
+    def check(ok: bool, name: str, expected: str) -> None:
+        if not ok:
+            label = where.get(name, "--" + name.replace("_", "-"))
+            raise UsageError(f"{label} must be {expected}, got {getattr(cfg, name)!r}")
+
+    for name, choices in CHOICES.items():
+        value = getattr(cfg, name)
+        check(value is None or value in choices, name, f"one of {', '.join(choices)}")
+    check(cfg.model in models.list_models(), "model", f"one of {', '.join(models.list_models())}")
+    if cfg.backbone is not None:
+        check(timm.is_model(cfg.backbone), "backbone", "a timm model name (see timm.list_models())")
+    for name in ("epochs", "batch_size", "lr_step"):
+        check(getattr(cfg, name) >= 1, name, "an integer >= 1")
+    for name in ("limit_images", "save_every", "workers", "seed"):
+        check(getattr(cfg, name) >= 0, name, "an integer >= 0")
+    check(MIN_INPUT_SIZE <= cfg.img_size <= MAX_INPUT_SIZE, "img_size",
+          f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] (the models' total stride is {MIN_INPUT_SIZE})")
+    for name in ("lr", "lr_gamma"):
+        check(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0, name, "a finite number > 0")
+    for name in ("momentum", "weight_decay", "warmup_epochs"):
+        check(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "a finite number >= 0")
+    check(0 <= cfg.ema < 1, "ema", "in [0, 1) (0: off; e.g. 0.9997)")
+    check(0 <= cfg.cutout <= 1, "cutout", "a probability in [0, 1]")
+    check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)")
+    if cfg.dataset != "demo" and cfg.data_root is None:
+        raise UsageError(f"--data-root is required for --dataset {cfg.dataset}")
+    try:
+        models.resolve_device(cfg.device)
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(f"{where.get('device', '--device')} {cfg.device!r}: {err}") from err
+    if cfg.pretrained_file is not None:
+        problem = weights_file_problem(Path(cfg.pretrained_file))
+        if problem:
+            raise UsageError(f"{where.get('pretrained_file', '--pretrained-file')} {cfg.pretrained_file}: {problem}")
+
+
+def weights_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a timm weights file (header check only), or ``None``."""
+    if not path.is_file():
+        return "no such file"
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as f:
+                return None if list(f.keys()) else "a safetensors file without any tensor"
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except (OSError, SafetensorError, ValueError) as err:
+        return f"not a readable weights file ({err})"
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":  # torch.save's zip archive, or its legacy pickle
+        return None
+    return "not a weights file (neither .safetensors nor a torch.save archive)"

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         run = args.runs / model
         code = train.main(["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", "0",
-                           "--workers", str(args.workers), "--out", str(run)])
+                           "--workers", str(args.workers), "--out", str(run), "--overwrite"])
         if code:
             return code
         weights, meta = load_checkpoint(run / "last.safetensors")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import models
 from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 
 from . import compare
-from .config import TrainConfig
+from .config import TrainConfig, default_workers
 from .data import DatasetError, load_splits
 from .data.dataset import TransformConfig
 from .distributed import DistInfo
+from .errors import EXIT_CODES_HELP, EXIT_FAILURE, EXIT_USAGE, UsageError
 from .train import evaluate, make_loader
 
 COLUMNS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="catviz-eval",
         description="Evaluate catviz checkpoints (mAP, CP, CR, CF1, OP, OR, OF1, per-class AP). "
         "Several checkpoints give several rows, like the paper's Table 3.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("checkpoints", nargs="+", help="catviz .safetensors checkpoints")
     parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],
@@ -38,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-class", action=argparse.BooleanOptionalAction, default=None,
                         help="print per-class AP rows (default: on for VOC, as in Table 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="evaluation batch size")
-    parser.add_argument("--workers", type=int, default=4, help="DataLoader worker processes")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="DataLoader worker processes (default: min(4, CPU cores - 1))")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--limit-images", type=int, default=0, help="score only the first N images (0: all)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -66,6 +70,23 @@ def format_per_class(rows: list[tuple[str, dict]], class_names: list[str]) -> st
     return "\n".join(lines)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """:class:`UsageError` for a value argparse's types let through, before anything is loaded."""
+    for name, low in (("batch_size", 1), ("workers", 0), ("limit_images", 0)):
+        if getattr(args, name) < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {getattr(args, name)}")
+    try:
+        models.resolve_device(args.device)
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(f"--device {args.device!r}: {err}") from err
+    if args.json:
+        folder = Path(args.json).parent
+        if not folder.is_dir():
+            raise UsageError(f"--json: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--json: folder {folder} is not writable")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -78,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     compare.check_arguments(parser, args)
     if args.compare:
         return compare.main(args)
+    try:
+        check_arguments(args)
+    except UsageError as err:
+        print(f"catviz-eval: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     device = models.resolve_device(args.device)
     try:
-        first = read_meta(args.checkpoints[0])
+        first, *_ = [read_meta(path) for path in args.checkpoints]  # every file checked before the data
         dataset = args.dataset or first.dataset
         _, val = load_splits(dataset, args.data_root, args.keep_unannotated)
         if args.limit_images:
@@ -98,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             loader = make_loader(val, transform, False, cfg, DistInfo())
             _, _, metrics = evaluate(model, loader, device, cfg, DistInfo(), desc=Path(path).name)
             rows.append((f"{meta.model} ({Path(path).stem})", metrics))
-    except (CheckpointError, DatasetError) as err:
+    except (CheckpointError, DatasetError, OSError) as err:
         print(f"catviz-eval: {err}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     print(format_table(rows))
     if args.per_class if args.per_class is not None else dataset == "voc":
         print()
@@ -109,10 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     if excluded:
         print(f"\nexcluded from mAP (no positive image): {', '.join(val.class_names[i] for i in excluded)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"dataset": dataset, "class_names": val.class_names,
-             "results": [{"checkpoint": str(p), "name": n, **m} for p, (n, m) in zip(args.checkpoints, rows, strict=True)]},
-            indent=2))
+        try:
+            Path(args.json).write_text(json.dumps(
+                {"dataset": dataset, "class_names": val.class_names,
+                 "results": [{"checkpoint": str(p), "name": n, **m}
+                             for p, (n, m) in zip(args.checkpoints, rows, strict=True)]},
+                indent=2))
+        except OSError as err:
+            print(f"catviz-eval: cannot write {args.json}: {err}", file=sys.stderr)
+            return EXIT_FAILURE
     return 0
 
 

@@ -8,12 +8,24 @@ never unpickles anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import math
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from models.checkpoint import RESUME_PREFIX as PREFIX
+from models.checkpoint import CheckpointError, read_meta, read_resume
+
+from .config import TrainConfig
+from .errors import UsageError
+
+_logger = logging.getLogger("catviz.train")
 
 
 def flatten(obj: Any, tensors: dict[str, torch.Tensor], key: str = "") -> Any:
@@ -54,3 +66,74 @@ def pack(state: dict) -> tuple[dict[str, torch.Tensor], str]:
 
 def unpack(tensors: dict[str, torch.Tensor], skeleton: str) -> dict:
     return unflatten(json.loads(skeleton), tensors)
+
+
+#: What ``Trainer.save_last`` stores, with the type each entry must have.
+REQUIRED = {
+    "optimizer": dict, "scheduler": dict, "scaler": dict, "epoch": int, "step_in_epoch": int,
+    "best_map": float | int, "torch_rng": torch.Tensor, "model": dict | None,
+}
+
+
+def read_state(path: Path, steps_per_epoch: int) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(resume state, weights) of a ``last`` checkpoint, checked; :class:`CheckpointError` names the file."""
+    fix = "it cannot be resumed; start a new run with --overwrite or another --out"
+    try:
+        tensors, skeleton = read_resume(path)
+        weights = {k: v for k, v in load_file(str(path)).items() if not k.startswith(PREFIX)}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: unreadable ({err}); {fix}") from err
+    try:
+        state = unpack(tensors, skeleton)
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path}: resume state is malformed ({type(err).__name__}: {err}); {fix}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: resume state is malformed (not a mapping); {fix}")
+    missing = sorted(set(REQUIRED) - set(state))
+    if missing:
+        raise CheckpointError(f"{path}: resume state is incomplete (no {', '.join(missing)}); {fix}")
+    for key, kind in REQUIRED.items():
+        value = state[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise CheckpointError(f"{path}: resume state {key!r} has the wrong type ({type(value).__name__}); {fix}")
+    epoch, step = state["epoch"], state["step_in_epoch"]
+    if epoch < 0 or not 0 <= step <= steps_per_epoch:
+        raise CheckpointError(
+            f"{path}: resume position out of range (epoch {epoch}, step {step} of an epoch of "
+            f"{steps_per_epoch} steps); {fix}"
+        )
+    if not math.isfinite(state["best_map"]) or state["torch_rng"].dtype != torch.uint8:
+        raise CheckpointError(f"{path}: resume state has an invalid best_map or RNG state; {fix}")
+    return state, weights
+
+
+#: May change on --resume: where and how fast the run goes, not what it computes.
+OPERATIONAL = {"data_root", "workers", "out", "resume", "overwrite", "allow_changed_config", "save_every",
+               "device", "tensorboard", "channels_last"}
+#: The saved weights or optimizer state depend on these: they never change on --resume.
+STRUCTURAL = ("model", "backbone", "fpn_out_conv", "dataset", "optimizer", "ema", "amp")
+
+
+def check_resume_config(cfg: TrainConfig, path: Path) -> None:
+    """Refuse (:class:`UsageError`) a --resume whose settings differ from the run's, listing them.
+
+    ``--allow-changed-config`` accepts the differences (except :data:`STRUCTURAL` ones), with a
+    warning. ``epochs`` may always grow under the step schedule; cosine and onecycle depend on it.
+    """
+    meta = read_meta(path)
+    saved = meta.config
+    current = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples as lists, like the saved JSON
+    ignored = OPERATIONAL | ({"epochs"} if cfg.schedule == "step" else set())
+    changed = [k for k in current if k not in ignored and k in saved and saved[k] != current[k]]
+    listed = "; ".join(f"{k}: {saved[k]!r} in the run, {current[k]!r} now" for k in changed)
+    if any(k in STRUCTURAL for k in changed):
+        raise UsageError(f"{path} was written by a different run ({listed}); it cannot be resumed with "
+                         "these settings: use the run's settings, or another --out for a new run")
+    if changed and not cfg.allow_changed_config:
+        raise UsageError(f"--resume with settings that differ from the run in {path} ({listed}); "
+                         "use the run's settings, or pass --allow-changed-config to continue with the new ones")
+    if changed:
+        _logger.warning("resuming %s with changed settings: %s", path, listed)
+    if meta.epoch >= cfg.epochs:
+        raise UsageError(f"{path}: the run already completed {meta.epoch} of --epochs {cfg.epochs}; "
+                         "pass a larger --epochs to train further")

@@ -14,6 +14,7 @@ import timm
 import torch
 import torch.nn.functional as F
 import yaml
+from safetensors import SafetensorError
 from timm.loss import AsymmetricLossMultiLabel
 from timm.utils import ModelEmaV3
 from torch import nn
@@ -21,20 +22,29 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import models
-from models.checkpoint import CheckpointMeta, load_weights, read_resume, save_checkpoint, unwrap
+from models.checkpoint import (
+    CheckpointError,
+    CheckpointMeta,
+    load_weights,
+    read_meta,
+    save_checkpoint,
+    unwrap,
+)
 
 from . import state as resume_state
 from .config import TrainConfig, resolve_config
 from .data import DatasetError, MultiLabelSplit, load_splits
 from .data.dataset import EpochSampler, MultiLabelDataset, TransformConfig, collate_skipping_broken
 from .distributed import DistInfo, gather_rows, init_distributed
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RunError, UsageError
 from .metrics import multilabel_metrics
+from .run_dir import open_run_dir
 from .schedule import lr_factor
 
 _logger = logging.getLogger("catviz.train")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunError):
     pass
 
 
@@ -47,9 +57,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
             cfg.model, num_classes, pretrained=cfg.pretrained and not cfg.pretrained_file,
             pretrained_file=cfg.pretrained_file, **model_args,
         )
-    except (OSError, RuntimeError) as err:
-        raise SystemExit(
-            f"catviz-train: could not load pretrained weights for {cfg.model!r} ({err}); offline, "
+    except (OSError, RuntimeError, ValueError) as err:
+        raise RunError(
+            f"could not build {cfg.model!r} with its pretrained weights ({err}); offline, "
             "pass --pretrained-file FILE or --no-pretrained"
         ) from err
     return model, model_args
@@ -100,6 +110,7 @@ def make_loader(split: MultiLabelSplit, transform, train: bool, cfg: TrainConfig
 def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dist: DistInfo, desc="eval"):
     """(probabilities, targets, metrics) over the whole split, gathered across ranks."""
     model.eval()
+    num_classes = len(loader.dataset.split.class_names)
     scores, targets = [], []
     for batch in tqdm(loader, desc=desc, disable=not dist.is_main, leave=False):
         if batch is None:
@@ -112,8 +123,11 @@ def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dis
             logits = model(images).logits
         scores.append(torch.sigmoid(logits.float()).cpu())
         targets.append(target)
-    scores = gather_rows(torch.cat(scores) if scores else torch.zeros(0, 0), dist)
-    targets = gather_rows(torch.cat(targets) if targets else torch.zeros(0, 0), dist)
+    scores = gather_rows(torch.cat(scores) if scores else torch.zeros(0, num_classes), dist)
+    targets = gather_rows(torch.cat(targets) if targets else torch.zeros(0, num_classes), dist)
+    if len(scores) == 0:
+        raise DatasetError(f"no image of the {loader.dataset.split.name!r} split could be read "
+                           f"({len(loader.dataset)} failed to decode, see the warnings above); nothing to score")
     return scores, targets, multilabel_metrics(scores.numpy(), targets.numpy())
 
 
@@ -150,6 +164,7 @@ class Trainer:
         self.ema = ModelEmaV3(self.model, decay=cfg.ema) if cfg.ema > 0 else None
         self.loss_fn = make_loss(cfg)
         self.epoch, self.step_in_epoch, self.best_map, self.metrics = 0, 0, -1.0, {}
+        self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the last good last.safetensors
         self.config_dict = argv_config
         if cfg.resume:
             self._resume()
@@ -190,32 +205,46 @@ class Trainer:
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         tensors, skeleton = resume_state.pack(state)
-        save_checkpoint(self.run_dir / "last.safetensors", self.eval_model(), self.meta(), tensors, skeleton)
+        self._write(self.run_dir / "last.safetensors", self.eval_model(), self.meta(), tensors, skeleton)
+        self.saved_at = (self.epoch, self.step_in_epoch)
+
+    def _write(self, path, *args) -> None:
+        """save_checkpoint; a full disk or an I/O error names the file and what is still safe."""
+        try:
+            save_checkpoint(path, *args)
+        except (OSError, SafetensorError) as err:
+            raise RunError(f"could not write {path} ({err}); {self.last_good()}") from err
+
+    def last_good(self) -> str:
+        """Where the run can be resumed from, for error messages."""
+        if self.saved_at is None:
+            return "no checkpoint of this run has been written yet"
+        epoch, step = self.saved_at
+        return (f"the last good checkpoint is {self.run_dir / 'last.safetensors'} "
+                f"({epoch} epoch(s) and {step} step(s) done; continue with --resume)")
 
     def _resume(self) -> None:
+        """Load the run's state; its config was compared with ours before (state.check_resume_config)."""
         path = self.run_dir / "last.safetensors"
-        if not path.is_file():
-            raise SystemExit(f"catviz-train: --resume given but {path} does not exist")
-        meta = models.checkpoint.read_meta(path)
-        must_match = ("model", "dataset", "backbone", "optimizer", "fpn_out_conv", "ema", "amp")
-        changed = [k for k in must_match if meta.config.get(k) != getattr(self.cfg, k)]
-        if changed or meta.class_names != self.class_names:
-            what = ", ".join(f"{k}: {meta.config.get(k)!r} → {getattr(self.cfg, k)!r}" for k in changed) or "labels"
-            raise SystemExit(f"catviz-train: {path} was written by a different run ({what}); cannot resume")
-        from safetensors.torch import load_file
-
-        weights = {k: v for k, v in load_file(str(path)).items() if not k.startswith(resume_state.PREFIX)}
-        state = resume_state.unpack(*read_resume(path))
-        load_weights(self.model, state["model"] or weights, path)
-        if self.ema is not None:
-            load_weights(self.ema.module, weights, path)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        meta = read_meta(path)
+        if meta.class_names != self.class_names:
+            raise CheckpointError(f"{path}: trained on other labels ({len(meta.class_names)}: "
+                                  f"{', '.join(meta.class_names[:4])} ...) than this dataset's; cannot resume")
+        state, weights = resume_state.read_state(path, len(self.train_loader))
+        try:
+            load_weights(self.model, state["model"] or weights, path)
+            if self.ema is not None:
+                load_weights(self.ema.module, weights, path)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: resume state does not fit this run ({type(err).__name__}: {err})") from err
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.saved_at = (self.epoch, self.step_in_epoch)
         self.best_map, self.metrics = state["best_map"], meta.metrics
         if self.dist.is_main:
             _logger.info("resumed %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
@@ -230,8 +259,9 @@ class Trainer:
         total = len(loader) + self.step_in_epoch
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step_in_epoch,
                    total=total, disable=not self.dist.is_main)
-        losses, seen, start = [], 0, time.perf_counter()
+        losses, seen, batches, start = [], 0, 0, time.perf_counter()
         for batch in bar:
+            batches += 1
             if batch is not None:
                 loss = self._step(*batch)
                 losses.append(loss)
@@ -241,6 +271,11 @@ class Trainer:
                             img_s=f"{seen / (time.perf_counter() - start):.1f}")
             if cfg.save_every and self.scheduler.last_epoch % cfg.save_every == 0:
                 self.save_last()
+        if batches and not losses:
+            raise DatasetError(
+                f"no training image could be read in epoch {self.epoch + 1} (all of them failed to decode, "
+                f"see the warnings above); stopping before saving an untrained model"
+            )
         self.images_per_s = seen / (time.perf_counter() - start)
         return float(sum(losses) / max(len(losses), 1))
 
@@ -255,8 +290,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; "
-                f"stopping. The last good checkpoint is {self.run_dir / 'last.safetensors'}; "
-                "try a lower --lr or --amp bf16 instead of fp16"
+                f"stopping; {self.last_good()}. Try a lower --lr or --amp bf16 instead of fp16"
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -271,7 +305,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
-            raise SystemExit("catviz-train: --tensorboard needs the tensorboard package (pip install tensorboard)") from err
+            raise RunError(f"--tensorboard: cannot import tensorboard ({err}); pip install tensorboard") from err
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def fit(self) -> dict:
@@ -287,17 +321,22 @@ class Trainer:
             _, _, metrics = evaluate(self.eval_model(), self.val_loader, self.device, cfg, self.dist)
             self.metrics = {k: v for k, v in metrics.items() if k != "AP"} | {"AP": metrics["AP"]}
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            improved = metrics["mAP"] > self.best_map
-            self.best_map = max(self.best_map, metrics["mAP"])
+            scored = math.isfinite(metrics["mAP"])
+            if not scored and self.dist.is_main:
+                _logger.warning("epoch %d: mAP undefined (no validation image has a positive label); "
+                                "best.safetensors is not updated", self.epoch)
+            improved = scored and metrics["mAP"] > self.best_map
+            self.best_map = max(self.best_map, metrics["mAP"]) if scored else self.best_map
             self.save_last()
             if self.dist.is_main:
                 if improved:
-                    save_checkpoint(self.run_dir / "best.safetensors", self.eval_model(), self.meta())
+                    self._write(self.run_dir / "best.safetensors", self.eval_model(), self.meta())
                 record = {
                     "epoch": self.epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
                     "images_per_s": self.images_per_s, "seconds": time.perf_counter() - epoch_start,
                     **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")},
                 }
+                record = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in record.items()}
                 with open(self.run_dir / "log.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 if board is not None:
@@ -312,29 +351,44 @@ class Trainer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = resolve_config(argv)
-    device = models.resolve_device(cfg.device)
-    dist = init_distributed(device)
-    if dist.enabled and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-    torch.manual_seed(cfg.seed + dist.rank)  # DDP broadcasts rank 0's initial weights
+    dist, lock, trainer = DistInfo(), None, None
     try:
+        cfg = resolve_config(argv)
+        device = models.resolve_device(cfg.device)
+        dist = init_distributed(device)
+        if dist.enabled and device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
+        if dist.is_main:  # one writer: rank 0 owns the run folder
+            lock = open_run_dir(cfg.run_dir(), cfg.resume, cfg.overwrite)
+        if cfg.resume:
+            resume_state.check_resume_config(cfg, cfg.run_dir() / "last.safetensors")
+        torch.manual_seed(cfg.seed + dist.rank)  # DDP broadcasts rank 0's initial weights
         trainer = Trainer(cfg, dist, device, dataclasses.asdict(cfg))
         if dist.is_main:
             _logger.info("model %s on %s; run folder %s", cfg.model, device, trainer.run_dir)
         metrics = trainer.fit()
         if dist.enabled:  # rank 0 may still be writing; leave together (gloo aborts otherwise)
             torch.distributed.barrier()
-    except (DatasetError, TrainingDiverged, models.checkpoint.CheckpointError) as err:
+    except UsageError as err:
+        print(f"catviz-train: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DatasetError, RunError, CheckpointError, OSError) as err:
         print(f"catviz-train: {err}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"catviz-train: interrupted; {trainer.last_good() if trainer else 'nothing was written'}",
+              file=sys.stderr)
+        return 130
     finally:
+        if lock is not None:
+            lock.release()
         if dist.enabled:
             torch.distributed.destroy_process_group()
     if dist.is_main and not math.isnan(metrics.get("mAP", float("nan"))):
         print(f"done: best mAP {trainer.best_map:.2f}; checkpoints in {trainer.run_dir}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from models.checkpoint import load_checkpoint, read_meta
 from tests.fixtures import write_coco_format
 from train_cli import evaluate, train
 from train_cli.config import resolve_config
+from train_cli.errors import UsageError
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
         "--batch-size", "4", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001"]
@@ -57,14 +58,15 @@ def test_eval_refuses_a_checkpoint_with_other_classes(tmp_path, data_root, capsy
 
 
 def test_config_precedence_defaults_preset_yaml_flags(tmp_path):
-    assert resolve_config([]).lr == 0.01 and resolve_config([]).epochs == 60  # the paper
+    paper = resolve_config(["--data-root", "x"])
+    assert paper.lr == 0.01 and paper.epochs == 60  # the paper
     assert resolve_config(["--dataset", "demo"]).model == "cat_tiny"  # demo preset
     config = tmp_path / "c.yaml"
     config.write_text("dataset: demo\nepochs: 7\nlr: 0.5\n")
     cfg = resolve_config(["--config", str(config), "--lr", "0.25"])
     assert (cfg.dataset, cfg.epochs, cfg.lr, cfg.img_size) == ("demo", 7, 0.25, 128)
     config.write_text("epoch: 7\n")
-    with pytest.raises(SystemExit, match="unknown option"):
+    with pytest.raises(UsageError, match="unknown option"):
         resolve_config(["--config", str(config)])
 
 
@@ -92,9 +94,11 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
 def test_resume_refuses_a_run_with_another_optimizer(tmp_path, data_root, capsys):
     out = tmp_path / "run"
     assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out)]) == 0
-    with pytest.raises(SystemExit, match="cannot resume"):
-        train.main([*ARGS, "--data-root", str(data_root), "--epochs", "2", "--out", str(out),
-                    "--resume", "--optimizer", "sgd"])
+    capsys.readouterr()
+    for allow in ([], ["--allow-changed-config"]):  # the optimizer state cannot carry over
+        assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "2", "--out", str(out),
+                           "--resume", "--optimizer", "sgd", *allow]) == 2
+        assert "cannot be resumed" in capsys.readouterr().err
 
 
 def _run(args, **kwargs):
@@ -187,7 +191,8 @@ def test_opt_in_recipe_changes_run(tmp_path, data_root):
     # resume of an EMA run restores both the raw and the averaged weights
     assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "3", "--out", str(out),
                        "--ema", "0.9", "--loss", "asl", "--randaugment", "--cutout", "0.5",
-                       "--schedule", "onecycle", "--warmup-epochs", "0.5", "--resume"]) == 0
+                       "--schedule", "onecycle", "--warmup-epochs", "0.5", "--resume",
+                       "--allow-changed-config"]) == 0  # onecycle over 3 epochs instead of 2
     assert read_meta(out / "last.safetensors").epoch == 3
 
 
@@ -208,3 +213,54 @@ def test_mixed_precision_and_channels_last_train_on_the_cpu_too(tmp_path, data_r
                        "--amp", amp, "--channels-last"]) == 0
     record = json.loads((out / "log.jsonl").read_text())
     assert np.isfinite(record["train_loss"]) and 0 <= record["mAP"] <= 100
+
+
+SMALL = ["--limit-images", "4", "--batch-size", "2", "--epochs", "1"]
+
+
+@pytest.mark.parametrize("split, message", [
+    ("train", "no training image could be read in epoch 1"),
+    ("val", "no image of the 'val' split could be read"),
+])
+def test_a_split_with_no_readable_image_stops_the_run_without_a_best_or_a_score(tmp_path, data_root, capsys,
+                                                                                   split, message):
+    for image in (data_root / "images" / split).glob("*.png"):
+        image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), *SMALL]) == 1
+    assert message in capsys.readouterr().err
+    assert not (out / "best.safetensors").exists() and not (out / "log.jsonl").exists()
+
+
+def test_undefined_map_is_logged_as_null_and_saves_no_best(tmp_path, data_root):
+    path = data_root / "annotations" / "val.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"annotations": []}))  # val: no positive label
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), *SMALL, "--keep-unannotated"]) == 0
+    record = json.loads((out / "log.jsonl").read_text())
+    assert record["mAP"] is None and np.isfinite(record["train_loss"])
+    assert not (out / "best.safetensors").exists() and (out / "last.safetensors").exists()
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), "safetensors"])
+def test_disk_full_names_the_file_and_the_last_good_checkpoint(tmp_path, data_root, capsys, monkeypatch, error):
+    from safetensors import SafetensorError
+
+    import models.checkpoint
+
+    real_save, calls = models.checkpoint.save_file, []
+
+    def save_until_full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:  # the first checkpoint fits, the second does not
+            raise error if isinstance(error, OSError) else SafetensorError("Error while serializing: IoError")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(models.checkpoint, "save_file", save_until_full)
+    out = tmp_path / "run"
+    args = [*ARGS, "--data-root", str(data_root), "--out", str(out), *SMALL, "--save-every", "1"]
+    assert train.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"could not write {out / 'last.safetensors'}" in err
+    assert f"the last good checkpoint is {out / 'last.safetensors'} (0 epoch(s) and 1 step(s) done" in err
+    assert _position(out / "last.safetensors") == (0, 1) and not list(out.glob(".*.tmp"))

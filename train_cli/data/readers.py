@@ -66,6 +66,65 @@ def _check_split(split: MultiLabelSplit, source: Path) -> MultiLabelSplit:
     return split
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from err
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err.strerror or err})") from err
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _is_name(value) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_file_name(value) -> bool:
+    """A relative path that stays inside the image folder."""
+    return _is_name(value) and not Path(value).is_absolute() and ".." not in Path(value).parts
+
+
+_ID = (_is_id, "an integer or string id")
+_NAME = (_is_name, "a non-empty string")
+_FILE_NAME = (_is_file_name, "a relative path inside the image folder")
+
+
+def _entries(path: Path, data: dict, key: str, required: dict) -> list[dict]:
+    """``data[key]``'s entries, each an object whose ``required`` fields pass their check; unique ids."""
+    entries = data[key]
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{path}: {key}[{i}] is a {type(entry).__name__}, not an object")
+        for field, (ok, expected) in required.items():
+            if field not in entry:
+                raise DatasetError(f"{path}: {key}[{i}] has no {field!r}")
+            if not ok(entry[field]):
+                raise DatasetError(f"{path}: {key}[{i}] {field!r} must be {expected}, got {entry[field]!r}")
+    if "id" in required:
+        _refuse_duplicates(path, f"{_SINGULAR[key]} id", [e["id"] for e in entries])
+    return entries
+
+
+_SINGULAR = {"categories": "category", "images": "image"}
+
+
+def _id_order(value) -> tuple[bool, int | str]:
+    """Sort key for ids: integers in order, then strings (a file may mix them)."""
+    return isinstance(value, str), value
+
+
+def _refuse_duplicates(path: Path, what: str, values: list) -> None:
+    seen: set = set()
+    for value in values:
+        if value in seen:
+            raise DatasetError(f"{path}: duplicate {what} {value!r}; every {what} must be unique")
+        seen.add(value)
+
+
 def read_coco_json(
     json_path: Path,
     image_dir: Path,
@@ -82,28 +141,34 @@ def read_coco_json(
     _require_file(json_path, "annotation file")
     _require_dir(image_dir, "image folder")
     try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(_read_text(json_path))
     except json.JSONDecodeError as err:
         raise DatasetError(f"{json_path}: malformed JSON at line {err.lineno}: {err.msg}") from err
+    except RecursionError as err:
+        raise DatasetError(f"{json_path}: JSON nested too deeply") from err
+    if not isinstance(data, dict):
+        raise DatasetError(f"{json_path}: not a COCO instances file (a JSON {type(data).__name__}, not an object)")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DatasetError(f"{json_path}: not a COCO instances file (no {key!r} list)")
-    categories = sorted(data["categories"], key=lambda c: c["id"])
+    categories = sorted(_entries(json_path, data, "categories", {"id": _ID, "name": _NAME}),
+                        key=lambda c: _id_order(c["id"]))
     names = [c["name"] for c in categories]
+    _refuse_duplicates(json_path, "category name", names)
     if class_names is not None and names != class_names:
         raise DatasetError(f"{json_path}: categories {names} differ from the training set's {class_names}")
     column = {c["id"]: i for i, c in enumerate(categories)}
-    images = {img["id"]: img["file_name"] for img in data["images"]}
+    image_entries = _entries(json_path, data, "images", {"id": _ID, "file_name": _FILE_NAME})
+    images = {img["id"]: img["file_name"] for img in image_entries}
     labels: dict[int, set[int]] = {}
-    for ann in data["annotations"]:
+    for ann in _entries(json_path, data, "annotations", {"image_id": _ID, "category_id": _ID}):
         if ann.get("image_id") not in images:
             raise DatasetError(f"{json_path}: annotation {ann.get('id')} refers to unknown image id {ann.get('image_id')}")
         if ann.get("category_id") not in column:
             raise DatasetError(f"{json_path}: annotation {ann.get('id')} has unknown category id {ann.get('category_id')}")
         labels.setdefault(ann["image_id"], set()).add(column[ann["category_id"]])
     samples = []
-    for image_id, file_name in sorted(images.items()):
+    for image_id, file_name in sorted(images.items(), key=lambda item: _id_order(item[0])):
         if image_id not in labels and not keep_unannotated:
             continue
         target = np.zeros(len(names), np.int8)
@@ -125,7 +190,8 @@ def read_voc(root: Path, split: str) -> MultiLabelSplit:
     for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
         _require_dir(voc / sub, f"VOC2007 folder {sub!r} (expected VOCdevkit/VOC2007/{sub})")
     ids_file = _require_file(voc / "ImageSets" / "Main" / f"{split}.txt", f"VOC split list {split!r}")
-    ids = [line.split()[0] for line in ids_file.read_text().splitlines() if line.strip()]
+    ids = [line.split()[0] for line in _read_text(ids_file).splitlines() if line.strip()]
+    _refuse_duplicates(ids_file, "image id", ids)
     column = {name: i for i, name in enumerate(VOC_CLASSES)}
     samples = []
     for image_id in ids:

@@ -103,3 +103,60 @@ def test_coco_2014_layout_is_read(tmp_path):
     train, val = load_splits("coco", root)
     assert len(train.samples) == 5 and train.class_names == ["car", "dog", "zebra"]
     assert np.array_equal(val.targets(), train.targets())
+
+
+def _first_image(d):
+    return d["images"][0]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(images=[*d["images"], dict(d["images"][1])]), "duplicate image id 101"),
+    (lambda d: d["categories"].append({"id": 3, "name": "bus"}), "duplicate category id 3"),
+    (lambda d: d["categories"].append({"id": 9, "name": "dog"}), "duplicate category name 'dog'"),
+    (lambda d: d["images"].append(5), r"images\[6\] is a int, not an object"),
+    (lambda d: d["categories"].append(None), r"categories\[3\] is a NoneType, not an object"),
+    (lambda d: d["annotations"].append("x"), r"annotations\[\d+\] is a str, not an object"),
+    (lambda d: _first_image(d).pop("id"), r"images\[0\] has no 'id'"),
+    (lambda d: _first_image(d).pop("file_name"), r"images\[0\] has no 'file_name'"),
+    (lambda d: _first_image(d).update(file_name=None), r"images\[0\] 'file_name' must be a relative path"),
+    (lambda d: _first_image(d).update(file_name="../../etc/passwd"), r"images\[0\] 'file_name' must be a relative"),
+    (lambda d: _first_image(d).update(id=None), r"images\[0\] 'id' must be an integer or string id, got None"),
+    (lambda d: d["categories"][0].pop("name"), r"categories\[0\] has no 'name'"),
+    (lambda d: d["categories"][0].update(name=""), r"categories\[0\] 'name' must be a non-empty string"),
+    (lambda d: d["categories"][0].update(id=[1]), r"categories\[0\] 'id' must be an integer or string id"),
+    (lambda d: d["annotations"][0].update(image_id=None), r"annotations\[0\] 'image_id' must be"),
+    (lambda d: d["annotations"][0].pop("category_id"), r"annotations\[0\] has no 'category_id'"),
+])
+def test_malformed_coco_entries_are_refused_naming_file_and_entry(tmp_path, edit, message):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, edit)
+    with pytest.raises(DatasetError, match=f"train.json: {message}"):
+        load_splits("coco-format", root)
+
+
+def test_a_json_list_and_non_utf8_annotation_files_are_refused_naming_the_file(tmp_path):
+    root = write_coco_format(tmp_path)
+    path = root / "annotations" / "train.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(DatasetError, match=r"train.json: not a COCO instances file \(a JSON list"):
+        load_splits("coco-format", root)
+    data = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "café"}]}
+    path.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"train.json: not UTF-8 text"):
+        load_splits("coco-format", root)
+
+
+def test_voc_non_utf8_list_duplicate_ids_and_latin1_xml_are_refused(tmp_path):
+    root = write_voc(tmp_path)
+    main = root / "VOCdevkit/VOC2007/ImageSets/Main"
+    (main / "trainval.txt").write_bytes("000001\n00000\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"trainval.txt: not UTF-8 text"):
+        load_splits("voc", root)
+    (main / "trainval.txt").write_text("000001\n000002\n000001\n")
+    with pytest.raises(DatasetError, match=r"trainval.txt: duplicate image id '000001'"):
+        load_splits("voc", root)
+    (main / "trainval.txt").write_text("000001\n000002\n")
+    xml = root / "VOCdevkit/VOC2007/Annotations/000002.xml"
+    xml.write_bytes("<annotation><object><name>caf\xe9</name></object></annotation>".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"000002.xml: malformed XML"):
+        load_splits("voc", root)

@@ -1,0 +1,123 @@
+"""Every invalid flag or config value is a usage error (exit 2) before any data or model is loaded."""
+
+import re
+
+import pytest
+
+from train_cli import evaluate, train
+from train_cli.config import TrainConfig, default_workers, resolve_config
+from train_cli.errors import UsageError
+
+# A data root that does not exist: had any data been read, the exit status would be 1.
+BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "--model", "cat_tiny", "--no-pretrained"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
+    (["--epochs", "-1"], "--epochs must be an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
+    (["--batch-size", "-5"], "--batch-size must be an integer >= 1"),
+    (["--limit-images", "-3"], "--limit-images must be an integer >= 0"),
+    (["--ema", "2"], r"--ema must be in \[0, 1\)"),
+    (["--save-every", "-1"], "--save-every must be an integer >= 0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--lr", "inf"], "--lr must be a finite number > 0"),
+    (["--lr", "-1"], "--lr must be a finite number > 0"),
+    (["--img-size", "7"], r"--img-size must be in \[32, 4096\]"),
+    (["--img-size", "0"], r"--img-size must be in \[32, 4096\]"),
+    (["--img-size", "-64"], r"--img-size must be in \[32, 4096\]"),
+    (["--img-size", "99999"], r"--img-size must be in \[32, 4096\]"),
+    (["--workers", "-3"], "--workers must be an integer >= 0"),
+    (["--dropout", "2"], r"--dropout must be in \[0, 1\)"),
+    (["--cutout", "1.5"], r"--cutout must be a probability"),
+    (["--seed", "-1"], "--seed must be an integer >= 0"),
+    (["--model", "resnet9000"], "--model must be one of"),
+    (["--backbone", "no_such_net"], "--backbone must be a timm model name"),
+    (["--device", "tpu9"], "--device 'tpu9'"),
+    (["--pretrained-file", "/nonexistent/w.safetensors"], "--pretrained-file /nonexistent/w.safetensors: no such file"),
+])
+def test_invalid_flags_are_usage_errors_before_any_data_is_read(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert train.main([*BASE, "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("catviz-train: error: ") and "Traceback" not in err
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [["--fpn-out-conv", "5x5"], ["--optimizer", "rmsprop"], ["--epochs", "two"]])
+def test_malformed_flags_are_argparse_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        resolve_config([*BASE, *flags])
+    assert exit_.value.code == 2
+
+
+def test_garbage_pretrained_file_is_refused_early(tmp_path, capsys):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"\x00" * 100)
+    assert train.main([*BASE, "--out", str(tmp_path / "run"), "--pretrained-file", str(weights)]) == 2
+    assert "not a readable weights file" in capsys.readouterr().err
+    weights = tmp_path / "w.pth"
+    weights.write_text("hello")
+    assert train.main([*BASE, "--out", str(tmp_path / "run"), "--pretrained-file", str(weights)]) == 2
+    assert "not a weights file" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(UsageError, match="--device 'cuda'.*CUDA is not available"):
+        resolve_config([*BASE, "--device", "cuda"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("optimizer: rmsprop\n", r"c.yaml: optimizer must be one of sgd, adamw, got 'rmsprop'"),
+    ("epochs: ten\n", r"c.yaml: epochs must be an int, got 'ten'"),
+    ("epochs: 2.5\n", r"c.yaml: epochs must be an int, got 2.5"),
+    ("hflip: 3\n", r"c.yaml: hflip must be a bool, got 3"),
+    ("lr: [1, 2]\n", r"c.yaml: lr must be a float, got \[1, 2\]"),
+    ("epochs: 0\n", r"c.yaml: epochs must be an integer >= 1, got 0"),
+    ("schedule: linear\n", r"c.yaml: schedule must be one of step, cosine, onecycle"),
+    ("epoch: 7\n", r"unknown option\(s\) \['epoch'\]"),
+    ("- 1\n- 2\n", "a config file is a mapping of option: value, not a list"),
+    ("lr: !!python/object/apply:os.system ['true']\n", "cannot read config"),
+    (b"model: caf\xe9\n", "cannot read config"),
+])
+def test_bad_yaml_values_are_usage_errors_naming_the_file_and_key(tmp_path, text, message):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(UsageError, match=message):
+        resolve_config([*BASE, "--config", str(config)])
+
+
+def test_yaml_values_of_the_right_type_are_accepted(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("lr: 1e-3\nepochs: 3\nbackbone: null\nema: 0\n")  # YAML 1.1 reads 1e-3 as a string
+    cfg = resolve_config([*BASE, "--config", str(config)])
+    assert (cfg.lr, cfg.epochs, cfg.backbone, cfg.ema) == (0.001, 3, None, 0.0)
+
+
+def test_default_workers_fit_the_machine():
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers() == min(4, cores - 1) == TrainConfig().workers
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size must be"),
+    (["--workers", "-1"], "--workers must be"),
+    (["--limit-images", "-1"], "--limit-images must be"),
+    (["--device", "tpu9"], "--device"),
+    (["--json", "/nonexistent/dir/e.json"], "--json: folder /nonexistent/dir does not exist"),
+])
+def test_eval_usage_errors(flags, message, capsys, tmp_path):
+    assert evaluate.main([str(tmp_path / "missing.safetensors"), "--data-root", "/nonexistent", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_help_documents_the_exit_codes(capsys):
+    for main in (train.main, evaluate.main):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "exit codes: 0 success; 1 failure" in capsys.readouterr().out

@@ -1,0 +1,118 @@
+"""Run folders: never two runs in one folder, never a finished run replaced without --overwrite."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fixtures import write_coco_format
+from train_cli import train
+from train_cli.errors import UsageError
+from train_cli.run_dir import LOCK_NAME, open_run_dir
+
+# Tiny and short: 4 train images, 2 per batch, 64 px.
+ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
+        "--batch-size", "2", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001", "--limit-images", "4"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return write_coco_format(tmp_path_factory.mktemp("data"), images_per_split=6)
+
+
+def _start(args):
+    return subprocess.Popen([sys.executable, "-m", "train_cli.train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, proc, what, timeout=120):
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}: {proc.stderr.read()[-2000:]}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _lock_pid(folder):
+    try:
+        return (folder / LOCK_NAME).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.slow
+def test_concurrent_runs_into_one_folder_and_a_rerun_of_a_finished_run_are_refused(tmp_path, data_root):
+    out = tmp_path / "run"
+    common = [*ARGS, "--data-root", str(data_root), "--out", str(out)]
+    # Started together: one takes the folder, the other is refused naming the winner's pid.
+    runs = [_start([*common, "--epochs", "2"]) for _ in range(2)]
+    codes = [run.wait(timeout=300) for run in runs]
+    messages = [run.stderr.read() for run in runs]
+    assert sorted(codes) == [0, 2], messages
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    assert f"run folder {out} is in use" in messages[loser] and f"pid {runs[winner].pid}" in messages[loser]
+    assert "Traceback" not in messages[loser]
+    assert not (out / LOCK_NAME).exists()
+    log = (out / "log.jsonl").read_text().splitlines()
+    assert len(log) == 2  # one run's epochs, nothing interleaved
+    best = (out / "best.safetensors").read_bytes()
+
+    rerun = _start([*common, "--epochs", "1"])
+    assert rerun.wait(timeout=120) == 2
+    message = rerun.stderr.read()
+    assert f"run folder {out} already holds a run" in message and "--resume" in message and "--overwrite" in message
+    assert (out / "best.safetensors").read_bytes() == best and (out / "log.jsonl").read_text().splitlines() == log
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_a_stale_lock_that_resume_takes_over_and_changed_flags_are_refused(tmp_path, data_root):
+    out = tmp_path / "run"
+    common = [*ARGS, "--data-root", str(data_root), "--out", str(out), "--epochs", "2", "--save-every", "1"]
+    run = _start(common)
+    _wait_for(lambda: (out / "last.safetensors").exists(), run, "a checkpoint was written")
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert _lock_pid(out) == str(run.pid)  # left behind by the killed process
+    (out / ".last.safetensors.x1y2.tmp").write_bytes(b"")  # as left by a write cut short
+
+    changed = _start([*common, "--resume", "--batch-size", "4", "--seed", "3"])
+    assert changed.wait(timeout=120) == 2
+    message = changed.stderr.read()
+    assert "batch_size: 2 in the run, 4 now" in message and "seed: 0 in the run, 3 now" in message
+    assert "--allow-changed-config" in message
+    assert f"taking over the lock left by process {run.pid}" in message
+
+    resumed = _start([*common, "--resume"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-2000:]
+    assert not list(out.glob(".*.tmp")) and not (out / LOCK_NAME).exists()
+
+
+def test_overwrite_replaces_the_previous_run_and_resume_needs_a_checkpoint(tmp_path, data_root):
+    out = tmp_path / "run"
+    common = [*ARGS, "--data-root", str(data_root), "--out", str(out), "--epochs", "1"]
+    assert train.main(common) == 0
+    (out / "log.jsonl").write_text('{"epoch": 7}\n')  # marks the old run
+    assert train.main([*common, "--overwrite"]) == 0
+    assert '"epoch": 7' not in (out / "log.jsonl").read_text()
+    assert len((out / "log.jsonl").read_text().splitlines()) == 1
+
+    assert train.main([*common, "--overwrite", "--resume"]) == 2
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(tmp_path / "new"), "--resume"]) == 2
+
+
+def test_open_run_dir_refuses_an_unwritable_folder_and_locks_against_other_processes(tmp_path):
+    folder = tmp_path / "run"
+    with open_run_dir(folder, resume=False, overwrite=False):
+        # (not read here: closing any descriptor of the file would drop this process's record lock)
+        other = subprocess.run(
+            [sys.executable, "-c", "import sys; from pathlib import Path; from train_cli.run_dir import open_run_dir\n"
+             "try:\n    open_run_dir(Path(sys.argv[1]), False, False)\nexcept Exception as e:\n    print(e)",
+             str(folder)], capture_output=True, text=True, timeout=120)
+        assert f"in use by another catviz-train process (pid {os.getpid()}" in other.stdout
+    assert not (folder / LOCK_NAME).exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="cannot write to run folder"):
+        open_run_dir(tmp_path / "file" / "run", resume=False, overwrite=False)

@@ -1,0 +1,99 @@
+"""Resume state is untrusted input: a damaged ``last`` checkpoint is refused naming the file."""
+
+import json
+import re
+import shutil
+
+import pytest
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from tests.fixtures import write_coco_format
+from train_cli import train
+from train_cli.state import pack, unpack
+
+ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
+        "--batch-size", "2", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001", "--limit-images", "4"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("state")
+    data = write_coco_format(root / "data", images_per_split=6)
+    assert train.main([*ARGS, "--data-root", str(data), "--out", str(root / "run"), "--epochs", "1"]) == 0
+    return data, root / "run"
+
+
+def _entries(skeleton: dict) -> dict:
+    return dict(skeleton["__dict__"])
+
+
+def _edit_resume(path, edit):
+    """Rewrite the resume skeleton (JSON text) of ``path`` with ``edit(text) -> text``."""
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(path))
+    metadata["resume"] = edit(metadata["resume"])
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def _edit_entries(change):
+    def edit(text):
+        skeleton = json.loads(text)
+        entries = _entries(skeleton)
+        change(entries)
+        return json.dumps({"__dict__": [[k, v] for k, v in entries.items()]})
+
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: "{not json", "resume state is malformed"),
+    (lambda text: text[: len(text) // 2], "resume state is malformed"),
+    (lambda text: "[1, 2]", "resume state is malformed"),
+    (_edit_entries(lambda e: e.pop("epoch")), r"resume state is incomplete \(no epoch\)"),
+    (_edit_entries(lambda e: e.pop("optimizer")), r"resume state is incomplete \(no optimizer\)"),
+    (_edit_entries(lambda e: e.update(step_in_epoch=99)), r"resume position out of range \(epoch 1, step 99"),
+    (_edit_entries(lambda e: e.update(step_in_epoch=-1)), "resume position out of range"),
+    (_edit_entries(lambda e: e.update(epoch="one")), "resume state 'epoch' has the wrong type"),
+    (_edit_entries(lambda e: e.update(torch_rng={"__tensor__": "resume/none"})), "resume state is malformed"),
+    (_edit_entries(lambda e: e.update(optimizer={"__dict__": [["state", {"__dict__": []}]]})), "resume state does not fit"),
+])
+def test_damaged_resume_state_is_refused_naming_the_file(tmp_path, finished_run, capsys, edit, message):
+    data, run = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    _edit_resume(out / "last.safetensors", edit)
+    capsys.readouterr()
+    assert train.main([*ARGS, "--data-root", str(data), "--out", str(out), "--epochs", "2", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert f"{out / 'last.safetensors'}: " in err and "Traceback" not in err
+    assert re.search(message, err), err
+
+
+def test_resuming_a_finished_run_asks_for_more_epochs(finished_run, capsys):
+    data, run = finished_run
+    assert train.main([*ARGS, "--data-root", str(data), "--out", str(run), "--epochs", "1", "--resume"]) == 2
+    assert "already completed 1 of --epochs 1; pass a larger --epochs" in capsys.readouterr().err
+
+
+def test_changed_hyperparameters_are_listed_and_allowed_only_on_request(tmp_path, finished_run, capsys):
+    data, run = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    changed = [*ARGS, "--data-root", str(data), "--out", str(out), "--epochs", "2", "--resume",
+               "--lr", "0.002", "--img-size", "96", "--workers", "1"]
+    assert train.main(changed) == 2
+    err = capsys.readouterr().err
+    assert "lr: 0.001 in the run, 0.002 now" in err and "img_size: 64 in the run, 96 now" in err
+    assert "workers" not in err  # how fast, not what: may change
+    assert train.main([*changed, "--allow-changed-config"]) == 0
+
+
+def test_pack_unpack_round_trip_keeps_int_keys():
+    import torch
+
+    state = {"optimizer": {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 0.1, "params": [0]}]}}
+    tensors, skeleton = pack(state)
+    back = unpack(tensors, skeleton)
+    assert list(back["optimizer"]["state"]) == [0] and back["optimizer"]["state"][0]["step"].item() == 3.0

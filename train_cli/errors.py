@@ -1,0 +1,26 @@
+"""One error channel for the CLIs: typed exceptions, caught in each ``main``, become exit codes.
+
+- :class:`UsageError` (exit 2): a flag, config value, run folder or device that the
+  command refuses before loading any data or model.
+- :class:`RunError` and the other typed errors (``DatasetError``, ``CheckpointError``)
+  (exit 1): the work started and failed; the message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 success; 1 failure (unreadable dataset or checkpoint, diverged training, "
+    "disk full ...), the message names the file; 2 usage error (invalid flag or config value, "
+    "run folder in use or holding another run), found before any data or model is loaded; "
+    "130 interrupted (Ctrl-C)"
+)
+
+
+class UsageError(ValueError):
+    """Refused before any work starts (exit 2); the message says what to change."""
+
+
+class RunError(RuntimeError):
+    """The work started and could not finish (exit 1); the message names what failed."""
