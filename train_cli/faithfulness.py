@@ -27,7 +27,13 @@ from tqdm import tqdm
 import models
 from models.attribution import attribute, black_baseline
 from models.cam import class_activation_maps, grad_cam
-from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, read_meta
+from models.checkpoint import (
+    CheckpointError,
+    CheckpointMeta,
+    atomic_write,
+    load_checkpoint,
+    read_meta,
+)
 from models.faithfulness import (
     DEFAULT_STEPS,
     auc,
@@ -117,6 +123,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     if args.scorecam_limit < 0:
         parser.error("--scorecam-limit must be 0 (all) or more")
+    try:
+        args.device = models.resolve_device(args.device)
+    except (ValueError, RuntimeError) as err:
+        parser.error(f"--device: {err}")
     if args.json and Path(args.json).exists() and not args.overwrite:
         parser.error(f"--json: {args.json} exists; pass --overwrite to replace it")
     if not args.checkpoints:
@@ -269,7 +279,7 @@ def format_table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    device = models.resolve_device(args.device)
+    device = args.device
     try:
         dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
         _, val = load_splits(dataset, args.data_root)
@@ -287,18 +297,26 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DatasetError, ImageLoadError) as err:
         print(f"catviz-eval: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("catviz-eval: interrupted; nothing written", file=sys.stderr)
+        return 130
     print(format_table(results))
     if args.json:
-        settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "json"}
-        Path(args.json).write_text(json.dumps({
+        settings = {k: (list(v) if isinstance(v, tuple) else str(v) if k == "device" else v)
+                    for k, v in vars(args).items() if k != "json"}  # fmt: skip
+        report = {
             "dataset": dataset, "images": len(samples), "settings": settings, "methods": METHODS,
             "protocol": {"deletion_fill": "0 in normalised space (dataset-mean colour)",
                          "insertion_start": "Gaussian blur, kernel 11, sigma 5",
                          "probability": "sigmoid of the label's logit",
                          "ig_reference": "black image", "occlusion": "window: input side // 8, stride: window // 2, black fill"},
-            "results": results}, indent=2))  # fmt: skip
+            "results": results}  # fmt: skip
+        try:
+            atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
+        except OSError as err:
+            print(f"catviz-eval: cannot write {args.json}: {err.strerror or err}", file=sys.stderr)
+            return 1
     return 0
-
 
 
 if __name__ == "__main__":
