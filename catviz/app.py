@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cat", type=Path, help="CAT checkpoint (.safetensors)")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda ...")
     parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],
-                        help="also list a dataset's validation split with its ground truth")
+                        help="also list a dataset's validation split with its ground truth, and compare both "
+                        "models over all of it in the Dataset tab")
     parser.add_argument("--data-root", help="dataset folder for --dataset")
     parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images")
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
@@ -137,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     for role, path in checkpoints.items():
         controller.load_checkpoint(path, role)
     state.add_images(paths, truth)
+    if args.dataset:  # both models over the whole split, in the background
+        from .qt_dataset_view import QtDatasetView
+
+        dataset_view = QtDatasetView(state, on_open=lambda: window.tabs.setCurrentWidget(window.cam_view))
+        window.tabs.addTab(dataset_view, "Dataset")
+        window.tabs.setCurrentWidget(dataset_view)
+        dataset_view.open(args.dataset, args.data_root)
     if args.screenshot:
         _screenshot_when_ready(app, window, args.screenshot)
     return app.exec()

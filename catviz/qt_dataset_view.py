@@ -33,6 +33,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
@@ -42,7 +43,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QTableView,
     QTableWidget,
     QTableWidgetItem,
@@ -129,6 +129,7 @@ def _table(headers: list[str]) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -287,12 +288,15 @@ class QtDatasetView(QWidget):
 
         self.views = QTabWidget()
         self.summary = _table(["metric", "baseline", "CAT", "CAT − baseline"])
+        self.summary.horizontalHeader().setStretchLastSection(False)
+        self.summary.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.summary_note = QLabel("")
         self.summary_note.setWordWrap(True)
         summary = QWidget()
         layout = QVBoxLayout(summary)
-        layout.addWidget(self.summary)
+        layout.addWidget(self.summary, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.summary_note)
+        layout.addStretch(1)
         self.views.addTab(summary, "Summary")
 
         self.per_class = _table(["label", "positives", "AP baseline", "AP CAT", "Δ AP"])
@@ -318,11 +322,9 @@ class QtDatasetView(QWidget):
         row.addWidget(self.size_mode)
         row.addStretch(1)
         layout.addLayout(row)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.size_table)
-        split.addWidget(self.size_plot)
-        split.setSizes([150, 250])
-        layout.addWidget(split, 1)
+        self.size_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        layout.addWidget(self.size_table)
+        layout.addWidget(self.size_plot, 1)
         layout.addWidget(self.size_note)
         self.views.addTab(sizes, "By size")
 
@@ -591,7 +593,7 @@ class QtDatasetView(QWidget):
             heights = np.array([row.get(field) if row.get(field) is not None else np.nan for row in rows], float)
             plot.addItem(pg.BarGraphItem(x=x + offset * width, height=np.nan_to_num(heights), width=width * 0.95,
                                          brush=pg.mkBrush(*color), pen=None, name=name))
-        plot.getAxis("bottom").setTicks([[(i, f"{row['bucket']}\n{row['pairs']} pairs") for i, row in enumerate(rows)]])
+        plot.getAxis("bottom").setTicks([[(i, f"{row['bucket']} ({row['pairs']} pairs)") for i, row in enumerate(rows)]])
         plot.setYRange(0, 100)
         plot.setXRange(-0.6, len(rows) - 0.4)
         unit = (f"pixels of the {self.report.input_size}×{self.report.input_size} input (after the test resize)"
