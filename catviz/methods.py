@@ -25,6 +25,8 @@ class MethodInfo:
     layered: bool  # computed at a level or layer (else on the input pixels)
     label_independent: bool = False
     note: str = ""
+    #: the shared scale's limit: this percentile of |value| (beyond it colours saturate)
+    scale_percentile: float = 100.0
 
 
 def method_info(name: str) -> MethodInfo:
@@ -38,8 +40,9 @@ def method_info(name: str) -> MethodInfo:
     if name in GRAD_CAM_METHODS:
         return MethodInfo(name, name, False, "relative, 0-1", True, note="grad-cam package, min-max scaled")
     if name == "Integrated Gradients":
-        return MethodInfo(name, name, True, "logit attribution", False,
-                          note="per pixel; they sum to logit(image) − logit(the baseline input)")
+        return MethodInfo(name, name, True, "logit attribution", False, scale_percentile=99.0,
+                          note="per pixel; they sum to logit(image) − logit(black image). The colour scale "
+                               "ends at the 99th percentile of |value|: the few pixels beyond saturate")
     if name == "Occlusion":
         return MethodInfo(name, name, True, "logit drop when occluded", False,
                           note="per pixel, the logit lost when a patch around it is covered")

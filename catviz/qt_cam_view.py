@@ -222,7 +222,7 @@ class QtCamView(QWidget):
         label = self.current_label() if image is not None else None
         info = method_info(s.cam_method)
         top = {role: self._top_map(role, label, info) for role in self.panels}
-        top_scale = self._scales({r: m for r, (m, _) in top.items()}, info.signed)
+        top_scale = self._scales({r: m for r, (m, _) in top.items()}, info.signed, info.scale_percentile)
         self.shown = {}
         for role, panel in self.panels.items():
             heat, detail = top[role]
@@ -243,10 +243,11 @@ class QtCamView(QWidget):
             self._draw(panel, levels[level], level_scale.get(level), True)
             panel.set_title(*self._level_title(level, label))
         self._show_bar(self.bottom_bar, level_scale, cam)
-        row = "CAT per level: complete CAM, logit contribution (mean over the map + offset = level logit)"
+        row = "CAT per level: complete CAM, logit contribution (map mean + offset = level logit)"
         if s.cam_method != CAM:
-            row += f" — the method menu ({s.cam_method}) applies to the top row"
+            row += f"<br>{s.cam_method} (the method menu) is shown in the top row only"
         self.bottom_caption.setText(row if self.level_panels else "")
+        self.bottom_caption.setMinimumWidth(0)  # a caption never widens the grid past the window
 
     def _top_map(self, role: str, label: int | None, info: MethodInfo):
         """(map, detail) for a top panel: the map in its method's units, and what it shows."""
@@ -254,17 +255,25 @@ class QtCamView(QWidget):
         if result is None or label is None:
             return None, ""
         if info.name == CAM:
-            level = self.state.settings.cam_level if role == "cat" else COMBINED
-            if level not in result.cams:
-                level = COMBINED
-            names = list(result.cams)
-            shown = "+".join(names) if level == COMBINED and len(names) > 1 else (names[0] if level == COMBINED else level)
-            return cam_map(result, label, level), f"{level} ({shown})" if level == COMBINED else level
+            wanted = self.state.settings.cam_level if role == "cat" else COMBINED
+            level = wanted if wanted in result.cams else COMBINED
+            detail = level if level != COMBINED else f"{COMBINED} ({'+'.join(result.cams)})"
+            if wanted != level:
+                detail += f", this model has no {wanted}"
+            return cam_map(result, label, level), detail
         key = self.state.attribution_key(role)
-        layer = key[3] if key is not None and info.layered else "input pixels"
-        return self.state.attribution(role), layer
+        if key is None or not info.layered:
+            return self.state.attribution(role), "input pixels"
+        wanted, layer = self.state.settings.cam_level, key[3]
+        if wanted == COMBINED:
+            detail = f"layer {layer} (its finest, standing for combined)"
+        elif wanted != layer:
+            detail = f"layer {layer} (this model has no {wanted})"
+        else:
+            detail = f"layer {layer}"
+        return self.state.attribution(role), detail
 
-    def _scales(self, maps: dict, signed: bool) -> dict[str, Scale]:
+    def _scales(self, maps: dict, signed: bool, percentile: float = 100.0) -> dict[str, Scale]:
         """One shared scale for every map (or one per map), keyed like ``maps``."""
         s = self.state.settings
         positive = signed and s.positive_only
@@ -272,8 +281,8 @@ class QtCamView(QWidget):
         if not signed:
             return {k: Scale(0.0, 1.0) for k in present}
         if s.per_panel_scale:
-            return {k: symmetric_scale([m], positive) for k, m in present.items()}
-        shared = symmetric_scale(present.values(), positive)
+            return {k: symmetric_scale([m], positive, percentile) for k, m in present.items()}
+        shared = symmetric_scale(present.values(), positive, percentile)
         return dict.fromkeys(present, shared)
 
     def _draw(self, panel: OverlayPanel, heat, scale: Scale | None, signed: bool) -> None:
@@ -296,6 +305,10 @@ class QtCamView(QWidget):
         entry, s = self.state.current_entry, self.state.settings
         if role not in self.state.models:
             return f"{name} (no model loaded)", "#777", ""
+        if entry is None:
+            return f"{name}: no image (open or drop images)", "#777", ""
+        if entry.error:
+            return f"{name}: this file cannot be shown (see below)", "#b00020", entry.error
         result = self.state.result(role)
         if result is None or label is None:
             return f"{name}: running the model …", "#777", ""

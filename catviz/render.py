@@ -57,19 +57,20 @@ class Scale:
 UNIT_SCALE = Scale(0.0, 1.0)  # grad-cam's maps: min-max scaled by the package
 
 
-def symmetric_scale(maps: Iterable[np.ndarray | None], positive_only: bool = False) -> Scale:
+def symmetric_scale(maps: Iterable[np.ndarray | None], positive_only: bool = False,
+                    percentile: float = 100.0) -> Scale:
     """One zero-centred range covering every map: (-m, m), or (0, m) with ``positive_only``.
 
-    m is the largest |value| (the largest value with ``positive_only``); a map of zeros
-    gets a tiny range instead of a division by zero.
+    m is the largest |value| (the largest value with ``positive_only``) over all maps, or
+    with ``percentile`` < 100 the largest of the maps' percentiles (values beyond
+    saturate: per-pixel attributions have a few extreme pixels). A map of zeros gets a
+    tiny range instead of a division by zero.
     """
     values = [np.asarray(m, dtype=np.float32) for m in maps if m is not None]
     values = [v[np.isfinite(v)] for v in values]
     values = [v for v in values if v.size]
-    if positive_only:
-        peak = max((float(v.max()) for v in values), default=0.0)
-    else:
-        peak = max((float(np.abs(v).max()) for v in values), default=0.0)
+    values = [np.clip(v, 0.0, None) if positive_only else np.abs(v) for v in values]
+    peak = max((float(np.percentile(v, percentile)) for v in values), default=0.0)
     peak = max(peak, 1e-6)
     return Scale(0.0, peak) if positive_only else Scale(-peak, peak)
 

@@ -20,6 +20,8 @@ def test_symmetric_scale_covers_every_map_and_is_centred_on_zero():
     assert symmetric_scale([a, b], positive_only=True) == Scale(0.0, 2.0)
     assert symmetric_scale([np.zeros((2, 2)), None]).limit > 0  # no division by zero later
     assert symmetric_scale([np.array([np.nan, -1.0])]) == Scale(-1.0, 1.0)
+    pixels = np.concatenate([np.full(99, 0.5), [-40.0]])  # one extreme pixel
+    assert symmetric_scale([pixels], percentile=99).limit < 1.0  # does not wash out the rest
 
 
 def test_diverging_colours_sign_and_opacity_follows_magnitude():

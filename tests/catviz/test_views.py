@@ -111,7 +111,7 @@ def test_titles_state_method_level_and_units(qtbot, app_state, checkpoints, tmp_
     layer = state.attribution_key("cat")[3]
     assert "EigenCAM" in title and layer in title and "same for every label" in title
     assert view.panels["cat"].scale == Scale(0.0, 1.0)  # unsigned: sequential 0-1
-    assert "applies to the top row" in view.bottom_caption.text
+    assert "top row only" in view.bottom_caption.text
     assert not view.positive_only.isEnabled()
 
 
