@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from models.checkpoint import CheckpointError
+from tqdm import tqdm
+
+from models.checkpoint import CheckpointError, read_meta, role_of
 from models.device import resolve_device
 from models.preprocess import ImageLoadError, load_image
 
 from . import demo, figure, inference
+from .methods import CAM, METHODS
+from .render import COLORMAPS, DIVERGING
 from .state import expand_paths
 
 _logger = logging.getLogger("catviz")
@@ -40,15 +47,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="catviz export", description="Write the Fig.-3-style figure headless.")
+    parser = argparse.ArgumentParser(
+        prog="catviz export",
+        description="Write the Fig.-3-style figure headless: per image, the baseline's and CAT's maps of each "
+        "label (the ground truth when known, else the predicted labels), drawn as the app draws them.",
+        epilog="Roles come from each checkpoint's own metadata: a CAT checkpoint given as --baseline (or a "
+        "baseline given as --cat) is refused. Exit status: 0 figure written; 1 nothing could be drawn or the "
+        "figure could not be written; 2 usage error (a bad flag or an unusable checkpoint), before any work.",
+    )
     parser.add_argument("paths", nargs="*", type=Path, help="images or folders")
     parser.add_argument("--baseline", type=Path, help="baseline checkpoint")
     parser.add_argument("--cat", type=Path, help="CAT checkpoint")
     parser.add_argument("--demo", action="store_true", help="the bundled demo models and sample images")
-    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (missed labels in red)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help=f"figure file to write; the format follows the suffix ({', '.join(figure.ENCODINGS)})")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (else refused)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability threshold in (0, 1): ground-truth labels below it are captioned in red")
+    parser.add_argument("--method", choices=METHODS, default=CAM,
+                        help="map method (default: the complete CAM, in logit units)")
+    parser.add_argument("--colormap", choices=COLORMAPS, default=DIVERGING,
+                        help="colour map (default: diverging, centred on zero; unsigned maps use a sequential one)")
+    parser.add_argument("--scale", choices=("shared", "each"), default="shared",
+                        help="shared: one zero-centred scale per image for baseline and CAT (default); each: one per map")
+    parser.add_argument("--opacity", type=float, default=0.75, help="the most opaque a map gets, in (0, 1]")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     return parser
+
+
+def _check_export_args(parser: argparse.ArgumentParser, args) -> None:
+    """Every flag checked before any model or image is read (usage errors exit 2)."""
+    if not (math.isfinite(args.threshold) and 0 < args.threshold < 1):
+        parser.error(f"--threshold must be a number in (0, 1), not {args.threshold}")
+    if not (math.isfinite(args.opacity) and 0 < args.opacity <= 1):
+        parser.error(f"--opacity must be a number in (0, 1], not {args.opacity}")
+    out = args.out
+    if out.suffix.lower() not in figure.ENCODINGS:
+        parser.error(f"--out {out}: unknown figure format {out.suffix!r}; use one of {', '.join(figure.ENCODINGS)}")
+    if out.is_dir():
+        parser.error(f"--out {out} is a folder; give a file name such as {out / 'figure.png'}")
+    if out.exists() and not args.overwrite:
+        parser.error(f"--out {out} exists; pass --overwrite to replace it")
+    folder = out.absolute().parent
+    while not folder.exists():
+        folder = folder.parent  # the folders in between are created when the figure is written
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"--out {out}: cannot write into {folder}")
 
 
 def _sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]]:
@@ -66,35 +110,70 @@ def _sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]]:
 
 
 def export_main(argv: list[str]) -> int:
-    args = build_export_parser().parse_args(argv)
+    parser = build_export_parser()
+    args = parser.parse_args(argv)
+    _check_export_args(parser, args)
     checkpoints, paths, truth = _sources(args)
     if not checkpoints:
-        print("catviz export: give --baseline and/or --cat, or --demo", file=sys.stderr)
-        return 2
-    device = resolve_device(args.device)
+        parser.error("give --baseline and/or --cat, or --demo")
     try:
+        device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as err:
+        parser.error(f"--device {args.device}: {err}")
+    try:
+        metas = {role: read_meta(path) for role, path in checkpoints.items()}
+        for role, meta in metas.items():
+            if role_of(meta) != role:
+                raise CheckpointError(
+                    f"{checkpoints[role]} holds a {role_of(meta)} model ({meta.model}) but was given as --{role}; "
+                    f"pass it as --{role_of(meta)}"
+                )
+        if len(metas) == 2 and metas["baseline"].class_names != metas["cat"].class_names:
+            raise CheckpointError(
+                f"{checkpoints['baseline']} and {checkpoints['cat']}: the models' labels differ "
+                f"({metas['baseline'].num_classes} vs {metas['cat'].num_classes}); both rows must compare the same labels"
+            )
         loaded = {role: inference.load_model(path, device) for role, path in checkpoints.items()}
-        if len(loaded) == 2:
-            inference.check_compatible(loaded["cat"], loaded["baseline"])
     except CheckpointError as err:
         print(f"catviz export: {err}", file=sys.stderr)
         return 2
+    class_names = next(iter(loaded.values())).meta.class_names
     rows = []
-    for path in expand_paths(paths):
+    for path in tqdm(expand_paths(paths), desc="catviz export", unit="image", file=sys.stderr):
         try:
-            image = load_image(path)
+            rows.append(_figure_row(path, loaded, truth.get(path), class_names, args))
         except ImageLoadError as err:
-            print(f"catviz export: skipped {err}", file=sys.stderr)
-            continue
-        results = {role: inference.run_model(m, image) for role, m in loaded.items()}
-        rows.append(figure.FigureRow(path.name, image, results, truth.get(path)))
+            tqdm.write(f"catviz export: skipped {err}", file=sys.stderr)
+        except (RuntimeError, ValueError) as err:  # e.g. out of memory on the device
+            tqdm.write(f"catviz export: skipped {path}: the model failed on it ({err})", file=sys.stderr)
     if not rows:
         print("catviz export: no readable image; nothing drawn", file=sys.stderr)
         return 1
-    class_names = next(iter(loaded.values())).meta.class_names
-    figure.save_png(args.out, figure.render_figure(rows, class_names, args.threshold))
+    drawn = figure.render_figure(rows, class_names, args.threshold, args.opacity, args.colormap, args.method,
+                                 shared_scale=args.scale == "shared")
+    if args.out.exists() and not args.overwrite:  # appeared while we worked: still never replaced
+        print(f"catviz export: {args.out} appeared meanwhile; not replaced (pass --overwrite)", file=sys.stderr)
+        return 1
+    try:
+        figure.save_figure(args.out, drawn)
+    except OSError as err:
+        print(f"catviz export: cannot write {args.out}: {err}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out} ({len(rows)} images)")
     return 0
+
+
+def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: list[str], args) -> figure.FigureRow:
+    """One image's row: decoded at display size, then kept only as a thumbnail and small maps."""
+    image = load_image(path)
+    results = {role: replace(inference.run_model(m, image), attention={}) for role, m in loaded.items()}
+    row = figure.FigureRow(path.name, figure.thumbnail(image), results, truth)
+    if args.method != CAM:
+        for label in figure.labels_to_show(row, class_names, args.threshold):
+            for role, m in loaded.items():
+                level = m.spec.levels[-1].name  # the finest level, as the app's default
+                row.maps.setdefault(role, {})[label] = inference.run_attribution(m, image, label, level, args.method)
+    return row
 
 
 def dataset_images(dataset: str, data_root: str | None, limit: int) -> tuple[list[Path], dict[Path, set[str]]]:

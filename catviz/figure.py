@@ -1,14 +1,21 @@
-"""The paper's Fig. 3 as an image: per image, baseline and CAT CAMs of each label.
+"""The paper's Fig. 3 as an image: per image, baseline and CAT maps of each label.
 
 Each image gets two rows (baseline, CAT); the first column is the image, then one
 column per label (the ground truth when known, else labels either model predicts),
-each the CAM overlaid with "label probability" underneath. A ground-truth label a
+each the map overlaid with "label probability" underneath. A ground-truth label a
 model misses (probability below the threshold) is captioned in red, as in the paper.
+Photos keep their aspect ratio (letterboxed into square cells); captions wrap; column
+headers, a legend and, per image, a colour bar in the method's units frame the grid.
+
+The maps are drawn with :mod:`catviz.render`, exactly as the app's panels draw them:
+signed maps (the complete CAM, in logit units) with the diverging colour map over a
+muted image, by default on one zero-centred scale shared by baseline and CAT.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -16,20 +23,39 @@ import numpy as np
 
 from models.checkpoint import atomic_write
 
-from .inference import InferenceResult
-from .render import cam_for_label, overlay
+from .methods import CAM, method_info
+from .render import (
+    DIVERGING,
+    Scale,
+    cam_map,
+    colormap_for,
+    lookup_table,
+    muted,
+    overlay,
+    symmetric_scale,
+)
+from .results import InferenceResult
 
 CELL = 192
-CAPTION = 22
-RED, BLACK, GREY = (220, 30, 30), (20, 20, 20), (120, 120, 120)
+LINE = 15  # caption line height (px)
+HEADER = 26
+BAR = 86  # colour-bar column: the bar and its tick labels
+RED, BLACK, GREY, PAPER, BACKDROP = (220, 30, 30), (20, 20, 20), (110, 110, 110), (255, 255, 255), (236, 236, 236)
+FONT, FONT_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.42
+#: Encoders by output suffix: a figure is written in the format its name says.
+ENCODINGS = {".png": [], ".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}
 
 
 @dataclass
 class FigureRow:
+    """One image: its picture (any size; a thumbnail is enough), each role's results, and
+    for methods other than CAM the maps already computed (role → label → map)."""
+
     name: str
     image: np.ndarray
     results: dict[str, InferenceResult]  # role → result
     ground_truth: set[str] | None
+    maps: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 def labels_to_show(row: FigureRow, class_names: list[str], threshold: float, most: int = 4) -> list[int]:
@@ -40,39 +66,162 @@ def labels_to_show(row: FigureRow, class_names: list[str], threshold: float, mos
     return (order or [int(np.argmax(scores))])[:most]
 
 
-def _cell(image: np.ndarray, caption: str, color) -> np.ndarray:
-    tile = np.full((CELL + CAPTION, CELL, 3), 255, np.uint8)
-    tile[:CELL] = cv2.resize(image, (CELL, CELL), interpolation=cv2.INTER_AREA)
-    cv2.putText(tile, caption[:24], (4, CELL + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
-    return tile
+def thumbnail(image: np.ndarray, size: int = CELL) -> np.ndarray:
+    """``image`` shrunk (aspect kept) to fit a ``size`` square: all a figure row needs to keep."""
+    h, w = image.shape[:2]
+    factor = size / max(h, w)
+    if factor >= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
 
 
-def render_figure(rows: list[FigureRow], class_names: list[str], threshold: float = 0.5,
-                  opacity: float = 0.5) -> np.ndarray:
-    """An RGB uint8 figure; width fits the image with the most labels."""
-    blocks = []
-    for row in rows:
-        labels = labels_to_show(row, class_names, threshold)
+def _letterbox(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A CELL x CELL tile with ``image`` fitted inside, aspect kept, centred on a backdrop."""
+    h, w = image.shape[:2]
+    factor = CELL / max(h, w)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    fitted = cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    tile = np.full((CELL, CELL, 3), BACKDROP, np.uint8)
+    y, x = (CELL - size[1]) // 2, (CELL - size[0]) // 2
+    tile[y: y + size[1], x: x + size[0]] = fitted
+    return tile, (y, x, size[1], size[0])
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of ``text`` that fit ``width`` pixels (words kept whole where they fit)."""
+    (char_w, _), _ = cv2.getTextSize("n", FONT, FONT_SCALE, 1)
+    return textwrap.wrap(text, max(4, width // char_w - 1), break_long_words=True) or [""]
+
+
+def _text(canvas: np.ndarray, lines: list[str], x: int, y: int, color) -> None:
+    for i, line in enumerate(lines):
+        cv2.putText(canvas, line, (x, y + 12 + i * LINE), FONT, FONT_SCALE, color, 1, cv2.LINE_AA)
+
+
+def _map_of(row: FigureRow, role: str, label: int, method: str) -> np.ndarray | None:
+    if method == CAM:
+        return cam_map(row.results[role], label)
+    return row.maps.get(role, {}).get(label)
+
+
+def _colour_bar(height: int, scale: Scale, colormap: str) -> np.ndarray:
+    """A vertical bar (high value on top) with its limits and zero written beside it."""
+    column = np.full((height, BAR, 3), PAPER, np.uint8)
+    top, bottom = 8, height - 8
+    colours = lookup_table(colormap, scale)[::-1]  # row 0 = the highest value
+    column[top:bottom, 6:22] = cv2.resize(colours[:, None, :], (16, bottom - top), interpolation=cv2.INTER_NEAREST)
+    cv2.rectangle(column, (6, top), (21, bottom - 1), GREY, 1)
+    ticks = [(scale.high, top), (scale.low, bottom - 1)]
+    if scale.signed:
+        ticks.append((0.0, (top + bottom) // 2))
+    for value, y in ticks:
+        cv2.line(column, (22, y), (26, y), GREY, 1)
+        cv2.putText(column, f"{value:+.3g}" if scale.signed and value else f"{value:.3g}", (28, y + 4), FONT, FONT_SCALE,
+                    BLACK, 1, cv2.LINE_AA)
+    return column
+
+
+def render_figure(rows: list[FigureRow], class_names: list[str], threshold: float = 0.5, opacity: float = 0.75,
+                  colormap: str = DIVERGING, method: str = CAM, shared_scale: bool = True,
+                  positive_only: bool = False) -> np.ndarray:
+    """An RGB uint8 figure; width fits the image with the most labels.
+
+    ``method``'s maps (CAM: each result's complete CAM; others: ``row.maps``) are drawn
+    with ``colormap`` (signed maps stay diverging over a muted image, as in the app).
+    With ``shared_scale`` one zero-centred scale covers every map of an image, baseline
+    and CAT alike, so equal colours mean equal values; otherwise each map has its own.
+    """
+    info = method_info(method)
+    colour = colormap_for(colormap, info.signed)
+    plans = [(row, labels_to_show(row, class_names, threshold)) for row in rows]
+    columns = 1 + max(len(labels) for _, labels in plans)
+    captions = []  # per row block: per role: per cell: (lines, colour)
+    for row, labels in plans:
+        block = {}
         for role, result in row.results.items():
-            cells = [_cell(row.image, f"{role}: {row.name}", BLACK)]
+            cells = [(_wrap(f"{role}: {row.name}", CELL - 8), BLACK)]
             for label in labels:
                 p = float(result.probabilities[label])
                 missed = row.ground_truth is not None and class_names[label] in row.ground_truth and p < threshold
-                heat = overlay(row.image, cam_for_label(result, label), opacity)
-                cells.append(_cell(heat, f"{class_names[label]} {p:.2f}", RED if missed else BLACK))
-            blocks.append(cells)
-    width = max(len(cells) for cells in blocks) * CELL
-    lines = []
-    for cells in blocks:
-        line = np.full((CELL + CAPTION, width, 3), 255, np.uint8)
-        line[:, : len(cells) * CELL] = np.concatenate(cells, axis=1)
-        lines.append(line)
-    return np.concatenate(lines, axis=0)
+                cells.append((_wrap(f"{class_names[label]} {p:.2f}", CELL - 8), RED if missed else BLACK))
+            block[role] = cells
+        captions.append(block)
+    caption_h = 6 + LINE * max(len(lines) for block in captions for cells in block.values() for lines, _ in cells)
+    width = columns * CELL + BAR
+
+    parts = [_header(columns, width, info.name)]
+    for (row, labels), block in zip(plans, captions, strict=True):
+        maps = {(role, label): _map_of(row, role, label, method) for role in row.results for label in labels}
+        present = [m for m in maps.values() if m is not None]
+        shared = (symmetric_scale(present, positive_only) if info.signed else Scale(0.0, 1.0)) if present else None
+        tile, (y, x, h, w) = _letterbox(row.image)
+        base = muted(tile) if colour == DIVERGING else tile
+        lines = []
+        for role, cells in block.items():
+            line = np.full((CELL + caption_h, width, 3), PAPER, np.uint8)
+            line[:CELL, :CELL] = tile
+            for i, label in enumerate([None, *labels]):
+                if label is not None:
+                    heat = maps[(role, label)]
+                    cell = np.full((CELL, CELL, 3), BACKDROP, np.uint8)
+                    if heat is not None:
+                        scale = shared if shared_scale or not info.signed else symmetric_scale([heat], positive_only)
+                        cell[y: y + h, x: x + w] = overlay(base[y: y + h, x: x + w], heat, opacity, colour, scale)
+                    line[:CELL, i * CELL: (i + 1) * CELL] = cell
+                text, color = cells[i]
+                _text(line, text, i * CELL + 4, CELL + 2, color)
+            lines.append(line)
+        block_image = np.concatenate(lines, axis=0)
+        if shared is not None and (shared_scale or not info.signed):
+            block_image[:, columns * CELL:] = _colour_bar(block_image.shape[0], shared, colour)
+        cv2.line(block_image, (0, block_image.shape[0] - 1), (width, block_image.shape[0] - 1), BACKDROP, 1)
+        parts.append(block_image)
+    parts.append(_legend(width, info, colour, threshold, shared_scale))
+    return np.concatenate(parts, axis=0)
 
 
-def save_png(path, figure: np.ndarray) -> None:
-    """Encode and write atomically: a reader never sees half a PNG."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
+def _header(columns: int, width: int, title: str) -> np.ndarray:
+    strip = np.full((HEADER, width, 3), PAPER, np.uint8)
+    names = ["image", *(f"{title}, label {i}" for i in range(1, columns))]  # e.g. "CAM, label 1"
+    for i, name in enumerate(names):
+        _text(strip, _wrap(name, CELL - 8)[:1], i * CELL + 4, 4, GREY)
+    _text(strip, ["scale"], columns * CELL + 4, 4, GREY)
+    return strip
+
+
+def _legend(width: int, info, colormap: str, threshold: float, shared_scale: bool) -> np.ndarray:
+    if info.signed and colormap == DIVERGING:
+        colours = (f"{info.title}, in {info.units}: red raises the label's logit, blue lowers it, no colour = 0 "
+                   "(image shown in grey)")
+    else:
+        colours = f"{info.title}, {info.units}, colour map {colormap}"
+    if info.signed:
+        colours += ("; one scale per image, shared by baseline and CAT (bar at the right)" if shared_scale
+                    else "; each map on its own scale (the bar shows none)")
+    entries = [
+        (_wrap(f"Red caption: a ground-truth label the model misses (probability < {threshold:g}).", width - 12), RED),
+        (_wrap("Rows: baseline and CAT per image; captions: label and probability. " + colours + ".", width - 12),
+         BLACK),
+    ]
+    height = 8 + LINE * sum(len(lines) for lines, _ in entries)
+    strip = np.full((height, width, 3), PAPER, np.uint8)
+    y = 2
+    for lines, color in entries:
+        _text(strip, lines, 6, y, color)
+        y += LINE * len(lines)
+    return strip
+
+
+def save_figure(path: str | Path, figure: np.ndarray) -> None:
+    """Encode by the file's suffix (PNG or JPEG) and write atomically: a reader never sees half a file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ENCODINGS:
+        raise ValueError(f"{path}: unknown figure format {path.suffix!r}; use one of {', '.join(ENCODINGS)}")
+    ok, data = cv2.imencode(suffix, cv2.cvtColor(figure, cv2.COLOR_RGB2BGR), ENCODINGS[suffix])
     if not ok:
-        raise OSError(f"{path}: could not encode PNG")
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data.tobytes()))
+        raise OSError(f"{path}: could not encode the figure as {suffix}")
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.tobytes()))
+
+
+save_png = save_figure  # the app's worker calls it by this name; the suffix decides the format
