@@ -49,7 +49,8 @@ EXPLANATION_MARKDOWN = """\
 
 **Complete CAMs.** Every map is in logit units and adds up exactly: the mean of a
 level's map plus its *offset* is that level's logit, and the mean of the combined map
-plus all offsets is the final logit. Red is evidence for the label, blue against it.
+plus all offsets is the final logit. Positive values are evidence for the label,
+negative values evidence against it.
 
 **Plain levels** (the baseline, CAT's P5 level, and the levels of the ablations without
 fusion) average a feature map and apply one linear layer. Their map is that linear layer

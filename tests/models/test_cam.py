@@ -9,6 +9,7 @@ from models.attention import AttentionBlock
 from models.cam import (
     EXPLANATION_MARKDOWN,
     ActivationCapture,
+    _spread,
     class_activation_maps,
     grad_cam,
     gradient_maps,
@@ -93,6 +94,17 @@ def test_each_image_of_a_batch_is_explained_on_its_own(name):
     for level in both.maps:
         np.testing.assert_allclose(both.maps[level][1:], second.maps[level], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(both.offsets[level][1:], second.offsets[level], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("coarse", "fine", "ratio"), [((3, 2), (12, 8), 4), ((7, 5), (13, 10), 2),
+                                                     ((4, 3), (13, 10), 4), ((3, 3), (4, 5), 2)])
+def test_spreading_a_coarse_grid_keeps_its_total_and_its_cells(coarse, fine, ratio):
+    # The last case is no ceil-chain (3 cells cannot come from 4 at stride 2): proportional fallback.
+    shares = torch.randn(2, 3, *coarse)
+    spread = _spread(shares, fine, ratio)
+    assert spread.shape == (2, 3, *fine)
+    torch.testing.assert_close(spread.mean((2, 3)), shares.sum((2, 3)))
+    assert len(spread[0, 0].unique()) == coarse[0] * coarse[1]  # every coarse cell lands somewhere
 
 
 def test_cams_reuse_a_forward_pass_given_to_them():
