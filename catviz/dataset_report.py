@@ -254,8 +254,13 @@ def report_json(report: Report, data: ReportInput) -> dict[str, object]:
                    for role, m in report.summary.items()},
     }
     images = []
+    roles = list(data.probabilities)
     for rank, i in enumerate(report.ranking):
         truth = np.flatnonzero(data.targets[i] == 1)
+        # Probabilities of the labels that matter for this image (true or predicted by either
+        # model), so the file stays O(images x labels per image) on 80-label data.
+        shown = np.flatnonzero((data.targets[i] == 1) | np.any(
+            [data.probabilities[role][i] >= report.threshold for role in roles], axis=0))
         images.append({
             "rank": rank, "path": str(data.paths[i]), "f1_gain": report.f1_gain[i],
             "probability_gain": report.probability_gain[i],
@@ -264,7 +269,6 @@ def report_json(report: Report, data: ReportInput) -> dict[str, object]:
             "ground_truth": [names[c] for c in truth],
             "objects": {names[c]: {"area": report.area[i, c], "share": report.share[i, c],
                                    "bucket": bucket_names()[report.pixel_bucket[i, c]]} for c in truth},
-            **{f"probabilities_{role}": {names[c]: float(p[i, c]) for c in range(len(names))}
-               for role, p in data.probabilities.items()},
+            "probabilities": {names[c]: {role: float(data.probabilities[role][i, c]) for role in roles} for c in shown},
         })
     return clean({"summary": summary, "per_class": report.per_class, "by_size": report.by_size, "images": images})

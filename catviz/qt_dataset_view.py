@@ -134,14 +134,13 @@ def _table(headers: list[str]) -> QTableWidget:
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
     return table
 
 
 class _ImagesModel(QAbstractTableModel):
     """The ranked images after the filters, one row each; thumbnails arrive from a worker."""
 
-    HEADERS = ["", "rank", "image", "F1 baseline", "F1 CAT", "F1 gain", "p gain", "ground truth", "CAT"]
+    HEADERS = ["", "rank", "image", "F1 baseline", "F1 CAT", "F1 gain", "p gain", "ground truth", "CAT vs baseline"]
 
     def __init__(self, request_thumbnail: Callable[[Path], QPixmap | None]):
         super().__init__()
@@ -288,7 +287,6 @@ class QtDatasetView(QWidget):
 
         self.views = QTabWidget()
         self.summary = _table(["metric", "baseline", "CAT", "CAT − baseline"])
-        self.summary.horizontalHeader().setStretchLastSection(False)
         self.summary.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.summary_note = QLabel("")
         self.summary_note.setWordWrap(True)
@@ -348,6 +346,8 @@ class QtDatasetView(QWidget):
         self.images.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.images.horizontalHeader().setStretchLastSection(True)
+        self.images.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        self.images.setColumnWidth(0, THUMB * 2 + 8)
         self.images.activated.connect(lambda index: self.open_image(index.row()))
         self.images.clicked.connect(lambda index: self.open_image(index.row()))
         self.gain_note = QLabel(
@@ -617,7 +617,8 @@ class QtDatasetView(QWidget):
         rows = filter_images(self.report, label if label >= 0 else None, bucket if bucket >= 0 else None,
                              self.fixes_filter.isChecked(), self.breaks_filter.isChecked())
         self.images_model.set_rows(self.report, self.data, rows)
-        self.images.resizeColumnsToContents()
+        for column in range(1, self.images_model.columnCount()):  # not the thumbnails: only visible rows load them
+            self.images.resizeColumnToContents(column)
         self.image_count.setText(f"{len(rows)} of {len(self.report.images)} images")
 
     # images -----------------------------------------------------------------------------
