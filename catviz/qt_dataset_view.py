@@ -10,6 +10,7 @@ the compare view with its ground truth. Definitions: :mod:`catviz.dataset_report
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -84,6 +85,7 @@ class _Job(QRunnable):
         self.fn, self.signals = fn, _JobSignals()
 
     def run(self) -> None:
+        _lower_thread_priority()
         try:
             self.signals.succeeded.emit(self.fn(self.signals.progressed.emit))
         except (ValueError, OSError) as err:  # DatasetError, CheckpointError, ImageLoadError, disk errors
@@ -91,6 +93,17 @@ class _Job(QRunnable):
         except Exception as err:  # a bug must reach the user, not kill the app silently
             _logger.error("dataset worker failed:\n%s", traceback.format_exc())
             self.signals.failed.emit(f"internal error: {type(err).__name__}: {err}")
+
+
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Make this pool thread (and the torch threads it starts, which inherit it) yield to the
+    GUI thread and to the compare view's inference when the CPU is busy. Linux only."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 def _format_seconds(seconds: float | None) -> str:

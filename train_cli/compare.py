@@ -34,6 +34,7 @@ from .data import DatasetError
 
 REPORT_FILES = ("summary.json", "per_class.json", "by_size.json", "images.json", "report.html")
 TOP = 20
+LEGEND = "<span style='color:#999'>■</span> baseline, <span style='color:#2f6db5'>■</span> CAT"
 THUMB = 128
 
 
@@ -236,9 +237,10 @@ def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -
         table.append(f"<tr><td>{role}: {html.escape(roles[role].meta.model)}</td>"
                      + "".join(f"<td>{_fmt(m.get(k))}</td>" for k in SUMMARY_KEYS) + "</tr>")
     if models.get("baseline") and models.get("cat"):
-        table.append("<tr><td><b>CAT − baseline</b></td>" + "".join(
-            f"<td><b>{_fmt(models['cat'][k] - models['baseline'][k] if models['cat'][k] is not None and models['baseline'][k] is not None else None)}</b></td>"
-            for k in SUMMARY_KEYS) + "</tr>")
+        deltas = [models["cat"][k] - models["baseline"][k] if models["cat"][k] is not None
+                  and models["baseline"][k] is not None else None for k in SUMMARY_KEYS]
+        table.append("<tr><td><b>CAT − baseline</b></td>"
+                     + "".join(f"<td><b>{'–' if d is None else f'{d:+.1f}'}</b></td>" for d in deltas) + "</tr>")
     levels = models.get("cat", {}).get("levels") or {}
     levels_text = ", ".join(f"{lv} alone {_fmt(v)}" for lv, v in levels.items())
     per_class = sorted(report.per_class, key=lambda r: -r.get("delta", 0) if math.isfinite(r.get("delta", 0)) else 1e9)
@@ -254,8 +256,8 @@ def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -
         size_tables.append(
             f"<h3>By {title}</h3><table><tr><th>bucket</th><th>range</th><th>positive pairs</th>"
             f"<th>recall baseline</th><th>recall CAT</th><th>AP baseline</th><th>AP CAT</th></tr>{body}</table>"
-            f"<div class='row'><div><p>recall at {report.threshold:g}</p>{_bucket_svg(rows, 'recall')}</div>"
-            f"<div><p>AP</p>{_bucket_svg(rows, 'AP')}</div></div>")
+            f"<div class='row'><div><p>recall at {report.threshold:g} ({LEGEND})</p>{_bucket_svg(rows, 'recall')}</div>"
+            f"<div><p>AP ({LEGEND})</p>{_bucket_svg(rows, 'AP')}</div></div>")
     ranking = report.ranking
     gains, losses = ranking[:TOP], ranking[::-1][:TOP]
     failed = "".join(f"<li>{html.escape(why)}</li>" for why in summary["failed_images"].values())
@@ -265,7 +267,7 @@ def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -
 body {{ font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
 table {{ border-collapse: collapse; margin: 8px 0; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }} .row {{ display: flex; gap: 12px; flex-wrap: wrap; align-items: flex-start; }}
-.card {{ border: 1px solid #ddd; padding: 6px; margin: 6px 0; }} figure {{ margin: 0; }} figcaption, .cap {{ font-size: 12px; }}
+.card {{ border: 1px solid #ddd; padding: 6px; margin: 6px 0; }} .card img {{ height: 192px; }} figure {{ margin: 0; }} figcaption, .cap {{ font-size: 12px; }}
 .note {{ color: #555; font-size: 13px; }}
 </style></head><body>
 <h1>CAT vs baseline over {html.escape(summary.get('dataset', ''))}</h1>
