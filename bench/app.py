@@ -41,7 +41,7 @@ from models.preprocess import (
 )
 
 
-def wait(app, condition, timeout=60.0) -> None:
+def wait(app, condition, timeout=600.0) -> None:
     deadline = time.perf_counter() + timeout
     while not condition():
         app.processEvents()
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, baseline: Path, cat: Path) -> None:
                 start = time.perf_counter()
                 class_activation_maps(m.model, tensor)
                 cam = time.perf_counter() - start
-            if m.kind == "cat":
+            if m.spec.role == "cat":
                 cam_times.append(cam)
                 forward_times.append(forward)
         bare_times.append(bare)
