@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from models.checkpoint import CheckpointError, CheckpointMeta, atomic_write
-from models.preprocess import ImageLoadError, load_image, resize, to_tensor
+from models.preprocess import ImageLoadError, load_image, read_header, resize, to_tensor
 
 from .dataset_report import ReportInput
 from .dataset_source import DatasetSource
@@ -123,7 +123,7 @@ class ModelScores:
 class DatasetResults:
     source: DatasetSource
     scores: dict[str, ModelScores]  # role → scores
-    sizes: np.ndarray  # (N, 2) int32: each decoded image's (height, width); 0 if unknown
+    sizes: np.ndarray  # (N, 2) int32: each image file's full (height, width); 0 if unknown
     failed: dict[int, str]  # sample index → why it could not be decoded
     complete: bool = True  # False after a cancel
     computed: int = 0  # images computed in this pass (not read from the cache)
@@ -260,11 +260,21 @@ class EvalImages(Dataset):
 
     def __getitem__(self, i: int):
         index = self.indices[i]
+        path = self.samples[index].path
         try:
-            image = load_image(self.samples[index].path)
+            header = read_header(path)
+            image = load_image(path)  # large images are decoded reduced (at most MAX_SIDE a side)
         except ImageLoadError as err:
             return index, None, (0, 0), str(err)
-        return index, to_tensor(resize(image, self.size), self.mean, self.std), image.shape[:2], ""
+        return index, to_tensor(resize(image, self.size), self.mean, self.std), _file_size(header, image), ""
+
+
+def _file_size(header, image: np.ndarray) -> tuple[int, int]:
+    """The file's full (height, width) — the frame its boxes are given in — turned as the
+    decoded image is (EXIF orientation may swap the sides)."""
+    size = (header.height, header.width)
+    rotated = (image.shape[0] > image.shape[1]) != (size[0] > size[1]) and size[0] != size[1]
+    return size[::-1] if rotated else size
 
 
 def _collate(items):

@@ -180,3 +180,13 @@ def test_labels_that_differ_from_the_dataset_are_named(source, tmp_path):
     shuffled = make_checkpoint(tmp_path / "shuffled.safetensors", "baseline_tiny", classes=CLASSES[::-1])
     with pytest.raises(CheckpointError, match="another order"):
         run_dataset(source, {"baseline": load_model(shuffled, torch.device("cpu"))}, cache_dir=tmp_path / "cache")
+
+
+def test_sizes_are_the_files_full_sizes_even_when_decoded_reduced(tmp_path, models):
+    import cv2
+
+    root = write_boxes_dataset(tmp_path / "data")
+    cv2.imwrite(str(root / "images" / "val" / "006.png"), np.zeros((40, 2500, 3), np.uint8))  # > 2048 px wide
+    source = open_dataset("coco-format", root)
+    results = run_dataset(source, models, cache_dir=tmp_path / "cache")
+    assert results.sizes[6].tolist() == [40, 2500] and results.sizes[0].tolist() == [48, 64]
