@@ -6,9 +6,13 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import time
+import traceback
 from contextlib import nullcontext
+from pathlib import Path
 
 import timm
 import torch
@@ -350,6 +354,21 @@ class Trainer:
         return self.metrics
 
 
+def crash_report(folder: Path | None) -> Path:
+    """Write the current exception's traceback to ``<run>/crash.log`` (or a temporary file)."""
+    text = traceback.format_exc()
+    if folder is not None:
+        try:
+            (folder / "crash.log").write_text(text)
+            return folder / "crash.log"
+        except OSError:
+            pass
+    fd, path = tempfile.mkstemp(prefix="catviz-train-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -381,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"catviz-train: interrupted; {trainer.last_good() if trainer else 'nothing was written'}",
               file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: one line for the user, the traceback kept in a file
+        report = crash_report(lock.folder if lock is not None else None)
+        print(f"catviz-train: internal error ({type(err).__name__}: {err}); the traceback is in {report}; "
+              f"{trainer.last_good() if trainer else 'nothing was written'}", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         if lock is not None:
             lock.release()

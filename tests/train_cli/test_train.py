@@ -87,7 +87,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     monkeypatch.setattr(train, "make_loss", loss_turning_nan)
     out = tmp_path / "run"
     assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "3", "--out", str(out)]) == 1
-    assert "loss became nan at epoch 2, step 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "loss became nan at epoch 2, step 2" in err
+    assert f"the last good checkpoint is {out / 'last.safetensors'} (1 epoch(s) and 0 step(s) done" in err
     assert read_meta(out / "last.safetensors").epoch == 1
 
 
@@ -264,3 +266,32 @@ def test_disk_full_names_the_file_and_the_last_good_checkpoint(tmp_path, data_ro
     assert f"could not write {out / 'last.safetensors'}" in err
     assert f"the last good checkpoint is {out / 'last.safetensors'} (0 epoch(s) and 1 step(s) done" in err
     assert _position(out / "last.safetensors") == (0, 1) and not list(out.glob(".*.tmp"))
+
+
+def test_libjpeg_warnings_on_a_corrupt_jpeg_do_not_reach_stderr(tmp_path, data_root, capfd):
+    import cv2
+
+    image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    data = bytearray(cv2.imencode(".jpg", image)[1].tobytes())
+    data[len(data) // 2: len(data) // 2 + 40] = b"\xff\x00" * 20  # libjpeg: "Corrupt JPEG data: ..."
+    (data_root / "images" / "train" / "1.jpg").write_bytes(bytes(data))
+    path = data_root / "annotations" / "train.json"
+    coco = json.loads(path.read_text())
+    coco["images"][1]["file_name"] = "1.jpg"
+    path.write_text(json.dumps(coco))
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(tmp_path / "run"), *SMALL]) == 0
+    err = capfd.readouterr().err  # file-descriptor level: what libjpeg would print itself
+    assert "JPEG" not in err and "Traceback" not in err
+
+
+def test_an_unexpected_error_is_one_line_with_the_traceback_kept_in_the_run_folder(tmp_path, data_root, capsys,
+                                                                                     monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(train, "Trainer", broken)
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert "internal error (ZeroDivisionError: a bug)" in err and str(out / "crash.log") in err
+    assert "Traceback" not in err and "Traceback" in (out / "crash.log").read_text()
