@@ -1,0 +1,99 @@
+"""Peak memory of ``catviz export`` on hostile files: ``python bench/memory.py``.
+
+Generates, in a temporary folder, 30 photos of 6000x6000 (JPEG), a 249 KB PNG that
+declares 16000x16000, and a 3 GB file of zeros named ``.jpg`` (sparse: no disk used),
+runs ``catviz export`` on each in a fresh process and reports that process's peak RSS
+(``os.wait4``), next to the same export of one small image (the imports and models
+alone, the first row; the others also show their peak above it). Targets (issue 11):
+30 x 6000² < 1.5 GB, the 16000² PNG < 1 GB. Writes
+bench/results/memory.json. Defaults to the bundled demo models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _path  # noqa: F401  (must come first: see bench/_path.py)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.catviz.hostile_images
+
+from catviz import demo  # noqa: E402
+from tests.catviz.hostile_images import write_blank_png, write_photo_jpeg  # noqa: E402
+
+EXPORT = "import sys; from catviz.app import main; sys.exit(main(sys.argv[1:]))"
+GB = 2**30
+
+
+def peak_rss(args: list[str]) -> tuple[int, float, float, str]:
+    """Run ``catviz export ARGS`` in a fresh process: (exit status, peak RSS in GB, seconds, stderr tail)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen([sys.executable, "-c", EXPORT, "export", *args],
+                                   stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-1:]
+    return process.returncode, usage.ru_maxrss / 2**20, time.perf_counter() - start, " ".join(tail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", type=Path, default=demo.DEMO_CHECKPOINTS["baseline"])
+    parser.add_argument("--cat", type=Path, default=demo.DEMO_CHECKPOINTS["cat"])
+    parser.add_argument("--photos", type=int, default=30, help="number of 6000x6000 photos")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    models = ["--baseline", str(args.baseline), "--cat", str(args.cat), "--device", args.device]
+    with tempfile.TemporaryDirectory(prefix="catviz-memory-") as tmp:
+        root = Path(tmp)
+        small = write_photo_jpeg(root / "small.jpg", 512)
+        photos = root / "photos"
+        photos.mkdir()
+        first = write_photo_jpeg(photos / "photo_00.jpg", 6000)
+        for i in range(1, args.photos):
+            shutil.copyfile(first, photos / f"photo_{i:02d}.jpg")
+        bomb = write_blank_png(root / "bomb_16000.png", 16000, 16000)
+        zeros = root / "zeros_3GB.jpg"
+        with open(zeros, "wb") as f:
+            f.truncate(3 * GB)
+        cases = [
+            ("one 512² photo (imports + models)", [small], None),
+            (f"{args.photos} photos of 6000² JPEG ({first.stat().st_size / 2**20:.1f} MB each)", [photos], 1.5),
+            (f"16000² PNG ({bomb.stat().st_size / 1024:.0f} KB)", [bomb], 1.0),
+            ("3 GB of zeros named .jpg (refused)", [zeros, small], None),
+        ]
+        rows = []
+        for name, inputs, target in cases:
+            out = root / f"fig{len(rows)}.png"
+            code, peak, seconds, tail = peak_rss([*map(str, inputs), "--out", str(out), *models])
+            rows.append(dict(case=name, exit=code, peak_rss_gb=round(peak, 3), target_gb=target,
+                             meets_target=None if target is None else peak < target, seconds=round(seconds, 1),
+                             last_message=tail))
+    reference = rows[0]["peak_rss_gb"]
+    for r in rows:
+        r["above_reference_gb"] = round(r["peak_rss_gb"] - reference, 3)
+    print(f"\n{'case':<46} {'exit':>4} {'peak RSS':>9} {'above row 1':>11} {'target':>8} {'s':>6}")
+    for r in rows:
+        target = f"< {r['target_gb']:g} GB" if r["target_gb"] else ""
+        print(f"{r['case']:<46} {r['exit']:>4} {r['peak_rss_gb']:>6.2f} GB {r['above_reference_gb']:>+8.2f} GB "
+              f"{target:>8} {r['seconds']:>6.1f}")
+    result = dict(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(), device=args.device,
+                  baseline=str(args.baseline), cat=str(args.cat), rows=rows)
+    out = Path(__file__).parent / "results" / "memory.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
