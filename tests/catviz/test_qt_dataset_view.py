@@ -131,3 +131,31 @@ def test_bad_dataset_and_mismatched_labels_are_messages(qtbot, view, tmp_path):
     view.open("coco-format", write_boxes_dataset(tmp_path / "data"))
     qtbot.waitUntil(lambda: "lamp" in view.message.text(), timeout=60000)
     assert "tree" in view.message.text() and view.progress.format() == "failed"
+
+
+def test_catviz_dataset_opens_the_tab_and_fills_it(qtbot, tmp_path, monkeypatch, small_checkpoints):  # noqa: F811
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from catviz import app
+    from catviz.qt_main_window import QtMainWindow
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("CATVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    windows = []
+    monkeypatch.setattr(QtMainWindow, "show", lambda self: windows.append(self))
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)  # return at once; the test drives the loop
+    root = write_boxes_dataset(tmp_path / "data")
+    assert app.main(["--dataset", "coco-format", "--data-root", str(root), "--device", "cpu",
+                     "--baseline", str(small_checkpoints["baseline"]), "--cat", str(small_checkpoints["cat"])]) == 0
+    window = windows[0]
+    qtbot.addWidget(window)
+    view = window.tabs.currentWidget()
+    assert isinstance(view, QtDatasetView) and window.tabs.tabText(window.tabs.currentIndex()) == "Dataset"
+    qtbot.waitUntil(lambda: view.report is not None, timeout=60000)
+    assert len(view.report.images) == len(VAL)
+    view.open_image(0)
+    assert window.tabs.currentWidget() is window.cam_view
+    view.shutdown()
+    window.controller.wait()
