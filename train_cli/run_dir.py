@@ -2,7 +2,7 @@
 
 - A folder that holds another run's files (:data:`RUN_FILES`) is refused unless that run
   is continued (``--resume``) or explicitly replaced (``--overwrite``, which deletes
-  those files first).
+  those files, its ``config.yaml`` and TensorBoard event files first).
 - ``<run>/.lock`` holds the running process's pid under a POSIX record lock
   (``fcntl.lockf``). The kernel releases the lock when its holder dies, however it dies,
   so a lock left behind by a killed run is taken over, with a message naming its pid;
@@ -130,6 +130,8 @@ def open_run_dir(folder: Path, resume: bool, overwrite: bool) -> RunLock:
         elif existing:
             for name in (*existing, *OTHER_RUN_FILES):
                 (folder / name).unlink(missing_ok=True)
+            for events in (folder / "tensorboard").glob("events.out.tfevents.*"):  # --tensorboard's curves
+                events.unlink()
             _logger.warning("--overwrite: removed the previous run's %s from %s", ", ".join(existing), folder)
     except BaseException:
         lock.release()

@@ -95,8 +95,12 @@ def test_overwrite_replaces_the_previous_run_and_resume_needs_a_checkpoint(tmp_p
     common = [*ARGS, "--data-root", str(data_root), "--out", str(out), "--epochs", "1"]
     assert train.main(common) == 0
     (out / "log.jsonl").write_text('{"epoch": 7}\n')  # marks the old run
+    (out / "tensorboard").mkdir()
+    (out / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"old curves")
+    (out / "notes.txt").write_text("the user's own file")
     assert train.main([*common, "--overwrite"]) == 0
     assert '"epoch": 7' not in (out / "log.jsonl").read_text()
+    assert not list((out / "tensorboard").iterdir()) and (out / "notes.txt").exists()
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
 
     assert train.main([*common, "--overwrite", "--resume"]) == 2
