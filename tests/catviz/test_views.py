@@ -218,19 +218,23 @@ def test_attention_offers_the_heads_and_layers_the_model_has(qtbot, app_state, t
     assert not np.array_equal(first, view.current_maps()["lrd"])
 
 
+@pytest.mark.slow
 def test_integrated_gradients_fills_both_panels_on_a_shared_signed_scale(qtbot, app_state, checkpoints, tmp_path):
     state, controller = app_state
     view = show(qtbot, QtCamView(state))
     fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
     view.method.setCurrentText("Integrated Gradients")
-    qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=60000)
+    qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=240000)
     base, cat = view.panels["baseline"], view.panels["cat"]
     assert base.scale == cat.scale and cat.scale.signed
-    assert cat.scale.high == pytest.approx(max(float(np.abs(p.heat).max()) for p in (base, cat)))
+    # per-pixel attributions: the scale ends at the larger 99th percentile of |value| (said in the tooltip)
+    assert cat.scale.high == pytest.approx(max(float(np.percentile(np.abs(p.heat), 99)) for p in (base, cat)))
+    assert "99th percentile" in cat.title.toolTip()
     assert "Integrated Gradients" in cat.title.text and "input pixels" in cat.title.text
     assert not view.progress_label.isVisible()
 
 
+@pytest.mark.slow
 def test_a_long_attribution_shows_progress_in_its_panel_and_can_be_cancelled(qtbot, app_state, tmp_path):
     state, controller = app_state
     view = show(qtbot, QtCamView(state))
@@ -245,7 +249,7 @@ def test_a_long_attribution_shows_progress_in_its_panel_and_can_be_cancelled(qtb
     assert "Computing Occlusion" in view.progress_label.text()
     assert "computing" in view.panels["cat"].title.text or "waiting" in view.panels["cat"].title.text
     qtbot.mouseClick(view.cancel, pg.QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not view.cancel.isVisible(), timeout=60000)
+    qtbot.waitUntil(lambda: not view.cancel.isVisible(), timeout=240000)
     if view.panels["cat"].heat is None:  # stopped before it finished: the panel says why
         assert state.attribution_status("cat") and state.attribution_status("cat") in view.panels["cat"].title.text
 
