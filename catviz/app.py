@@ -6,7 +6,9 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from models.checkpoint import CheckpointError, read_meta, role_of
 from models.device import resolve_device
 from models.preprocess import ImageLoadError, load_image
 
-from . import demo, figure, inference
+from . import demo, figure, inference, system_libs
 from .methods import CAM, METHODS
 from .render import COLORMAPS, DIVERGING
 from .state import expand_paths
@@ -185,16 +187,43 @@ def dataset_images(dataset: str, data_root: str | None, limit: int) -> tuple[lis
     return [s.path for s in samples], truth
 
 
+def app_sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]]:
+    """What the window opens: checkpoints, images and ground truth. The demo data set comes
+    with the demo models when no checkpoint is given; a bad dataset raises DatasetError."""
+    checkpoints, paths, truth = _sources(args)
+    if not checkpoints and args.dataset == "demo" and demo.demo_available():
+        checkpoints = dict(demo.DEMO_CHECKPOINTS)
+    if args.dataset:
+        more, more_truth = dataset_images(args.dataset, args.data_root, args.limit)
+        paths, truth = paths + more, {**truth, **more_truth}
+    return checkpoints, paths, truth
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv[:1] == ["export"]:
         return export_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    checkpoints, paths, truth = _sources(args)
-    if args.dataset:
-        more, more_truth = dataset_images(args.dataset, args.data_root, args.limit)
-        paths, truth = paths + more, {**truth, **more_truth}
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    size = re.fullmatch(r"(\d{2,5})x(\d{2,5})", args.size.lower())
+    if size is None:
+        parser.error(f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x800, not {args.size!r}")
+    if args.limit < 1:
+        parser.error(f"--limit must be at least 1, not {args.limit}")
+    try:
+        device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as err:
+        parser.error(f"--device {args.device}: {err}")
+    from train_cli.data import DatasetError
+
+    try:
+        checkpoints, paths, truth = app_sources(args)
+    except DatasetError as err:
+        print(f"catviz: {err}", file=sys.stderr)
+        return 1
+    if system_libs.main() != 0:  # Qt would abort on a missing xcb library: say which to install
+        return 1
 
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
@@ -208,14 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("catviz")
     app.setApplicationName("catviz")
     state = AppState()
-    controller = InferenceController(state, args.device)
-    sources = {role: "(bundled demo)" if path == demo.DEMO_CHECKPOINTS.get(role) else "" for role, path in checkpoints.items()}
-    window = QtMainWindow(state, controller, sources)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    window.resize(width, height)
+    controller = InferenceController(state, str(device))
+    window = QtMainWindow(state, controller)
+    window.resize(int(size.group(1)), int(size.group(2)))
     window.show()
-    for role, path in checkpoints.items():
-        controller.load_checkpoint(path, role)
+    if checkpoints:
+        controller.load_checkpoints(list(checkpoints.values()), {path: role for role, path in checkpoints.items()})
     state.add_images(paths, truth)
     if args.dataset:  # both models over the whole split, in the background
         from .qt_dataset_view import QtDatasetView
@@ -229,16 +256,41 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
+#: ``--screenshot`` grabs the screen at the latest this long after start, ready or not.
+SCREENSHOT_TIMEOUT_S = 120
+
+
 def _screenshot_when_ready(app, window, path: Path) -> None:
-    """Poll until every loaded model's result for the current image is shown, then grab."""
+    """Poll until the current image and every loaded model's result for it are shown (or
+    there is nothing to wait for), then grab the screen and quit; exit status 1 if it timed out."""
     from PySide6.QtCore import QTimer
 
+    started = time.monotonic()
+
+    def ready() -> bool:
+        state, entry = window.state, window.state.current_entry
+        if window.controller.pending:
+            return False
+        if entry is None or entry.error:
+            return True
+        return entry.image is not None and all(state.result(r) is not None for r in state.models)
+
     def check() -> None:
-        state = window.state
-        ready = state.models and all(state.result(r) is not None for r in state.models)
-        if ready and window.controller.pending == 0:
+        timed_out = time.monotonic() - started > SCREENSHOT_TIMEOUT_S
+        if ready() or timed_out:
             timer.stop()
-            QTimer.singleShot(500, lambda: (window.screen().grabWindow(0).save(str(path)), app.quit()))
+            if timed_out:
+                _logger.warning("--screenshot: still not ready after %d s; grabbing the screen as it is",
+                                SCREENSHOT_TIMEOUT_S)
+
+            def grab() -> None:
+                if not window.screen().grabWindow(0).save(str(path)):
+                    _logger.error("--screenshot: could not write %s", path)
+                    app.exit(1)
+                else:
+                    app.exit(1 if timed_out else 0)
+
+            QTimer.singleShot(500, grab)
 
     timer = QTimer(window)
     timer.timeout.connect(check)

@@ -27,12 +27,13 @@ from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, 
 from models.faithfulness import deletion_auc
 from models.preprocess import preprocess
 
-from .results import GRAD_CAM_METHODS, InferenceResult
+from .results import GRAD_CAM_METHODS, InferenceResult, attention_rollout
 
 if TYPE_CHECKING:
     from models.outputs import ModelSpec
 
 _logger = logging.getLogger(__name__)
+LRD_PREFIX = "lrd."  # attention keys of LRD's layers: "lrd.0", "lrd.1", ...
 
 
 @dataclass
@@ -100,7 +101,9 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
             if w.shape[1] == 1:
                 w = w[:, 0]  # PMA: one pooled query → (H, h, w)
         attention[key] = w
+    lrd = sorted((k for k in attention if k.startswith(LRD_PREFIX)), key=lambda k: int(k[len(LRD_PREFIX):]))
     return InferenceResult(
+        rollout=attention_rollout([attention[k] for k in lrd]) if lrd else None,
         probabilities=torch.sigmoid(out.logits[0].float()).cpu().numpy(),
         level_logits={k: v[0] for k, v in cams.level_logits.items()},
         cams={k: v[0] for k, v in cams.maps.items()},

@@ -45,8 +45,8 @@ _logger = logging.getLogger(__name__)
 CHECKPOINT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin"}
 #: Widgets that use the arrow keys themselves: with focus, they keep them (no image change).
 ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
-NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… (or drop a baseline and a CAT .safetensors "
-                  "checkpoint on the window); `catviz` with no arguments opens the bundled demo pair.")
+NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "
+                  "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
 NO_IMAGES_HINT = "No images. Use File ▸ Open images… or Open folder…, or drop image files or folders on the window."
 
 
@@ -175,6 +175,7 @@ class QtMainWindow(QMainWindow):
         self.busy.setMaximumWidth(120)
         self.busy.setRange(0, 1)
         self.busy.setTextVisible(False)
+        self.busy.hide()  # shown while work is pending
         self.timings = QLabel()
         self.device_label = QLabel()
         self.device_box = QComboBox()
@@ -203,6 +204,7 @@ class QtMainWindow(QMainWindow):
 
     def _on_busy(self, pending: int) -> None:
         self.busy.setRange(0, 0 if pending else 1)  # indeterminate while work is pending
+        self.busy.setVisible(pending > 0)
         self.busy.setToolTip(f"{pending} task(s) pending")
 
     def _on_timings(self, seconds: dict) -> None:

@@ -31,6 +31,17 @@ class InferenceResult:
     offsets: dict[str, np.ndarray] = field(default_factory=dict)
     #: level → source layer ("R5", "P4", "P3", ..., "offset") → (L,): parts summing to the level logit
     layer_share: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: (N, N) attention rollout over the LRD layers (None without LRD), computed in the worker:
+    #: at large inputs N is in the thousands and the product would stall the GUI thread.
+    rollout: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays (the state's cache is bounded by it)."""
+        arrays = [self.probabilities, self.combined_cam, self.rollout, *self.level_logits.values(),
+                  *self.cams.values(), *self.attention.values(), *self.offsets.values(),
+                  *(a for parts in self.layer_share.values() for a in parts.values())]
+        return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
 
 def attention_rollout(lrd_layers: list[np.ndarray]) -> np.ndarray:

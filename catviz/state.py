@@ -31,9 +31,11 @@ if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
     from .inference import LoadedModel
 
 ROLES = ("baseline", "cat")
-#: Results kept per (image, model), most recent first; older ones are recomputed on demand.
-#: A full-size CAT result (80 labels' CAMs, attention) is a few MB.
+#: Results kept per (image, model), oldest dropped first (recomputed on demand): at most this
+#: many, holding at most MAX_RESULT_BYTES. A full-size CAT result at 448² (80 labels' CAMs,
+#: attention) is a few MB; attention over a large input's LRD grid grows with its square.
 MAX_CACHED_RESULTS = 128
+MAX_RESULT_BYTES = 512 * 2**20
 #: Attribution maps kept (each one label's (H, W) float map at the model's input size).
 MAX_CACHED_ATTRIBUTIONS = 64
 #: Decoded display copies kept in memory (least recently shown dropped first); a dropped
@@ -244,7 +246,8 @@ class AppState(Observable):
             return False
         self.results.pop((path, role), None)
         self.results[(path, role)] = result  # dicts keep insertion order: oldest first
-        while len(self.results) > MAX_CACHED_RESULTS:
+        while len(self.results) > 1 and (len(self.results) > MAX_CACHED_RESULTS
+                                         or sum(_nbytes(r) for r in self.results.values()) > MAX_RESULT_BYTES):
             del self.results[next(iter(self.results))]
         self.emit(Event.RESULT_READY, path, role)
         return True
@@ -358,6 +361,10 @@ class AppState(Observable):
         message = Message(text, error=error)
         self.messages.append(message)
         self.emit(Event.MESSAGE, message)
+
+
+def _nbytes(result) -> int:
+    return getattr(result, "nbytes", 0)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

@@ -42,8 +42,11 @@ def test_run_model_returns_numpy_outputs_cams_and_attention_grids(loaded):
             assert cat.attention[key].shape == (spec.num_heads, *cat.grids[key[4:]])
     finest = min(spec.levels, key=lambda level: level.stride).name
     assert cat.cams[finest].shape == (5, *cat.grids[finest]) == cat.combined_cam.shape
+    layers = [cat.attention[f"lrd.{i}"] for i in range(spec.lrd_layers)]
+    np.testing.assert_allclose(cat.rollout, attention_rollout(layers), rtol=1e-6)  # computed off the GUI thread
     base = run_model(loaded["baseline"], IMAGE)
     assert set(base.cams) == set(loaded["baseline"].spec.level_names) and base.attention == {}
+    assert base.rollout is None
 
 
 def test_roles_come_from_the_checkpoint(loaded):

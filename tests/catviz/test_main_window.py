@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from catviz import demo
 from catviz import state as state_module
+from catviz.inference import run_model
 from catviz.qt_main_window import NO_MODELS_HINT, QtMainWindow
 from catviz.qt_workers import InferenceController
 from catviz.state import ATTRIBUTION, AppState, Event
@@ -210,6 +211,8 @@ def test_an_unreadable_image_shows_its_error_not_the_previous_results(qtbot, win
     assert window.timings.text() == ""
     assert all(panel.heat is None for panel in window.cam_view.panels.values())
     assert "broken.png" in window.cam_view.hint.text()
+    for panel in window.cam_view.panels.values():  # not "running the model …" as if it were loading
+        assert "cannot be shown" in panel.title.text and "running" not in panel.title.text
 
 
 def test_about_names_the_models_loaded_now(qtbot, window, checkpoints):
@@ -308,29 +311,36 @@ def test_grad_cam_methods_run_in_a_worker(qtbot, window, checkpoints, tmp_path):
 
 
 def test_window_stays_responsive_while_models_run(qtbot, window, tmp_path):
-    slow = {role: make_checkpoint(tmp_path / f"{role}.safetensors", f"{role}_tiny", input_size=640)
+    slow = {role: make_checkpoint(tmp_path / f"{role}.safetensors", f"{role}_tiny", input_size=1024)
             for role in ("baseline", "cat")}  # big inputs: each forward takes a while
     load_models(qtbot, window, slow)
-    window.state.add_images(write_good_images(tmp_path / "imgs", 3))
+    window.state.add_images(write_good_images(tmp_path / "imgs", 4))
+    wait_results(qtbot, window)  # drawn once: first-use costs (imports, caches) are paid
     qtbot.waitUntil(lambda: all(e.image is not None for e in window.state.images), timeout=20000)
-    ticks, last = [], [time.perf_counter()]  # (gap since the previous tick, tasks pending)
+    # CPU time of the GUI thread between timer ticks: unlike wall time, it does not grow when
+    # other processes load the machine, and a model run on the GUI thread would show in it.
+    ticks, last = [], [time.thread_time()]  # (GUI-thread CPU seconds since the previous tick, tasks pending)
 
     def tick():
-        now = time.perf_counter()
+        now = time.thread_time()
         ticks.append((now - last[0], window.controller.pending))
         last[0] = now
 
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(10)
-    for i in range(3):  # move on before work finishes: stale work is cancelled
+    for i in range(1, 4):  # move on before work finishes: stale work is cancelled
         window.state.select(i)
     qtbot.waitUntil(lambda: window.controller.pending == 0 and window.state.result("cat") is not None, timeout=30000)
     timer.stop()
     busy_ticks = [gap for gap, pending in ticks if pending > 0]
     assert busy_ticks, "the event loop never ran while models were working"
-    assert max(gap for gap, _ in ticks) < 0.5  # the GUI thread never blocked on a model
-    assert window.state.result("cat", window.state.images[0]) is None  # image 0's work was dropped
+    loaded, image = window.state.models["cat"], window.state.current_entry.image
+    start = time.thread_time()
+    run_model(loaded, image)  # what one forward costs this thread, for comparison
+    forward = time.thread_time() - start
+    assert max(gap for gap, _ in ticks) < forward / 2, (max(gap for gap, _ in ticks), forward)
+    assert window.state.result("cat", window.state.images[2]) is None  # image 2's work was dropped
 
 
 def test_settings_persist_across_windows(qtbot, window, checkpoints):

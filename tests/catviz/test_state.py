@@ -172,3 +172,11 @@ def test_result_cache_is_bounded_and_keeps_the_newest(monkeypatch):
     state.set_result(Path("2.png"), "cat", np.zeros(1))  # refreshed: now the newest
     state.set_result(Path("5.png"), "cat", object())
     assert [p.name for p, _ in state.results] == ["4.png", "2.png", "5.png"]
+
+
+def test_result_cache_is_bounded_by_bytes_too(monkeypatch):
+    monkeypatch.setattr(state_module, "MAX_RESULT_BYTES", 2500)
+    state = AppState()
+    for i in range(4):
+        state.set_result(Path(f"{i}.png"), "cat", SimpleNamespace(nbytes=1000))
+    assert [p.name for p, _ in state.results] == ["2.png", "3.png"]

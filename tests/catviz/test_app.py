@@ -1,0 +1,61 @@
+"""``catviz`` as a command: flags checked before any work, what it opens, --screenshot."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from catviz import app, demo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--size", "big"], "--size must be WIDTHxHEIGHT"),
+    (["--limit", "0"], "--limit must be at least 1"),
+    (["--device", "tpu9"], "--device tpu9"),
+    (["--dataset", "imagenet"], "invalid choice"),
+])
+def test_bad_flags_are_usage_errors_before_any_work(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        app.main(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_demo_dataset_comes_with_the_demo_models(monkeypatch, tmp_path):
+    image = tmp_path / "0.png"
+    monkeypatch.setattr(app, "dataset_images", lambda *a: ([image], {image: {"3"}}))
+    checkpoints, paths, truth = app.app_sources(app.build_parser().parse_args(["--dataset", "demo"]))
+    assert checkpoints == demo.DEMO_CHECKPOINTS and paths == [image] and truth == {image: {"3"}}
+    checkpoints, paths, _ = app.app_sources(app.build_parser().parse_args([str(tmp_path)]))
+    assert checkpoints == {} and paths == [tmp_path]  # a folder alone: no models (the window says how to add them)
+
+
+def test_a_missing_dataset_is_a_message_not_a_traceback(tmp_path, capsys):
+    assert app.main(["--dataset", "voc", "--data-root", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "missing" in err and "Traceback" not in err
+
+
+def test_missing_qt_system_libraries_stop_before_qt_starts(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.setattr(app.system_libs, "main", lambda: 1)  # it printed the apt-get line
+    monkeypatch.setattr(app, "_screenshot_when_ready", lambda *a: started.append(a))
+    assert app.main([str(tmp_path)]) == 1 and started == []
+
+
+def test_screenshot_exits_even_with_no_models(tmp_path):
+    image = tmp_path / "imgs" / "a.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.zeros((40, 60, 3), np.uint8))
+    shot = tmp_path / "shot.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([sys.executable, "-m", "catviz.app", str(image.parent), "--screenshot", str(shot),
+                           "--device", "cpu"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.stat().st_size > 0
