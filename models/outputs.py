@@ -28,6 +28,13 @@ class LevelSpec:
     kind: str
     sources: tuple[str, ...]
 
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """The explanation grid for an input of ``height`` x ``width`` pixels.
+
+        Ceil division: each stride-2 step of a (padded) CNN rounds up.
+        """
+        return -(-height // self.stride), -(-width // self.stride)
+
 
 @dataclass(frozen=True)
 class ModelSpec:

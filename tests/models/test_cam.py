@@ -57,7 +57,7 @@ def test_complete_cams_add_up_to_every_level_logit(name, size):
     assert tuple(result.maps) == spec.level_names and all(result.exact.values())
     for level in spec.levels:
         maps = result.maps[level.name]
-        assert maps.shape == (2, model.num_classes, -(-size[0] // level.stride), -(-size[1] // level.stride))
+        assert maps.shape == (2, model.num_classes, *level.grid(*size))
         _close(maps.mean((2, 3)) + result.offsets[level.name], result.level_logits[level.name])
         share = result.layer_share[level.name]
         assert tuple(share) == (*level.sources, "offset")
@@ -66,8 +66,8 @@ def test_complete_cams_add_up_to_every_level_logit(name, size):
         if level.kind == "gap":
             np.testing.assert_array_equal(result.offsets[level.name], np.broadcast_to(
                 model.classifiers[level.name].bias.detach().numpy(), (2, model.num_classes)))
-    finest = min(level.stride for level in spec.levels)
-    assert result.combined.shape[-2:] == (-(-size[0] // finest), -(-size[1] // finest))
+    finest = min(spec.levels, key=lambda level: level.stride)
+    assert result.combined.shape[-2:] == finest.grid(*size)
     _close(result.combined.mean((2, 3)) + sum(result.offsets.values()), result.logits)
 
 

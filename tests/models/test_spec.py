@@ -41,7 +41,7 @@ def test_spec_states_levels_kinds_and_sources(name):
 
 
 @pytest.mark.parametrize("name", TINY + ["cat", "cat_mha"])
-@pytest.mark.parametrize("size", [(64, 96), (96, 64)])
+@pytest.mark.parametrize("size", [(64, 96), (96, 64), (100, 75)])
 def test_spec_matches_what_the_forward_pass_returns(name, size):
     model = _model(name)
     spec = model.spec
@@ -54,7 +54,7 @@ def test_spec_matches_what_the_forward_pass_returns(name, size):
     for level in spec.levels:
         # The explanation grid of a level is the input divided by its stride.
         grid = out.features[level.name if level.kind == "gap" else f"{level.name}.context"].shape[-2:]
-        assert tuple(grid) == (size[0] // level.stride, size[1] // level.stride)
+        assert tuple(grid) == level.grid(*size)
 
 
 @pytest.mark.parametrize("name", TINY)
