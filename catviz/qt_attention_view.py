@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from .qt_overlay import ColorBar, OverlayPanel, display_image
 from .render import SEQUENTIAL, Scale, colormap_for
-from .results import InferenceResult, attention_rollout
+from .results import InferenceResult
 from .state import AppState, Event
 
 ROLLOUT, MEAN = "rollout", "mean"
@@ -28,7 +28,7 @@ def lrd_map(result: InferenceResult, grid: tuple[int, int], layer, head, query: 
         return None
     layers = [result.attention[k] for k in keys]
     if layer == ROLLOUT:
-        matrix = attention_rollout(layers)
+        matrix = result.rollout  # computed in the worker: an N x N product per layer
     else:
         weights = layers[int(layer)]
         matrix = weights.mean(0) if head == MEAN else weights[int(head)]
@@ -114,7 +114,10 @@ class QtAttentionView(QWidget):
         heads = spec.num_heads if spec is not None else 0
         self._fill(self.head, [MEAN, *map(str, range(heads))] if heads else [], str(self.state.settings.head),
                    "this model has no attention")
-        self.help.setVisible("lrd" in self.panels)
+        if spec is not None and not self.panels:
+            self.help.setText("The model in the CAT slot has no attention to show (no LRD, no cross-layer classifier).")
+        else:
+            self.help.setText("Click the LRD image to pick a query position." if "lrd" in self.panels else "")
         self.refresh(new_image=True)
 
     def _fill(self, combo: QComboBox, items: list[str], wanted: str, reason: str) -> None:

@@ -310,8 +310,6 @@ class QtCamView(QWidget):
         if entry.error:
             return f"{name}: this file cannot be shown (see below)", "#b00020", entry.error
         result = self.state.result(role)
-        if entry is None or entry.error:
-            return f"{name}: {'image unreadable' if entry is not None else 'no image'}", "#777", ""
         if result is None or label is None:
             return f"{name}: running the model …", "#777", ""
         names = self.state.class_names

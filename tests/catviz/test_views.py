@@ -324,3 +324,32 @@ def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, tmp_pat
             assert title.right() <= width + 1, key
     finally:
         controller.shutdown()
+
+
+def test_attention_of_ablations_without_lrd_or_clf(qtbot, app_state, tmp_path):
+    state, controller = app_state
+    view = show(qtbot, QtAttentionView(state))
+    images = write_good_images(tmp_path / "imgs", 1)
+    fill(qtbot, state, controller, {"cat": save_model(tmp_path / "n.safetensors", "cat_no_lrd_tiny")}, images)
+    assert list(view.panels) == [k.split(".")[1] for k in state.spec("cat").attention_keys]  # PMA panels only
+    assert not view.layer.isEnabled() and "no LRD" in view.layer.toolTip()
+    assert all(m is not None for m in view.current_maps().values())
+    controller.load_checkpoint(save_model(tmp_path / "f.safetensors", "fpn_tiny"), "cat")
+    qtbot.waitUntil(lambda: state.models["cat"].meta.model == "fpn_tiny", timeout=60000)
+    assert view.panels == {} and not view.head.isEnabled()
+    assert "no attention" in view.help.text()
+
+
+def test_an_unreadable_image_says_so_in_every_panel(qtbot, app_state, checkpoints, tmp_path):
+    state, controller = app_state
+    cams, predictions = show(qtbot, QtCamView(state)), show(qtbot, QtPredictions(state), (360, 760))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    state.add_images([broken])
+    state.select(1)
+    qtbot.waitUntil(lambda: state.current_entry.error is not None, timeout=60000)
+    for panel in cams.panels.values():
+        assert "cannot be shown" in panel.title.text and panel.heat is None
+    assert "broken.png" in cams.hint.text()
+    assert predictions.table.topLevelItemCount() == 0 and predictions.bars.labels == []  # nothing stale
