@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QStyle
 
@@ -52,9 +52,8 @@ class QtImageList(QListWidget):
             item.setForeground(QColor("#b00020"))
             item.setToolTip(entry.error)
             return
-        pixmap = QPixmap.fromImage(to_qimage(entry.image)).scaled(
-            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-        item.setIcon(QIcon(pixmap))
+        if entry.thumbnail is not None and item.icon().isNull():
+            item.setIcon(QIcon(QPixmap.fromImage(to_qimage(entry.thumbnail))))
 
     def _on_selection_changed(self, entry: ImageEntry | None) -> None:
         if self.currentRow() != self.state.current:

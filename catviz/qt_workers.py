@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from models.attribution import Cancelled
 from models.checkpoint import CheckpointError
 from models.device import resolve_device
-from models.preprocess import ImageLoadError, load_image
+from models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
 
 from . import figure, inference
 from .inference import LoadedModel
@@ -32,6 +32,13 @@ from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 _logger = logging.getLogger(__name__)
 # Task priorities: a higher one starts first when the pool has a free thread.
 LOAD_MODEL, DECODE_CURRENT, INFERENCE, ATTRIBUTE, DECODE_OTHER = 4, 3, 2, 1, 0
+THUMBNAIL_SIDE = 144  # the list shows 72 px icons; twice that for high-DPI screens
+
+
+def decode(path: Path, max_side: int = MAX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """A display copy (at most ``max_side`` px a side) and a thumbnail, both made off the GUI thread."""
+    image = load_image(path, max_side)
+    return image, shrink(image, THUMBNAIL_SIDE)
 
 
 class TaskSignals(QObject):
@@ -229,13 +236,15 @@ class InferenceController(QObject):
         key = ("decode", path)
         if self._running(key) is not None:
             return
-        self._submit(lambda task: load_image(path),  # a display copy: at most 2048 px a side
-                     lambda image: self._decoded(path, image),
+        # Models see the copy resized to their input size: never smaller than that.
+        max_side = max([MAX_SIDE, *(m.meta.input_size for m in self.state.models.values())])
+        self._submit(lambda task: decode(path, max_side),
+                     lambda images: self._decoded(path, *images),
                      lambda message: self.state.set_image_data(path, None, message),
                      priority=priority, key=key)
 
-    def _decoded(self, path: Path, image: np.ndarray) -> None:
-        self.state.set_image_data(path, image, None)
+    def _decoded(self, path: Path, image: np.ndarray, thumbnail: np.ndarray) -> None:
+        self.state.set_image_data(path, image, None, thumbnail)
         entry = self.state.current_entry
         if entry is not None and entry.path == path:
             self.request_current()
@@ -285,7 +294,7 @@ class InferenceController(QObject):
         def render(task: Task) -> str:
             rows = []
             for e in entries:
-                image = e.image if e.image is not None else load_image(e.path)
+                image = e.image if e.image is not None else decode(e.path)[0]
                 results = {role: cached.get((e.path, role)) or inference.run_model(m, image) for role, m in loaded.items()}
                 rows.append(figure.FigureRow(e.path.name, image, results, e.ground_truth))
             figure.save_png(path, figure.render_figure(rows, class_names, s.threshold, s.opacity))

@@ -74,6 +74,7 @@ class ImageEntry:
     ground_truth: set[str] | None = None  # label names, when known
     image: np.ndarray | None = None  # display copy (≤ 2048 px a side) while cached
     error: str | None = None  # why it cannot be shown
+    thumbnail: np.ndarray | None = None  # small RGB copy for the list, kept once made
 
 
 @dataclass
@@ -161,12 +162,15 @@ class AppState(Observable):
     def entry(self, path: Path) -> ImageEntry | None:
         return next((e for e in self.images if e.path == path), None)
 
-    def set_image_data(self, path: Path, image: np.ndarray | None, error: str | None) -> None:
+    def set_image_data(self, path: Path, image: np.ndarray | None, error: str | None,
+                       thumbnail: np.ndarray | None = None) -> None:
         """A decoded display copy (kept within ``MAX_IMAGE_BYTES``) or why it failed."""
         entry = self.entry(path)
         if entry is None:
             return
         entry.image, entry.error = image, error
+        if thumbnail is not None:
+            entry.thumbnail = thumbnail
         self._decoded.pop(path, None)
         if image is not None:
             self._decoded[path] = image.nbytes
