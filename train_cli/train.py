@@ -61,7 +61,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
             cfg.model, num_classes, pretrained=cfg.pretrained and not cfg.pretrained_file,
             pretrained_file=cfg.pretrained_file, **model_args,
         )
-    except (OSError, RuntimeError, ValueError) as err:
+    except ValueError as err:  # e.g. a timm backbone without feature extraction
+        raise RunError(f"could not build {cfg.model!r}: {err}") from err
+    except (OSError, RuntimeError) as err:
         raise RunError(
             f"could not build {cfg.model!r} with its pretrained weights ({err}); offline, "
             "pass --pretrained-file FILE or --no-pretrained"
