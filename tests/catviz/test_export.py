@@ -153,7 +153,8 @@ def test_a_bad_checkpoint_is_a_message_not_a_traceback(tmp_path, checkpoints, ca
 def test_other_methods_and_colour_maps_as_in_the_app(tmp_path, checkpoints):
     good = write_good_images(tmp_path / "imgs", 1)
     out = tmp_path / "gradcam.png"
-    assert _export(*good, "--out", out, "--method", "GradCAM", "--colormap", "turbo", checkpoints=checkpoints) == 0
+    assert main(["export", str(good[0]), "--cat", str(checkpoints["cat"]), "--out", str(out), "--device", "cpu",
+                 "--method", "GradCAM", "--colormap", "turbo"]) == 0
     assert cv2.imread(str(out)) is not None
 
 
