@@ -97,16 +97,18 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--num-classes", type=int, default=80)
     parser.add_argument("--clf-batch", type=int, default=16)
+    parser.add_argument("--tiny", action="store_true", help="the *_tiny variants (smoke runs, e.g. bench/gpu_check.py --dry-run)")
+    parser.add_argument("--json", type=Path, help="results file (default bench/results/models-<device>-<dtype>.json)")
     args = parser.parse_args()
     device = models.resolve_device(args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     torch.manual_seed(0)
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    peak = matmul_gflops(device, dtype)
+    peak = matmul_gflops(device, dtype, 256 if args.tiny else 2048)  # bf16 on a CPU: 2048³ takes minutes
     images = torch.randn(1, 3, args.size, args.size, device=device, dtype=dtype)
     rows = []
     for name, kwargs in VARIANTS:
-        model = models.create_model(name, args.num_classes, **kwargs).eval().to(device, dtype)
+        model = models.create_model(name + "_tiny" * args.tiny, args.num_classes, **kwargs).eval().to(device, dtype)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -120,7 +122,7 @@ def main() -> None:
     baseline_ms = rows[0]["latency_ms"]
     for row in rows:
         row["vs_baseline"] = row["latency_ms"] / baseline_ms
-    clf = {kind: clf_step(kind, args.size, args.clf_batch, device, dtype) for kind in ("pma", "mha")}
+    clf = {kind: clf_step(kind, args.size, args.clf_batch, device, dtype, 64 if args.tiny else 1024) for kind in ("pma", "mha")}
 
     print(f"machine: {machine}; device {device}, {args.dtype}, input {args.size}², batch 1")
     print(f"large matmul (2048³): {peak:.1f} GFLOP/s")
@@ -134,7 +136,7 @@ def main() -> None:
         print(f"  {kind.upper()}: {r['seconds'] * 1000:.0f} ms, saved activations {r['saved_activation_MiB']:.0f} MiB{extra}")
     print(f"  MHA/PMA: time x{clf['mha']['seconds'] / clf['pma']['seconds']:.1f}, "
           f"memory x{clf['mha']['saved_activation_MiB'] / clf['pma']['saved_activation_MiB']:.1f}")
-    out = Path(__file__).parent / "results" / f"models-{device.type}-{args.dtype}.json"
+    out = args.json or Path(__file__).parent / "results" / f"models-{device.type}-{args.dtype}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": str(device), "dtype": args.dtype, "size": args.size,
                                "matmul_GFLOPs": peak, "models": rows, "clf_step": clf}, indent=2))

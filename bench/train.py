@@ -28,9 +28,11 @@ from train_cli.distributed import DistInfo
 from train_cli.train import make_loader, transform_config
 
 
-def step_fn(model, optimizer, device, amp):
+def step_fn(model, optimizer, device, amp, channels_last=False):
     def step(images, targets):
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
             logits = model(images).logits
         loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
@@ -62,6 +64,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--amp", choices=["none", "bf16"], default="none")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last model and inputs")
+    parser.add_argument("--json", type=Path, help="results file (default bench/results/train-<device>-<size>px-w<workers>.json)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-root", help="demo set folder (default ~/.cache/catviz)")
     args = parser.parse_args()
@@ -72,10 +76,12 @@ def main() -> None:
     for name in args.models:
         torch.manual_seed(0)
         model = models.create_model(name, len(train_split.class_names)).to(device).train()
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         cfg = TrainConfig(img_size=args.size, batch_size=args.batch_size, workers=args.workers)
         loader = make_loader(train_split, transform_config(cfg, model), True, cfg, DistInfo())
-        step = step_fn(model, optimizer, device, args.amp)
+        step = step_fn(model, optimizer, device, args.amp, args.channels_last)
         real_batches = (b for i, b in zip(range(args.steps + 3), loader, strict=False))
         real = images_per_second(real_batches, step, device)
         fake = [(torch.randn(args.batch_size, 3, args.size, args.size),
@@ -92,17 +98,18 @@ def main() -> None:
             if i == args.steps:
                 break
         pipeline[workers] = count / (time.perf_counter() - start)
-    print(f"machine: {machine}; device {device}; {args.size}², batch {args.batch_size}, amp {args.amp}")
+    print(f"machine: {machine}; device {device}; {args.size}², batch {args.batch_size}, amp {args.amp}, "
+          f"channels_last {args.channels_last}")
     print(f"{'model':<16}{'train img/s':>13}{'bare img/s':>12}{'ratio':>7}")
     for r in rows:
         print(f"{r['model']:<16}{r['train_img_s']:>13.1f}{r['bare_img_s']:>12.1f}{r['ratio']:>7.2f}")
     for workers, rate in pipeline.items():
         per = rate / max(workers, 1)
         print(f"data pipeline, {workers} workers: {rate:.0f} img/s ({per:.0f} per worker{' (main process)' if not workers else ''})")
-    out = Path(__file__).parent / "results" / f"train-{device.type}-{args.size}px-w{args.workers}.json"
+    out = args.json or Path(__file__).parent / "results" / f"train-{device.type}-{args.size}px-w{args.workers}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": str(device), "size": args.size,
-                               "batch_size": args.batch_size, "models": rows,
+                               "batch_size": args.batch_size, "amp": args.amp, "channels_last": args.channels_last, "models": rows,
                                "pipeline_img_s": {str(k): v for k, v in pipeline.items()}}, indent=2))
     print(f"wrote {out}")
 

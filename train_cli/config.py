@@ -50,11 +50,13 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd | adamw
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    decay_bias_norm: bool = True  # weight decay on biases and norm weights too (the paper names no exception)
     schedule: str = "step"  # step | cosine | onecycle
     lr_step: int = 30  # step schedule: epochs between decays
     lr_gamma: float = 0.1
     warmup_epochs: float = 0.0
     img_size: int = 448
+    crop: str = "multiscale"  # multiscale (ML-GCN's, paper) | plain (resize to img-size*512/448, random crop)
     hflip: bool = True
     randaugment: bool = False
     cutout: float = 0.0  # probability of random erasing
@@ -81,7 +83,8 @@ class TrainConfig:
 DATASET_PRESETS = {
     "demo": dict(
         model="cat_tiny", pretrained=False, epochs=12, batch_size=16, lr=2e-3, optimizer="adamw",
-        weight_decay=0.05, schedule="cosine", warmup_epochs=1.0, img_size=128, hflip=False,
+        weight_decay=0.05, schedule="cosine", warmup_epochs=1.0, img_size=128, hflip=False, crop="plain",
+        decay_bias_norm=False,
     ),
 }
 
@@ -91,6 +94,7 @@ CHOICES = {
     "schedule": ["step", "cosine", "onecycle"],
     "loss": ["bce", "asl"],
     "amp": ["none", "bf16", "fp16"],
+    "crop": ["multiscale", "plain"],
     "fpn_out_conv": ["3x3", "1x1", "none"],
 }
 
@@ -110,11 +114,15 @@ HELP = {
     "optimizer": "sgd (paper) or adamw",
     "momentum": "SGD momentum",
     "weight_decay": "weight decay",
+    "decay_bias_norm": "apply weight decay to biases and normalisation weights too (paper); "
+    "--no-decay-bias-norm exempts them (a common modern choice, not the paper's)",
     "schedule": "step (x lr-gamma every lr-step epochs, paper), cosine or onecycle",
     "lr_step": "step schedule: epochs between decays",
     "lr_gamma": "step schedule: decay factor",
     "warmup_epochs": "linear warm-up length in epochs (fractions allowed)",
-    "img_size": "training crop / test resize (train: resize to img-size*512/448, random crop)",
+    "img_size": "training crop / test resize",
+    "crop": "training crop: multiscale (ML-GCN's MultiScaleCrop: scales 1-0.5 of the shorter side, 13 fixed "
+    "positions, resized to img-size; the paper's) or plain (resize to img-size*512/448, random img-size crop)",
     "hflip": "random horizontal flips in training",
     "randaugment": "RandAugment on training images",
     "cutout": "probability of Cutout (random erasing) per training image",

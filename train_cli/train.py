@@ -75,9 +75,20 @@ def transform_config(cfg: TrainConfig, model: nn.Module) -> TransformConfig:
     """Normalisation from the backbone's pretrained config: one source of truth."""
     data_cfg = timm.data.resolve_data_config({}, model=unwrap(model).backbone)
     return TransformConfig(
-        img_size=cfg.img_size, hflip=cfg.hflip, randaugment=cfg.randaugment, cutout=cfg.cutout,
+        img_size=cfg.img_size, crop=cfg.crop, hflip=cfg.hflip, randaugment=cfg.randaugment, cutout=cfg.cutout,
         mean=tuple(data_cfg["mean"]), std=tuple(data_cfg["std"]),
     )
+
+
+def param_groups(model: nn.Module, decay_bias_norm: bool = True) -> list[dict]:
+    """Optimizer groups: every parameter decays (the paper), or biases and norm weights
+    (every parameter with at most one dimension) are exempt with ``decay_bias_norm=False``."""
+    if decay_bias_norm:
+        return [{"params": list(model.parameters())}]
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def make_loss(cfg: TrainConfig):
@@ -180,10 +191,7 @@ class Trainer:
         )
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = param_groups(self.model, self.cfg.decay_bias_norm)
         if self.cfg.optimizer == "adamw":
             return torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         return torch.optim.SGD(groups, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, Sampler
 from models.preprocess import ImageLoadError, load_image, resize, to_tensor
 
 from .readers import MultiLabelSplit
+from .transforms import multi_scale_crop
 
 _logger = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ _logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TransformConfig:
     img_size: int = 448
-    resize_ratio: float = 512 / 448  # paper: resize to 512, random crop 448
+    crop: str = "multiscale"  # ML-GCN's multi-scale crop (transforms.py) or "plain"
+    resize_ratio: float = 512 / 448  # plain crop: resize to 512, random crop 448
     hflip: bool = True
     randaugment: bool = False
     cutout: float = 0.0
@@ -57,10 +59,13 @@ class MultiLabelDataset(Dataset):
         cfg = self.transform
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            big = round(cfg.img_size * cfg.resize_ratio)
-            image = resize(image, big)
-            y, x = rng.integers(0, big - cfg.img_size + 1, 2)
-            image = image[y : y + cfg.img_size, x : x + cfg.img_size]
+            if cfg.crop == "multiscale":
+                image = multi_scale_crop(image, cfg.img_size, rng)
+            else:
+                big = round(cfg.img_size * cfg.resize_ratio)
+                image = resize(image, big)
+                y, x = rng.integers(0, big - cfg.img_size + 1, 2)
+                image = image[y : y + cfg.img_size, x : x + cfg.img_size]
             if cfg.hflip and rng.random() < 0.5:
                 image = image[:, ::-1]
             if cfg.randaugment or cfg.cutout:

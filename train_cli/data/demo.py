@@ -37,12 +37,13 @@ def default_root() -> Path:
     return Path(os.environ.get("CATVIZ_CACHE", Path.home() / ".cache" / "catviz")) / f"demo-v{VERSION}"
 
 
-def _background(rng: np.random.Generator) -> np.ndarray:
+def background(rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.ndarray:
+    """A smooth random-colour float image crossed by 1-3 clutter strokes."""
     low = rng.uniform(40, 215, (4, 4, 3)).astype(np.float32)
-    image = cv2.resize(low, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
     image += rng.normal(0, 6, image.shape).astype(np.float32)
     for _ in range(rng.integers(1, 4)):  # clutter strokes that are no digit
-        p1, p2 = rng.integers(0, IMAGE_SIZE, 2), rng.integers(0, IMAGE_SIZE, 2)
+        p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
         color = rng.uniform(0, 255, 3).tolist()
         cv2.line(image, tuple(int(v) for v in p1), tuple(int(v) for v in p2), color, int(rng.integers(1, 3)))
     return image
@@ -52,21 +53,22 @@ FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COM
          cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN)
 
 
-def _typeset_mask(digit: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A (size, size) mask of ``digit`` in a random Hershey font, weight and slant."""
-    font = FONTS[rng.integers(len(FONTS))]
+def typeset_mask(text: str, size: int, rng: np.random.Generator, fonts: tuple[int, ...] = FONTS) -> np.ndarray:
+    """A (size, size) mask of ``text`` in a random font of ``fonts``, weight and slant."""
+    font = fonts[rng.integers(len(fonts))]
     canvas = np.zeros((64, 64), np.uint8)
     thickness = int(rng.integers(2, 6))
-    (w, h), _ = cv2.getTextSize(str(digit), font, 1.0, thickness)
+    (w, h), _ = cv2.getTextSize(text, font, 1.0, thickness)
     scale = 44 / max(w, h)
-    (w, h), _ = cv2.getTextSize(str(digit), font, scale, thickness)
-    cv2.putText(canvas, str(digit), ((64 - w) // 2, (64 + h) // 2), font, scale, 255, thickness, cv2.LINE_AA)
+    (w, h), _ = cv2.getTextSize(text, font, scale, thickness)
+    cv2.putText(canvas, text, ((64 - w) // 2, (64 + h) // 2), font, scale, 255, thickness, cv2.LINE_AA)
     rotation = cv2.getRotationMatrix2D((32, 32), float(rng.uniform(-20, 20)), 1.0)
     canvas = cv2.warpAffine(canvas.astype(np.float32) / 255, rotation, (64, 64))
     return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def _paste_digit(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int], rng: np.random.Generator) -> None:
+def paste(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int], rng: np.random.Generator) -> None:
+    """Blend ``mask`` into ``image`` at ``box`` (x, y, size) in a colour contrasting with what is behind."""
     x, y, size = box
     mask = np.clip(mask, 0, 1)[..., None]
     behind = image[y : y + size, x : x + size]
@@ -77,7 +79,7 @@ def _paste_digit(image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int],
 
 
 def _scene(scans: np.ndarray, digits: np.ndarray, rng: np.random.Generator):
-    image = _background(rng)
+    image = background(rng)
     count = int(rng.integers(1, 5))
     classes = rng.choice(10, size=count, replace=False)
     boxes = []
@@ -92,8 +94,8 @@ def _scene(scans: np.ndarray, digits: np.ndarray, rng: np.random.Generator):
             scan = scans[rng.choice(np.flatnonzero(digits == cls))].astype(np.float32) / 16.0
             mask = cv2.resize(scan, (size, size), interpolation=cv2.INTER_CUBIC)
         else:
-            mask = _typeset_mask(int(cls), size, rng)
-        _paste_digit(image, mask, boxes[-1], rng)
+            mask = typeset_mask(str(cls), size, rng)
+        paste(image, mask, boxes[-1], rng)
     return np.clip(image, 0, 255).astype(np.uint8), list(zip(classes.tolist(), boxes, strict=True))
 
 
