@@ -16,6 +16,34 @@ METHODS = (CAM, *GRAD_CAM_METHODS, *ATTRIBUTION_METHODS)
 LOGIT_UNITS = "logit contribution"
 
 
+#: "How are these computed?" continues with this after the CAM explanation of :mod:`models.cam`.
+DISPLAY_MARKDOWN = """\
+### Reading the display
+
+**Colours.** Signed maps (complete CAM, Integrated Gradients, Occlusion) use a diverging
+colour map centred on zero: red adds to the label's logit, blue takes away from it. A
+position's opacity grows with the size of its value, so where there is no evidence the
+(greyed) image shows through. The colour bar beside each row is in the map's units.
+
+**One scale.** The baseline and CAT panels share one zero-centred scale, and so do CAT's
+per-level panels: equal colours mean equal logits, so intensities compare across models
+and levels. *Per-panel scale* scales each panel to its own largest value instead (the
+titles then give each range; panels no longer compare). *Positive evidence only* hides
+the blue part. Integrated Gradients' scale ends at the 99th percentile of |value|, since
+a few pixels carry extreme values; those saturate.
+
+**Other methods.** The grad-cam package's methods (GradCAM, ..., EigenCAM) explain one
+layer — the chosen level, or a model's finest level for *combined* (the title names
+it) — and return maps min-max scaled to 0-1: a sequential colour map, no units, no
+sign. EigenCAM does not depend on the label. Integrated Gradients (against the black
+image) and Occlusion attribute input pixels; they have no level.
+
+**Deletion AUC.** The button deletes the image's pixels in the order of each shown map,
+most salient first, and reports the area under the label's probability curve (RISE):
+lower means the map found what the model uses.
+"""
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     name: str

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .methods import CAM, LOGIT_UNITS, METHODS, MethodInfo, method_info
+from .methods import CAM, DISPLAY_MARKDOWN, LOGIT_UNITS, METHODS, MethodInfo, method_info
 from .qt_overlay import ColorBar, OverlayPanel, display_image
 from .render import COLORMAPS, DIVERGING, Scale, cam_map, colormap_for, symmetric_scale
 from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
@@ -374,7 +374,7 @@ class QtCamView(QWidget):
         dialog.setWindowTitle("How catviz computes its maps")
         text = QTextBrowser()
         text.setOpenExternalLinks(True)
-        text.setMarkdown(models.cam.EXPLANATION_MARKDOWN)
+        text.setMarkdown(models.cam.EXPLANATION_MARKDOWN + "\n\n" + DISPLAY_MARKDOWN)
         layout = QVBoxLayout(dialog)
         layout.addWidget(text)
         dialog.resize(640, 560)

@@ -133,6 +133,7 @@ def test_how_are_these_computed_renders_markdown(qtbot, app_state):
     text = browser.toPlainText()
     assert len(text) > 200
     assert "**" not in text and "``" not in text  # rendered, not raw markup
+    assert "Reading the display" in text and "one zero-centred scale" in text
     view.derivation.close()
 
 
