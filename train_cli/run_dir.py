@@ -20,6 +20,7 @@ import errno
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 
 from .errors import UsageError
@@ -70,10 +71,16 @@ def _acquire(folder: Path) -> RunLock:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            holder = _holder(fd)
-            os.close(fd)
             if err.errno not in (errno.EACCES, errno.EAGAIN):
+                os.close(fd)
                 raise
+            holder = _holder(fd)
+            for _ in range(20):  # the holder writes its pid just after locking
+                if holder:
+                    break
+                time.sleep(0.05)
+                holder = _holder(fd)
+            os.close(fd)
             raise UsageError(
                 f"run folder {folder} is in use by another catviz-train process (pid {holder or '?'}, "
                 f"lock file {path}); wait for it to finish or choose another --out"
