@@ -369,5 +369,7 @@ def grad_cam(
 def check_label(model: nn.Module, label: int) -> None:
     """Raise ``ValueError`` unless ``label`` indexes one of the model's labels."""
     count = model.num_classes
-    if isinstance(label, bool) or not isinstance(label, int | np.integer) or not 0 <= label < count:
-        raise ValueError(f"label index {label!r} is out of range: this model has {count} labels (0..{count - 1})")
+    if isinstance(label, bool) or not isinstance(label, int | np.integer):
+        raise ValueError(f"label index must be an integer, got {label!r}")
+    if not 0 <= label < count:
+        raise ValueError(f"label index {label} is out of range: this model has {count} labels (0..{count - 1})")
