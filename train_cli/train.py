@@ -255,7 +255,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             if "cuda_rng" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
-        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as err:
             raise CheckpointError(f"{path}: resume state does not fit this run ({type(err).__name__}: {err})") from err
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.saved_at = (self.epoch, self.step_in_epoch)
