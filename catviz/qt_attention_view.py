@@ -19,6 +19,8 @@ from .state import AppState, Event
 ROLLOUT, MEAN = "rollout", "mean"
 LRD_PREFIX, CLF_PREFIX = "lrd.", "clf."
 ATTENTION_SCALE = Scale(0.0, 1.0)
+#: Two panels a row: three wide photos side by side would leave each a third of the width.
+PANELS_PER_ROW = 2
 
 
 def lrd_map(result: InferenceResult, grid: tuple[int, int], layer, head, query: tuple[int, int] | None):
@@ -103,9 +105,15 @@ class QtAttentionView(QWidget):
         keys += [k[len(CLF_PREFIX):] for k in (spec.attention_keys if spec is not None else ()) if k.startswith(CLF_PREFIX)]
         if keys != list(self.panels):
             self.canvas.ci.clear()
-            self.panels = {key: OverlayPanel(self.canvas.ci, 0, col, key) for col, key in enumerate(keys)}
+            columns = min(len(keys), PANELS_PER_ROW)
+            self.panels = {key: OverlayPanel(self.canvas.ci, 2 * (i // columns), i % columns, key)
+                           for i, key in enumerate(keys)}
+            for column in range(columns):
+                self.canvas.ci.layout.setColumnStretchFactor(column, 1)
+            for row in range(2 * -(-len(keys) // max(columns, 1))):  # images take the height, titles hug them
+                self.canvas.ci.layout.setRowStretchFactor(row, row % 2)
             self.bar = ColorBar()
-            self.canvas.ci.addItem(self.bar, row=1, col=len(keys))
+            self.canvas.ci.addItem(self.bar, row=1, col=columns, rowspan=max(2 * ((len(keys) - 1) // max(columns, 1)), 0) + 1)
             if "lrd" in self.panels:
                 self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("w", width=3), brush=None)
                 self.panels["lrd"].view.addItem(self.marker)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QSizePolicy
 
 from .render import DIVERGING, Scale, colorize, lookup_table, muted, upsample
 
@@ -27,6 +28,7 @@ class OverlayPanel:
 
     def __init__(self, layout: pg.GraphicsLayout, row: int, col: int, title: str = ""):
         self.title = layout.addLabel(title, row=row, col=col, color="k", size="9pt")
+        self.title.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # hugs its text
         self.view = layout.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMouse=False)
         self.view.setMenuEnabled(False)
         self.image_item = pg.ImageItem()
