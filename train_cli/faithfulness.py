@@ -17,6 +17,7 @@ import sys
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -129,10 +130,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--device: {err}")
     if args.json and Path(args.json).exists() and not args.overwrite:
         parser.error(f"--json: {args.json} exists; pass --overwrite to replace it")
-    if not args.checkpoints:
-        from catviz.demo import DEMO_CHECKPOINTS
-
-        args.checkpoints = [str(DEMO_CHECKPOINTS["baseline"]), str(DEMO_CHECKPOINTS["cat"])]
+    if not args.checkpoints:  # the bundled demo pair (package data, as the app finds it)
+        assets = Path(str(resources.files("catviz_assets")))
+        args.checkpoints = [str(assets / "demo_baseline.safetensors"), str(assets / "demo_cat.safetensors")]
     return args
 
 
