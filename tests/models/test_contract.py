@@ -92,3 +92,17 @@ def test_cat_differs_from_its_ablations_only_in_the_documented_modules():
     assert names["cat_no_clf_tiny"] == {"backbone", "fpn", "lrd", "classifiers"}
     assert names["fpn_tiny"] == {"backbone", "fpn", "classifiers"}
     assert names["baseline_tiny"] == {"backbone", "classifiers"}
+
+
+def test_explained_attention_is_the_modules_attention_with_its_values():
+    torch.manual_seed(0)
+    block = models.create_model("cat_tiny", num_classes=2).eval().clf["P3"]
+    with torch.no_grad():
+        block.attn.in_proj_bias.normal_()
+    query, context = torch.randn(2, 3, 64), torch.randn(2, 40, 64)
+    out, weights, values = block.attend_explained(query, context)
+    ref_out, ref_weights = block.attend(query, context, need_weights=True)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(weights, ref_weights)
+    w_v, b_v = block.attn.in_proj_weight.chunk(3)[2], block.attn.in_proj_bias.chunk(3)[2]
+    torch.testing.assert_close(values, (context @ w_v.T + b_v).unflatten(-1, (8, 8)).transpose(1, 2))
