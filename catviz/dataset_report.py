@@ -88,20 +88,25 @@ def largest_objects(boxes: list[np.ndarray], sizes: np.ndarray, num_labels: int,
     NaN where the image has no box of that label or its size is unknown.
     """
     n = len(boxes)
-    area, share = np.full((n, num_labels), np.nan), np.full((n, num_labels), np.nan)
-    for i, rows in enumerate(boxes):
-        height, width = (float(v) for v in sizes[i])
-        if not len(rows) or height <= 0 or width <= 0:
-            continue
-        for label in np.unique(rows[:, 0]).astype(int):
-            if not 0 <= label < num_labels:
-                continue
-            mine = rows[rows[:, 0] == label]
-            solid = mine[mine[:, 3] == 0]
-            pick = solid if len(solid) else mine
-            largest = float((pick[:, 1] * pick[:, 2]).max())
-            share[i, label] = largest / (width * height)
-            area[i, label] = share[i, label] * input_size * input_size
+    counts = np.array([len(b) for b in boxes], dtype=np.int64)
+    if not counts.sum():
+        return np.full((n, num_labels), np.nan), np.full((n, num_labels), np.nan)
+    image = np.repeat(np.arange(n), counts)
+    rows = np.concatenate([b for b in boxes if len(b)])
+    label, box_area, crowd = rows[:, 0].astype(np.int64), rows[:, 1] * rows[:, 2], rows[:, 3] != 0
+    image_area = sizes[:, 0].astype(np.float64) * sizes[:, 1]
+    valid = (label >= 0) & (label < num_labels) & (image_area[image] > 0)
+
+    def largest(keep: np.ndarray) -> np.ndarray:
+        best = np.full((n, num_labels), -np.inf)
+        np.maximum.at(best, (image[keep], label[keep]), box_area[keep])
+        return best
+
+    solid, crowd_region = largest(valid & ~crowd), largest(valid & crowd)
+    best = np.where(np.isfinite(solid), solid, crowd_region)  # a crowd region only where nothing else
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(np.isfinite(best), best / image_area[:, None], np.nan)
+    area = share * input_size * input_size
     return area, share
 
 

@@ -360,6 +360,7 @@ class QtDatasetView(QWidget):
         self.images.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.images.horizontalHeader().setStretchLastSection(True)
         self.images.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        self.images.horizontalHeader().setResizeContentsPrecision(40)
         self.images.setColumnWidth(0, THUMB * 2 + 8)
         self.images.activated.connect(lambda index: self.open_image(index.row()))
         self.images.clicked.connect(lambda index: self.open_image(index.row()))
@@ -631,7 +632,7 @@ class QtDatasetView(QWidget):
                              self.fixes_filter.isChecked(), self.breaks_filter.isChecked())
         self.images_model.set_rows(self.report, self.data, rows)
         for column in range(1, self.images_model.columnCount()):  # not the thumbnails: only visible rows load them
-            self.images.resizeColumnToContents(column)
+            self.images.resizeColumnToContents(column)  # from the first rows only (resizeContentsPrecision)
         self.image_count.setText(f"{len(rows)} of {len(self.report.images)} images")
 
     # images -----------------------------------------------------------------------------
