@@ -59,7 +59,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
     try:
         model = models.create_model(
             cfg.model, num_classes, pretrained=cfg.pretrained and not cfg.pretrained_file,
-            pretrained_file=cfg.pretrained_file, **model_args,
+            pretrained_file=cfg.pretrained_file if cfg.pretrained else None, **model_args,
         )
     except ValueError as err:  # e.g. a timm backbone without feature extraction
         raise RunError(f"could not build {cfg.model!r}: {err}") from err

@@ -45,7 +45,7 @@ def test_the_paper_recipe_decays_every_parameter_and_crops_multiscale():
 
 
 @pytest.mark.parametrize(("argv", "decay_bias_norm", "crop"), [
-    ([], False, "plain"),  # the demo preset's own recipe
+    ([], True, "multiscale"),  # the demo preset: the paper's recipe, scaled
     (["--decay-bias-norm", "--crop", "multiscale"], True, "multiscale"),
     (["--no-decay-bias-norm", "--crop", "plain"], False, "plain"),
 ])

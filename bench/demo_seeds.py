@@ -1,0 +1,180 @@
+"""The demo over several seeds: ``python bench/demo_seeds.py [--seeds 0 1 2 3 4] [--models ...]``.
+
+Trains every model (baseline, CAT and the Table 3 ablations, ``*_tiny``) with the demo
+preset (the paper's recipe scaled, from the pretrained glyph trunk) once per seed, and
+scores each run's final epoch on the demo val split: mAP, CF1, OF1, per-class AP, the best
+epoch's mAP, the mAP curve, and **AP by object size**: for each size bucket, an image counts
+as a positive of a label when that label's digit in it has a side in the bucket; images
+where the label appears only at another size are left out of that label's AP; images
+without the label are its negatives. Buckets: thirds of the demo set's log-size range (16-80
+px): small < 27 px <= medium < 47 px <= large.
+
+Results go to ``bench/results/demo-seeds.json`` after every run; **a (seed, model) already
+there is skipped**, so the study resumes where it was stopped (a half-trained run resumes
+from its ``last.safetensors``). ``--summary`` only prints the tables: per model mean ± std
+over seeds, the paired per-seed difference CAT - baseline with its 95 % t-interval, and
+the same by object size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import _path  # noqa: F401  (must come first: see bench/_path.py)
+import numpy as np
+import torch
+
+from models.checkpoint import load_checkpoint
+from train_cli import train
+from train_cli.config import TrainConfig
+from train_cli.data import load_splits
+from train_cli.data.dataset import TransformConfig
+from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
+from train_cli.distributed import DistInfo
+from train_cli.metrics import multilabel_metrics
+
+MODELS = ["baseline_tiny", "cat_tiny", "fpn_tiny", "cat_no_clf_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"]
+EDGES = (MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (1 / 3), MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (2 / 3))  # 27.4, 46.8
+SIZES = ("small", "medium", "large")
+RESULTS = Path(__file__).resolve().parent / "results" / "demo-seeds.json"
+
+
+def size_targets(val, demo_root: Path) -> dict[str, np.ndarray]:
+    """Per size bucket, (images, labels) targets: 1 in the bucket, -1 present at another size, 0 absent."""
+    annotations = json.loads((demo_root / "annotations" / "val.json").read_text())
+    names = {image["id"]: image["file_name"] for image in annotations["images"]}
+    sides: dict[tuple[str, int], float] = {}
+    for a in annotations["annotations"]:
+        key = (names[a["image_id"]], a["category_id"] - 1)
+        sides[key] = max(sides.get(key, 0.0), max(a["bbox"][2:]))
+    out = {}
+    for b, name in enumerate(SIZES):
+        targets = np.zeros((len(val.samples), len(val.class_names)), np.int8)
+        for i, sample in enumerate(val.samples):
+            for c in np.flatnonzero(sample.target == 1):
+                bucket = int(np.searchsorted(EDGES, sides[(sample.path.name, int(c))], side="right"))
+                targets[i, c] = 1 if bucket == b else -1
+        out[name] = targets
+    return out
+
+
+def score(run: Path, val, by_size: dict[str, np.ndarray]) -> dict:
+    """Final-epoch metrics of a finished run, with AP by object size and the run's curve."""
+    model, meta = load_checkpoint(run / "last.safetensors", torch.device("cpu"))
+    transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
+    cfg = TrainConfig(batch_size=64, workers=0)
+    loader = train.make_loader(val, transform, False, cfg, DistInfo())
+    probabilities, targets, metrics = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo())
+    curve = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    best = max(curve, key=lambda r: r["mAP"])
+    return {
+        "final": {k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")} | {"AP": metrics["AP"]},
+        "best_mAP": best["mAP"], "best_epoch": best["epoch"], "epochs": len(curve),
+        "curve_mAP": [round(r["mAP"], 2) for r in curve],
+        "size_mAP": {name: multilabel_metrics(probabilities.numpy(), t)["mAP"] for name, t in by_size.items()},
+        "train_seconds": sum(r["seconds"] for r in curve),
+    }
+
+
+def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of the two-sided t confidence interval of the mean."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(np.mean(values))
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def summary(results: dict) -> str:
+    runs = results["runs"]
+    lines = ["| model | seeds | final mAP (mean ± std) | best-epoch mAP | small | medium | large |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for model in MODELS:
+        rows = [r[model] for r in runs.values() if model in r]
+        if not rows:
+            continue
+        final = [r["final"]["mAP"] for r in rows]
+        best = [r["best_mAP"] for r in rows]
+        sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
+        sizes = [f"{np.mean([r['size_mAP'][s] for r in rows]):.1f}" for s in SIZES]
+        lines.append(f"| {model} | {len(rows)} | {np.mean(final):.1f} ± {sd(final):.1f} | {np.mean(best):.1f} ± {sd(best):.1f} | "
+                     + " | ".join(sizes) + " |")
+    paired = [(seed, r["cat_tiny"], r["baseline_tiny"]) for seed, r in sorted(runs.items(), key=lambda kv: int(kv[0]))
+              if "cat_tiny" in r and "baseline_tiny" in r]
+    lines.append("")
+    if paired:
+        lines.append("| CAT − baseline (paired per seed) | n | mean | 95 % CI (t) | per seed |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for what, get in [("final mAP", lambda r: r["final"]["mAP"])] + [
+                (f"{s} digits", lambda r, s=s: r["size_mAP"][s]) for s in SIZES]:
+            diffs = [get(c) - get(b) for _, c, b in paired]
+            mean, low, high = t_interval(diffs)
+            per_seed = ", ".join(f"{seed}: {d:+.1f}" for (seed, _, _), d in zip(paired, diffs, strict=True))
+            lines.append(f"| {what} | {len(diffs)} | {mean:+.1f} | [{low:+.1f}, {high:+.1f}] | {per_seed} |")
+        diffs = [c["final"]["mAP"] - b["final"]["mAP"] for _, c, b in paired]
+        median_seed = paired[int(np.argsort(diffs)[(len(diffs) - 1) // 2])][0]
+        lines.append(f"\nmedian seed of CAT − baseline (final mAP): {median_seed}")
+    return "\n".join(lines)
+
+
+def save(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--json", type=Path, default=RESULTS, help="results file (default %(default)s)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/demo-seeds"), help="training run folders")
+    parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--summary", action="store_true", help="only print the tables of the results so far")
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                        help="extra catviz-train flags for every run (e.g. --epochs 1 --limit-images 64 for a smoke run)")
+    args = parser.parse_args(argv)
+    results = json.loads(args.json.read_text()) if args.json.is_file() else {"runs": {}}
+    if args.summary:
+        print(summary(results))
+        return 0
+    demo_root = ensure_demo_set(args.data_root)
+    _, val = load_splits("demo", demo_root)
+    by_size = size_targets(val, demo_root)
+    results.setdefault("size_edges_px", list(EDGES))
+    for seed in args.seeds:
+        for model in args.models:
+            if model in results["runs"].get(str(seed), {}):
+                print(f"seed {seed} {model}: done, skipped")
+                continue
+            run = args.runs / f"seed{seed}" / model
+            resume = ["--resume"] if (run / "last.safetensors").is_file() else ["--overwrite"]
+            start = time.perf_counter()
+            code = train.main(["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
+                               "--workers", str(args.workers), "--out", str(run), *resume, *args.train_args])
+            if code:
+                print(f"seed {seed} {model}: training failed (exit {code})", file=sys.stderr)
+                return code
+            row = score(run, val, by_size)
+            row["wall_seconds"] = time.perf_counter() - start
+            if "recipe" not in results:
+                results["recipe"] = load_checkpoint(run / "last.safetensors")[1].config
+            results["runs"].setdefault(str(seed), {})[model] = row
+            save(results, args.json)
+            print(f"seed {seed} {model}: final mAP {row['final']['mAP']:.2f} (best {row['best_mAP']:.2f} at epoch "
+                  f"{row['best_epoch']}), sizes " + ", ".join(f"{k} {v:.1f}" for k, v in row["size_mAP"].items()))
+    print(summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
