@@ -31,7 +31,7 @@ bench: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python bench/gpu_check.py
 
-# Rebuilds assets/demo_*.safetensors from scratch (see README, "Demo models").
+# Pretrains the glyph trunk and fine-tunes the demo pair into assets/ (see README, "The demo set and demo models").
 demo-models: $(STAMP)
 	$(BIN)/python -m train_cli.demo_models --out assets
 
