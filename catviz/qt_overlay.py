@@ -3,6 +3,8 @@ and a colour bar in the map's units."""
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import pyqtgraph as pg
@@ -13,6 +15,7 @@ from .render import DIVERGING, Scale, colorize, lookup_table, muted, upsample
 
 DISPLAY_MAX = 640  # the longest side images are drawn at
 TITLE_MIN_WIDTH = 120
+HEAT_MAX = 320  # the longest side a map is coloured at (maps are coarser; IG's are the input size)
 
 
 def display_image(image: np.ndarray) -> np.ndarray:
@@ -39,6 +42,7 @@ class OverlayPanel:
         self.muted = False
         self.shape: tuple[int, int] | None = None
         self.heat: np.ndarray | None = None  # the map shown, in its own units
+        self._drawn: tuple | None = None  # what the heat item holds, coloured at full opacity
         self.scale: Scale | None = None
 
     def set_image(self, image: np.ndarray | None) -> None:
@@ -66,10 +70,18 @@ class OverlayPanel:
         self.heat, self.scale = heat, scale
         if heat is None or scale is None or self.shape is None:
             self.heat_item.clear()
+            self._drawn = None
             return
         h, w = self.shape
-        self.heat_item.setImage(colorize(upsample(heat, h, w), scale, colormap, opacity), levels=(0, 255))
-        self.heat_item.setRect(QRectF(0, 0, w, h))
+        drawn = (heat.copy(), scale, colormap, (h, w))
+        if self._drawn is None or not (np.array_equal(drawn[0], self._drawn[0]) and drawn[1:] == self._drawn[1:]):
+            # coloured once at full opacity: an opacity change only sets the item's opacity
+            step = max(1.0, max(h, w) / HEAT_MAX)  # coloured at most HEAT_MAX px a side; the item stretches it
+            small = upsample(heat, max(1, round(h / step)), max(1, round(w / step)))
+            self.heat_item.setImage(colorize(small, scale, colormap, 1.0), levels=(0, 255))
+            self.heat_item.setRect(QRectF(0, 0, w, h))
+            self._drawn = drawn
+        self.heat_item.setOpacity(opacity)
 
     def set_title(self, text: str, color: str = "k", tooltip: str = "") -> None:
         self.title.setText(text, color=color)
@@ -84,7 +96,14 @@ class OverlayPanel:
 
 def color_map(name: str, scale: Scale) -> pg.ColorMap:
     """The pyqtgraph colour map of :func:`render.lookup_table` (one source for both)."""
-    table = lookup_table(name, scale)
+    return _color_map(name, scale.signed)
+
+
+@functools.lru_cache(maxsize=32)
+def _color_map(name: str, signed: bool) -> pg.ColorMap:
+    """Built once per map and sign (256 stops take pyqtgraph tens of ms): the table
+    depends on the scale only through its sign."""
+    table = lookup_table(name, Scale(-1.0, 1.0) if signed else Scale(0.0, 1.0))
     return pg.ColorMap(np.linspace(0, 1, len(table)), table)
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,6 +98,7 @@ class InferenceController(QObject):
         self.pool.setMaxThreadCount(threads)  # models are not run concurrently
         self.pending = 0
         self._tasks: dict[int, Task] = {}  # id → task, while queued or running
+        self._backlog: deque[ImageEntry] = deque()  # images still to decode for their thumbnails
         #: Asked when a model's labels differ from the other slot's: returns "clear" (load it
         #: and empty the other slot), "choose" (the same, then pick a partner) or "cancel".
         #: The main window asks the user; without one, such a model is refused.
@@ -131,6 +133,7 @@ class InferenceController(QObject):
         self._tasks.pop(id(task), None)
         self.pending -= 1
         self.busy_changed.emit(self.pending)
+        self._decode_next_in_background()
 
     def _running(self, key: tuple) -> Task | None:
         return next((t for t in self._tasks.values() if t.key == key and not t.should_stop()), None)
@@ -218,10 +221,15 @@ class InferenceController(QObject):
 
     # images ----------------------------------------------------------------------------
     def _on_images_added(self, entries: list[ImageEntry]) -> None:
-        """The image on screen is decoded first (by the selection); the others after it."""
-        current = self.state.current_entry
-        for entry in entries:
-            if entry is not current:
+        """The image on screen is decoded first (by the selection); the others one at a time
+        when nothing else is pending, for their thumbnails (their copies go to the bounded cache)."""
+        self._backlog.extend(entries)
+        self._decode_next_in_background()
+
+    def _decode_next_in_background(self) -> None:
+        while self.pending == 0 and self._backlog:
+            entry = self._backlog.popleft()
+            if entry.thumbnail is None and entry.error is None and entry in self.state.images:
                 self._decode(entry, DECODE_OTHER)
 
     def _on_selection_changed(self, entry: ImageEntry | None) -> None:

@@ -40,7 +40,7 @@ MAX_RESULT_BYTES = 512 * 2**20
 MAX_CACHED_ATTRIBUTIONS = 64
 #: Decoded display copies kept in memory (least recently shown dropped first); a dropped
 #: copy is decoded again when its image is shown. Display copies are at most 2048 px a side.
-MAX_IMAGE_BYTES = 256 * 2**20
+MAX_IMAGE_BYTES = 128 * 2**20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jp2"}
 #: ``DisplaySettings.label_mode``: follow each image's top prediction (a clicked label holds
 #: for the current image only), or keep one fixed label for every image.

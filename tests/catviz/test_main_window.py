@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
-from catviz import demo
+from catviz import demo, qt_overlay
 from catviz import state as state_module
 from catviz.inference import run_model
 from catviz.qt_main_window import NO_MODELS_HINT, QtMainWindow
@@ -242,16 +242,21 @@ def test_the_image_on_screen_is_decoded_first_and_copies_stay_within_budget(qtbo
     qtbot.waitUntil(lambda: window.state.current_entry.image is not None, timeout=20000)
 
 
-def test_opacity_changes_start_no_work(qtbot, window, checkpoints, tmp_path):
+def test_opacity_changes_start_no_work_and_recolour_nothing(qtbot, window, checkpoints, tmp_path, monkeypatch):
     load_models(qtbot, window, checkpoints)
     window.state.add_images(write_good_images(tmp_path / "imgs", 1))
     wait_results(qtbot, window)
     qtbot.waitUntil(lambda: window.controller.pending == 0, timeout=20000)
-    started = []
+    started, coloured = [], []
     window.controller.busy_changed.connect(started.append)
+    colorize = qt_overlay.colorize
+    monkeypatch.setattr(qt_overlay, "colorize", lambda *a, **k: coloured.append(1) or colorize(*a, **k))
     for value in (10, 30, 70, 90):
         window.cam_view.opacity.setValue(value)
-    assert started == []
+        assert window.cam_view.panels["cat"].heat_item.opacity() == pytest.approx(value / 100)
+    assert started == [] and coloured == []  # the maps are coloured once; opacity is the item's
+    window.state.update_settings(label_mode="fixed", label=window.state.class_names[-1])
+    assert coloured  # another map is coloured again
 
 
 def test_a_long_attribution_reports_progress_and_stops_on_cancel(qtbot, window, checkpoints, tmp_path):
