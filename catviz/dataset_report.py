@@ -127,8 +127,19 @@ def _describe_bucket(name: str, low: float, high: float, share: bool) -> str:
     return f"< {fmt(high)}" if low == 0 else f"{fmt(low)} to {fmt(high)}"
 
 
+def subset_average_precision(order: np.ndarray, positive: np.ndarray, keep: np.ndarray) -> float:
+    """``average_precision(scores[keep], positive[keep])`` from the full column's ranking
+    ``order = argsort(-scores, kind="stable")``: a stable sort keeps a subset's own order,
+    so one sort per label serves every bucket."""
+    hits = positive[order][keep[order]]
+    if not hits.any():
+        return float("nan")
+    return float((np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)).mean())
+
+
 def _bucket_rows(buckets: tuple, index: np.ndarray, positives: np.ndarray, targets: np.ndarray,
-                 probabilities: dict[str, np.ndarray], threshold: float, share: bool) -> list[dict]:
+                 probabilities: dict[str, np.ndarray], orders: dict[str, np.ndarray], threshold: float,
+                 share: bool) -> list[dict]:
     rows = []
     names = [*buckets, (NO_BOX, np.nan, np.nan)]
     for k, (name, low, high) in enumerate(names):
@@ -143,10 +154,16 @@ def _bucket_rows(buckets: tuple, index: np.ndarray, positives: np.ndarray, targe
             aps = []
             for label in np.flatnonzero(in_bucket.any(0)):
                 keep = in_bucket[:, label] | (targets[:, label] == 0)
-                aps.append(average_precision(probs[keep, label], in_bucket[keep, label].astype(np.int8)))
+                aps.append(subset_average_precision(orders[role][:, label], in_bucket[:, label], keep))
             row[f"AP_{role}"] = 100 * float(np.mean(aps)) if aps else float("nan")
         rows.append(row)
     return rows
+
+
+def _mean_ap(scores: np.ndarray, targets: np.ndarray) -> float:
+    """mAP (percent) as ``multilabel_metrics`` computes it: classes without positives left out."""
+    aps = [average_precision(scores[:, c], targets[:, c]) for c in range(scores.shape[1]) if (targets[:, c] == 1).any()]
+    return 100 * float(np.mean(aps)) if aps else float("nan")
 
 
 # per image -----------------------------------------------------------------------------
@@ -168,9 +185,8 @@ def build_report(data: ReportInput, threshold: float = 0.5) -> Report:
     for role, p in probs.items():
         metrics = multilabel_metrics(p, targets, threshold) if len(scored) else {}
         levels = data.level_logits.get(role, {})
-        if len(scored) and len(levels) > 1:
-            metrics["levels"] = {lv: multilabel_metrics(1 / (1 + np.exp(-v[scored].astype(np.float64))), targets, threshold)["mAP"]
-                                 for lv, v in levels.items()}
+        if len(scored) and len(levels) > 1:  # each level's mAP alone (logits rank as probabilities do)
+            metrics["levels"] = {lv: _mean_ap(v[scored], targets) for lv, v in levels.items()}
         summary[role] = metrics
     per_class = []
     for c, name in enumerate(data.class_names):
@@ -186,10 +202,12 @@ def build_report(data: ReportInput, threshold: float = 0.5) -> Report:
     positives_all = data.targets == 1
     pixel_all = np.where(positives_all, bucket_index(area, PIXEL_BUCKETS), -1)
     positives = positives_all[scored]
+    orders = {role: np.argsort(-p, axis=0, kind="stable") for role, p in probs.items()}  # each label's ranking
     by_size = {
-        "pixels": _bucket_rows(PIXEL_BUCKETS, pixel_all[scored], positives, targets, probs, threshold, share=False),
+        "pixels": _bucket_rows(PIXEL_BUCKETS, pixel_all[scored], positives, targets, probs, orders, threshold,
+                               share=False),
         "share": _bucket_rows(SHARE_BUCKETS, bucket_index(share, SHARE_BUCKETS)[scored], positives, targets, probs,
-                              threshold, share=True),
+                              orders, threshold, share=True),
     }
 
     n = len(data.paths)

@@ -108,3 +108,17 @@ def test_summary_is_catviz_evals_metrics_and_failed_images_are_left_out():
     assert objects["summary"]["failed"] == 1 and objects["summary"]["failed_images"] == {"3.png": "3.png: corrupt"}
     assert [img["path"] for img in objects["images"]] == ["0.png", "2.png", "1.png"]
     assert objects["images"][0]["objects"]["a"]["bucket"] == "small"
+
+
+def test_bucket_ap_from_one_sort_equals_ap_of_the_subset():
+    from catviz.dataset_report import subset_average_precision
+    from train_cli.metrics import average_precision
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 20, 500) / 20  # many ties
+    positive = rng.random(500) < 0.3
+    order = np.argsort(-scores, kind="stable")
+    for _ in range(20):
+        keep = rng.random(500) < 0.5
+        expected = average_precision(scores[keep], positive[keep].astype(np.int8))
+        assert subset_average_precision(order, positive, keep) == pytest.approx(expected, abs=1e-12)
