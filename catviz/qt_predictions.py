@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QSpinBox,
     QSplitter,
+    QToolTip,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -155,15 +156,10 @@ class QtLabelTable(QTreeWidget):
                 for it in (self.topLevelItem(i) for i in range(self.topLevelItemCount()))]
 
 
-def _bar(x0, y, width, height, color, tooltip: str) -> pg.BarGraphItem:
-    bar = pg.BarGraphItem(x0=[x0], y=[y], width=[width], height=height, brush=color, pen=pg.mkPen(None))
-    bar.setToolTip(tooltip)
-    return bar
-
-
 class QtLevelBars(pg.PlotWidget):
     """The top-k labels' per-level logits (CAT's classifiers and their sum beside the
-    baseline's logit) as horizontal bars, label names on the left, one tooltip per bar."""
+    baseline's logit) as horizontal bars, label names on the left; hovering a label's row
+    shows all its numbers. One bar item per series keeps a refresh cheap."""
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
@@ -183,9 +179,24 @@ class QtLevelBars(pg.PlotWidget):
         self.colors: dict[str, str] = {}
         self.labels: list[str] = []
         self.ticks: list[str] = []  # the label names as the axis shows them
+        self.scene().sigMouseMoved.connect(self._hover)
 
     def sizeHint(self) -> QSize:
         return QSize(320, 260)
+
+    def tooltip_at(self, row: int) -> str:
+        """Every series' logit for the label in ``row`` (top to bottom)."""
+        if not 0 <= row < len(self.labels):
+            return ""
+        lines = [f"{series}: logit {float(values[row]):+.3f}" for series, values in self.series.items()]
+        return "\n".join([self.labels[row], *lines])
+
+    def _hover(self, scene_pos) -> None:
+        view = self.getPlotItem().getViewBox()
+        if not view.sceneBoundingRect().contains(scene_pos):
+            return
+        text = self.tooltip_at(round(view.mapSceneToView(scene_pos).y()))
+        QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
 
     def refresh(self, order: list[int]) -> None:
         plot = self.getPlotItem()
@@ -212,11 +223,10 @@ class QtLevelBars(pg.PlotWidget):
             self.series["baseline"] = sum(base.level_logits.values())[order]
             self.colors["baseline"] = BASELINE_COLOR
         height = 0.84 / len(self.series)
+        rows = np.arange(len(self.labels), dtype=float)
         for k, (series, values) in enumerate(self.series.items()):
-            for row, value in enumerate(values):
-                y = row - 0.42 + height * (k + 0.5)
-                plot.addItem(_bar(0, y, float(value), height, self.colors[series],
-                                  f"{self.labels[row]}\n{series}: logit {float(value):+.3f}"))
+            plot.addItem(pg.BarGraphItem(x0=0, y=rows - 0.42 + height * (k + 0.5), width=values, height=height,
+                                         brush=self.colors[series], pen=pg.mkPen(None)))
         self.legend.setText(legend_html(self.colors))
         self.ticks = [short(name) for name in self.labels]
         plot.getAxis("left").setTicks([list(enumerate(self.ticks))])
@@ -243,9 +253,26 @@ class QtLayerShare(pg.PlotWidget):
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.rows: list[tuple[str, dict[str, float]]] = []  # (row name, source → logit)
+        self.label: str | None = None
+        self.scene().sigMouseMoved.connect(self._hover)
 
     def sizeHint(self) -> QSize:
         return QSize(320, 150)
+
+    def tooltip_at(self, row: int) -> str:
+        """A level's logit and each part of it, with its share of the parts' magnitudes."""
+        if not 0 <= row < len(self.rows):
+            return ""
+        name, parts = self.rows[row]
+        magnitude = max(sum(map(abs, parts.values())), 1e-9)
+        lines = [f"{source}: {value:+.3f} ({abs(value) / magnitude:.0%} of |parts|)" for source, value in parts.items()]
+        return "\n".join([f"{name} → {self.label}: logit {sum(parts.values()):+.3f}", *lines])
+
+    def _hover(self, scene_pos) -> None:
+        view = self.getPlotItem().getViewBox()
+        if view.sceneBoundingRect().contains(scene_pos):
+            text = self.tooltip_at(round(view.mapSceneToView(scene_pos).y()))
+            QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
 
     def refresh(self) -> None:
         plot = self.getPlotItem()
@@ -265,18 +292,22 @@ class QtLayerShare(pg.PlotWidget):
         colors = {source: OFFSET_COLOR if source == OFFSET else PALETTE[k % len(PALETTE)]
                   for k, source in enumerate(s for s in sources if s != OFFSET)}
         colors.setdefault(OFFSET, OFFSET_COLOR)
-        for row, (name, parts) in enumerate(self.rows):
-            total = sum(parts.values())
+        x0, width = np.zeros((len(sources), len(self.rows))), np.zeros((len(sources), len(self.rows)))
+        for row, (_, parts) in enumerate(self.rows):  # positive parts stack right of zero, negative left
             right = left = 0.0
             for source, value in parts.items():
-                x0 = right if value >= 0 else left + value
+                k = sources.index(source)
                 if value >= 0:
-                    right += value
+                    x0[k, row], right = right, right + value
                 else:
                     left += value
-                plot.addItem(_bar(x0, row, value if value >= 0 else -value, 0.6, colors[source],
-                                  f"{name} → {label}: logit {total:+.3f}\n{source}: {value:+.3f} "
-                                  f"({abs(value) / max(sum(map(abs, parts.values())), 1e-9):.0%} of |parts|)"))
+                    x0[k, row] = left
+                width[k, row] = abs(value)
+        rows = np.arange(len(self.rows), dtype=float)
+        for k, source in enumerate(sources):  # one item per source keeps a refresh cheap
+            plot.addItem(pg.BarGraphItem(x0=x0[k], y=rows, width=width[k], height=0.6, brush=colors[source],
+                                         pen=pg.mkPen(None)))
+        self.label = label
         self.legend.setText(legend_html({source: colors[source] for source in sources}))
         plot.getAxis("left").setTicks([[(row, name) for row, (name, _) in enumerate(self.rows)]])
         plot.setYRange(-0.5, max(len(self.rows), 1) - 0.5, padding=0.05)

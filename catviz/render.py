@@ -100,7 +100,8 @@ def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity:
     transparent; the square root keeps moderate evidence visible next to the peak; values
     past the scale saturate). Sequential: colour by value, constant ``opacity``.
     """
-    heat = np.nan_to_num(heat.astype(np.float32))
+    heat = heat.astype(np.float32)
+    heat[~np.isfinite(heat)] = 0.0
     if colormap == DIVERGING:
         limit = scale.limit
         if not scale.signed:

@@ -178,8 +178,8 @@ def test_label_search_mode_and_top_k(qtbot, app_state, checkpoints, tmp_path):
     cat = state.result("cat")
     index = [state.class_names.index(n) for n in view.bars.labels]
     np.testing.assert_allclose(series["CAT sum"], sum(cat.level_logits.values())[index], rtol=1e-6)
-    bars = [i for i in view.bars.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
-    assert len(bars) == 3 * len(series) and all("logit" in b.toolTip() for b in bars)
+    tip = view.bars.tooltip_at(view.bars.labels.index("tree"))
+    assert tip.startswith("tree") and all(f"{name}: logit" in tip for name in series)
 
 
 def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpoints, tmp_path):
@@ -196,8 +196,9 @@ def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpo
             assert set(parts) == set(result.layer_share[level])  # sources as the data names them
             assert sum(parts.values()) == pytest.approx(float(logits[label]), rel=1e-4, abs=1e-4)
     assert len(rows["CAT P3"]) > len(rows["CAT P5"])  # P3's logit gathers more layers than P5's
-    tips = [i.toolTip() for i in view.share.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
-    assert tips and all("logit" in t for t in tips)
+    for row, (name, parts) in enumerate(view.share.rows):
+        tip = view.share.tooltip_at(row)
+        assert tip.startswith(name) and all(f"{source}: " in tip for source in parts)
 
 
 def test_attention_offers_the_heads_and_layers_the_model_has(qtbot, app_state, tmp_path):
