@@ -9,7 +9,7 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from catviz import demo, qt_overlay
 from catviz import state as state_module
@@ -166,6 +166,26 @@ def test_models_with_other_labels_replace_the_pair_or_clear_the_other_slot(qtbot
     qtbot.waitUntil(lambda: window.state.models.get("baseline") is not None
                     and window.state.models["cat"].path == checkpoints["cat"], timeout=20000)
     assert asked == []
+
+
+def test_the_label_question_offers_to_clear_the_other_slot(qtbot, window, checkpoints, other_labels):
+    load_models(qtbot, window, checkpoints)
+    seen = []
+
+    def answer():  # the question is modal: answer it from the event loop it runs
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append([b.text() for b in box.buttons()])
+            next(b for b in box.buttons() if "clear the baseline slot" in b.text()).click()
+
+    poll = QTimer()
+    poll.timeout.connect(answer)
+    poll.start(50)
+    window.controller.load_checkpoint(other_labels["cat"])
+    qtbot.waitUntil(lambda: window.state.models["cat"].path == other_labels["cat"], timeout=20000)
+    poll.stop()
+    assert "baseline" not in window.state.models
+    assert any("choose a matching baseline" in t for t in seen[0]) and len(seen[0]) == 3  # and Cancel
 
 
 def test_a_dropped_pair_with_different_labels_is_refused(qtbot, window, checkpoints, other_labels):
