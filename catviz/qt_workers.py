@@ -28,6 +28,7 @@ from models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
 
 from . import figure, inference
 from .inference import LoadedModel
+from .methods import CAM
 from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
 _logger = logging.getLogger(__name__)
@@ -290,22 +291,42 @@ class InferenceController(QObject):
 
     # figure export -------------------------------------------------------------------------
     def export_figure(self, path: str, entries: list[ImageEntry]) -> None:
-        """Render the Fig.-3-style grid of ``entries`` in a worker (missing results computed there)."""
+        """Render the Fig.-3-style grid of ``entries`` in a worker, drawn as the view draws
+        them: the same method, level, colour map, scale and opacity (missing results and
+        maps computed there)."""
         entries = [e for e in entries if e.image is not None or not e.error]
         loaded, s = dict(self.state.models), self.state.settings
         if not entries or not loaded:
             self.state.report("nothing to export: load a model and a readable image first")
             return
         class_names = self.state.class_names
-        cached = {key: r for key, r in self.state.results.items() if key[0] in {e.path for e in entries}}
+        levels = {role: self.state.attribution_level(role) for role in loaded}
+        generations = dict(self.state.generation)
+        paths = {e.path for e in entries}
+        cached = {key: r for key, r in self.state.results.items() if key[0] in paths}
+        maps = {key: m for key, m in self.state.attributions.items() if key[0] in paths}
+
+        def attribution(e: ImageEntry, image, role: str, label: int, task: Task):
+            key = (e.path, role, class_names[label], levels[role], s.cam_method, generations[role])
+            if key in maps:
+                return maps[key]
+            return inference.run_attribution(loaded[role], image, label, levels[role], s.cam_method,
+                                             should_stop=task.should_stop)
 
         def render(task: Task) -> str:
             rows = []
             for e in entries:
                 image = e.image if e.image is not None else decode(e.path)[0]
                 results = {role: cached.get((e.path, role)) or inference.run_model(m, image) for role, m in loaded.items()}
-                rows.append(figure.FigureRow(e.path.name, image, results, e.ground_truth))
-            figure.save_png(path, figure.render_figure(rows, class_names, s.threshold, s.opacity))
+                row = figure.FigureRow(e.path.name, figure.thumbnail(image), results, e.ground_truth)
+                if s.cam_method != CAM:
+                    for label in figure.labels_to_show(row, class_names, s.threshold):
+                        for role in loaded:
+                            row.maps.setdefault(role, {})[label] = attribution(e, image, role, label, task)
+                rows.append(row)
+            figure.save_figure(path, figure.render_figure(
+                rows, class_names, s.threshold, s.opacity, s.colormap, s.cam_method,
+                shared_scale=not s.per_panel_scale, positive_only=s.positive_only))
             return path
 
         self._submit(render, lambda written: self.state.report(f"figure written to {written}", error=False))

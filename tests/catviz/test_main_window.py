@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from catviz import demo, qt_overlay
+from catviz import demo, figure, qt_overlay
 from catviz import state as state_module
 from catviz.inference import run_model
 from catviz.qt_main_window import NO_MODELS_HINT, QtMainWindow
@@ -323,6 +323,21 @@ def test_export_and_save_view_write_pngs(qtbot, window, checkpoints, tmp_path):
     window.export_figure(str(tmp_path / "figure.png"))
     qtbot.waitUntil(lambda: (tmp_path / "figure.png").exists(), timeout=20000)
     assert cv2.imread(str(tmp_path / "figure.png")) is not None
+
+
+def test_the_exported_figure_uses_the_views_method(qtbot, window, checkpoints, tmp_path, monkeypatch):
+    load_models(qtbot, window, checkpoints)
+    window.state.add_images(write_good_images(tmp_path / "imgs", 1))
+    wait_results(qtbot, window)
+    window.state.update_settings(cam_method="GradCAM", colormap="viridis")
+    drawn = []
+    render = figure.render_figure
+    monkeypatch.setattr(figure, "render_figure", lambda *a, **k: drawn.append((a, k)) or render(*a, **k))
+    window.export_figure(str(tmp_path / "figure.png"))
+    qtbot.waitUntil(lambda: (tmp_path / "figure.png").exists(), timeout=30000)
+    (rows, _, _, _, colormap, method), options = drawn[0]
+    assert (method, colormap, options["shared_scale"]) == ("GradCAM", "viridis", True)
+    assert all(rows[0].maps[role] for role in ("baseline", "cat"))  # the method's maps, computed for the figure
 
 
 def test_grad_cam_methods_run_in_a_worker(qtbot, window, checkpoints, tmp_path):
