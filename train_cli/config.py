@@ -268,7 +268,9 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
         models.resolve_device(cfg.device)
     except (ValueError, RuntimeError) as err:
         raise UsageError(f"{where.get('device', '--device')} {cfg.device!r}: {err}") from err
-    if cfg.pretrained and cfg.pretrained_file is not None:
+    # A file the user named is checked even with --no-pretrained (which ignores it); the demo
+    # preset's own trunk only when it is used.
+    if cfg.pretrained_file is not None and (cfg.pretrained or "pretrained_file" in where):
         problem = weights_file_problem(Path(cfg.pretrained_file))
         if problem:
             raise UsageError(f"{where.get('pretrained_file', '--pretrained-file')} {cfg.pretrained_file}: {problem}")
