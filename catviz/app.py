@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -91,10 +91,12 @@ def _check_export_args(parser: argparse.ArgumentParser, args) -> None:
     if out.exists() and not args.overwrite:
         parser.error(f"--out {out} exists; pass --overwrite to replace it")
     folder = out.absolute().parent
-    while not folder.exists():
-        folder = folder.parent  # the folders in between are created when the figure is written
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        parser.error(f"--out {out}: cannot write into {folder}")
+    try:  # a real probe: access() says yes to root in folders like /proc that refuse new files
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        parser.error(f"--out {out}: cannot write into {folder} ({err.strerror or err})")
 
 
 def _sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]]:
@@ -211,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x800, not {args.size!r}")
     if args.limit < 1:
         parser.error(f"--limit must be at least 1, not {args.limit}")
+    if args.screenshot:  # checked before anything loads; an existing picture is never replaced
+        shot = args.screenshot
+        if shot.suffix.lower() != ".png":
+            parser.error(f"--screenshot {shot}: write a .png file")
+        if shot.exists():
+            parser.error(f"--screenshot {shot}: the file exists; remove it or choose another name")
+        try:
+            with tempfile.TemporaryFile(dir=shot.parent):
+                pass
+        except OSError as err:
+            parser.error(f"--screenshot {shot}: cannot write into {shot.parent} ({err.strerror or err})")
     try:
         device = resolve_device(args.device)
     except (RuntimeError, ValueError) as err:

@@ -44,14 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="compare exactly two checkpoints (baseline, CAT): per class, per object size, per image")
     group.add_argument("--report", metavar="DIR", type=Path,
                        help="with --compare: write the JSON files and report.html into DIR")
-    group.add_argument("--overwrite", action="store_true", help="with --report: replace the files of an existing report")
+    group.add_argument("--overwrite", action="store_true", help="replace the files of an existing --report folder or an existing --json file")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage errors (exit 2) before any work: wrong count, missing or occupied report folder."""
     if not args.compare:
-        if args.report or args.overwrite:
-            parser.error("--report and --overwrite need --compare")
+        if args.report:
+            parser.error("--report: need --compare (the report compares two checkpoints)")
         return
     if len(args.checkpoints) != 2:
         parser.error(f"--compare takes exactly two checkpoints (baseline, CAT), got {len(args.checkpoints)}")
@@ -116,6 +116,9 @@ def _roles(loaded: list[inference.LoadedModel]) -> dict[str, inference.LoadedMod
         print(f"catviz-eval: {loaded[0].path} is the CAT model and {loaded[1].path} the baseline "
               "(taken from their metadata)", file=sys.stderr)
         loaded = loaded[::-1]
+    elif kinds[0] == kinds[1]:  # e.g. an ablation against CAT: allowed, but said
+        print(f"catviz-eval: both checkpoints are {kinds[0]} models; {loaded[0].path} takes the "
+              f"'baseline' column and {loaded[1].path} the 'cat' column (the order given)", file=sys.stderr)
     inference.check_compatible(loaded[1], loaded[0])
     return {"baseline": loaded[0], "cat": loaded[1]}
 

@@ -85,6 +85,8 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise UsageError(f"--json: folder {folder} does not exist")
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--json: folder {folder} is not writable")
+        if Path(args.json).exists() and not args.overwrite:
+            raise UsageError(f"--json: {args.json} exists; pass --overwrite to replace it")
 
 
 def main(argv: list[str] | None = None) -> int:

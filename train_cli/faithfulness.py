@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sys
 import zlib
 from contextlib import contextmanager
@@ -130,6 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--device: {err}")
     if args.json and Path(args.json).exists() and not args.overwrite:
         parser.error(f"--json: {args.json} exists; pass --overwrite to replace it")
+    if args.json and not (Path(args.json).parent.is_dir() and os.access(Path(args.json).parent, os.W_OK)):
+        parser.error(f"--json: folder {Path(args.json).parent} does not exist or is not writable")
     if not args.checkpoints:  # the bundled demo pair (package data, as the app finds it)
         assets = Path(str(resources.files("catviz_assets")))
         args.checkpoints = [str(assets / "demo_baseline.safetensors"), str(assets / "demo_cat.safetensors")]

@@ -27,6 +27,17 @@ def test_bad_flags_are_usage_errors_before_any_work(flags, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_screenshot_is_checked_before_any_work_and_never_replaces_a_file(tmp_path, capsys):
+    mine = tmp_path / "shot.png"
+    mine.write_bytes(b"mine")
+    for path, message in ((mine, "the file exists"), (tmp_path / "s.gif", "write a .png"),
+                          (tmp_path / "no" / "s.png", "cannot write into")):
+        with pytest.raises(SystemExit) as exit_info:
+            app.main(["--screenshot", str(path)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert mine.read_bytes() == b"mine"
+
+
 def test_the_demo_dataset_comes_with_the_demo_models(monkeypatch, tmp_path):
     image = tmp_path / "0.png"
     monkeypatch.setattr(app, "dataset_images", lambda *a: ([image], {image: {"3"}}))

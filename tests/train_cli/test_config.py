@@ -116,6 +116,13 @@ def test_eval_usage_errors(flags, message, capsys, tmp_path):
     assert message in err and "Traceback" not in err
 
 
+def test_eval_never_replaces_an_existing_json_without_overwrite(capsys, tmp_path):
+    mine = tmp_path / "e.json"
+    mine.write_text("mine")
+    assert evaluate.main([str(tmp_path / "missing.safetensors"), "--json", str(mine)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and mine.read_text() == "mine"
+
+
 def test_help_documents_the_exit_codes(capsys):
     for main in (train.main, evaluate.main):
         with pytest.raises(SystemExit):
