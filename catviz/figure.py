@@ -224,4 +224,3 @@ def save_figure(path: str | Path, figure: np.ndarray) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.tobytes()))
 
 
-save_png = save_figure  # the app's worker calls it by this name; the suffix decides the format
