@@ -11,14 +11,18 @@ px): small < 27 px <= medium < 47 px <= large.
 
 Results go to ``bench/results/demo-seeds.json`` after every run; **a (seed, model) already
 there is skipped**, so the study resumes where it was stopped (a half-trained run resumes
-from its ``last.safetensors``). ``--summary`` only prints the tables: per model mean ± std
-over seeds, the paired per-seed difference CAT - baseline with its 95 % t-interval, and
-the same by object size.
+from its ``last.safetensors``). The file records the pretrained trunk's sha256; runs from
+another trunk are refused rather than mixed. ``--summary`` only prints the tables: per
+model mean ± std over seeds (and how much the mAP moved over the last 5 epochs: the
+convergence check), the paired per-seed difference CAT - baseline with its 95 % t-interval
+overall and by object size, each ablation minus the baseline, and the median seed of
+CAT - baseline (the pair to ship). ``--plot FILE`` draws the mAP curves.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -31,7 +35,7 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from train_cli import train
-from train_cli.config import TrainConfig
+from train_cli.config import DEMO_TRUNK, TrainConfig
 from train_cli.data import load_splits
 from train_cli.data.dataset import TransformConfig
 from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
@@ -93,19 +97,28 @@ def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, 
     return mean, mean - half, mean + half
 
 
+def tail_range(curve: list[float], epochs: int = 5) -> float:
+    """How much the mAP moved over the last ``epochs`` epochs (max - min): the convergence check."""
+    return max(curve[-epochs:]) - min(curve[-epochs:])
+
+
 def summary(results: dict) -> str:
     runs = results["runs"]
-    lines = ["| model | seeds | final mAP (mean ± std) | best-epoch mAP | small | medium | large |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
+    ms = lambda v: f"{np.mean(v):.1f} ± {sd(v):.1f}"  # noqa: E731
+    lines = ["| model | seeds | final mAP | CF1 | OF1 | best-epoch mAP | small | medium | large | last-5-epoch move (mean, max) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model in MODELS:
         rows = [r[model] for r in runs.values() if model in r]
         if not rows:
             continue
         final = [r["final"]["mAP"] for r in rows]
-        best = [r["best_mAP"] for r in rows]
-        sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
-        sizes = [f"{np.mean([r['size_mAP'][s] for r in rows]):.1f}" for s in SIZES]
-        lines.append(f"| {model} | {len(rows)} | {np.mean(final):.1f} ± {sd(final):.1f} | {np.mean(best):.1f} ± {sd(best):.1f} | "
-                     + " | ".join(sizes) + " |")
+        f1 = [ms([r["final"][k] for r in rows]) if all(k in r["final"] for r in rows) else "–" for k in ("CF1", "OF1")]
+        sizes = [ms([r["size_mAP"][s] for r in rows]) for s in SIZES]
+        moves = [tail_range(r["curve_mAP"]) for r in rows if "curve_mAP" in r]
+        move = f"{np.mean(moves):.2f}, {max(moves):.2f}" if moves else "–"
+        lines.append(f"| {model} | {len(rows)} | {ms(final)} | {f1[0]} | {f1[1]} | {ms([r['best_mAP'] for r in rows])} | "
+                     + " | ".join(sizes) + f" | {move} |")
     paired = [(seed, r["cat_tiny"], r["baseline_tiny"]) for seed, r in sorted(runs.items(), key=lambda kv: int(kv[0]))
               if "cat_tiny" in r and "baseline_tiny" in r]
     lines.append("")
@@ -118,10 +131,56 @@ def summary(results: dict) -> str:
             mean, low, high = t_interval(diffs)
             per_seed = ", ".join(f"{seed}: {d:+.1f}" for (seed, _, _), d in zip(paired, diffs, strict=True))
             lines.append(f"| {what} | {len(diffs)} | {mean:+.1f} | [{low:+.1f}, {high:+.1f}] | {per_seed} |")
+        lines += ["", "| model − baseline (paired, final mAP) | n | mean | 95 % CI (t) |", "| --- | --- | --- | --- |"]
+        for model in MODELS[1:]:
+            diffs = [r[model]["final"]["mAP"] - r["baseline_tiny"]["final"]["mAP"] for r in runs.values()
+                     if model in r and "baseline_tiny" in r]
+            if diffs:
+                mean, low, high = t_interval(diffs)
+                lines.append(f"| {model} | {len(diffs)} | {mean:+.1f} | [{low:+.1f}, {high:+.1f}] |")
         diffs = [c["final"]["mAP"] - b["final"]["mAP"] for _, c, b in paired]
         median_seed = paired[int(np.argsort(diffs)[(len(diffs) - 1) // 2])][0]
         lines.append(f"\nmedian seed of CAT − baseline (final mAP): {median_seed}")
     return "\n".join(lines)
+
+
+def trunk_identity(path: Path) -> dict:
+    """The pretrained trunk every run starts from: its sha256 and the pretraining's record."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            **{k: meta[k] for k in ("backbone", "steps", "batch_size", "val_top1", "train_seconds") if k in meta}}
+
+
+def plot_curves(results: dict, path: Path) -> None:
+    """Val mAP per epoch of every model: the mean over seeds, and each seed faintly."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for i, model in enumerate(MODELS):
+        curves = [r[model]["curve_mAP"] for r in results["runs"].values() if "curve_mAP" in r.get(model, {})]
+        if not curves:
+            continue
+        colour = f"C{i}"
+        for curve in curves:
+            ax.plot(range(1, len(curve) + 1), curve, color=colour, alpha=0.25, linewidth=0.8)
+        mean = np.mean([c for c in curves if len(c) == len(curves[0])], axis=0)
+        ax.plot(range(1, len(mean) + 1), mean, color=colour, linewidth=2, label=f"{model} (n={len(curves)})")
+    step = results.get("recipe", {}).get("lr_step")
+    if step:
+        ax.axvline(step + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.text(step + 0.6, ax.get_ylim()[0] + 1, "lr ×0.1", color="grey", fontsize=8)
+    ax.set(xlabel="epoch", ylabel="val mAP (%)", title="Demo: val mAP per epoch (thin: each seed, thick: mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def save(results: dict, path: Path) -> None:
@@ -140,13 +199,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--summary", action="store_true", help="only print the tables of the results so far")
+    parser.add_argument("--plot", type=Path, help="also draw the mAP curves into this PNG")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="extra catviz-train flags for every run (e.g. --epochs 1 --limit-images 64 for a smoke run)")
     args = parser.parse_args(argv)
+    if args.plot and args.plot.exists() and not args.overwrite:
+        parser.error(f"{args.plot} exists; pass --overwrite to replace it")
     results = json.loads(args.json.read_text()) if args.json.is_file() else {"runs": {}}
     if args.summary:
         print(summary(results))
+        if args.plot:
+            plot_curves(results, args.plot)
         return 0
+    trunk = trunk_identity(Path(DEMO_TRUNK))
+    if results["runs"] and results.get("trunk", {}).get("sha256") != trunk["sha256"]:
+        parser.error(f"{args.json} holds runs from another pretrained trunk than {DEMO_TRUNK}; "
+                     "move it aside (or pass another --json) to start a new study")
+    results["trunk"] = trunk
     demo_root = ensure_demo_set(args.data_root)
     _, val = load_splits("demo", demo_root)
     by_size = size_targets(val, demo_root)
@@ -173,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed} {model}: final mAP {row['final']['mAP']:.2f} (best {row['best_mAP']:.2f} at epoch "
                   f"{row['best_epoch']}), sizes " + ", ".join(f"{k} {v:.1f}" for k, v in row["size_mAP"].items()))
     print(summary(results))
+    if args.plot:
+        plot_curves(results, args.plot)
     return 0
 
 

@@ -4,11 +4,14 @@ Recipe ``paper`` (default) is the paper's recipe scaled to a CPU, the ``--datase
 preset: first the trunk is pretrained on the glyph set (:mod:`train_cli.pretrain`, written
 to ``OUT/demo_trunk.safetensors``), then ``baseline_tiny`` and ``cat_tiny`` are both
 fine-tuned from that same trunk (``--pretrained-file``) with SGD, momentum, step decay and
-ML-GCN's multi-scale crop, seed 0. Recipe ``scratch`` is the earlier demo recipe (from
-scratch, AdamW, cosine, 12 epochs, plain crop), which the shipped checkpoints were trained
-with. Each run's final weights are kept (without resume state); sample images are written
-too: demo validation scenes with their ground truth, plus two CC BY 2.0 photographs that
-scikit-learn ships (the demo models only know the digits 0-9).
+ML-GCN's multi-scale crop, with seed ``DEMO_SEED``: the median seed of CAT - baseline in
+the seed study (``bench/demo_seeds.py``, ``bench/results/demo-seeds.json``), so the shipped
+pair is neither the best nor the worst case. Pretraining and training are deterministic
+for a seed on a given machine, so this rebuilds the shipped files. Recipe ``scratch`` is
+the earlier demo recipe (from scratch, AdamW, cosine, 12 epochs, plain crop), kept for
+comparison. Each run's final weights are kept (without resume state); sample images are
+written too: demo validation scenes with their ground truth, plus two CC BY 2.0
+photographs that scikit-learn ships (the demo models only know the digits 0-9).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from .data.demo import ensure_demo_set
 ROLES = {"baseline": "baseline_tiny", "cat": "cat_tiny"}
 SAMPLE_SCENES = 8
 TRUNK = "demo_trunk.safetensors"
-# The shipped pair's recipe, before the demo preset became the paper's recipe scaled.
+# The median seed of CAT - baseline over seeds 0-4 (bench/results/demo-seeds.json); a test checks it.
+DEMO_SEED = 0
+# The earlier demo recipe, before the demo preset became the paper's recipe scaled.
 SCRATCH = ["--no-pretrained", "--epochs", "12", "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "0.05",
            "--schedule", "cosine", "--warmup-epochs", "1", "--crop", "plain", "--no-decay-bias-norm"]
 
@@ -69,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers per run")
     parser.add_argument("--recipe", choices=["paper", "scratch"], default="paper",
                         help="paper: pretrained glyph trunk + the paper's recipe scaled (default); "
-                        "scratch: the earlier from-scratch recipe of the shipped pair")
+                        "scratch: the earlier from-scratch recipe")
     parser.add_argument("--trunk", type=Path, help="reuse this pretrained trunk instead of pretraining one")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of both models (default 0)")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED,
+                        help="training seed of both models (default %(default)s: the shipped pair's, the seed study's median)")
     args = parser.parse_args(argv)
     demo_root = ensure_demo_set(args.data_root)
     timings = {}

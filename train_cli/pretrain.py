@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="timm model name (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=500, help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate, cosine decay (default: %(default)s)")
     parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: %(default)s)")

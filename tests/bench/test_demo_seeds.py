@@ -25,3 +25,24 @@ def test_summary_reports_the_paired_t_interval_and_the_median_seed(tmp_path):
     assert "| final mAP | 3 | +2.0 | [-0.5, +4.5] | 0: +1.0, 1: +2.0, 2: +3.0 |" in out
     assert "| baseline_tiny | 3 | 75.0 ± 5.0 |" in out and "| cat_tiny | 3 | 77.0 ± 5.6 |" in out
     assert "median seed of CAT − baseline (final mAP): 1" in out
+
+
+def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tmp_path):
+    results = run({0: (70.0, 71.0), 1: (80.0, 82.0)})
+    for seed, fpn in (("0", 72.0), ("1", 84.0)):
+        results["runs"][seed]["fpn_tiny"] = {"final": {"mAP": fpn, "CF1": 60.0, "OF1": 61.0}, "best_mAP": fpn,
+                                             "size_mAP": {"small": 1.0, "medium": 2.0, "large": 3.0},
+                                             "curve_mAP": [50.0, 60.0, 70.0, 71.0, 71.2, 71.4, fpn]}
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps(results))
+    plot = tmp_path / "curves.png"
+    command = [sys.executable, "bench/demo_seeds.py", "--summary", "--json", str(path), "--plot", str(plot)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| fpn_tiny | 2 | +3.0 | [-9.7, +15.7] |" in done.stdout  # fpn - baseline: +2, +4
+    assert "| 60.0 ± 0.0 | 61.0 ± 0.0 |" in done.stdout
+    # last 5 epochs: seed 0 moves 72.0 - 70.0 = 2.00, seed 1 84.0 - 70.0 = 14.00
+    assert "| 8.00, 14.00 |" in done.stdout
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
