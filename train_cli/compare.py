@@ -41,7 +41,8 @@ THUMB = 128
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("comparing two models (baseline, CAT) over the dataset")
     group.add_argument("--compare", action="store_true",
-                       help="compare exactly two checkpoints (baseline, CAT): per class, per object size, per image")
+                       help="compare exactly two checkpoints (baseline, CAT): per class, per object size, per image; "
+                       "needs --report DIR, where the report is written")
     group.add_argument("--report", metavar="DIR", type=Path,
                        help="with --compare: write the JSON files and report.html into DIR")
     group.add_argument("--overwrite", action="store_true", help="replace the files of an existing --report folder or an existing --json file")
@@ -95,7 +96,11 @@ def main(args: argparse.Namespace) -> int:
         return 1
     data = report_input(results)
     report = build_report(data)
-    write_report(args.report, report, data, roles, source.describe())
+    try:
+        write_report(args.report, report, data, roles, source.describe())
+    except OSError as err:
+        print(f"catviz-eval: cannot write the report into {args.report}: {err.strerror or err}", file=sys.stderr)
+        return 1
     from .evaluate import format_table  # imported here: evaluate imports this module
 
     rows = [(f"{role}: {roles[role].meta.model} ({roles[role].path.stem})", report.summary[role]) for role in roles

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+#: catviz-train's; catviz-eval has its own (``train_cli/evaluate.py``).
 EXIT_CODES_HELP = (
     "exit codes: 0 success; 1 failure (unreadable dataset or checkpoint, diverged training, "
     "disk full ...), the message names the file; 2 usage error (invalid flag or config value, "

@@ -19,10 +19,16 @@ from .config import TrainConfig, default_workers
 from .data import DatasetError, load_splits
 from .data.dataset import TransformConfig
 from .distributed import DistInfo
-from .errors import EXIT_CODES_HELP, EXIT_FAILURE, EXIT_USAGE, UsageError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .train import evaluate, make_loader
 
 COLUMNS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
+EXIT_CODES_HELP = (
+    "exit codes: 0 success; 1 failure (unreadable checkpoint or dataset, a checkpoint whose labels differ "
+    "from the dataset's, an output file that cannot be written), the message names the file; 2 usage error (invalid "
+    "flag value, --json file or --report folder that exists without --overwrite, --compare without two "
+    "checkpoints or --report), found before any checkpoint or data is loaded; 130 interrupted (Ctrl-C)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,22 +96,30 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: see :data:`EXIT_CODES_HELP`."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        print("catviz-eval: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
     if "--faithfulness" in argv:  # a different job with its own options (train_cli/faithfulness.py)
         from . import faithfulness
 
         return faithfulness.main([a for a in argv if a != "--faithfulness"])
     parser = build_parser()
     args = parser.parse_args(argv)
-    compare.check_arguments(parser, args)
-    if args.compare:
-        return compare.main(args)
     try:
         check_arguments(args)
     except UsageError as err:
         print(f"catviz-eval: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    compare.check_arguments(parser, args)
+    if args.compare:
+        return compare.main(args)
     device = models.resolve_device(args.device)
     try:
         first, *_ = [read_meta(path) for path in args.checkpoints]  # every file checked before the data

@@ -83,3 +83,24 @@ def test_roles_come_from_the_metadata_and_labels_must_match(small_checkpoints, d
     other_labels = {"baseline": small_checkpoints["baseline"], "cat": other}
     assert compare(other_labels, data_root, tmp_path / "r2") == 1
     assert "labels" in capsys.readouterr().err
+
+
+def test_help_says_compare_needs_report(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "per class, per object size, per image; needs --report DIR" in out
+
+
+def test_compare_without_report_is_a_usage_error_naming_the_flag(tmp_path, capsys):
+    missing = [str(tmp_path / "b.safetensors"), str(tmp_path / "c.safetensors")]  # never read: no work is done
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(missing + ["--compare"])
+    assert exit_info.value.code == 2 and "--compare needs --report DIR" in capsys.readouterr().err
+
+
+def test_a_bad_device_is_a_usage_error_before_the_report_folder_is_made(tmp_path, capsys):
+    missing = [str(tmp_path / "b.safetensors"), str(tmp_path / "c.safetensors")]
+    assert evaluate.main(missing + ["--compare", "--report", str(tmp_path / "r"), "--device", "tpu9"]) == 2
+    err = capsys.readouterr().err
+    assert "--device 'tpu9'" in err and "Traceback" not in err and not (tmp_path / "r").exists()
