@@ -50,8 +50,9 @@ def create_backbone(
             f"backbone {name!r} does not give {num_levels} feature stages "
             f"(timm features_only=True failed: {err}); choose a CNN such as {DEFAULT_BACKBONE!r}"
         ) from err
-    _logger.info("backbone %s (pretrained=%s): channels %s, strides %s", name, pretrained,
-                 model.feature_info.channels(), model.feature_info.reduction())
+    if not next(model.parameters()).is_meta:  # load_checkpoint's shape-only skeleton is not news
+        _logger.info("backbone %s (pretrained=%s): channels %s, strides %s", name, pretrained,
+                     model.feature_info.channels(), model.feature_info.reduction())
     return model
 
 

@@ -51,6 +51,19 @@ def test_pretrained_weights_load_offline_from_a_local_file(tmp_path):
     assert not torch.equal(dict(fresh.backbone.named_parameters())["conv1.0.weight"], source.conv1[0].weight)
 
 
+def test_a_backbone_is_logged_once_when_a_checkpoint_loads(tmp_path, caplog):
+    """load_checkpoint builds a shape-only skeleton on the meta device first: it is not logged."""
+    from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    path = tmp_path / "cat.safetensors"
+    save_checkpoint(path, models.create_model("cat_tiny", 2), CheckpointMeta(
+        model="cat_tiny", class_names=["a", "b"], mean=(0.5,) * 3, std=(0.2,) * 3, input_size=96))
+    with caplog.at_level("INFO", logger="models.backbone"):
+        load_checkpoint(path)
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "models.backbone"] == [
+        "backbone test_resnet (pretrained=False)"]
+
+
 def test_missing_pretrained_file_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="pretrained weights file not found"):
         create_backbone("test_resnet", 3, pretrained_file=tmp_path / "nope.safetensors")
