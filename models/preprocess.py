@@ -41,6 +41,17 @@ class ImageLoadError(ValueError):
     """An image file that cannot be used; the message names the file and the problem."""
 
 
+#: How Pillow says that a file ends early: in the header (``ImageFile._safe_read``) or in the pixel data.
+_TRUNCATED = ("Truncated File Read", "image file is truncated")
+
+
+def _truncated(path: Path, err: Exception) -> ImageLoadError | None:
+    """The error for a file that ends early (an incomplete download or copy), else ``None``."""
+    if isinstance(err, OSError) and str(err).startswith(_TRUNCATED):
+        return ImageLoadError(f"{path}: the image file is truncated (incomplete download?)")
+    return None
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     width: int
@@ -71,7 +82,7 @@ def read_header(path: str | Path) -> ImageHeader:
     except Image.DecompressionBombError as err:
         raise ImageLoadError(f"{path}: image too large ({err})") from err
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise ImageLoadError(
+        raise _truncated(path, err) or ImageLoadError(
             f"{path}: not an image in a supported format ({', '.join(FORMATS)}): {err}"
         ) from err
     pixels = header.width * header.height
@@ -114,7 +125,7 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
     try:
         image = _decode(path, max_side)
     except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise ImageLoadError(f"{path}: not a readable image (truncated or corrupt data: {err})") from err
+        raise _truncated(path, err) or ImageLoadError(f"{path}: not a readable image (corrupt data: {err})") from err
     if image.size == 0:
         raise ImageLoadError(f"{path}: not a readable image (no pixels)")
     return image

@@ -45,6 +45,19 @@ def test_bad_files_raise_a_message_naming_the_file(tmp_path):
         load_image(tmp_path / "missing.png")
 
 
+@pytest.mark.parametrize("suffix, keep", [("jpg", 200), ("jpg", 0.5), ("png", 0.5)])
+def test_a_truncated_file_is_called_truncated(tmp_path, suffix, keep):
+    """Cut in the header (JPEG: 200 bytes) or in the pixel data (half the file)."""
+    whole = tmp_path / f"whole.{suffix}"
+    cv2.imwrite(str(whole), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    data = whole.read_bytes()
+    path = tmp_path / f"cut.{suffix}"
+    path.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    assert str(info.value) == f"{path}: the image file is truncated (incomplete download?)"
+
+
 def test_corrupt_jpeg_data_never_reaches_stderr(tmp_path, capfd):
     path = tmp_path / "damaged.jpg"
     cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8))
