@@ -55,7 +55,7 @@ def build_export_parser() -> argparse.ArgumentParser:
         "label (the ground truth when known, else the predicted labels), drawn as the app draws them.",
         epilog="Roles come from each checkpoint's own metadata: a CAT checkpoint given as --baseline (or a "
         "baseline given as --cat) is refused. Exit status: 0 figure written; 1 nothing could be drawn or the "
-        "figure could not be written; 2 usage error (a bad flag or an unusable checkpoint), before any work.",
+        "figure could not be written; 2 usage error (a bad flag, no image to draw or an unusable checkpoint), before any work.",
     )
     parser.add_argument("paths", nargs="*", type=Path, help="images or folders")
     parser.add_argument("--baseline", type=Path, help="baseline checkpoint")
@@ -120,6 +120,10 @@ def export_main(argv: list[str]) -> int:
     checkpoints, paths, truth = _sources(args)
     if not checkpoints:
         parser.error("give --baseline and/or --cat, or --demo")
+    images = expand_paths(paths)
+    if not images:
+        parser.error(f"no image to draw: {', '.join(map(str, paths))} holds no image files" if paths
+                     else "no image to draw: give image files or folders (or --demo for the sample images)")
     try:
         device = resolve_device(args.device)
     except (RuntimeError, ValueError) as err:
@@ -143,7 +147,7 @@ def export_main(argv: list[str]) -> int:
         return 2
     class_names = next(iter(loaded.values())).meta.class_names
     rows = []
-    for path in tqdm(expand_paths(paths), desc="catviz export", unit="image", file=sys.stderr):
+    for path in tqdm(images, desc="catviz export", unit="image", file=sys.stderr):
         try:
             rows.append(_figure_row(path, loaded, truth.get(path), class_names, args))
         except ImageLoadError as err:

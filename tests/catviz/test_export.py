@@ -132,6 +132,17 @@ def test_export_fails_only_when_nothing_could_be_drawn(tmp_path, checkpoints, ca
     assert not (tmp_path / "f.png").exists()
 
 
+def test_no_image_to_draw_is_a_usage_error_before_any_model_loads(tmp_path, checkpoints, capsys, monkeypatch):
+    from catviz import inference
+
+    monkeypatch.setattr(inference, "load_model", lambda *a: pytest.fail("a model was loaded"))
+    (tmp_path / "empty").mkdir()
+    err = _usage_error(capsys, tmp_path / "empty", "--out", tmp_path / "f.png", checkpoints=checkpoints)
+    assert f"no image to draw: {tmp_path / 'empty'} holds no image files" in err
+    err = _usage_error(capsys, "--out", tmp_path / "f.png", checkpoints=checkpoints)
+    assert "no image to draw: give image files or folders (or --demo for the sample images)" in err
+
+
 def test_export_refuses_models_with_different_labels(tmp_path, checkpoints, capsys):
     other = make_checkpoint(tmp_path / "other.safetensors", "baseline_tiny", classes=["a", "b"])
     good = write_good_images(tmp_path / "imgs", 1)
