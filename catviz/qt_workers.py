@@ -177,7 +177,7 @@ class InferenceController(QObject):
     def _place_models(self, loaded: list[LoadedModel], errors: list[str], requested: dict[Path, str]) -> None:
         """On the GUI thread: put freshly loaded models in their slots (see load_checkpoints)."""
         for error in errors:
-            self.state.report(error)
+            self._refuse(error)
         by_role: dict[str, LoadedModel] = {}
         for model in loaded:
             asked = requested.get(model.path)
@@ -192,8 +192,8 @@ class InferenceController(QObject):
             return
         first, *rest = by_role.values()
         if rest and not inference.same_labels(first, rest[0]):
-            self.state.report(f"{first.path.name} and {rest[0].path.name} have different labels "
-                              f"({first.meta.num_classes} and {rest[0].meta.num_classes}): neither was loaded")
+            self._refuse(f"{first.path.name} and {rest[0].path.name} have different labels "
+                         f"({first.meta.num_classes} and {rest[0].meta.num_classes}): neither was loaded")
             return
         others = {r: m for r, m in self.state.models.items() if r not in by_role}
         conflict = next(((r, m) for r, m in others.items() if not inference.same_labels(first, m)), None)
@@ -204,7 +204,7 @@ class InferenceController(QObject):
                 try:
                     inference.check_compatible(first, other)
                 except CheckpointError as err:
-                    self.state.report(f"{err}: not loaded")
+                    self._refuse(f"{err}: not loaded")
                 return
             self.state.set_model(other_role, None)
             self.state.report(f"{other.path.name} removed from the {other_role} slot: its labels differ "
@@ -213,6 +213,12 @@ class InferenceController(QObject):
             self.state.set_model(role, model)
         if conflict is not None and answer == "choose" and self.choose_partner is not None:
             self.choose_partner(conflict[0])
+
+    def _refuse(self, text: str) -> None:
+        """A checkpoint not loaded: said in the Messages dock and, for whoever started us from a
+        terminal (``catviz --cat bad.safetensors``), logged as one line on stderr."""
+        _logger.error("%s", text)
+        self.state.report(text)
 
     def set_device(self, name: str) -> None:
         """Reload every model on another device (in workers; results are recomputed)."""

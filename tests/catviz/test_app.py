@@ -70,3 +70,18 @@ def test_screenshot_exits_even_with_no_models(tmp_path):
                            "--device", "cpu"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.stat().st_size > 0
+
+
+def test_a_checkpoint_refused_at_start_up_is_one_line_on_stderr(tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((40, 60, 3), np.uint8))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not a checkpoint")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([sys.executable, "-m", "catviz.app", "--cat", str(bad), str(image), "--screenshot",
+                           str(tmp_path / "shot.png"), "--device", "cpu"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused = [line for line in done.stderr.splitlines() if "bad.safetensors" in line]
+    assert len(refused) == 1 and refused[0].startswith(f"ERROR catviz.qt_workers: {bad}: not a catviz checkpoint")
+    assert "Traceback" not in done.stderr
