@@ -21,7 +21,7 @@ from models.preprocess import ImageLoadError, load_image
 from . import demo, figure, inference, system_libs
 from .methods import CAM, METHODS
 from .render import COLORMAPS, DIVERGING
-from .state import expand_paths
+from .state import CHECKPOINT_SUFFIXES, expand_paths
 
 _logger = logging.getLogger("catviz")
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no arguments it opens the bundled demo models and sample images. "
         "`catviz export --help` writes the Fig.-3-style figure without a window.",
     )
-    parser.add_argument("paths", nargs="*", type=Path, help="images or folders to list")
+    parser.add_argument("paths", nargs="*", type=Path, help="images or folders to list; a checkpoint (.safetensors ...) here is loaded into the slot its metadata names, as if dropped")
     parser.add_argument("--baseline", type=Path, help="baseline checkpoint (.safetensors)")
     parser.add_argument("--cat", type=Path, help="CAT checkpoint (.safetensors)")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda ...")
@@ -120,6 +120,9 @@ def export_main(argv: list[str]) -> int:
     checkpoints, paths, truth = _sources(args)
     if not checkpoints:
         parser.error("give --baseline and/or --cat, or --demo")
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
     images = expand_paths(paths)
     if not images:
         parser.error(f"no image to draw: {', '.join(map(str, paths))} holds no image files" if paths
@@ -258,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     window = QtMainWindow(state, controller)
     window.resize(int(size.group(1)), int(size.group(2)))
     window.show()
-    if checkpoints:
-        controller.load_checkpoints(list(checkpoints.values()), {path: role for role, path in checkpoints.items()})
-    state.add_images(paths, truth)
+    named = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]  # as if dropped: the slot from metadata
+    if checkpoints or named:
+        controller.load_checkpoints([*checkpoints.values(), *named], {path: role for role, path in checkpoints.items()})
+    state.add_images([p for p in paths if p not in named], truth)
     if args.dataset:  # both models over the whole split, in the background
         from .qt_dataset_view import QtDatasetView
 

@@ -39,10 +39,9 @@ from .qt_cam_view import QtCamView
 from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
 from .qt_workers import InferenceController
-from .state import ROLES, AppState, Event, Message
+from .state import CHECKPOINT_SUFFIXES, ROLES, AppState, Event, Message
 
 _logger = logging.getLogger(__name__)
-CHECKPOINT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin"}
 #: Widgets that use the arrow keys themselves: with focus, they keep them (no image change).
 ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
 NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "

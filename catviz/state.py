@@ -42,6 +42,8 @@ MAX_CACHED_ATTRIBUTIONS = 64
 #: copy is decoded again when its image is shown. Display copies are at most 2048 px a side.
 MAX_IMAGE_BYTES = 128 * 2**20
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jp2"}
+#: Files loaded as models when dropped or named on the command line (pickles are refused when read).
+CHECKPOINT_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin"}
 #: ``DisplaySettings.label_mode``: follow each image's top prediction (a clicked label holds
 #: for the current image only), or keep one fixed label for every image.
 LABEL_MODES = ("top", "fixed")

@@ -85,6 +85,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         models.resolve_device(args.device)
     except (ValueError, RuntimeError) as err:
         raise UsageError(f"--device {args.device!r}: {err}") from err
+    if args.json and args.compare:
+        raise UsageError("--json does not apply to --compare: the report folder (--report DIR) holds its JSON")
     if args.json:
         folder = Path(args.json).parent
         if not folder.is_dir():

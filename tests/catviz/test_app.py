@@ -72,13 +72,14 @@ def test_screenshot_exits_even_with_no_models(tmp_path):
     assert shot.stat().st_size > 0
 
 
-def test_a_checkpoint_refused_at_start_up_is_one_line_on_stderr(tmp_path):
+@pytest.mark.parametrize("flag", [["--cat"], []], ids=["--cat", "positional, as if dropped"])
+def test_a_checkpoint_refused_at_start_up_is_one_line_on_stderr(tmp_path, flag):
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), np.zeros((40, 60, 3), np.uint8))
     bad = tmp_path / "bad.safetensors"
     bad.write_text("not a checkpoint")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    done = subprocess.run([sys.executable, "-m", "catviz.app", "--cat", str(bad), str(image), "--screenshot",
+    done = subprocess.run([sys.executable, "-m", "catviz.app", *flag, str(bad), str(image), "--screenshot",
                            str(tmp_path / "shot.png"), "--device", "cpu"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]

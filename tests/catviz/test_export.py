@@ -141,6 +141,8 @@ def test_no_image_to_draw_is_a_usage_error_before_any_model_loads(tmp_path, chec
     assert f"no image to draw: {tmp_path / 'empty'} holds no image files" in err
     err = _usage_error(capsys, "--out", tmp_path / "f.png", checkpoints=checkpoints)
     assert "no image to draw: give image files or folders (or --demo for the sample images)" in err
+    err = _usage_error(capsys, tmp_path / "gone.png", "--out", tmp_path / "f.png", checkpoints=checkpoints)
+    assert f"no such file or folder: {tmp_path / 'gone.png'}" in err
 
 
 def test_export_refuses_models_with_different_labels(tmp_path, checkpoints, capsys):

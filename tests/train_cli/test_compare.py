@@ -104,3 +104,10 @@ def test_a_bad_device_is_a_usage_error_before_the_report_folder_is_made(tmp_path
     assert evaluate.main(missing + ["--compare", "--report", str(tmp_path / "r"), "--device", "tpu9"]) == 2
     err = capsys.readouterr().err
     assert "--device 'tpu9'" in err and "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+def test_json_with_compare_is_a_usage_error_not_silently_ignored(tmp_path, capsys):
+    missing = [str(tmp_path / "b.safetensors"), str(tmp_path / "c.safetensors")]
+    argv = missing + ["--compare", "--report", str(tmp_path / "r"), "--json", str(tmp_path / "s.json")]
+    assert evaluate.main(argv) == 2
+    assert "--json does not apply to --compare" in capsys.readouterr().err and not (tmp_path / "r").exists()
