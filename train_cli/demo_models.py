@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 
 from . import pretrain, train
 from .data import load_splits
@@ -61,6 +61,14 @@ def write_samples(demo_root: Path, out: Path) -> None:
     shutil.copy(photos / "README.txt", samples / "photos" / "ATTRIBUTION.txt")
 
 
+def ship(run: Path, out: Path, role: str) -> CheckpointMeta:
+    """Copy a finished run's final weights and metadata (no resume state) to ``out/demo_<role>.safetensors``."""
+    model, meta = load_checkpoint(run / "last.safetensors")
+    save_checkpoint(out / f"demo_{role}.safetensors", model, meta)
+    print(f"{out / f'demo_{role}.safetensors'}: {meta.model} from {run}, val mAP {meta.metrics['mAP']:.2f}")
+    return meta
+
+
 def recipe_flags(recipe: str, trunk: Path | None) -> list[str]:
     """catviz-train flags on top of ``--dataset demo`` for a recipe."""
     return SCRATCH if recipe == "scratch" else ["--pretrained-file", str(trunk)]
@@ -78,8 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trunk", type=Path, help="reuse this pretrained trunk instead of pretraining one")
     parser.add_argument("--seed", type=int, default=DEMO_SEED,
                         help="training seed of both models (default %(default)s: the shipped pair's, the seed study's median)")
+    parser.add_argument("--from-runs", type=Path, metavar="DIR",
+                        help="ship the pair of finished runs DIR/baseline_tiny and DIR/cat_tiny (e.g. one seed of "
+                        "bench/demo_seeds.py) instead of training")
     args = parser.parse_args(argv)
+    if args.from_runs:
+        missing = [str(args.from_runs / m / "last.safetensors") for m in ROLES.values()
+                   if not (args.from_runs / m / "last.safetensors").is_file()]
+        if missing:
+            parser.error(f"--from-runs: no finished run: {', '.join(missing)}")
     demo_root = ensure_demo_set(args.data_root)
+    if args.from_runs:
+        for role, model in ROLES.items():
+            ship(args.from_runs / model, args.out, role)
+        write_samples(demo_root, args.out)
+        return 0
     timings = {}
     trunk = args.trunk
     if args.recipe == "paper" and trunk is None:
@@ -97,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                            *recipe_flags(args.recipe, trunk)])
         if code:
             return code
-        weights, meta = load_checkpoint(run / "last.safetensors")
-        save_checkpoint(args.out / f"demo_{role}.safetensors", weights, meta)
+        meta = ship(run, args.out, role)
         timings[role] = time.perf_counter() - start
         print(f"{role}: {model} val mAP {meta.metrics['mAP']:.2f} in {timings[role] / 60:.1f} min")
     write_samples(demo_root, args.out)

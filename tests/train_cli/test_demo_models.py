@@ -1,0 +1,30 @@
+"""train_cli/demo_models.py: shipping a finished pair (--from-runs) and refusing a missing one."""
+
+import pytest
+import torch
+
+import models
+from models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
+from train_cli import demo_models
+
+
+def test_a_missing_run_is_a_usage_error_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        demo_models.main(["--from-runs", str(tmp_path / "seed9"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"no finished run: {tmp_path / 'seed9' / 'baseline_tiny' / 'last.safetensors'}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ship_copies_the_final_weights_and_metadata(tmp_path):
+    torch.manual_seed(0)
+    model = models.create_model("cat_tiny", 10)
+    run = tmp_path / "run"
+    run.mkdir()
+    meta = CheckpointMeta(model="cat_tiny", class_names=[str(d) for d in range(10)], input_size=128,
+                          mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), dataset="demo", metrics={"mAP": 91.5})
+    save_checkpoint(run / "last.safetensors", model, meta)
+    shipped = demo_models.ship(run, tmp_path, "cat")
+    assert shipped.metrics["mAP"] == 91.5 and read_meta(tmp_path / "demo_cat.safetensors").model == "cat_tiny"
+    reloaded, _ = load_checkpoint(tmp_path / "demo_cat.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True))
