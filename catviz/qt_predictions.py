@@ -156,15 +156,13 @@ class QtLabelTable(QTreeWidget):
                 for it in (self.topLevelItem(i) for i in range(self.topLevelItemCount()))]
 
 
-class QtLevelBars(pg.PlotWidget):
-    """The top-k labels' per-level logits (CAT's classifiers and their sum beside the
-    baseline's logit) as horizontal bars, label names on the left; hovering a label's row
-    shows all its numbers. One bar item per series keeps a refresh cheap."""
+class _RowBars(pg.PlotWidget):
+    """Horizontal bars in labelled rows (top to bottom) over a logit axis, a legend beside
+    the plot (one inside would cover bars), and a tooltip for the row under the mouse."""
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.top_k = TOP_K
         self.setBackground("w")
         self.showGrid(x=True, alpha=0.3)
         plot = self.getPlotItem()
@@ -173,13 +171,40 @@ class QtLevelBars(pg.PlotWidget):
         plot.getViewBox().invertY(True)
         plot.setMouseEnabled(False, False)
         plot.hideButtons()
-        self.legend = QLabel()  # beside the plot: a legend inside would cover bars
+        self.legend = QLabel()
         self.legend.setWordWrap(True)
+        self.scene().sigMouseMoved.connect(self._hover)
+
+    def tooltip_at(self, row: int) -> str:
+        raise NotImplementedError
+
+    def _hover(self, scene_pos) -> None:
+        view = self.getPlotItem().getViewBox()
+        if view.sceneBoundingRect().contains(scene_pos):
+            text = self.tooltip_at(round(view.mapSceneToView(scene_pos).y()))
+            QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
+
+    def _clear(self) -> pg.PlotItem:
+        """Remove the bars and the legend; returns the plot to draw on."""
+        plot = self.getPlotItem()
+        for item in [i for i in plot.items if isinstance(i, pg.BarGraphItem)]:
+            plot.removeItem(item)
+        self.legend.clear()
+        return plot
+
+
+class QtLevelBars(_RowBars):
+    """The top-k labels' per-level logits (CAT's classifiers and their sum beside the
+    baseline's logit) as horizontal bars, label names on the left; hovering a label's row
+    shows all its numbers. One bar item per series keeps a refresh cheap."""
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(state, parent)
+        self.top_k = TOP_K
         self.series: dict[str, np.ndarray] = {}
         self.colors: dict[str, str] = {}
         self.labels: list[str] = []
         self.ticks: list[str] = []  # the label names as the axis shows them
-        self.scene().sigMouseMoved.connect(self._hover)
 
     def sizeHint(self) -> QSize:
         return QSize(320, 260)
@@ -191,18 +216,8 @@ class QtLevelBars(pg.PlotWidget):
         lines = [f"{series}: logit {float(values[row]):+.3f}" for series, values in self.series.items()]
         return "\n".join([self.labels[row], *lines])
 
-    def _hover(self, scene_pos) -> None:
-        view = self.getPlotItem().getViewBox()
-        if not view.sceneBoundingRect().contains(scene_pos):
-            return
-        text = self.tooltip_at(round(view.mapSceneToView(scene_pos).y()))
-        QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
-
     def refresh(self, order: list[int]) -> None:
-        plot = self.getPlotItem()
-        for item in [i for i in plot.items if isinstance(i, pg.BarGraphItem)]:
-            plot.removeItem(item)
-        self.legend.clear()
+        plot = self._clear()
         cat, base = self.state.result("cat"), self.state.result("baseline")
         self.series, self.colors, self.labels, self.ticks = {}, {}, [], []
         if not order:
@@ -234,27 +249,15 @@ class QtLevelBars(pg.PlotWidget):
         plot.enableAutoRange(axis="x")
 
 
-class QtLayerShare(pg.PlotWidget):
+class QtLayerShare(_RowBars):
     """Where the shown label's logit comes from: one stacked bar per level of each model,
     split into the layers whose positions reach it and the position-free offset (read from
     ``InferenceResult.layer_share``). Positive parts stack right of zero, negative left."""
 
     def __init__(self, state: AppState, parent=None):
-        super().__init__(parent)
-        self.state = state
-        self.setBackground("w")
-        self.showGrid(x=True, alpha=0.3)
-        plot = self.getPlotItem()
-        plot.setLabel("bottom", "logit")
-        plot.getAxis("bottom").enableAutoSIPrefix(False)  # logits as they are, never "(x0.001)"
-        plot.getViewBox().invertY(True)
-        plot.setMouseEnabled(False, False)
-        plot.hideButtons()
-        self.legend = QLabel()
-        self.legend.setWordWrap(True)
+        super().__init__(state, parent)
         self.rows: list[tuple[str, dict[str, float]]] = []  # (row name, source → logit)
         self.label: str | None = None
-        self.scene().sigMouseMoved.connect(self._hover)
 
     def sizeHint(self) -> QSize:
         return QSize(320, 150)
@@ -268,17 +271,8 @@ class QtLayerShare(pg.PlotWidget):
         lines = [f"{source}: {value:+.3f} ({abs(value) / magnitude:.0%} of |parts|)" for source, value in parts.items()]
         return "\n".join([f"{name} → {self.label}: logit {sum(parts.values()):+.3f}", *lines])
 
-    def _hover(self, scene_pos) -> None:
-        view = self.getPlotItem().getViewBox()
-        if view.sceneBoundingRect().contains(scene_pos):
-            text = self.tooltip_at(round(view.mapSceneToView(scene_pos).y()))
-            QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
-
     def refresh(self) -> None:
-        plot = self.getPlotItem()
-        for item in [i for i in plot.items if isinstance(i, pg.BarGraphItem)]:
-            plot.removeItem(item)
-        self.legend.clear()
+        plot = self._clear()
         self.rows = []
         label = self.state.shown_label()
         if label is None:
