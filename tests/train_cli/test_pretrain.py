@@ -1,13 +1,18 @@
 """Pretraining the demo trunk: the file loads through --pretrained-file; nothing is overwritten silently."""
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 
 import models
-from train_cli import pretrain
+from train_cli import demo_models, pretrain
+from train_cli.config import resolve_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_short_run_writes_timm_weights_that_the_tiny_models_load(tmp_path, capsys):
@@ -41,3 +46,30 @@ def test_bad_arguments_are_usage_errors(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         pretrain.main(["--out", str(tmp_path / "x.safetensors"), "--steps", "0"])
     assert exit_info.value.code == 2
+
+
+def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
+    """The shipped pair is the seed study's median seed, trained with the demo preset from the shipped trunk."""
+    from catviz import demo
+    from models.checkpoint import read_meta
+
+    study = json.loads((ROOT / "bench" / "results" / "demo-seeds.json").read_text())
+    runs = study["runs"]
+    diffs = {seed: r["cat_tiny"]["final"]["mAP"] - r["baseline_tiny"]["final"]["mAP"] for seed, r in runs.items()}
+    seeds = sorted(diffs, key=diffs.get)
+    assert len(seeds) >= 5 and int(seeds[(len(seeds) - 1) // 2]) == demo_models.DEMO_SEED
+
+    trunk = demo.DEMO_CHECKPOINTS["cat"].with_name(demo_models.TRUNK)
+    assert hashlib.sha256(trunk.read_bytes()).hexdigest() == study["trunk"]["sha256"]
+    with safe_open(str(trunk), "pt") as f:
+        assert json.loads(f.metadata()["steps"]) == pretrain.build_parser().parse_args(["--out", "x"]).steps
+
+    cfg = resolve_config(["--dataset", "demo", "--seed", str(demo_models.DEMO_SEED), "--workers", "1",
+                          *demo_models.recipe_flags("paper", trunk)])
+    for role, model in demo_models.ROLES.items():
+        meta = read_meta(demo.DEMO_CHECKPOINTS[role])
+        for key in ("model", "pretrained", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+                    "decay_bias_norm", "schedule", "lr_step", "lr_gamma", "img_size", "crop", "hflip", "seed", "workers"):
+            expected = model if key == "model" else getattr(cfg, key)
+            assert meta.config[key] == expected, (role, key)
+        assert meta.metrics["mAP"] == pytest.approx(runs[str(demo_models.DEMO_SEED)][model]["final"]["mAP"], abs=0.01)
