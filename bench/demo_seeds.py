@@ -105,7 +105,7 @@ def tail_range(curve: list[float], epochs: int = 5) -> float:
 def summary(results: dict) -> str:
     runs = results["runs"]
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
-    ms = lambda v: f"{np.mean(v):.1f} ± {sd(v):.1f}"  # noqa: E731
+    ms = lambda v: f"{np.mean(v):.1f} ± {sd(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"  # noqa: E731
     lines = ["| model | seeds | final mAP | CF1 | OF1 | best-epoch mAP | small | medium | large | last-5-epoch move (mean, max) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model in MODELS:
@@ -137,7 +137,8 @@ def summary(results: dict) -> str:
                      if model in r and "baseline_tiny" in r]
             if diffs:
                 mean, low, high = t_interval(diffs)
-                lines.append(f"| {model} | {len(diffs)} | {mean:+.1f} | [{low:+.1f}, {high:+.1f}] |")
+                interval = f"[{low:+.1f}, {high:+.1f}]" if len(diffs) > 1 else "– (one seed)"
+                lines.append(f"| {model} | {len(diffs)} | {mean:+.1f} | {interval} |")
         diffs = [c["final"]["mAP"] - b["final"]["mAP"] for _, c, b in paired]
         median_seed = paired[int(np.argsort(diffs)[(len(diffs) - 1) // 2])][0]
         lines.append(f"\nmedian seed of CAT − baseline (final mAP): {median_seed}")

@@ -33,6 +33,8 @@ def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tm
         results["runs"][seed]["fpn_tiny"] = {"final": {"mAP": fpn, "CF1": 60.0, "OF1": 61.0}, "best_mAP": fpn,
                                              "size_mAP": {"small": 1.0, "medium": 2.0, "large": 3.0},
                                              "curve_mAP": [50.0, 60.0, 70.0, 71.0, 71.2, 71.4, fpn]}
+    results["runs"]["0"]["cat_mha_tiny"] = {"final": {"mAP": 73.5, "CF1": 60.0, "OF1": 61.0}, "best_mAP": 73.5,
+                                            "size_mAP": {"small": 1.0, "medium": 2.0, "large": 3.0}}
     path = tmp_path / "seeds.json"
     path.write_text(json.dumps(results))
     plot = tmp_path / "curves.png"
@@ -41,6 +43,8 @@ def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tm
     assert done.returncode == 0, done.stderr
     assert "| fpn_tiny | 2 | +3.0 | [-9.7, +15.7] |" in done.stdout  # fpn - baseline: +2, +4
     assert "| 60.0 ± 0.0 | 61.0 ± 0.0 |" in done.stdout
+    assert "| cat_mha_tiny | 1 | 73.5 | 60.0 | 61.0 | 73.5 |" in done.stdout  # one seed: no "± nan"
+    assert "| cat_mha_tiny | 1 | +3.5 | – (one seed) |" in done.stdout
     # last 5 epochs: seed 0 moves 72.0 - 70.0 = 2.00, seed 1 84.0 - 70.0 = 14.00
     assert "| 8.00, 14.00 |" in done.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
