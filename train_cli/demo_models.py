@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
 
 from . import pretrain, train
 from .data import load_splits
@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                    if not (args.from_runs / m / "last.safetensors").is_file()]
         if missing:
             parser.error(f"--from-runs: no finished run: {', '.join(missing)}")
+        for model in ROLES.values():
+            meta = read_meta(args.from_runs / model / "last.safetensors")
+            if meta.epoch != meta.config.get("epochs"):
+                parser.error(f"--from-runs: {args.from_runs / model} stopped at epoch {meta.epoch} of "
+                             f"{meta.config.get('epochs')}; finish it with catviz-train --resume first")
     demo_root = ensure_demo_set(args.data_root)
     if args.from_runs:
         for role, model in ROLES.items():

@@ -28,3 +28,16 @@ def test_ship_copies_the_final_weights_and_metadata(tmp_path):
     assert shipped.metrics["mAP"] == 91.5 and read_meta(tmp_path / "demo_cat.safetensors").model == "cat_tiny"
     reloaded, _ = load_checkpoint(tmp_path / "demo_cat.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True))
+
+
+def test_a_half_trained_run_is_not_shipped(tmp_path, capsys):
+    for name in demo_models.ROLES.values():
+        (tmp_path / "seed0" / name).mkdir(parents=True)
+        save_checkpoint(tmp_path / "seed0" / name / "last.safetensors", models.create_model(name, 10),
+                        CheckpointMeta(model=name, class_names=[str(d) for d in range(10)], input_size=128,
+                                       mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), dataset="demo", epoch=3,
+                                       config={"epochs": 16}))
+    with pytest.raises(SystemExit) as exit_info:
+        demo_models.main(["--from-runs", str(tmp_path / "seed0"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "stopped at epoch 3 of 16" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
