@@ -71,7 +71,9 @@ maps, so the level's logit splits exactly into one share per position:
 
 A level's map lives on its finest source grid; a coarser source's share is spread
 evenly over the fine cells it covers. The **layer share** says how much of each level's
-logit comes from each source layer and from the offset.
+logit comes from each source layer and from the offset. When most of a fusion level's
+logit comes from R5, its map shows the coarse P5 grid as blocks: the model decided from
+the upper positions, and the map says so rather than smoothing it away.
 
 This is exact for this image only: other images freeze other weights, scales and gates
 (the same idea as DecompX and ALTI for language transformers).
