@@ -166,6 +166,13 @@ class QtCamView(QWidget):
                 widget.blockSignals(True)
                 widget.setCurrentText(value)
                 widget.blockSignals(False)
+        for box, on in ((self.positive_only, s.positive_only), (self.per_panel, s.per_panel_scale)):
+            box.blockSignals(True)
+            box.setChecked(on)
+            box.blockSignals(False)
+        self.opacity.blockSignals(True)
+        self.opacity.setValue(round(s.opacity * 100))
+        self.opacity.blockSignals(False)
         if self.state.spec("cat") is None:
             self.level.setEnabled(False)
             self.level.setToolTip("Load a CAT model to choose one of its levels.")

@@ -39,6 +39,7 @@ from .qt_cam_view import QtCamView
 from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
 from .qt_workers import InferenceController
+from .render import COLORMAPS
 from .state import CHECKPOINT_SUFFIXES, ROLES, AppState, Event, Message
 
 _logger = logging.getLogger(__name__)
@@ -46,6 +47,14 @@ _logger = logging.getLogger(__name__)
 ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
 NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "
                   "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
+#: Display options kept between sessions: their type and what a valid value is.
+PERSISTED_SETTINGS = {
+    "threshold": (float, lambda v: 0 < v < 1),
+    "colormap": (str, lambda v: v in COLORMAPS),
+    "opacity": (float, lambda v: 0 <= v <= 1),
+    "positive_only": (bool, lambda v: True),
+    "per_panel_scale": (bool, lambda v: True),
+}
 NO_IMAGES_HINT = "No images. Use File ▸ Open images… or Open folder…, or drop image files or folders on the window."
 
 
@@ -307,28 +316,38 @@ class QtMainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def _restore_settings(self) -> None:
+        """Window geometry and the display options of the last session.
+
+        The settings file is the user's to edit: a value that does not parse or is out of
+        range is ignored (logged), never applied.
+        """
         settings = QSettings()
         if settings.contains("window/geometry"):
             self.restoreGeometry(settings.value("window/geometry"))
             self.splitter.restoreState(settings.value("window/splitter"))
-        threshold = settings.value("display/threshold", type=float)
-        colormap = settings.value("display/colormap", type=str)
         changes = {}
-        if threshold:
-            changes["threshold"] = threshold
-            self.predictions.slider.setValue(round(threshold * 100))
-        if colormap:
-            changes["colormap"] = colormap
-            self.cam_view.colormap.setCurrentText(colormap)
-        if changes:
-            self.state.update_settings(**changes)
+        for key, (kind, valid) in PERSISTED_SETTINGS.items():
+            if not settings.contains(f"display/{key}"):
+                continue
+            try:
+                value = settings.value(f"display/{key}", type=kind)
+            except (TypeError, ValueError):
+                value = None
+            if value is None or not valid(value):
+                _logger.warning("settings %s: display/%s = %r ignored (invalid)", settings.fileName(), key,
+                                settings.value(f"display/{key}"))
+                continue
+            changes[key] = value
+        if "threshold" in changes:
+            self.predictions.slider.setValue(round(changes["threshold"] * 100))
+        self.state.update_settings(**changes)
 
     def closeEvent(self, event) -> None:
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
-        settings.setValue("display/threshold", self.state.settings.threshold)
-        settings.setValue("display/colormap", self.state.settings.colormap)
+        for key in PERSISTED_SETTINGS:
+            settings.setValue(f"display/{key}", getattr(self.state.settings, key))
         for role, loaded in self.state.models.items():
             settings.setValue(f"checkpoints/{role}", str(loaded.path))
         QApplication.instance().removeEventFilter(self._arrow_keys)

@@ -89,7 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-runs", type=Path, metavar="DIR",
                         help="ship the pair of finished runs DIR/baseline_tiny and DIR/cat_tiny (e.g. one seed of "
                         "bench/demo_seeds.py) instead of training")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the checkpoints, trunk and samples already in --out (the shipped ones are in git)")
     args = parser.parse_args(argv)
+    outputs = [args.out / f"demo_{role}.safetensors" for role in ROLES] + [args.out / "samples"]
+    if args.recipe == "paper" and args.trunk is None and not args.from_runs:
+        outputs.append(args.out / TRUNK)
+    existing = [str(path) for path in outputs if path.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{', '.join(existing)} already exist; pass --overwrite to replace them "
+                     "(make demo-models OVERWRITE=1), or choose another --out")
     if args.from_runs:
         missing = [str(args.from_runs / m / "last.safetensors") for m in ROLES.values()
                    if not (args.from_runs / m / "last.safetensors").is_file()]

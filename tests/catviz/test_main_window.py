@@ -386,14 +386,40 @@ def test_window_stays_responsive_while_models_run(qtbot, window, tmp_path):
 def test_settings_persist_across_windows(qtbot, window, checkpoints):
     load_models(qtbot, window, checkpoints)
     window.predictions.slider.setValue(70)
+    window.cam_view.positive_only.setChecked(True)
+    window.cam_view.per_panel.setChecked(True)
+    window.cam_view.opacity.setValue(40)
+    window.cam_view.colormap.setCurrentText("viridis")
     window.close()
     state = AppState()
     again = QtMainWindow(state, InferenceController(state, "cpu"))
     qtbot.addWidget(again)
-    assert state.settings.threshold == pytest.approx(0.7)
+    s = state.settings
+    assert (s.threshold, s.opacity) == (pytest.approx(0.7), pytest.approx(0.4))
+    assert (s.positive_only, s.per_panel_scale, s.colormap) == (True, True, "viridis")
+    view = again.cam_view
+    assert view.positive_only.isChecked() and view.per_panel.isChecked()
+    assert (view.opacity.value(), view.colormap.currentText(), again.predictions.slider.value()) == (40, "viridis", 70)
     again.reopen_last_checkpoints()
     qtbot.waitUntil(lambda: set(state.models) == {"baseline", "cat"}, timeout=20000)
     assert state.models["cat"].path == checkpoints["cat"]
+    again.controller.shutdown()
+
+
+def test_an_edited_settings_file_with_bad_values_is_ignored_not_applied(qtbot, window, caplog):
+    window.close()
+    settings = QSettings()
+    for key, value in {"threshold": "banana", "colormap": "../../etc/passwd", "opacity": "7",
+                       "positive_only": "true"}.items():
+        settings.setValue(f"display/{key}", value)
+    settings.sync()
+    state = AppState()
+    again = QtMainWindow(state, InferenceController(state, "cpu"))
+    qtbot.addWidget(again)
+    s = state.settings
+    assert (s.threshold, s.colormap, s.opacity, s.positive_only) == (0.5, state_module.DIVERGING, 0.75, True)
+    ignored = {r.args[1] for r in caplog.records if "ignored (invalid)" in r.getMessage()}
+    assert ignored == {"threshold", "colormap", "opacity"}
     again.controller.shutdown()
 
 

@@ -1,4 +1,4 @@
-"""train_cli/demo_models.py: shipping a finished pair (--from-runs) and refusing a missing one."""
+"""train_cli/demo_models.py: shipping a finished pair (--from-runs), refusing a missing one or replacing files."""
 
 import pytest
 import torch
@@ -41,3 +41,17 @@ def test_a_half_trained_run_is_not_shipped(tmp_path, capsys):
         demo_models.main(["--from-runs", str(tmp_path / "seed0"), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "stopped at epoch 3 of 16" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_files_already_in_out_are_not_replaced_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "assets"
+    out.mkdir()
+    (out / "demo_cat.safetensors").write_bytes(b"a user's model")
+    (out / demo_models.TRUNK).write_bytes(b"a user's trunk")
+    with pytest.raises(SystemExit) as exit_info:
+        demo_models.main(["--out", str(out), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--overwrite" in err
+    assert str(out / "demo_cat.safetensors") in err and str(out / demo_models.TRUNK) in err
+    assert (out / "demo_cat.safetensors").read_bytes() == b"a user's model"
+    assert not (tmp_path / "runs").exists()
