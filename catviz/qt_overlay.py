@@ -8,7 +8,7 @@ import functools
 import cv2
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QSizePolicy
 
 from .render import DIVERGING, Scale, colorize, lookup_table, muted, upsample
@@ -26,12 +26,33 @@ def display_image(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+class PanelTitle(pg.LabelItem):
+    """A panel's title whose text never sets its column's width.
+
+    pyqtgraph's label asks for its text's width (again on every resize), so a longer
+    title made its panel wider than the one beside it and could widen the grid past the
+    window. Here it asks for at most :data:`TITLE_MIN_WIDTH`: side-by-side panels share
+    the width equally, and a long line may overlap its neighbour's margin.
+    """
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        self.setMinimumWidth(min(self.minimumWidth(), TITLE_MIN_WIDTH))
+
+    def sizeHint(self, hint, constraint):
+        size = super().sizeHint(hint, constraint)
+        if hint in (Qt.SizeHint.MinimumSize, Qt.SizeHint.PreferredSize):
+            size.setWidth(min(size.width(), TITLE_MIN_WIDTH))
+        return size
+
+
 class OverlayPanel:
     """Owns a ViewBox in a GraphicsLayout: ``set_image``, ``set_heat``, ``set_title``."""
 
     def __init__(self, layout: pg.GraphicsLayout, row: int, col: int, title: str = ""):
-        self.title = layout.addLabel(title, row=row, col=col, color="k", size="9pt")
-        self.title.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # hugs its text
+        self.title = PanelTitle(title, color="k", size="9pt")
+        self.title.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        layout.addItem(self.title, row=row, col=col)
         self.view = layout.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMouse=False)
         self.view.setMenuEnabled(False)
         self.image_item = pg.ImageItem()
@@ -86,8 +107,6 @@ class OverlayPanel:
     def set_title(self, text: str, color: str = "k", tooltip: str = "") -> None:
         self.title.setText(text, color=color)
         self.title.setToolTip(tooltip)
-        # A long line may overlap its neighbour's margin, but never widens the grid past the window.
-        self.title.setMinimumWidth(min(self.title.minimumWidth(), TITLE_MIN_WIDTH))
 
     def set_visible(self, visible: bool) -> None:
         self.title.setVisible(visible)

@@ -314,6 +314,12 @@ def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, tmp_pat
         axis = window.predictions.bars.getPlotItem().getAxis("left")
         assert axis.width() >= QFontMetrics(axis.font()).horizontalAdvance(max(window.predictions.bars.labels, key=len))
 
+        cam = window.cam_view
+        qtbot.waitUntil(lambda: all(p.heat is not None for p in cam.panels.values()), timeout=60000)
+        qtbot.wait(50)
+        widths = {role: panel.view.sceneBoundingRect().width() for role, panel in cam.panels.items()}
+        assert widths["baseline"] == pytest.approx(widths["cat"], abs=1), widths  # whatever their titles' length
+
         window.tabs.setCurrentIndex(1)
         view = window.attention_view
         qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=60000)
