@@ -15,7 +15,8 @@ from its ``last.safetensors``). The file records the pretrained trunk's sha256; 
 another trunk are refused rather than mixed. ``--summary`` only prints the tables: per
 model mean ± std over seeds (and how much the mAP moved over the last 5 epochs: the
 convergence check), the paired per-seed difference CAT - baseline with its 95 % t-interval
-overall and by object size, each ablation minus the baseline, and the median seed of
+overall and by object size, each ablation minus the baseline, CAT minus each ablation (what
+the missing part adds, overall and on small digits), and the median seed of
 CAT - baseline (the pair to ship). ``--plot FILE`` draws the mAP curves.
 """
 
@@ -139,6 +140,16 @@ def summary(results: dict) -> str:
                 mean, low, high = t_interval(diffs)
                 interval = f"[{low:+.1f}, {high:+.1f}]" if len(diffs) > 1 else "– (one seed)"
                 lines.append(f"| {model} | {len(diffs)} | {mean:+.1f} | {interval} |")
+        lines += ["", "| CAT − model (paired; what the missing part adds) | n | final mAP | 95 % CI (t) "
+                  "| small digits | 95 % CI (t) |", "| --- | --- | --- | --- | --- | --- |"]
+        for model in MODELS[2:]:
+            both = [r for r in runs.values() if model in r and "cat_tiny" in r]
+            if both:
+                cells = []
+                for get in (lambda r: r["final"]["mAP"], lambda r: r["size_mAP"]["small"]):
+                    mean, low, high = t_interval([get(r["cat_tiny"]) - get(r[model]) for r in both])
+                    cells += [f"{mean:+.1f}", f"[{low:+.1f}, {high:+.1f}]" if len(both) > 1 else "– (one seed)"]
+                lines.append(f"| {model} | {len(both)} | " + " | ".join(cells) + " |")
         diffs = [c["final"]["mAP"] - b["final"]["mAP"] for _, c, b in paired]
         median_seed = paired[int(np.argsort(diffs)[(len(diffs) - 1) // 2])][0]
         lines.append(f"\nmedian seed of CAT − baseline (final mAP): {median_seed}")

@@ -45,6 +45,9 @@ def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tm
     assert "| 60.0 ± 0.0 | 61.0 ± 0.0 |" in done.stdout
     assert "| cat_mha_tiny | 1 | 73.5 | 60.0 | 61.0 | 73.5 |" in done.stdout  # one seed: no "± nan"
     assert "| cat_mha_tiny | 1 | +3.5 | – (one seed) |" in done.stdout
+    # CAT − fpn: 71 - 72 = -1, 82 - 84 = -2 (mean -1.5, t(0.975, 1) = 12.71, sd 0.707: ± 6.4); small: 61 - 1, 72 - 1
+    assert "| fpn_tiny | 2 | -1.5 | [-7.9, +4.9] | +65.5 | [-4.4, +135.4] |" in done.stdout
+    assert "| cat_mha_tiny | 1 | -2.5 | – (one seed) | +60.0 | – (one seed) |" in done.stdout
     # last 5 epochs: seed 0 moves 72.0 - 70.0 = 2.00, seed 1 84.0 - 70.0 = 14.00
     assert "| 8.00, 14.00 |" in done.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
