@@ -98,6 +98,12 @@ def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, 
     return mean, mean - half, mean + half
 
 
+def interval_text(values: list[float]) -> tuple[float, str]:
+    """The mean and its 95 % t-interval as a table cell ("– (one seed)" when there is one value)."""
+    mean, low, high = t_interval(values)
+    return mean, f"[{low:+.1f}, {high:+.1f}]" if len(values) > 1 else "– (one seed)"
+
+
 def tail_range(curve: list[float], epochs: int = 5) -> float:
     """How much the mAP moved over the last ``epochs`` epochs (max - min): the convergence check."""
     return max(curve[-epochs:]) - min(curve[-epochs:])
@@ -137,8 +143,7 @@ def summary(results: dict) -> str:
             diffs = [r[model]["final"]["mAP"] - r["baseline_tiny"]["final"]["mAP"] for r in runs.values()
                      if model in r and "baseline_tiny" in r]
             if diffs:
-                mean, low, high = t_interval(diffs)
-                interval = f"[{low:+.1f}, {high:+.1f}]" if len(diffs) > 1 else "– (one seed)"
+                mean, interval = interval_text(diffs)
                 lines.append(f"| {model} | {len(diffs)} | {mean:+.1f} | {interval} |")
         lines += ["", "| CAT − model (paired; what the missing part adds) | n | final mAP | 95 % CI (t) "
                   "| small digits | 95 % CI (t) |", "| --- | --- | --- | --- | --- | --- |"]
@@ -147,8 +152,8 @@ def summary(results: dict) -> str:
             if both:
                 cells = []
                 for get in (lambda r: r["final"]["mAP"], lambda r: r["size_mAP"]["small"]):
-                    mean, low, high = t_interval([get(r["cat_tiny"]) - get(r[model]) for r in both])
-                    cells += [f"{mean:+.1f}", f"[{low:+.1f}, {high:+.1f}]" if len(both) > 1 else "– (one seed)"]
+                    mean, interval = interval_text([get(r["cat_tiny"]) - get(r[model]) for r in both])
+                    cells += [f"{mean:+.1f}", interval]
                 lines.append(f"| {model} | {len(both)} | " + " | ".join(cells) + " |")
         diffs = [c["final"]["mAP"] - b["final"]["mAP"] for _, c, b in paired]
         median_seed = paired[int(np.argsort(diffs)[(len(diffs) - 1) // 2])][0]
