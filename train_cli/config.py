@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="catviz-train",
         description="Train CAT, its baseline or an ablation. Defaults are the paper's recipe "
         "(SGD lr 0.01, momentum 0.9, wd 1e-4, x0.1 every 30 epochs, 60 epochs, batch 16, 448px); "
-        "--dataset demo switches to a from-scratch preset for the CPU.",
+        "--dataset demo switches to that recipe scaled to a CPU ({img_size}px, {epochs} epochs, x{lr_gamma} at "
+        "epoch {lr_step}, fine-tuned from the bundled glyph-pretrained trunk).".format(**DATASET_PRESETS["demo"]),
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML file setting any of the options below; flags override it")

@@ -24,6 +24,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from models.checkpoint import atomic_write
+
 from .data.glyphs import GLYPHS, IMAGE_SIZE, GlyphDataset
 from .schedule import lr_factor
 
@@ -94,11 +96,8 @@ def pretrain(args: argparse.Namespace) -> dict:
         "weight_decay": args.weight_decay, "image_size": args.size, "seed": args.seed,
         "val_top1": round(top1, 2), "train_seconds": round(seconds, 1), "loss_curve": curve,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
-    tmp.replace(args.out)
+    atomic_write(args.out, lambda tmp: save_file(state, tmp, metadata={k: json.dumps(v) for k, v in meta.items()}))
     return meta
 
 

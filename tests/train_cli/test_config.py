@@ -5,7 +5,13 @@ import re
 import pytest
 
 from train_cli import evaluate, train
-from train_cli.config import TrainConfig, default_workers, resolve_config
+from train_cli.config import (
+    DATASET_PRESETS,
+    TrainConfig,
+    build_parser,
+    default_workers,
+    resolve_config,
+)
 from train_cli.errors import UsageError
 
 # A data root that does not exist: had any data been read, the exit status would be 1.
@@ -128,3 +134,10 @@ def test_help_documents_the_exit_codes(capsys):
         with pytest.raises(SystemExit):
             main(["--help"])
         assert "exit codes: 0 success; 1 failure" in capsys.readouterr().out
+
+
+def test_help_describes_the_demo_preset_it_applies():
+    demo = DATASET_PRESETS["demo"]
+    text = " ".join(build_parser().format_help().split())
+    assert f"{demo['img_size']}px, {demo['epochs']} epochs" in text and f"epoch {demo['lr_step']}" in text
+    assert "glyph-pretrained trunk" in text and "from-scratch" not in text

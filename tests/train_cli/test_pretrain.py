@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,10 @@ def test_a_short_run_writes_timm_weights_that_the_tiny_models_load(tmp_path, cap
         meta = {k: json.loads(v) for k, v in f.metadata().items()}
         weights = {k: f.get_tensor(k) for k in f.keys()}
     assert meta["backbone"] == "test_resnet" and meta["steps"] == 2 and "0" not in meta["classes"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # a shipped asset, not a private 0600 file
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
     model = models.create_model("cat_tiny", 10, pretrained_file=str(out))
     trunk = model.backbone.state_dict()
     assert trunk and all(torch.equal(v, weights[k]) for k, v in trunk.items())
