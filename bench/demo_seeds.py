@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=RESULTS, help="results file (default %(default)s)")
     parser.add_argument("--runs", type=Path, default=Path("runs/demo-seeds"), help="training run folders")
     parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader workers per run (0: fastest on 2 cores; never changes the weights)")
     parser.add_argument("--summary", action="store_true", help="only print the tables of the results so far")
     parser.add_argument("--plot", type=Path, help="also draw the mAP curves into this PNG")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
