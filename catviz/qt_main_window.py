@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -185,6 +186,7 @@ class QtMainWindow(QMainWindow):
         self.busy.setTextVisible(False)
         self.busy.hide()  # shown while work is pending
         self.timings = QLabel()
+        self.timings.setToolTip("How long each model's forward pass took on the image shown")
         self.device_label = QLabel()
         self.device_box = QComboBox()
         self.device_box.addItems(available_devices())
@@ -196,8 +198,10 @@ class QtMainWindow(QMainWindow):
         self.message_count.setToolTip("Show every message of this session (View ▸ Messages)")
         self.message_count.clicked.connect(lambda: (self.messages.show(), self.messages.raise_()))
         self.message_count.hide()
-        for widget in (self.message_count, self.timings, self.device_label, QLabel("Device"), self.device_box,
-                       self.busy):
+        self.timings_separator = QFrame(frameShape=QFrame.Shape.VLine, frameShadow=QFrame.Shadow.Sunken)
+        self.timings_separator.hide()
+        for widget in (self.message_count, self.timings, self.timings_separator, self.device_label, QLabel("Device"),
+                       self.device_box, self.busy):
             bar.addPermanentWidget(widget)
         self._update_device_label()
 
@@ -216,7 +220,9 @@ class QtMainWindow(QMainWindow):
         self.busy.setToolTip(f"{pending} task(s) pending")
 
     def _on_timings(self, seconds: dict) -> None:
-        self.timings.setText("  ".join(f"{role}: {s * 1000:.0f} ms" for role, s in seconds.items()))
+        text = ", ".join(f"{role} {s * 1000:.0f} ms" for role, s in seconds.items())
+        self.timings.setText(f"forward: {text}" if text else "")
+        self.timings_separator.setVisible(bool(text))
 
     def _update_device_label(self) -> None:
         names = ", ".join(f"{r}: {m.meta.model}" for r, m in self.state.models.items()) or "no models"

@@ -1,6 +1,7 @@
 """The app driven as a user would: real drops, waits for workers, assertions on the state
 and the widgets the main window owns (views have their own tests in test_views.py)."""
 
+import re
 import time
 
 import cv2
@@ -75,7 +76,8 @@ def test_dropped_checkpoints_and_images_fill_every_panel(qtbot, window, checkpoi
     assert not window.hint.isVisible()
     assert window.image_list.count() == 3
     assert window.cam_view.panels["cat"].heat is not None and window.cam_view.panels["baseline"].heat is not None
-    assert window.timings.text().startswith("baseline:")
+    assert re.fullmatch(r"forward: baseline \d+ ms, cat \d+ ms", window.timings.text())
+    assert window.timings_separator.isVisible()
     window.activateWindow()
     window.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_Right)  # arrow keys move through images
@@ -228,7 +230,7 @@ def test_an_unreadable_image_shows_its_error_not_the_previous_results(qtbot, win
     wait_results(qtbot, window)
     qtbot.waitUntil(lambda: window.state.images[1].error is not None, timeout=20000)
     window.state.select(1)
-    assert window.timings.text() == ""
+    assert window.timings.text() == "" and not window.timings_separator.isVisible()
     assert all(panel.heat is None for panel in window.cam_view.panels.values())
     assert "broken.png" in window.cam_view.hint.text()
     for panel in window.cam_view.panels.values():  # not "running the model …" as if it were loading
