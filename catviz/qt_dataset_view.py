@@ -60,6 +60,7 @@ from .dataset_report import (
     build_report,
     filter_images,
 )
+from .qt_gc import collect_garbage_on_gui_thread
 from .state import AppState
 
 _logger = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class QtDatasetView(QWidget):
                  workers: int = 0, cache_dir: Path | None = None):
         super().__init__()
         self.state, self.on_open, self.workers, self.cache_dir = state, on_open, workers, cache_dir
+        collect_garbage_on_gui_thread()
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(1)
         self.thumb_pool = QThreadPool()

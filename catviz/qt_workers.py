@@ -29,6 +29,7 @@ from models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
 from . import figure, inference
 from .inference import LoadedModel
 from .methods import CAM
+from .qt_gc import collect_garbage_on_gui_thread
 from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
 _logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class InferenceController(QObject):
 
     def __init__(self, state: AppState, device: str = "auto", threads: int = 1):
         super().__init__()
+        collect_garbage_on_gui_thread()
         self.state, self.device = state, resolve_device(device)
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(threads)  # models are not run concurrently
