@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import re
@@ -274,7 +275,26 @@ def main(argv: list[str] | None = None) -> int:
         dataset_view.open(args.dataset, args.data_root)
     if args.screenshot:
         _screenshot_when_ready(app, window, args.screenshot)
-    return app.exec()
+    _close_on_signals(window)
+    code = app.exec()
+    controller.shutdown()  # closeEvent did, unless the app quit another way
+    gc.collect()  # cycles of Qt wrappers freed while Qt is still up (see catviz.qt_gc)
+    return code
+
+
+def _close_on_signals(window) -> None:
+    """Ctrl+C and SIGTERM close the window as File ▸ Quit does: settings and geometry saved,
+    workers stopped, exit 0. Python runs a signal handler only when it next runs bytecode;
+    the timer gives it that chance while Qt's event loop waits."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: window.close())
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
 
 
 #: ``--screenshot`` grabs the screen at the latest this long after start, ready or not.

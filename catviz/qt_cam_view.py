@@ -273,7 +273,7 @@ class QtCamView(QWidget):
             return self.state.attribution(role), "input pixels"
         wanted, layer = self.state.settings.cam_level, key[3]
         if wanted == COMBINED:
-            detail = f"layer {layer} (its finest, standing for combined)"
+            detail = f"layer {layer} (finest, for combined)"
         elif wanted != layer:
             detail = f"layer {layer} (this model has no {wanted})"
         else:

@@ -49,6 +49,7 @@ ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
 NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "
                   "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
 #: Display options kept between sessions: their type and what a valid value is.
+MESSAGES_HEIGHT = 120  # px: the Messages panel's height when shown (it can be dragged taller)
 PERSISTED_SETTINGS = {
     "threshold": (float, lambda v: 0 < v < 1),
     "colormap": (str, lambda v: v in COLORMAPS),
@@ -124,6 +125,7 @@ class QtMainWindow(QMainWindow):
         self.messages = QtMessages(state, self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.messages)
         self.messages.hide()
+        self.messages.visibilityChanged.connect(self._size_messages)
         self._build_menus()
         self._build_status_bar()
         state.subscribe(Event.MESSAGE, self._on_message)
@@ -138,6 +140,9 @@ class QtMainWindow(QMainWindow):
         QApplication.instance().installEventFilter(self._arrow_keys)
         self._update_hint()
         self._restore_settings()
+        # Written as they change, not only on a clean quit: a killed app keeps them too.
+        state.subscribe(Event.SETTINGS_CHANGED, self._save_display_settings)
+        state.subscribe(Event.MODELS_CHANGED, self._save_checkpoint_path)
 
     # construction -----------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -213,6 +218,12 @@ class QtMainWindow(QMainWindow):
                                    else f"{len(self.state.messages)} messages")
         self.message_count.setStyleSheet("color: #b00020;" if errors else "")
         self.message_count.show()
+
+    def _size_messages(self, visible: bool) -> None:
+        """A few lines tall when shown: Qt's default (the list's size hint, ~230 px) squeezed the
+        plots beside the maps until their labels overlapped at 1280x800."""
+        if visible and not self.messages.isFloating():
+            self.resizeDocks([self.messages], [MESSAGES_HEIGHT], Qt.Orientation.Vertical)
 
     def _on_busy(self, pending: int) -> None:
         self.busy.setRange(0, 0 if pending else 1)  # indeterminate while work is pending
@@ -348,14 +359,20 @@ class QtMainWindow(QMainWindow):
             self.predictions.slider.setValue(round(changes["threshold"] * 100))
         self.state.update_settings(**changes)
 
+    def _save_display_settings(self, changed: set[str]) -> None:
+        settings = QSettings()
+        for key in changed & PERSISTED_SETTINGS.keys():
+            settings.setValue(f"display/{key}", getattr(self.state.settings, key))
+
+    def _save_checkpoint_path(self, role: str) -> None:
+        loaded = self.state.models.get(role)
+        if loaded is not None:
+            QSettings().setValue(f"checkpoints/{role}", str(loaded.path))
+
     def closeEvent(self, event) -> None:
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
-        for key in PERSISTED_SETTINGS:
-            settings.setValue(f"display/{key}", getattr(self.state.settings, key))
-        for role, loaded in self.state.models.items():
-            settings.setValue(f"checkpoints/{role}", str(loaded.path))
         QApplication.instance().removeEventFilter(self._arrow_keys)
         self.controller.shutdown()
         super().closeEvent(event)

@@ -185,11 +185,12 @@ class _RowBars(pg.PlotWidget):
             QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
 
     def _clear(self) -> pg.PlotItem:
-        """Remove the bars and the legend; returns the plot to draw on."""
+        """Remove the bars, the legend and the row names; returns the plot to draw on."""
         plot = self.getPlotItem()
         for item in [i for i in plot.items if isinstance(i, pg.BarGraphItem)]:
             plot.removeItem(item)
         self.legend.clear()
+        plot.getAxis("left").setTicks([[]])  # no stale names beside an empty plot
         return plot
 
 

@@ -100,6 +100,7 @@ class InferenceController(QObject):
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(threads)  # models are not run concurrently
         self.pending = 0
+        self._closed = False  # after shutdown() nothing new starts: the app is tearing down
         self._tasks: dict[int, Task] = {}  # id → task, while queued or running
         self._backlog: deque[ImageEntry] = deque()  # images still to decode for their thumbnails
         #: Asked when a model's labels differ from the other slot's: returns "clear" (load it
@@ -119,6 +120,8 @@ class InferenceController(QObject):
     def _submit(self, fn, on_success, on_failure=None, priority: int = 0, key: tuple | None = None,
                 on_progress=None, on_cancel=None) -> Task:
         task = Task(fn, key)
+        if self._closed:
+            return task
         task.signals.succeeded.connect(on_success)
         task.signals.failed.connect(on_failure or self.state.report)
         if on_progress is not None:
@@ -145,7 +148,11 @@ class InferenceController(QObject):
         return self.pool.waitForDone(msecs)
 
     def shutdown(self, msecs: int = 10000) -> None:
-        """Drop queued work, ask running work to stop, wait for it."""
+        """Drop queued work, ask running work to stop, wait for it; start nothing after.
+
+        Without the last part, a task finishing during the wait queued the next background
+        decode, which then ran while Python tore the app down ("Signal source has been deleted")."""
+        self._closed = True
         self.pool.clear()
         for task in self._tasks.values():
             task.cancel()

@@ -129,6 +129,7 @@ class Observable:
 class AppState(Observable):
     images: list[ImageEntry] = field(default_factory=list)
     current: int = -1
+    _selected_automatically: bool = False  # see select()
     models: dict[str, LoadedModel] = field(default_factory=dict)
     results: dict[tuple[Path, str], InferenceResult] = field(default_factory=dict)
     attributions: dict[tuple, np.ndarray] = field(default_factory=dict)
@@ -158,7 +159,7 @@ class AppState(Observable):
         if added:
             self.emit(Event.IMAGES_ADDED, added)
             if self.current < 0:
-                self.select(0)
+                self.select(0, automatic=True)
         return added
 
     def entry(self, path: Path) -> ImageEntry | None:
@@ -173,6 +174,11 @@ class AppState(Observable):
         entry.image, entry.error = image, error
         if thumbnail is not None:
             entry.thumbnail = thumbnail
+        if error is not None and self._selected_automatically and entry is self.current_entry:
+            readable = (i for i in range(self.current + 1, len(self.images)) if self.images[i].error is None)
+            following = next(readable, None)
+            if following is not None:  # its error stays in the list and in Messages
+                self.select(following, automatic=True)
         self._decoded.pop(path, None)
         if image is not None:
             self._decoded[path] = image.nbytes
@@ -197,9 +203,11 @@ class AppState(Observable):
     def decoded_bytes(self) -> int:
         return sum(self._decoded.values())
 
-    def select(self, index: int) -> None:
+    def select(self, index: int, automatic: bool = False) -> None:
+        """Show image ``index``. ``automatic``: not the user's choice (the first image of a
+        first drop), so an unreadable one gives way to the next readable image once decoded."""
         if 0 <= index < len(self.images) and index != self.current:
-            self.current = index
+            self.current, self._selected_automatically = index, automatic
             self.settings.query = None
             self.stopped.clear()
             if self.settings.label_mode == "top":

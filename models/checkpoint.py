@@ -112,10 +112,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path}: not a catviz checkpoint (not a readable safetensors file: {err}); "
-            "pickled .pt/.pth files are refused because loading them can run code"
-        ) from err
+        why = ("corrupt or truncated safetensors file" if path.suffix.lower() == ".safetensors" else
+               "not a safetensors file; pickled .pt/.pth files are refused because loading them can run code")
+        raise CheckpointError(f"{path}: not a catviz checkpoint ({why}: {err})") from err
     if metadata.get("format") != FORMAT or "catviz" not in metadata:
         raise CheckpointError(f"{path}: a safetensors file, but not a catviz checkpoint (no catviz metadata)")
     try:

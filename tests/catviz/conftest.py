@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,16 @@ def make_checkpoint(path, name: str, classes=CLASSES, seed: int = 0, input_size:
     save_checkpoint(path, model, CheckpointMeta(model=name, class_names=list(classes), input_size=input_size,
                                                 mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), dataset="test"))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_garbage_while_qt_is_up(qapp):
+    """The app collects reference cycles on a GUI-thread timer (catviz.qt_gc), which only
+    ticks while an event loop runs. Collect what is left once more before the QApplication
+    goes: left to the collection at interpreter exit, the tests' Qt wrappers crashed
+    Python there ("deallocating None", a refcount error in the bindings)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """``catviz`` as a command: flags checked before any work, what it opens, --screenshot."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -86,3 +88,21 @@ def test_a_checkpoint_refused_at_start_up_is_one_line_on_stderr(tmp_path, flag):
     refused = [line for line in done.stderr.splitlines() if "bad.safetensors" in line]
     assert len(refused) == 1 and refused[0].startswith(f"ERROR catviz.qt_workers: {bad}: not a catviz checkpoint")
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_closes_the_app_like_quit_and_keeps_its_settings(tmp_path):
+    """A logout or `kill` is not a crash: the window closes, its geometry is saved, exit 0."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    process = subprocess.Popen([sys.executable, "-m", "catviz.app", "--device", "cpu"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    settings = tmp_path / "config" / "catviz" / "catviz.conf"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:  # written once the demo models are loaded
+        if settings.exists() and "checkpoints" in settings.read_text():
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "window\\geometry" in settings.read_text() or "geometry=" in settings.read_text()
+    assert "Traceback" not in stderr

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from catviz import demo, figure, qt_overlay
 from catviz import state as state_module
 from catviz.inference import run_model
-from catviz.qt_main_window import NO_MODELS_HINT, QtMainWindow
+from catviz.qt_main_window import MESSAGES_HEIGHT, NO_MODELS_HINT, QtMainWindow
 from catviz.qt_workers import InferenceController
 from catviz.state import ATTRIBUTION, AppState, Event
 
@@ -231,6 +231,8 @@ def test_an_unreadable_image_shows_its_error_not_the_previous_results(qtbot, win
     qtbot.waitUntil(lambda: window.state.images[1].error is not None, timeout=20000)
     window.state.select(1)
     assert window.timings.text() == "" and not window.timings_separator.isVisible()
+    for plot in (window.predictions.bars, window.predictions.share):  # no stale label names on the axes
+        assert plot.getPlotItem().getAxis("left")._tickLevels in (None, [[]])
     assert all(panel.heat is None for panel in window.cam_view.panels.values())
     assert "broken.png" in window.cam_view.hint.text()
     for panel in window.cam_view.panels.values():  # not "running the model …" as if it were loading
@@ -392,6 +394,9 @@ def test_settings_persist_across_windows(qtbot, window, checkpoints):
     window.cam_view.per_panel.setChecked(True)
     window.cam_view.opacity.setValue(40)
     window.cam_view.colormap.setCurrentText("viridis")
+    QSettings().sync()  # on disk before any quit: a killed app keeps them too
+    written = QSettings(QSettings().fileName(), QSettings.Format.IniFormat)
+    assert written.value("display/colormap") == "viridis" and written.value("checkpoints/cat") == str(checkpoints["cat"])
     window.close()
     state = AppState()
     again = QtMainWindow(state, InferenceController(state, "cpu"))
@@ -442,3 +447,13 @@ def test_switching_device_reloads_both_models(qtbot, window, checkpoints):
     window.controller.set_device("cpu")
     qtbot.waitUntil(lambda: all(window.state.models[r] is not before[r] for r in before), timeout=20000)
     assert {str(m.device) for m in window.state.models.values()} == {"cpu"}
+
+
+def test_the_messages_panel_opens_a_few_lines_tall_not_over_the_plots(qtbot, window):
+    for i in range(4):
+        window.state.report(f"/tmp/broken{i}.png: not a readable image")
+    window.message_count.click()
+    qtbot.waitUntil(window.messages.isVisible)
+    QApplication.processEvents()
+    assert window.messages.height() <= MESSAGES_HEIGHT + 10
+    assert window.predictions.height() > 500  # the label table and plots keep their room at 1280x800

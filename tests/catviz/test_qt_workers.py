@@ -5,6 +5,9 @@ thread each waiting for the other's lock)."""
 import gc
 import threading
 
+import cv2
+import numpy as np
+
 from catviz.qt_workers import InferenceController
 from catviz.state import AppState
 
@@ -32,3 +35,13 @@ def test_garbage_made_on_a_worker_thread_is_collected_on_the_gui_thread(qtbot):
     qtbot.waitUntil(lambda: bool(finalized_in), timeout=5000)  # the GUI thread's timer did
     assert set(finalized_in) == {threading.main_thread()}
     controller.wait()
+
+
+def test_nothing_starts_after_shutdown(qtbot, tmp_path):
+    state = AppState()
+    controller = InferenceController(state, "cpu")
+    controller.shutdown()
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((40, 60, 3), np.uint8))
+    state.add_images([image])  # would queue decoding on a live controller
+    assert controller.pending == 0 and controller.pool.activeThreadCount() == 0

@@ -49,6 +49,21 @@ def test_images_selection_and_events(tmp_path):
     assert state.settings.threshold == 0.3
 
 
+def test_an_unreadable_first_image_gives_way_to_the_next_readable_one_unless_the_user_chose_it(tmp_path):
+    state = AppState()
+    paths = [tmp_path / f"{name}.png" for name in ("a_corrupt", "b_empty", "c_good", "d_good")]
+    state.add_images(paths)
+    assert state.current == 0  # selected automatically: the first of the first drop
+    state.set_image_data(paths[1], None, "b_empty.png: empty file")  # decoded first, in the background
+    state.set_image_data(paths[0], None, "a_corrupt.png: not a readable image")
+    assert state.current == 2  # skipped to the next image not known to be bad
+    state.set_image_data(paths[2], None, "c_good.png: truncated")
+    assert state.current == 3  # and on, while the selection is still the automatic one
+    state.select(0)  # the user's choice stays, readable or not
+    state.set_image_data(paths[0], None, "a_corrupt.png: not a readable image")
+    assert state.current == 0 and len(state.messages) == 4
+
+
 def test_events_are_declared_and_a_typo_fails_loudly():
     state = AppState()
     state.subscribe("result_ready", lambda *a: None)  # the declared names work as strings too

@@ -55,6 +55,10 @@ def test_foreign_safetensors_and_truncated_files_are_clear_errors(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=str(path.name)):
         load_checkpoint(path)
+    path.write_bytes(b"\x00" * 64)  # random bytes named .safetensors: corrupt, nothing about pickles
+    with pytest.raises(CheckpointError, match=r"corrupt or truncated safetensors file") as error:
+        read_meta(path)
+    assert "pickle" not in str(error.value)
 
 
 def test_weights_of_another_model_or_class_count_never_load_partially(tmp_path):
