@@ -48,8 +48,8 @@ _logger = logging.getLogger(__name__)
 ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
 NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "
                   "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
-#: Display options kept between sessions: their type and what a valid value is.
 MESSAGES_HEIGHT = 120  # px: the Messages panel's height when shown (it can be dragged taller)
+#: Display options kept between sessions: their type and what a valid value is.
 PERSISTED_SETTINGS = {
     "threshold": (float, lambda v: 0 < v < 1),
     "colormap": (str, lambda v: v in COLORMAPS),

@@ -174,11 +174,6 @@ class AppState(Observable):
         entry.image, entry.error = image, error
         if thumbnail is not None:
             entry.thumbnail = thumbnail
-        if error is not None and self._selected_automatically and entry is self.current_entry:
-            readable = (i for i in range(self.current + 1, len(self.images)) if self.images[i].error is None)
-            following = next(readable, None)
-            if following is not None:  # its error stays in the list and in Messages
-                self.select(following, automatic=True)
         self._decoded.pop(path, None)
         if image is not None:
             self._decoded[path] = image.nbytes
@@ -186,6 +181,11 @@ class AppState(Observable):
         if error:
             self.report(error)
         self.emit(Event.IMAGE_LOADED, entry)
+        if error and self._selected_automatically and entry is self.current_entry:
+            readable = (i for i in range(self.current + 1, len(self.images)) if self.images[i].error is None)
+            following = next(readable, None)
+            if following is not None:  # its error stays in the list and in Messages
+                self.select(following, automatic=True)
 
     def _evict(self) -> None:
         """Drop the least recently shown display copies beyond the budget (never the current one)."""
