@@ -1,5 +1,6 @@
 """Run folders: never two runs in one folder, never a finished run replaced without --overwrite."""
 
+import json
 import os
 import signal
 import subprocess
@@ -44,27 +45,36 @@ def _lock_pid(folder):
 
 
 @pytest.mark.slow
-def test_concurrent_runs_into_one_folder_and_a_rerun_of_a_finished_run_are_refused(tmp_path, data_root):
+def test_concurrent_runs_into_one_folder_and_a_rerun_of_a_finished_run_are_refused(tmp_path, data_root, capsys):
     out = tmp_path / "run"
     common = [*ARGS, "--data-root", str(data_root), "--out", str(out)]
-    # Started together: one takes the folder, the other is refused naming the winner's pid.
-    runs = [_start([*common, "--epochs", "2"]) for _ in range(2)]
-    codes = [run.wait(timeout=300) for run in runs]
-    messages = [run.stderr.read() for run in runs]
-    assert sorted(codes) == [0, 2], messages
-    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
-    assert f"run folder {out} is in use" in messages[loser] and f"pid {runs[winner].pid}" in messages[loser]
-    assert "Traceback" not in messages[loser]
+    # Started together: one takes the folder, the other is refused naming the winner's pid. The
+    # runs are long, so the winner still holds the folder however late the loser gets there (with
+    # 2 epochs, a slow start-up on a busy machine could arrive after the winner had finished).
+    runs = [_start([*common, "--epochs", "1000"]) for _ in range(2)]
+    _wait_for(lambda: any(run.poll() is not None for run in runs), runs[0], "one run to be refused", timeout=300)
+    loser = next(k for k, run in enumerate(runs) if run.poll() is not None)
+    winner = runs[1 - loser]
+    message = runs[loser].stderr.read()
+    assert runs[loser].returncode == 2, message
+    assert f"run folder {out} is in use" in message and f"pid {winner.pid}" in message
+    assert "Traceback" not in message
+    assert winner.poll() is None  # the refusal did not disturb the run that holds the folder
+    _wait_for(lambda: (out / "log.jsonl").exists(), winner, "an epoch")
+    winner.send_signal(signal.SIGINT)
+    assert winner.wait(timeout=120) == 130 and "interrupted" in winner.stderr.read()
     assert not (out / LOCK_NAME).exists()
-    log = (out / "log.jsonl").read_text().splitlines()
-    assert len(log) == 2  # one run's epochs, nothing interleaved
-    best = (out / "best.safetensors").read_bytes()
+    epochs = [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, len(epochs) + 1))  # one run's epochs, nothing interleaved
 
-    rerun = _start([*common, "--epochs", "1"])
-    assert rerun.wait(timeout=120) == 2
-    message = rerun.stderr.read()
-    assert f"run folder {out} already holds a run" in message and "--resume" in message and "--overwrite" in message
-    assert (out / "best.safetensors").read_bytes() == best and (out / "log.jsonl").read_text().splitlines() == log
+    finished = tmp_path / "finished"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(finished), "--epochs", "1"]) == 0
+    best, log = (finished / "best.safetensors").read_bytes(), (finished / "log.jsonl").read_text()
+    capsys.readouterr()
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(finished), "--epochs", "1"]) == 2
+    message = capsys.readouterr().err
+    assert f"run folder {finished} already holds a run" in message and "--resume" in message and "--overwrite" in message
+    assert (finished / "best.safetensors").read_bytes() == best and (finished / "log.jsonl").read_text() == log
 
 
 @pytest.mark.slow
