@@ -11,10 +11,12 @@ px): small < 27 px <= medium < 47 px <= large.
 
 Results go to ``bench/results/demo-seeds.json`` after every run; **a (seed, model) already
 there is skipped**, so the study resumes where it was stopped (a half-trained run resumes
-from its ``last.safetensors``). The file records the pretrained trunk's sha256; runs from
+from its ``last.safetensors``), unless its run folder shows that the current recipe trains it
+further (the demo trains on until converged: a run that had stopped at 16 epochs unconverged
+resumes there and is scored again; a converged one is left as it is). The file records the pretrained trunk's sha256; runs from
 another trunk are refused rather than mixed. ``--summary`` only prints the tables: per
-model mean ± std over seeds (and how much the mAP moved over the last 5 epochs: the
-convergence check), the paired per-seed difference CAT - baseline with its 95 % t-interval
+model mean ± std over seeds (with the epochs trained and how much the mAP moved over the
+last 5 epochs: the convergence check), the paired per-seed difference CAT - baseline with its 95 % t-interval
 overall and by object size, each ablation minus the baseline, CAT minus each ablation (what
 the missing part adds, overall and on small digits), and the median seed of
 CAT - baseline (the pair to ship). ``--plot FILE`` draws the mAP curves.
@@ -36,12 +38,14 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from train_cli import train
-from train_cli.config import DEMO_TRUNK, TrainConfig
+from train_cli.config import DEMO_TRUNK, TrainConfig, resolve_config
 from train_cli.data import load_splits
 from train_cli.data.dataset import TransformConfig
 from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
 from train_cli.distributed import DistInfo
 from train_cli.metrics import multilabel_metrics
+from train_cli.schedule import tail_span
+from train_cli.state import unfinished
 
 MODELS = ["baseline_tiny", "cat_tiny", "fpn_tiny", "cat_no_clf_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"]
 EDGES = (MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (1 / 3), MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (2 / 3))  # 27.4, 46.8
@@ -75,7 +79,8 @@ def score(run: Path, val, by_size: dict[str, np.ndarray]) -> dict:
     cfg = TrainConfig(batch_size=64, workers=0)
     loader = train.make_loader(val, transform, False, cfg, DistInfo())
     probabilities, targets, metrics = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo())
-    curve = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    by_epoch = {r["epoch"]: r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
+    curve = [by_epoch[epoch] for epoch in sorted(by_epoch)]  # a resumed epoch: its last record
     best = max(curve, key=lambda r: r["mAP"])
     return {
         "final": {k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")} | {"AP": metrics["AP"]},
@@ -104,17 +109,14 @@ def interval_text(values: list[float]) -> tuple[float, str]:
     return mean, f"[{low:+.1f}, {high:+.1f}]" if len(values) > 1 else "– (one seed)"
 
 
-def tail_range(curve: list[float], epochs: int = 5) -> float:
-    """How much the mAP moved over the last ``epochs`` epochs (max - min): the convergence check."""
-    return max(curve[-epochs:]) - min(curve[-epochs:])
-
-
 def summary(results: dict) -> str:
     runs = results["runs"]
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
     ms = lambda v: f"{np.mean(v):.1f} ± {sd(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"  # noqa: E731
-    lines = ["| model | seeds | final mAP | CF1 | OF1 | best-epoch mAP | small | medium | large | last-5-epoch move (mean, max) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    window = results.get("recipe", {}).get("converge_window", 5)
+    lines = [f"| model | seeds | final mAP | CF1 | OF1 | best-epoch mAP | small | medium | large | epochs (mean, range) "
+             f"| last-{window}-epoch move (mean, max) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model in MODELS:
         rows = [r[model] for r in runs.values() if model in r]
         if not rows:
@@ -122,10 +124,12 @@ def summary(results: dict) -> str:
         final = [r["final"]["mAP"] for r in rows]
         f1 = [ms([r["final"][k] for r in rows]) if all(k in r["final"] for r in rows) else "–" for k in ("CF1", "OF1")]
         sizes = [ms([r["size_mAP"][s] for r in rows]) for s in SIZES]
-        moves = [tail_range(r["curve_mAP"]) for r in rows if "curve_mAP" in r]
+        moves = [tail_span(r["curve_mAP"], window) for r in rows if "curve_mAP" in r]
         move = f"{np.mean(moves):.2f}, {max(moves):.2f}" if moves else "–"
+        epochs = [r["epochs"] for r in rows if "epochs" in r]
+        length = f"{np.mean(epochs):.1f}, {min(epochs)}-{max(epochs)}" if epochs else "–"
         lines.append(f"| {model} | {len(rows)} | {ms(final)} | {f1[0]} | {f1[1]} | {ms([r['best_mAP'] for r in rows])} | "
-                     + " | ".join(sizes) + f" | {move} |")
+                     + " | ".join(sizes) + f" | {length} | {move} |")
     paired = [(seed, r["cat_tiny"], r["baseline_tiny"]) for seed, r in sorted(runs.items(), key=lambda kv: int(kv[0]))
               if "cat_tiny" in r and "baseline_tiny" in r]
     lines.append("")
@@ -186,12 +190,17 @@ def plot_curves(results: dict, path: Path) -> None:
         colour = f"C{i}"
         for curve in curves:
             ax.plot(range(1, len(curve) + 1), curve, color=colour, alpha=0.25, linewidth=0.8)
-        mean = np.mean([c for c in curves if len(c) == len(curves[0])], axis=0)
+        # runs end when converged: the mean at each epoch is over the seeds still training
+        mean = [np.mean([c[e] for c in curves if len(c) > e]) for e in range(max(map(len, curves)))]
         ax.plot(range(1, len(mean) + 1), mean, color=colour, linewidth=2, label=f"{model} (n={len(curves)})")
-    step = results.get("recipe", {}).get("lr_step")
-    if step:
-        ax.axvline(step + 0.5, color="grey", linestyle=":", linewidth=1)
-        ax.text(step + 0.6, ax.get_ylim()[0] + 1, "lr ×0.1", color="grey", fontsize=8)
+    recipe = results.get("recipe", {})
+    step, last = recipe.get("lr_step"), max(recipe.get("epochs", 0), recipe.get("max_epochs", 0))
+    for decay in range(step, last, step) if step else ():
+        ax.axvline(decay + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.text(decay + 0.6, ax.get_ylim()[0] + 1, "lr ×0.1", color="grey", fontsize=8)
+    if recipe.get("max_epochs"):
+        ax.axvline(recipe["epochs"] + 0.5, color="grey", linestyle="--", linewidth=1)
+        ax.text(recipe["epochs"] + 0.6, ax.get_ylim()[0] + 3, "on until converged", color="grey", fontsize=8)
     ax.set(xlabel="epoch", ylabel="val mAP (%)", title="Demo: val mAP per epoch (thin: each seed, thick: mean)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -239,13 +248,19 @@ def main(argv: list[str] | None = None) -> int:
     _, val = load_splits("demo", demo_root)
     by_size = size_targets(val, demo_root)
     results.setdefault("size_edges_px", list(EDGES))
+    recipe = resolve_config(["--dataset", "demo", *args.train_args])
     for seed in args.seeds:
         for model in args.models:
-            if model in results["runs"].get(str(seed), {}):
+            run = args.runs / f"seed{seed}" / model
+            last = run / "last.safetensors"
+            earlier = results["runs"].get(str(seed), {}).get(model)
+            reason = unfinished(last, recipe) if last.is_file() else "not trained"
+            if earlier and (reason is None or not last.is_file()):
                 print(f"seed {seed} {model}: done, skipped")
                 continue
-            run = args.runs / f"seed{seed}" / model
-            resume = ["--resume"] if (run / "last.safetensors").is_file() else ["--overwrite"]
+            if earlier:  # e.g. a recipe that now trains on until converged
+                print(f"seed {seed} {model}: {reason}; resuming")
+            resume = ["--resume"] if last.is_file() else ["--overwrite"]
             start = time.perf_counter()
             code = train.main(["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
                                "--workers", str(args.workers), "--out", str(run), *resume, *args.train_args])
@@ -253,9 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seed {seed} {model}: training failed (exit {code})", file=sys.stderr)
                 return code
             row = score(run, val, by_size)
-            row["wall_seconds"] = time.perf_counter() - start
-            if "recipe" not in results:
-                results["recipe"] = load_checkpoint(run / "last.safetensors")[1].config
+            row["wall_seconds"] = time.perf_counter() - start + (earlier or {}).get("wall_seconds", 0.0)
+            results["recipe"] = load_checkpoint(last)[1].config
             results["runs"].setdefault(str(seed), {})[model] = row
             save(results, args.json)
             print(f"seed {seed} {model}: final mAP {row['final']['mAP']:.2f} (best {row['best_mAP']:.2f} at epoch "

@@ -46,6 +46,9 @@ class TrainConfig:
     fpn_out_conv: str | None = None  # 3x3 | 1x1 | none; default: the variant's (3x3)
     dropout: float | None = None  # transformer dropout (CAT variants); default 0.1
     epochs: int = 60
+    max_epochs: int = 0  # past --epochs, train on until converged, at most this many epochs (0: off)
+    converge_window: int = 5  # converged: the val mAP of the last N epochs ...
+    converge_delta: float = 0.5  # ... spans less than this many points
     batch_size: int = 16  # global, across all processes
     lr: float = 0.01
     optimizer: str = "sgd"  # sgd | adamw
@@ -64,6 +67,7 @@ class TrainConfig:
     loss: str = "bce"  # bce | asl
     ema: float = 0.0  # EMA decay of weights (e.g. 0.9997); 0 = off
     workers: int = default_workers()
+    cache_mib: int = 0  # keep up to this many MiB of decoded images in memory (0: decode every epoch)
     out: str | None = None  # run folder; default runs/<dataset>-<model>
     resume: bool = False  # continue from <out>/last.safetensors
     overwrite: bool = False  # replace the run already in <out>
@@ -82,14 +86,15 @@ class TrainConfig:
 
 # The demo: the paper's recipe scaled to a CPU. SGD with momentum, step decay, ML-GCN's crop,
 # weight decay on everything, from the tiny trunk pretrained on glyphs (train_cli.pretrain);
-# 128² scenes, 16 epochs with one decay at 10 (the paper: 60, decays every 30); no flips
-# (digits are not mirror-symmetric).
+# 128² scenes, 16 epochs with one decay at 10 (the paper: 60, decays every 30), then on until
+# converged (the val mAP of the last 5 epochs spans < 0.5 points), at most 24 (a second decay
+# at 20); no flips (digits are not mirror-symmetric).
 DEMO_TRUNK = str(resources.files("catviz_assets") / "demo_trunk.safetensors")
 DATASET_PRESETS = {
     "demo": dict(
-        model="cat_tiny", pretrained=True, pretrained_file=DEMO_TRUNK, epochs=16, batch_size=16, lr=0.01,
+        model="cat_tiny", pretrained=True, pretrained_file=DEMO_TRUNK, epochs=16, max_epochs=24, batch_size=16, lr=0.01,
         optimizer="sgd", momentum=0.9, weight_decay=1e-4, schedule="step", lr_step=10, lr_gamma=0.1,
-        img_size=128, hflip=False, crop="multiscale", decay_bias_norm=True,
+        img_size=128, hflip=False, crop="multiscale", decay_bias_norm=True, cache_mib=256,
     ),
 }
 
@@ -114,7 +119,11 @@ HELP = {
     "pretrained_file": "local backbone weights file (.safetensors/.pth of the timm classifier), for offline use",
     "fpn_out_conv": "FPN output conv: 3x3 (FPN paper, default), 1x1 or none",
     "dropout": "dropout in the LRD/CLF transformer blocks (default 0.1; CAT variants only)",
-    "epochs": "training epochs",
+    "epochs": "training epochs (with --max-epochs: the least)",
+    "max_epochs": "after --epochs, keep training until converged (see --converge-window), at most this many "
+    "epochs; 0: exactly --epochs. Step schedule only. Converged is judged on the val split, like best",
+    "converge_window": "with --max-epochs: converged when the val mAP of the last N epochs ...",
+    "converge_delta": "... spans (max - min) less than this many points",
     "batch_size": "global batch size (split across torchrun processes)",
     "lr": "peak learning rate",
     "optimizer": "sgd (paper) or adamw",
@@ -135,6 +144,8 @@ HELP = {
     "loss": "bce (paper) or asl (asymmetric loss, Ben-Baruch et al.)",
     "ema": "keep an exponential moving average of weights with this decay (0: off); EMA weights are evaluated and saved",
     "workers": "DataLoader worker processes; the default is min(4, this machine's CPU cores - 1)",
+    "cache_mib": "keep up to this many MiB of decoded images in memory, per split, so later epochs skip decoding "
+    "(with --workers > 0 it is filled before the workers start, and they share it); 0: off",
     "out": "run folder for checkpoints and logs (default runs/<dataset>-<model>); a folder holding another "
     "run is refused unless --resume or --overwrite",
     "resume": "resume from <out>/last.safetensors (model, optimizer, schedule, RNG and data position); "
@@ -157,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train CAT, its baseline or an ablation. Defaults are the paper's recipe "
         "(SGD lr 0.01, momentum 0.9, wd 1e-4, x0.1 every 30 epochs, 60 epochs, batch 16, 448px); "
         "--dataset demo switches to that recipe scaled to a CPU ({img_size}px, {epochs} epochs, x{lr_gamma} at "
-        "epoch {lr_step}, fine-tuned from the bundled glyph-pretrained trunk).".format(**DATASET_PRESETS["demo"]),
+        "epoch {lr_step}, then on until converged, at most {max_epochs}; fine-tuned from the bundled "
+        "glyph-pretrained trunk).".format(**DATASET_PRESETS["demo"]),
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML file setting any of the options below; flags override it")
@@ -252,7 +264,12 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
         check(timm.is_model(cfg.backbone), "backbone", "a timm model name (see timm.list_models())")
     for name in ("epochs", "batch_size", "lr_step"):
         check(getattr(cfg, name) >= 1, name, "an integer >= 1")
-    for name in ("limit_images", "save_every", "workers", "seed"):
+    check(cfg.max_epochs == 0 or cfg.max_epochs >= cfg.epochs, "max_epochs", f"0 (off) or >= --epochs ({cfg.epochs})")
+    check(cfg.max_epochs == 0 or cfg.schedule == "step", "max_epochs",
+          f"0 with --schedule {cfg.schedule} (its learning rate is laid out over exactly --epochs)")
+    check(cfg.converge_window >= 2, "converge_window", "an integer >= 2")
+    check(math.isfinite(cfg.converge_delta) and cfg.converge_delta > 0, "converge_delta", "a finite number > 0")
+    for name in ("limit_images", "save_every", "workers", "seed", "cache_mib"):
         check(getattr(cfg, name) >= 0, name, "an integer >= 0")
     check(MIN_INPUT_SIZE <= cfg.img_size <= MAX_INPUT_SIZE, "img_size",
           f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] (the models' total stride is {MIN_INPUT_SIZE})")

@@ -20,15 +20,24 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
+from models.checkpoint import (
+    CheckpointError,
+    CheckpointMeta,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
 
 from . import pretrain, train
+from .config import TrainConfig
 from .data import load_splits
 from .data.demo import ensure_demo_set
+from .state import LENGTH, unfinished
 
 ROLES = {"baseline": "baseline_tiny", "cat": "cat_tiny"}
 SAMPLE_SCENES = 8
@@ -107,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             parser.error(f"--from-runs: no finished run: {', '.join(missing)}")
         for model in ROLES.values():
-            meta = read_meta(args.from_runs / model / "last.safetensors")
-            if meta.epoch != meta.config.get("epochs"):
-                parser.error(f"--from-runs: {args.from_runs / model} stopped at epoch {meta.epoch} of "
-                             f"{meta.config.get('epochs')}; finish it with catviz-train --resume first")
+            last = args.from_runs / model / "last.safetensors"
+            try:
+                saved = read_meta(last).config
+                reason = unfinished(last, replace(TrainConfig(), **{k: saved[k] for k in LENGTH if k in saved}))
+            except (CheckpointError, TypeError) as err:
+                parser.error(f"--from-runs: {last}: cannot tell whether the run finished ({err})")
+            if reason:
+                parser.error(f"--from-runs: {args.from_runs / model} {reason}; finish it with catviz-train --resume first")
     demo_root = ensure_demo_set(args.data_root)
     if args.from_runs:
         for role, model in ROLES.items():

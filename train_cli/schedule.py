@@ -1,4 +1,5 @@
-"""Learning-rate schedules as pure functions of training progress (in epochs)."""
+"""How long and how fast to train: learning-rate schedules as pure functions of training
+progress (in epochs), and the convergence test that ends a run past its minimum epochs."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ def lr_factor(
     if schedule == "cosine":
         return warmup * 0.5 * (1 + math.cos(math.pi * min(1.0, progress / epochs)))
     raise ValueError(f"unknown schedule {schedule!r}; choose step, cosine or onecycle")
+
+
+def tail_span(history: list[float], window: int) -> float:
+    """max - min of the last ``window`` values of a metric's per-epoch history (NaN if shorter)."""
+    tail = history[-window:]
+    if len(tail) < window or not all(map(math.isfinite, tail)):
+        return math.nan
+    return max(tail) - min(tail)
+
+
+def converged(history: list[float], window: int, delta: float) -> bool:
+    """Whether the last ``window`` epochs' val mAP spans less than ``delta`` points (an undefined mAP never does)."""
+    span = tail_span(history, window)
+    return math.isfinite(span) and span < delta

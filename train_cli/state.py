@@ -24,6 +24,7 @@ from models.checkpoint import CheckpointError, read_meta, read_resume
 
 from .config import TrainConfig
 from .errors import UsageError
+from .schedule import converged
 
 _logger = logging.getLogger("catviz.train")
 
@@ -107,9 +108,54 @@ def read_state(path: Path, steps_per_epoch: int) -> tuple[dict, dict[str, torch.
     return state, weights
 
 
+def map_history(state: dict, log: Path) -> list[float]:
+    """The run's val mAP per epoch: from the resume state, or (a checkpoint written before it
+    kept one) from the run's ``log.jsonl``; NaN where undefined. Incomplete or unreadable: ``[]``
+    (the convergence test then waits for enough new epochs)."""
+    epochs = state["epoch"]
+    saved = state.get("map_history")
+    if isinstance(saved, list) and len(saved) == epochs and all(v is None or isinstance(v, float | int) for v in saved):
+        return [math.nan if v is None else float(v) for v in saved]
+    by_epoch: dict[int, float] = {}
+    try:
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                value = record.get("mAP")
+                by_epoch[record["epoch"]] = float(value) if isinstance(value, float | int) else math.nan
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        _logger.warning("%s: cannot read the run's mAP history (%s); convergence is judged on new epochs only", log, err)
+        return []
+    if any(epoch not in by_epoch for epoch in range(1, epochs + 1)):
+        _logger.warning("%s lacks some of epochs 1-%d; convergence is judged on new epochs only", log, epochs)
+        return []
+    return [by_epoch[epoch] for epoch in range(1, epochs + 1)]
+
+
+def unfinished(path: Path, cfg: TrainConfig) -> str | None:
+    """Why the run whose ``last`` checkpoint is ``path`` would train on under ``cfg``'s length
+    settings, or ``None`` when it is finished (:class:`CheckpointError` if unreadable)."""
+    epoch = read_meta(path).epoch
+    if epoch < cfg.epochs:
+        return f"stopped at epoch {epoch} of {cfg.epochs}"
+    if epoch >= cfg.max_epochs:
+        return None
+    tensors, skeleton = read_resume(path)
+    try:
+        state = unpack(tensors, skeleton)
+        history = map_history(state, path.parent / "log.jsonl")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: resume state is malformed ({type(err).__name__}: {err})") from err
+    if converged(history, cfg.converge_window, cfg.converge_delta):
+        return None
+    return f"not converged after {epoch} epochs (--max-epochs {cfg.max_epochs})"
+
+
 #: May change on --resume: where and how fast the run goes, not what it computes.
-OPERATIONAL = {"data_root", "workers", "out", "resume", "overwrite", "allow_changed_config", "save_every",
+OPERATIONAL = {"data_root", "workers", "cache_mib", "out", "resume", "overwrite", "allow_changed_config", "save_every",
                "device", "tensorboard", "channels_last"}
+#: How long the run goes: free to change on --resume under the step schedule (its rate depends on progress only).
+LENGTH = {"epochs", "max_epochs", "converge_window", "converge_delta"}
 #: The saved weights or optimizer state depend on these: they never change on --resume.
 STRUCTURAL = ("model", "backbone", "fpn_out_conv", "dataset", "optimizer", "ema", "amp")
 
@@ -118,12 +164,13 @@ def check_resume_config(cfg: TrainConfig, path: Path) -> None:
     """Refuse (:class:`UsageError`) a --resume whose settings differ from the run's, listing them.
 
     ``--allow-changed-config`` accepts the differences (except :data:`STRUCTURAL` ones), with a
-    warning. ``epochs`` may always grow under the step schedule; cosine and onecycle depend on it.
+    warning. ``epochs`` and how long to go on (``max_epochs``, ``converge_*``) may always change
+    under the step schedule; cosine and onecycle depend on it.
     """
     meta = read_meta(path)
     saved = meta.config
     current = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples as lists, like the saved JSON
-    ignored = OPERATIONAL | ({"epochs"} if cfg.schedule == "step" else set())
+    ignored = OPERATIONAL | (LENGTH if cfg.schedule == "step" else set())
     changed = [k for k in current if k not in ignored and k in saved and saved[k] != current[k]]
     listed = "; ".join(f"{k}: {saved[k]!r} in the run, {current[k]!r} now" for k in changed)
     if any(k in STRUCTURAL for k in changed):
@@ -134,6 +181,7 @@ def check_resume_config(cfg: TrainConfig, path: Path) -> None:
                          "use the run's settings, or pass --allow-changed-config to continue with the new ones")
     if changed:
         _logger.warning("resuming %s with changed settings: %s", path, listed)
-    if meta.epoch >= cfg.epochs:
-        raise UsageError(f"{path}: the run already completed {meta.epoch} of --epochs {cfg.epochs}; "
-                         "pass a larger --epochs to train further")
+    if meta.epoch >= max(cfg.epochs, cfg.max_epochs):
+        most = f"--max-epochs {cfg.max_epochs}" if cfg.max_epochs else f"--epochs {cfg.epochs}"
+        raise UsageError(f"{path}: the run already completed {meta.epoch} of {most}; "
+                         "pass a larger --epochs (or --max-epochs) to train further")

@@ -43,7 +43,7 @@ from .distributed import DistInfo, gather_rows, init_distributed
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RunError, UsageError
 from .metrics import multilabel_metrics
 from .run_dir import open_run_dir
-from .schedule import lr_factor
+from .schedule import converged, lr_factor, tail_span
 
 _logger = logging.getLogger("catviz.train")
 
@@ -110,7 +110,9 @@ def autocast(cfg: TrainConfig, device: torch.device):
 
 
 def make_loader(split: MultiLabelSplit, transform, train: bool, cfg: TrainConfig, dist: DistInfo):
-    dataset = MultiLabelDataset(split, transform, train=train, seed=cfg.seed)
+    dataset = MultiLabelDataset(split, transform, train=train, seed=cfg.seed, cache_bytes=cfg.cache_mib * 2**20)
+    if cfg.cache_mib and cfg.workers:  # workers start afresh each epoch: they inherit the parent's cache
+        dataset.fill_cache()
     if train:
         sampler = EpochSampler(len(dataset), True, cfg.seed, dist.rank, dist.world_size)
     else:  # every image exactly once across ranks
@@ -181,6 +183,7 @@ class Trainer:
         self.ema = ModelEmaV3(self.model, decay=cfg.ema) if cfg.ema > 0 else None
         self.loss_fn = make_loss(cfg)
         self.epoch, self.step_in_epoch, self.best_map, self.metrics = 0, 0, -1.0, {}
+        self.map_history: list[float] = []  # val mAP after each epoch (NaN where undefined)
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the last good last.safetensors
         self.config_dict = argv_config
         if cfg.resume:
@@ -215,6 +218,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "best_map": self.best_map, "torch_rng": torch.get_rng_state(),
             "model": unwrap(self.model).state_dict() if self.ema is not None else None,
+            "map_history": [m if math.isfinite(m) else None for m in self.map_history],
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -260,10 +264,29 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.saved_at = (self.epoch, self.step_in_epoch)
         self.best_map, self.metrics = state["best_map"], meta.metrics
+        self.map_history = resume_state.map_history(state, self.run_dir / "log.jsonl")
         if self.dist.is_main:
             _logger.info("resumed %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
 
     # --- training ----------------------------------------------------------------------
+    def keep_training(self) -> bool:
+        """Up to --epochs; past it, until converged or --max-epochs."""
+        cfg = self.cfg
+        if self.epoch < cfg.epochs:
+            return True
+        return self.epoch < cfg.max_epochs and not converged(self.map_history, cfg.converge_window, cfg.converge_delta)
+
+    def stop_reason(self) -> str:
+        """Why the run ended, for the final line."""
+        cfg = self.cfg
+        if not cfg.max_epochs:
+            return f"{self.epoch} epochs"
+        span = tail_span(self.map_history, cfg.converge_window)
+        moved = f"the last {cfg.converge_window} epochs' mAP spans {span:.2f}"
+        if converged(self.map_history, cfg.converge_window, cfg.converge_delta):
+            return f"converged after {self.epoch} epochs ({moved} < {cfg.converge_delta})"
+        return f"NOT converged at --max-epochs {cfg.max_epochs} ({moved}, not < {cfg.converge_delta})"
+
     def train_one_epoch(self) -> float:
         cfg, loader = self.cfg, self.train_loader
         self.ddp.train()
@@ -271,7 +294,8 @@ class Trainer:
         loader.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * per_rank_batch)
         loader.dataset.set_epoch(self.epoch)
         total = len(loader) + self.step_in_epoch
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", initial=self.step_in_epoch,
+        of = f"{cfg.epochs}" if self.epoch < cfg.epochs or not cfg.max_epochs else f"{cfg.max_epochs} at most"
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{of}", initial=self.step_in_epoch,
                    total=total, disable=not self.dist.is_main)
         losses, seen, batches, start = [], 0, 0, time.perf_counter()
         for batch in bar:
@@ -329,7 +353,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config_dict, sort_keys=False))
             board = self._tensorboard() if cfg.tensorboard else None
-        while self.epoch < cfg.epochs:
+        while self.keep_training():
             epoch_start = time.perf_counter()
             train_loss = self.train_one_epoch()
             _, _, metrics = evaluate(self.eval_model(), self.val_loader, self.device, cfg, self.dist)
@@ -341,6 +365,7 @@ class Trainer:
                                 "best.safetensors is not updated", self.epoch)
             improved = scored and metrics["mAP"] > self.best_map
             self.best_map = max(self.best_map, metrics["mAP"]) if scored else self.best_map
+            self.map_history.append(metrics["mAP"] if scored else math.nan)
             self.save_last()
             if self.dist.is_main:
                 if improved:
@@ -421,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         if dist.enabled:
             torch.distributed.destroy_process_group()
     if dist.is_main and not math.isnan(metrics.get("mAP", float("nan"))):
-        print(f"done: best mAP {trainer.best_map:.2f}; checkpoints in {trainer.run_dir}")
+        print(f"done: {trainer.stop_reason()}; best mAP {trainer.best_map:.2f}; checkpoints in {trainer.run_dir}")
     return EXIT_OK
 
 

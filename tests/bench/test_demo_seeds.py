@@ -33,6 +33,9 @@ def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tm
         results["runs"][seed]["fpn_tiny"] = {"final": {"mAP": fpn, "CF1": 60.0, "OF1": 61.0}, "best_mAP": fpn,
                                              "size_mAP": {"small": 1.0, "medium": 2.0, "large": 3.0},
                                              "curve_mAP": [50.0, 60.0, 70.0, 71.0, 71.2, 71.4, fpn]}
+    results["runs"]["1"]["fpn_tiny"]["curve_mAP"] += [84.1, 84.2]  # trained on until converged: 9 epochs
+    for seed, epochs in (("0", 7), ("1", 9)):
+        results["runs"][seed]["fpn_tiny"]["epochs"] = epochs
     results["runs"]["0"]["cat_mha_tiny"] = {"final": {"mAP": 73.5, "CF1": 60.0, "OF1": 61.0}, "best_mAP": 73.5,
                                             "size_mAP": {"small": 1.0, "medium": 2.0, "large": 3.0}}
     path = tmp_path / "seeds.json"
@@ -48,8 +51,9 @@ def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tm
     # CAT − fpn: 71 - 72 = -1, 82 - 84 = -2 (mean -1.5, t(0.975, 1) = 12.71, sd 0.707: ± 6.4); small: 61 - 1, 72 - 1
     assert "| fpn_tiny | 2 | -1.5 | [-7.9, +4.9] | +65.5 | [-4.4, +135.4] |" in done.stdout
     assert "| cat_mha_tiny | 1 | -2.5 | – (one seed) | +60.0 | – (one seed) |" in done.stdout
-    # last 5 epochs: seed 0 moves 72.0 - 70.0 = 2.00, seed 1 84.0 - 70.0 = 14.00
-    assert "| 8.00, 14.00 |" in done.stdout
+    # last 5 epochs: seed 0 moves 72.0 - 70.0 = 2.00, seed 1 84.2 - 71.2 = 13.00; epochs 7 and 9
+    assert "| 8.0, 7-9 | 7.50, 13.00 |" in done.stdout
+    assert "| cat_mha_tiny | 1 | 73.5 | 60.0 | 61.0 | 73.5 | 1.0 | 2.0 | 3.0 | – | – |" in done.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "--overwrite" in again.stderr

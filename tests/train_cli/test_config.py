@@ -41,6 +41,10 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--backbone", "no_such_net"], "--backbone must be a timm model name"),
     (["--device", "tpu9"], "--device 'tpu9'"),
     (["--pretrained-file", "/nonexistent/w.safetensors"], "--pretrained-file /nonexistent/w.safetensors: no such file"),
+    (["--epochs", "10", "--max-epochs", "5"], r"--max-epochs must be 0 \(off\) or >= --epochs \(10\), got 5"),
+    (["--schedule", "cosine", "--max-epochs", "90"], "--max-epochs must be 0 with --schedule cosine"),
+    (["--converge-window", "1"], "--converge-window must be an integer >= 2, got 1"),
+    (["--converge-delta", "0"], "--converge-delta must be a finite number > 0"),
 ])
 def test_invalid_flags_are_usage_errors_before_any_data_is_read(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
@@ -140,4 +144,5 @@ def test_help_describes_the_demo_preset_it_applies():
     demo = DATASET_PRESETS["demo"]
     text = " ".join(build_parser().format_help().split())
     assert f"{demo['img_size']}px, {demo['epochs']} epochs" in text and f"epoch {demo['lr_step']}" in text
+    assert f"then on until converged, at most {demo['max_epochs']}" in text
     assert "glyph-pretrained trunk" in text and "from-scratch" not in text

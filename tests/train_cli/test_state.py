@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from tests.fixtures import write_coco_format
 from train_cli import train
-from train_cli.state import pack, unpack
+from train_cli.config import TrainConfig
+from train_cli.state import map_history, pack, read_state, unfinished, unpack
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
         "--batch-size", "2", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001", "--limit-images", "4"]
@@ -75,6 +76,37 @@ def test_resuming_a_finished_run_asks_for_more_epochs(finished_run, capsys):
     data, run = finished_run
     assert train.main([*ARGS, "--data-root", str(data), "--out", str(run), "--epochs", "1", "--resume"]) == 2
     assert "already completed 1 of --epochs 1; pass a larger --epochs" in capsys.readouterr().err
+
+
+def test_resuming_past_max_epochs_names_it(finished_run, capsys):
+    data, run = finished_run
+    assert train.main([*ARGS, "--data-root", str(data), "--out", str(run), "--epochs", "1", "--max-epochs", "1",
+                       "--resume"]) == 2
+    assert "already completed 1 of --max-epochs 1; pass a larger --epochs (or --max-epochs)" in capsys.readouterr().err
+
+
+def test_the_map_history_travels_in_the_checkpoint_and_older_ones_fall_back_to_the_log(tmp_path, finished_run, caplog):
+    _, run = finished_run
+    logged = [json.loads(line)["mAP"] for line in (run / "log.jsonl").read_text().splitlines()]
+    state, _ = read_state(run / "last.safetensors", 2)
+    assert map_history(state, tmp_path / "no-log.jsonl") == pytest.approx(logged)  # from the state
+    out = tmp_path / "older"
+    shutil.copytree(run, out)
+    _edit_resume(out / "last.safetensors", _edit_entries(lambda e: e.pop("map_history")))
+    older, _ = read_state(out / "last.safetensors", 2)
+    assert "map_history" not in older and map_history(older, out / "log.jsonl") == pytest.approx(logged)
+    (out / "log.jsonl").write_text("")
+    assert map_history(older, out / "log.jsonl") == [] and "lacks some of epochs 1-1" in caplog.text
+
+
+def test_unfinished_says_why_a_run_would_train_on(finished_run):
+    _, run = finished_run
+    last = run / "last.safetensors"
+    assert unfinished(last, TrainConfig(epochs=2)) == "stopped at epoch 1 of 2"
+    assert unfinished(last, TrainConfig(epochs=1)) is None
+    assert unfinished(last, TrainConfig(epochs=1, max_epochs=3, converge_window=2)) == \
+        "not converged after 1 epochs (--max-epochs 3)"  # one epoch cannot fill a window of 2
+    assert unfinished(last, TrainConfig(epochs=1, max_epochs=1)) is None
 
 
 def test_changed_hyperparameters_are_listed_and_allowed_only_on_request(tmp_path, finished_run, capsys):

@@ -19,6 +19,7 @@ from tests.fixtures import write_coco_format
 from train_cli import evaluate, train
 from train_cli.config import resolve_config
 from train_cli.errors import UsageError
+from train_cli.state import unfinished
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
         "--batch-size", "4", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001"]
@@ -183,16 +184,17 @@ def test_an_undecodable_image_is_reported_with_its_path_and_skipped(tmp_path, da
     assert (out / "last.safetensors").exists()
 
 
-def test_the_number_of_dataloader_workers_does_not_change_the_weights(tmp_path, data_root):
-    """`make demo-models` runs with 0 workers (faster on 2 cores); the shipped runs used 1."""
+def test_neither_dataloader_workers_nor_the_image_cache_change_the_weights(tmp_path, data_root):
+    """`make demo-models` runs with 0 workers (faster on 2 cores) and the cache; the shipped runs used 1, no cache."""
     weights = []
-    for workers in ("0", "2"):
-        out = tmp_path / f"workers{workers}"
+    for workers, cache in (("0", "0"), ("2", "0"), ("0", "64"), ("2", "64")):
+        out = tmp_path / f"workers{workers}-cache{cache}"
         assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "2", "--out", str(out),
-                           "--crop", "multiscale", "--seed", "3", "--workers", workers]) == 0
+                           "--crop", "multiscale", "--seed", "3", "--workers", workers, "--cache-mib", cache]) == 0
         weights.append(load_file(str(out / "last.safetensors")))
-    a, b = weights
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    first = weights[0]
+    for other in weights[1:]:
+        assert first.keys() == other.keys() and all(torch.equal(first[k], other[k]) for k in first)
 
 
 def test_opt_in_recipe_changes_run(tmp_path, data_root):
@@ -307,3 +309,51 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_kept_in_the_run_fold
     err = capsys.readouterr().err
     assert "internal error (ZeroDivisionError: a bug)" in err and str(out / "crash.log") in err
     assert "Traceback" not in err and "Traceback" in (out / "crash.log").read_text()
+
+
+def _logged_epochs(run) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_goes_on_past_epochs_until_the_window_is_flat(tmp_path, data_root, capsys):
+    # any span is < 1000: converged as soon as the 3-epoch window is full, which is after --epochs 2
+    out = tmp_path / "run"
+    flags = ["--epochs", "2", "--max-epochs", "6", "--converge-window", "3", "--converge-delta", "1000"]
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), *flags]) == 0
+    assert _logged_epochs(out) == [1, 2, 3] and read_meta(out / "last.safetensors").epoch == 3
+    assert "done: converged after 3 epochs (the last 3 epochs' mAP spans" in capsys.readouterr().out
+
+
+def test_a_run_that_never_converges_stops_at_max_epochs_and_says_so(tmp_path, data_root, capsys, monkeypatch):
+    monkeypatch.setattr(train, "converged", lambda *args: False)
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), "--epochs", "1", "--max-epochs", "3"]) == 0
+    assert _logged_epochs(out) == [1, 2, 3]
+    assert "done: NOT converged at --max-epochs 3" in capsys.readouterr().out
+
+
+def test_training_a_finished_run_on_gives_the_weights_of_an_uninterrupted_run(tmp_path, data_root, monkeypatch):
+    # How the seed study extends its 16-epoch runs once the recipe trains on until converged.
+    monkeypatch.setattr(train, "converged", lambda *args: False)
+    common = [*ARGS, "--data-root", str(data_root), "--epochs", "2"]
+    assert train.main([*common, "--out", str(tmp_path / "whole"), "--max-epochs", "3"]) == 0
+    assert train.main([*common, "--out", str(tmp_path / "extended")]) == 0
+    assert train.main([*common, "--out", str(tmp_path / "extended"), "--max-epochs", "3", "--resume"]) == 0
+    assert _logged_epochs(tmp_path / "extended") == [1, 2, 3]
+    a = load_file(str(tmp_path / "whole" / "last.safetensors"))
+    b = load_file(str(tmp_path / "extended" / "last.safetensors"))
+    weights = [k for k in a if not k.startswith("resume/")]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+
+
+def test_a_converged_run_is_not_trained_further_on_resume(tmp_path, data_root, capsys):
+    out = tmp_path / "run"
+    flags = ["--data-root", str(data_root), "--out", str(out), "--epochs", "1", "--max-epochs", "5",
+             "--converge-window", "2", "--converge-delta", "1000"]
+    assert train.main([*ARGS, *flags]) == 0
+    weights = (out / "last.safetensors").read_bytes()
+    capsys.readouterr()
+    assert train.main([*ARGS, *flags, "--resume"]) == 0
+    assert "done: converged after 2 epochs" in capsys.readouterr().out
+    assert _logged_epochs(out) == [1, 2] and (out / "last.safetensors").read_bytes() == weights
+    assert unfinished(out / "last.safetensors", resolve_config([*ARGS, *flags])) is None
