@@ -73,7 +73,7 @@ def read_header(path: str | Path) -> ImageHeader:
     if size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
     if size > MAX_FILE_BYTES:
-        raise ImageLoadError(f"{path}: file too large for an image ({size / 2**20:,.0f} MB; limit {MAX_FILE_BYTES // 2**20} MB)")
+        raise ImageLoadError(f"{path}: file too large for an image ({size / 2**20:,.0f} MiB; limit {MAX_FILE_BYTES // 2**20} MiB)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
@@ -95,7 +95,7 @@ def read_header(path: str | Path) -> ImageHeader:
         if needed > MAX_DECODE_BYTES:
             raise ImageLoadError(
                 f"{path}: image too large to decode ({header.width}x{header.height} {header.format} in mode "
-                f"{header.mode} needs {needed / 2**20:,.0f} MB; limit {MAX_DECODE_BYTES // 2**20} MB)"
+                f"{header.mode} needs {needed / 2**20:,.0f} MiB; limit {MAX_DECODE_BYTES // 2**20} MiB)"
             )
     return header
 

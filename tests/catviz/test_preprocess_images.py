@@ -89,7 +89,7 @@ def test_oversized_and_non_image_files_are_refused_before_being_read(tmp_path):
     with open(huge, "wb") as f:  # sparse: no disk used, no byte of it is read
         f.write(b"\xff\xd8\xff\xe0")
         f.truncate(MAX_FILE_BYTES + 1)
-    with pytest.raises(ImageLoadError, match=r"huge.jpg: file too large for an image \(512 MB; limit 512 MB\)"):
+    with pytest.raises(ImageLoadError, match=r"huge.jpg: file too large for an image \(512 MiB; limit 512 MiB\)"):
         load_image(huge)
     text = tmp_path / "photo.jpg"
     text.write_bytes(np.random.default_rng(0).integers(0, 255, 2**20, dtype=np.uint8).tobytes())
