@@ -188,20 +188,26 @@ def plot_curves(results: dict, path: Path) -> None:
         if not curves:
             continue
         colour = f"C{i}"
-        for curve in curves:
-            ax.plot(range(1, len(curve) + 1), curve, color=colour, alpha=0.25, linewidth=0.8)
-        # runs end when converged: the mean at each epoch is over the seeds still training
-        mean = [np.mean([c[e] for c in curves if len(c) > e]) for e in range(max(map(len, curves)))]
-        ax.plot(range(1, len(mean) + 1), mean, color=colour, linewidth=2, label=f"{model} (n={len(curves)})")
+        for curve in curves:  # each seed to where it converged, its last epoch marked
+            ax.plot(range(1, len(curve) + 1), curve, color=colour, alpha=0.3, linewidth=0.8)
+            ax.plot([len(curve)], [curve[-1]], "o", color=colour, alpha=0.5, markersize=3)
+        shared = min(map(len, curves))  # the mean over every seed: the epochs all of them trained
+        mean = np.mean([c[:shared] for c in curves], axis=0)
+        ax.plot(range(1, shared + 1), mean, color=colour, linewidth=2, label=f"{model} (n={len(curves)})")
     recipe = results.get("recipe", {})
     step, last = recipe.get("lr_step"), max(recipe.get("epochs", 0), recipe.get("max_epochs", 0))
+    top = ax.get_ylim()[1]
     for decay in range(step, last, step) if step else ():
         ax.axvline(decay + 0.5, color="grey", linestyle=":", linewidth=1)
-        ax.text(decay + 0.6, ax.get_ylim()[0] + 1, "lr ×0.1", color="grey", fontsize=8)
+        ax.text(decay + 0.6, top - 1, "lr ×0.1", color="grey", fontsize=8, va="top")
     if recipe.get("max_epochs"):
         ax.axvline(recipe["epochs"] + 0.5, color="grey", linestyle="--", linewidth=1)
-        ax.text(recipe["epochs"] + 0.6, ax.get_ylim()[0] + 3, "on until converged", color="grey", fontsize=8)
-    ax.set(xlabel="epoch", ylabel="val mAP (%)", title="Demo: val mAP per epoch (thin: each seed, thick: mean)")
+        bottom = ax.get_ylim()[0]  # between the curves and the legend
+        ax.text(recipe["epochs"] + 0.6, bottom + 0.55 * (top - bottom), "trained on\nuntil converged", color="grey",
+                fontsize=8, va="top")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set(xlabel="epoch", ylabel="val mAP (%)",
+           title="Demo: val mAP per epoch (thin: each seed, to where it converged; thick: mean)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

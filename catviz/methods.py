@@ -13,6 +13,8 @@ from .results import GRAD_CAM_METHODS
 CAM = "CAM"
 ATTRIBUTION_METHODS = ("Integrated Gradients", "Occlusion")
 METHODS = (CAM, *GRAD_CAM_METHODS, *ATTRIBUTION_METHODS)
+#: How a method is named to the user where its key (the grad-cam class name) is not that.
+MENU_NAMES = {"GradCAMPlusPlus": "GradCAM++"}
 LOGIT_UNITS = "logit contribution"
 
 
@@ -66,7 +68,8 @@ def method_info(name: str) -> MethodInfo:
         return MethodInfo(name, name, False, "relative, 0-1", True, label_independent=True,
                           note="first principal component of the layer: the same map for every label")
     if name in GRAD_CAM_METHODS:
-        return MethodInfo(name, name, False, "relative, 0-1", True, note="grad-cam package, min-max scaled")
+        return MethodInfo(name, MENU_NAMES.get(name, name), False, "relative, 0-1", True,
+                          note="grad-cam package, min-max scaled")
     if name == "Integrated Gradients":
         return MethodInfo(name, name, True, "logit attribution", False, scale_percentile=99.0,
                           note="per pixel; they sum to logit(image) − logit(black image). The colour scale "

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -24,7 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .methods import CAM, DISPLAY_MARKDOWN, LOGIT_UNITS, METHODS, MethodInfo, method_info
+from .methods import (
+    CAM,
+    DISPLAY_MARKDOWN,
+    LOGIT_UNITS,
+    MENU_NAMES,
+    METHODS,
+    MethodInfo,
+    method_info,
+)
 from .qt_overlay import ColorBar, OverlayPanel, display_image
 from .render import COLORMAPS, DIVERGING, Scale, cam_map, colormap_for, symmetric_scale
 from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
@@ -33,9 +42,9 @@ COMBINED = "combined"
 ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 
 
-def set_item_enabled(combo: QComboBox, text: str, reason: str | None) -> None:
-    """Grey out one entry of a combo box, with ``reason`` as its tooltip (None: enable)."""
-    index = combo.findText(text)
+def set_item_enabled(combo: QComboBox, key: str, reason: str | None) -> None:
+    """Grey out the entry of a combo box whose data is ``key``, with ``reason`` as its tooltip (None: enable)."""
+    index = combo.findData(key)
     model = combo.model()
     if index < 0 or not isinstance(model, QStandardItemModel):
         return
@@ -50,8 +59,9 @@ class QtCamView(QWidget):
         self.state = state
         s = state.settings
         self.method = QComboBox()
-        self.method.addItems(METHODS)
-        self.method.setCurrentText(s.cam_method)
+        for name in METHODS:  # shown by its usual name, kept by the grad-cam class name
+            self.method.addItem(MENU_NAMES.get(name, name), name)
+        self.method.setCurrentIndex(self.method.findData(s.cam_method))
         self.level = QComboBox()
         self.level.addItem(COMBINED)
         self.colormap = QComboBox()
@@ -73,7 +83,7 @@ class QtCamView(QWidget):
         self.deletion.setToolTip("How fast the label's probability falls when pixels are deleted in the order of "
                                  "each top map, most salient first (RISE; lower is more faithful). Computed in a worker.")
         self.deletion.clicked.connect(self.request_deletion_auc)
-        self.method.currentTextChanged.connect(lambda t: state.update_settings(cam_method=t))
+        self.method.currentIndexChanged.connect(lambda _: state.update_settings(cam_method=self.method.currentData()))
         self.level.currentTextChanged.connect(lambda t: state.update_settings(cam_level=t) if t else None)
         self.colormap.currentTextChanged.connect(lambda t: state.update_settings(colormap=t))
         self.opacity.valueChanged.connect(lambda v: state.update_settings(opacity=v / 100))
@@ -161,11 +171,14 @@ class QtCamView(QWidget):
     def _update_controls(self) -> None:
         s = self.state.settings
         info = method_info(s.cam_method)
-        for widget, value in ((self.method, s.cam_method), (self.colormap, s.colormap)):
-            if widget.currentText() != value:
-                widget.blockSignals(True)
-                widget.setCurrentText(value)
-                widget.blockSignals(False)
+        if self.method.currentData() != s.cam_method:
+            self.method.blockSignals(True)
+            self.method.setCurrentIndex(self.method.findData(s.cam_method))
+            self.method.blockSignals(False)
+        if self.colormap.currentText() != s.colormap:
+            self.colormap.blockSignals(True)
+            self.colormap.setCurrentText(s.colormap)
+            self.colormap.blockSignals(False)
         for box, on in ((self.positive_only, s.positive_only), (self.per_panel, s.per_panel_scale)):
             box.blockSignals(True)
             box.setChecked(on)
@@ -173,6 +186,10 @@ class QtCamView(QWidget):
         self.opacity.blockSignals(True)
         self.opacity.setValue(round(s.opacity * 100))
         self.opacity.blockSignals(False)
+        drawn = colormap_for(s.colormap, info.signed)
+        self.colormap.setToolTip(
+            f"{info.title} maps are not signed: drawn with {drawn} (a diverging map needs a zero to centre on)"
+            if drawn != s.colormap else "Colour map of the heat maps")
         if self.state.spec("cat") is None:
             self.level.setEnabled(False)
             self.level.setToolTip("Load a CAT model to choose one of its levels.")
@@ -382,8 +399,11 @@ class QtCamView(QWidget):
         text = QTextBrowser()
         text.setOpenExternalLinks(True)
         text.setMarkdown(models.cam.EXPLANATION_MARKDOWN + "\n\n" + DISPLAY_MARKDOWN)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(dialog.close)
         layout = QVBoxLayout(dialog)
         layout.addWidget(text)
+        layout.addWidget(close)
         dialog.resize(640, 560)
         self.derivation = dialog
         dialog.show()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QStyle
 
@@ -23,8 +25,10 @@ class QtImageList(QListWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
+        self._names: Counter[str] = Counter()  # file name → how many listed images have it
         self.setIconSize(QSize(THUMB, THUMB))
         self.setUniformItemSizes(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its end (and suffix) in view
         self.setAcceptDrops(False)  # the main window takes drops
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)  # figure export: several
         self.currentRowChanged.connect(self._on_row_changed)
@@ -36,11 +40,22 @@ class QtImageList(QListWidget):
         index = self.state.images.index(entry)
         return self.item(index) if index < self.count() else None
 
+    def _label(self, entry: ImageEntry) -> str:
+        """The file name; with its folder when another image in the list has the same name."""
+        name = entry.path.name
+        return name if self._names[name] == 1 else f"{name}\n{entry.path.parent.name}/"
+
     def _on_images_added(self, entries: list[ImageEntry]) -> None:
+        self._names.update(entry.path.name for entry in entries)
         for entry in entries:
-            item = QListWidgetItem(entry.path.name)
+            item = QListWidgetItem()
             item.setToolTip(str(entry.path))
             self.addItem(item)
+        new = {id(entry) for entry in entries}
+        repeated = {entry.path.name for entry in entries if self._names[entry.path.name] > 1}
+        for row, entry in enumerate(self.state.images[: self.count()]):
+            if id(entry) in new or entry.path.name in repeated:  # new, or now sharing its name
+                self.item(row).setText(self._label(entry) + ("\n(unreadable)" if entry.error else ""))
 
     def _on_image_loaded(self, entry: ImageEntry) -> None:
         item = self._item(entry)
@@ -48,7 +63,7 @@ class QtImageList(QListWidget):
             return
         if entry.error:
             item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
-            item.setText(f"{entry.path.name}\n(unreadable)")
+            item.setText(f"{self._label(entry)}\n(unreadable)")
             item.setForeground(QColor("#b00020"))
             item.setToolTip(entry.error)
             return

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from models.device import available_devices
 
-from . import demo
+from . import __version__, demo
 from .inference import LoadedModel
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
@@ -295,21 +295,42 @@ class QtMainWindow(QMainWindow):
         if any(paths):
             self.controller.load_checkpoints([p for p in paths if p])
 
+    def _ask_png_path(self, title: str, name: str) -> str:
+        """A PNG path from the save dialog (which asks before replacing a file), in the folder
+        used last time; "" when cancelled."""
+        settings = QSettings()
+        folder = settings.value("paths/save_folder") or str(Path.home())
+        path = QFileDialog.getSaveFileName(self, title, str(Path(str(folder)) / name), "PNG (*.png)")[0]
+        if not path:
+            return ""
+        settings.setValue("paths/save_folder", str(Path(path).parent))
+        if Path(path).suffix.lower() != ".png":
+            path += ".png"
+            if Path(path).exists():  # the dialog asked about the name typed, not this one
+                self.state.report(f"{path} already exists; not replaced (choose it in the dialog to replace it)")
+                return ""
+        return path
+
     def save_view(self, path: str | None = None) -> None:
-        path = path or QFileDialog.getSaveFileName(self, "Save view", "catviz-view.png", "PNG (*.png)")[0]
-        if path and not self.tabs.currentWidget().grab().save(path, "PNG"):
+        path = path or self._ask_png_path("Save view", "catviz-view.png")
+        if not path:
+            return
+        if self.tabs.currentWidget().grab().save(path, "PNG"):
+            self.state.report(f"view saved to {path}", error=False)
+        else:
             self.state.report(f"{path}: could not write PNG")
 
     def export_figure(self, path: str | None = None) -> None:
         """Fig.-3-style grid of the selected images (all readable ones if none selected)."""
-        path = path or QFileDialog.getSaveFileName(self, "Export figure", "catviz-figure.png", "PNG (*.png)")[0]
+        path = path or self._ask_png_path("Export figure", "catviz-figure.png")
         if not path or not self.state.models:
             return
         rows = {i.row() for i in self.image_list.selectedIndexes()} or range(len(self.state.images))
         self.controller.export_figure(path, [self.state.images[i] for i in sorted(rows)])
 
     def about_text(self) -> str:
-        lines = [f"<b>catviz</b> — CAT vs its baseline (Zhang et al., ICASSP 2022).<br>Device: {self.controller.device}<br>"]
+        lines = [f"<b>catviz {__version__}</b> — CAT vs its baseline (Zhang et al., ICASSP 2022).<br>"
+                 f"Device: {self.controller.device}<br>"]
         demo_files = set(demo.DEMO_CHECKPOINTS.values())
         for role in ROLES:
             loaded = self.state.models.get(role)

@@ -329,6 +329,41 @@ def test_export_and_save_view_write_pngs(qtbot, window, checkpoints, tmp_path):
     assert cv2.imread(str(tmp_path / "figure.png")) is not None
 
 
+def test_save_view_says_where_it_saved_and_the_dialog_remembers_the_folder(qtbot, window, tmp_path, monkeypatch):
+    asked = []
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: asked.append(args[2]) or (str(folder / "mine"), ""))
+    window.save_view()
+    assert (folder / "mine.png").stat().st_size > 0  # the suffix added
+    assert window.state.messages[-1].text == f"view saved to {folder / 'mine.png'}"
+    assert not window.state.messages[-1].error
+    saved = (folder / "mine.png").read_bytes()
+    window.save_view()
+    assert asked[1] == str(folder / "catviz-view.png")  # the next dialog opens where the last one saved
+    # "mine" again: the dialog confirmed nothing about mine.png, so it is kept
+    assert "mine.png already exists; not replaced" in window.state.messages[-1].text
+    assert (folder / "mine.png").read_bytes() == saved
+
+
+def test_images_with_the_same_name_show_their_folders(qtbot, window, tmp_path):
+    first = write_good_images(tmp_path / "a", 2)
+    window.state.add_images(first)
+    assert window.image_list.item(0).text() == first[0].name
+    second = write_good_images(tmp_path / "b", 1)  # the same file name as a/'s first image
+    window.state.add_images(second)
+    assert window.image_list.item(0).text() == f"{first[0].name}\na/"
+    assert window.image_list.item(2).text() == f"{second[0].name}\nb/"
+    assert window.image_list.item(1).text() == first[1].name  # unique names stay as they were
+    assert window.image_list.item(2).toolTip() == str(second[0])
+
+
+def test_about_names_the_version(window):
+    from catviz import __version__
+
+    assert f"catviz {__version__}" in window.about_text()
+
+
 def test_the_exported_figure_uses_the_views_method(qtbot, window, checkpoints, tmp_path, monkeypatch):
     load_models(qtbot, window, checkpoints)
     window.state.add_images(write_good_images(tmp_path / "imgs", 1))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QTextBrowser
+from PySide6.QtWidgets import QDialogButtonBox, QTextBrowser
 
 import models
 from catviz import demo
@@ -134,7 +134,22 @@ def test_how_are_these_computed_renders_markdown(qtbot, app_state):
     assert len(text) > 200
     assert "**" not in text and "``" not in text  # rendered, not raw markup
     assert "Reading the display" in text and "one zero-centred scale" in text
-    view.derivation.close()
+    close = view.derivation.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close)
+    close.click()
+    assert not view.derivation.isVisible()
+
+
+def test_methods_are_listed_by_their_usual_names_and_say_which_colours_they_get(qtbot, app_state):
+    state, _ = app_state
+    view = show(qtbot, QtCamView(state))
+    index = view.method.findData("GradCAMPlusPlus")
+    assert view.method.itemText(index) == "GradCAM++"
+    view.method.setCurrentIndex(index)
+    assert state.settings.cam_method == "GradCAMPlusPlus"  # the key grad-cam and the settings use
+    state.update_settings(colormap=DIVERGING)
+    assert "not signed: drawn with" in view.colormap.toolTip()  # unsigned maps never get the diverging one
+    state.update_settings(cam_method=CAM)
+    assert view.method.currentText() == CAM and "not signed" not in view.colormap.toolTip()
 
 
 def test_predictions_share_one_row_order_and_mark_ground_truth(qtbot, app_state, checkpoints, tmp_path):

@@ -73,8 +73,10 @@ def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
                           *demo_models.recipe_flags("paper", trunk)])
     for role, model in demo_models.ROLES.items():
         meta = read_meta(demo.DEMO_CHECKPOINTS[role])
-        for key in ("model", "pretrained", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                    "decay_bias_norm", "schedule", "lr_step", "lr_gamma", "img_size", "crop", "hflip", "seed"):
+        for key in ("model", "pretrained", "epochs", "max_epochs", "converge_window", "converge_delta", "batch_size",
+                    "lr", "optimizer", "momentum", "weight_decay", "decay_bias_norm", "schedule", "lr_step",
+                    "lr_gamma", "img_size", "crop", "hflip", "seed"):
             expected = model if key == "model" else getattr(cfg, key)
             assert meta.config[key] == expected, (role, key)
         assert meta.metrics["mAP"] == pytest.approx(runs[str(demo_models.DEMO_SEED)][model]["final"]["mAP"], abs=0.01)
+        assert meta.epoch == runs[str(demo_models.DEMO_SEED)][model]["epochs"]  # where training on stopped
