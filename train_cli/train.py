@@ -282,6 +282,8 @@ class Trainer:
         if not cfg.max_epochs:
             return f"{self.epoch} epochs"
         span = tail_span(self.map_history, cfg.converge_window)
+        if not math.isfinite(span):
+            return f"NOT converged at --max-epochs {cfg.max_epochs} (fewer than {cfg.converge_window} epochs to judge)"
         moved = f"the last {cfg.converge_window} epochs' mAP spans {span:.2f}"
         if converged(self.map_history, cfg.converge_window, cfg.converge_delta):
             return f"converged after {self.epoch} epochs ({moved} < {cfg.converge_delta})"

@@ -332,6 +332,13 @@ def test_a_run_that_never_converges_stops_at_max_epochs_and_says_so(tmp_path, da
     assert "done: NOT converged at --max-epochs 3" in capsys.readouterr().out
 
 
+def test_a_window_longer_than_the_run_is_reported_as_such(tmp_path, data_root, capsys):
+    out = tmp_path / "run"
+    flags = ["--epochs", "1", "--max-epochs", "2", "--converge-window", "5"]
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), *flags]) == 0
+    assert "NOT converged at --max-epochs 2 (fewer than 5 epochs to judge)" in capsys.readouterr().out
+
+
 def test_training_a_finished_run_on_gives_the_weights_of_an_uninterrupted_run(tmp_path, data_root, monkeypatch):
     # How the seed study extends its 16-epoch runs once the recipe trains on until converged.
     monkeypatch.setattr(train, "converged", lambda *args: False)
