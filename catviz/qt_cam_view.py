@@ -269,7 +269,7 @@ class QtCamView(QWidget):
         self._show_bar(self.bottom_bar, level_scale, cam)
         row = "CAT per level: complete CAM, logit contribution (map mean + offset = level logit)"
         if s.cam_method != CAM:
-            row += f"<br>{s.cam_method} (the method menu) is shown in the top row only"
+            row += f"<br>{method_info(s.cam_method).title}, chosen in the method menu, is shown in the top row only"
         self.bottom_caption.setText(row if self.level_panels else "")
         self.bottom_caption.setMinimumWidth(0)  # a caption never widens the grid past the window
 

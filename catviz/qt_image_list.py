@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
@@ -25,7 +26,7 @@ class QtImageList(QListWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        self._names: Counter[str] = Counter()  # file name → how many listed images have it
+        self._folders: defaultdict[str, list[Path]] = defaultdict(list)  # file name → folders of listed images
         self.setIconSize(QSize(THUMB, THUMB))
         self.setUniformItemSizes(True)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its end (and suffix) in view
@@ -41,18 +42,27 @@ class QtImageList(QListWidget):
         return self.item(index) if index < self.count() else None
 
     def _label(self, entry: ImageEntry) -> str:
-        """The file name; with its folder when another image in the list has the same name."""
-        name = entry.path.name
-        return name if self._names[name] == 1 else f"{name}\n{entry.path.parent.name}/"
+        """The file name; when other listed images have the same name, with as much of its
+        folder path as tells it apart from theirs (``a/``, else ``x/a/`` ...)."""
+        name, parent = entry.path.name, entry.path.parent
+        others = [folder for folder in self._folders[name] if folder != parent]
+        if not others:
+            return name
+        for k in range(1, len(parent.parts) + 1):
+            tail = parent.parts[-k:]
+            if all(folder.parts[-k:] != tail for folder in others):
+                break
+        return f"{name}\n{Path(*tail)}/"
 
     def _on_images_added(self, entries: list[ImageEntry]) -> None:
-        self._names.update(entry.path.name for entry in entries)
+        for entry in entries:
+            self._folders[entry.path.name].append(entry.path.parent)
         for entry in entries:
             item = QListWidgetItem()
             item.setToolTip(str(entry.path))
             self.addItem(item)
         new = {id(entry) for entry in entries}
-        repeated = {entry.path.name for entry in entries if self._names[entry.path.name] > 1}
+        repeated = {entry.path.name for entry in entries if len(self._folders[entry.path.name]) > 1}
         for row, entry in enumerate(self.state.images[: self.count()]):
             if id(entry) in new or entry.path.name in repeated:  # new, or now sharing its name
                 self.item(row).setText(self._label(entry) + ("\n(unreadable)" if entry.error else ""))

@@ -215,7 +215,7 @@ class QtMainWindow(QMainWindow):
         self.statusBar().showMessage(message.text)  # stays until the next one; all are in Messages
         errors = sum(m.error for m in self.state.messages)
         self.message_count.setText(f"⚠ {errors} error{'s' * (errors != 1)}" if errors
-                                   else f"{len(self.state.messages)} messages")
+                                   else f"{len(self.state.messages)} message{'s' * (len(self.state.messages) != 1)}")
         self.message_count.setStyleSheet("color: #b00020;" if errors else "")
         self.message_count.show()
 

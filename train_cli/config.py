@@ -110,7 +110,7 @@ CHOICES = {
 
 HELP = {
     "dataset": "coco (MS-COCO 2014), voc (VOC2007), coco-format (annotations/{train,val}.json + images/{train,val}/), demo (generated offline)",
-    "data_root": "dataset folder; for demo, where to generate it (default ~/.cache/catviz)",
+    "data_root": "dataset folder; for demo, where to generate it (none given: ~/.cache/catviz)",
     "keep_unannotated": "COCO: keep images with no annotation as all-negative (default: drop them, as ML-GCN)",
     "model": "model name (see models.list_models(): cat, baseline, cat_no_lrd, cat_no_clf, cat_mha, fpn, *_tiny)",
     "backbone": "timm backbone name (default: the model's, resnext50_32x4d.fb_swsl_ig1b_ft_in1k)",

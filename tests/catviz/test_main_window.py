@@ -337,7 +337,7 @@ def test_save_view_says_where_it_saved_and_the_dialog_remembers_the_folder(qtbot
     window.save_view()
     assert (folder / "mine.png").stat().st_size > 0  # the suffix added
     assert window.state.messages[-1].text == f"view saved to {folder / 'mine.png'}"
-    assert not window.state.messages[-1].error
+    assert not window.state.messages[-1].error and window.message_count.text() == "1 message"
     saved = (folder / "mine.png").read_bytes()
     window.save_view()
     assert asked[1] == str(folder / "catviz-view.png")  # the next dialog opens where the last one saved
@@ -356,6 +356,11 @@ def test_images_with_the_same_name_show_their_folders(qtbot, window, tmp_path):
     assert window.image_list.item(2).text() == f"{second[0].name}\nb/"
     assert window.image_list.item(1).text() == first[1].name  # unique names stay as they were
     assert window.image_list.item(2).toolTip() == str(second[0])
+    deeper = write_good_images(tmp_path / "x" / "a", 1)  # its parent's name is a/ too: one level more
+    window.state.add_images(deeper)
+    assert window.image_list.item(0).text() == f"{first[0].name}\n{tmp_path.name}/a/"
+    assert window.image_list.item(3).text() == f"{first[0].name}\nx/a/"
+    assert window.image_list.item(2).text() == f"{second[0].name}\nb/"
 
 
 def test_about_names_the_version(window):
