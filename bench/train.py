@@ -4,7 +4,9 @@ For baseline and CAT at the demo setting (tiny models, 128², batch 16) on this 
 images/s of real training steps fed by the DataLoader from the demo set, next to a
 bare forward/backward loop of the same model on synthetic tensors in the same run
 (target: the real loop at >= 0.9 of the bare one, i.e. data loading is never the
-bottleneck), and the data pipeline alone, images/s per worker. Writes
+bottleneck), the bare loop again in channels_last memory format (the ratio says whether
+``--channels-last`` pays on this device: it does on CPUs with oneDNN, not only on GPUs), and
+the data pipeline alone, images/s per worker. Writes
 bench/results/train-<device>.json. With ``--size 448 --batch-size 16 --amp bf16
 --models baseline cat`` on a GPU it measures the paper's setting.
 """
@@ -12,6 +14,7 @@ bench/results/train-<device>.json. With ``--size 448 --batch-size 16 --amp bf16
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import time
@@ -87,7 +90,13 @@ def main() -> None:
         fake = [(torch.randn(args.batch_size, 3, args.size, args.size),
                  (torch.rand(args.batch_size, len(train_split.class_names)) < 0.25).float())] * (args.steps + 3)
         bare = images_per_second(iter(fake), step, device)
-        rows.append({"model": name, "train_img_s": real, "bare_img_s": bare, "ratio": real / bare})
+        other = copy.deepcopy(model).to(memory_format=torch.contiguous_format if args.channels_last else torch.channels_last)
+        other_step = step_fn(other, torch.optim.SGD(other.parameters(), lr=1e-3, momentum=0.9), device, args.amp,
+                             not args.channels_last)
+        other_bare = images_per_second(iter(fake), other_step, device)
+        nchw, cl = (other_bare, bare) if args.channels_last else (bare, other_bare)
+        rows.append({"model": name, "train_img_s": real, "bare_img_s": bare, "ratio": real / bare,
+                     "bare_nchw_img_s": nchw, "bare_channels_last_img_s": cl, "channels_last_speedup": cl / nchw})
     pipeline = {}
     for workers in sorted({0, args.workers}):
         cfg = TrainConfig(img_size=args.size, batch_size=args.batch_size, workers=workers)
@@ -100,9 +109,10 @@ def main() -> None:
         pipeline[workers] = count / (time.perf_counter() - start)
     print(f"machine: {machine}; device {device}; {args.size}², batch {args.batch_size}, amp {args.amp}, "
           f"channels_last {args.channels_last}")
-    print(f"{'model':<16}{'train img/s':>13}{'bare img/s':>12}{'ratio':>7}")
+    print(f"{'model':<16}{'train img/s':>13}{'bare img/s':>12}{'ratio':>7}{'bare NCHW':>11}{'bare CL':>9}{'CL x':>6}")
     for r in rows:
-        print(f"{r['model']:<16}{r['train_img_s']:>13.1f}{r['bare_img_s']:>12.1f}{r['ratio']:>7.2f}")
+        print(f"{r['model']:<16}{r['train_img_s']:>13.1f}{r['bare_img_s']:>12.1f}{r['ratio']:>7.2f}"
+              f"{r['bare_nchw_img_s']:>11.1f}{r['bare_channels_last_img_s']:>9.1f}{r['channels_last_speedup']:>6.2f}")
     for workers, rate in pipeline.items():
         per = rate / max(workers, 1)
         print(f"data pipeline, {workers} workers: {rate:.0f} img/s ({per:.0f} per worker{' (main process)' if not workers else ''})")

@@ -110,13 +110,14 @@ CHOICES = {
 
 HELP = {
     "dataset": "coco (MS-COCO 2014), voc (VOC2007), coco-format (annotations/{train,val}.json + images/{train,val}/), demo (generated offline)",
-    "data_root": "dataset folder; for demo, where to generate it (none given: ~/.cache/catviz)",
+    "data_root": "dataset folder (required); for demo, where to generate it (default ~/.cache/catviz)",
     "keep_unannotated": "COCO: keep images with no annotation as all-negative (default: drop them, as ML-GCN)",
     "model": "model name (see models.list_models(): cat, baseline, cat_no_lrd, cat_no_clf, cat_mha, fpn, *_tiny)",
     "backbone": "timm backbone name (default: the model's, resnext50_32x4d.fb_swsl_ig1b_ft_in1k)",
     "pretrained": "start from pretrained backbone weights: --pretrained-file when given, else ImageNet weights "
     "through timm (downloads from the hub); --no-pretrained trains from scratch",
-    "pretrained_file": "local backbone weights file (.safetensors/.pth of the timm classifier), for offline use",
+    "pretrained_file": "local backbone weights file (.safetensors/.pth of the timm classifier), for offline use "
+    "(default: none, timm fetches the weights)",
     "fpn_out_conv": "FPN output conv: 3x3 (FPN paper, default), 1x1 or none",
     "dropout": "dropout in the LRD/CLF transformer blocks (default 0.1; CAT variants only)",
     "epochs": "training epochs (with --max-epochs: the least)",
@@ -156,7 +157,7 @@ HELP = {
     "seed": "random seed (data order, augmentation, initialisation)",
     "device": "auto (CUDA if available), cpu, cuda, cuda:1 ...",
     "amp": "mixed precision: none, bf16 or fp16 (fp16 uses a gradient scaler)",
-    "channels_last": "channels_last memory format (faster convolutions on recent GPUs)",
+    "channels_last": "channels_last memory format (faster convolutions on recent GPUs and on CPUs with oneDNN; see bench/train.py)",
     "limit_images": "use only the first N images of each split (quick smoke runs; 0: all)",
     "tensorboard": "also log to TensorBoard (needs the tensorboard package)",
 }
@@ -177,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         # Flags default to None so that only the ones given override the config file.
         flag = "--" + f.name.replace("_", "-")
         demo = DATASET_PRESETS["demo"].get(f.name)
-        text = f"{HELP[f.name]} (default: {f.default}{f'; demo: {demo}' if demo is not None else ''})"
+        # A help text that states its default in words is not followed by the field's raw value.
+        notes = ([] if "default" in HELP[f.name] else [f"default: {f.default}"]) + ([f"demo: {demo}"] if demo is not None else [])
+        text = HELP[f.name] + (f" ({'; '.join(notes)})" if notes else "")
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue

@@ -140,6 +140,13 @@ def test_help_documents_the_exit_codes(capsys):
         assert "exit codes: 0 success; 1 failure" in capsys.readouterr().out
 
 
+def test_help_states_each_default_once_and_never_as_none():
+    for action in build_parser()._actions:
+        if action.help and action.option_strings[0] != "-h":
+            assert action.help.count("default") <= 1, action.option_strings
+            assert "None" not in action.help, action.option_strings
+
+
 def test_help_describes_the_demo_preset_it_applies():
     demo = DATASET_PRESETS["demo"]
     text = " ".join(build_parser().format_help().split())
