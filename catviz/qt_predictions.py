@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -36,6 +37,9 @@ MARK_TIPS = {"hit": "in the ground truth and above the threshold (found)",
              "miss": "in the ground truth, below the threshold (missed)",
              "FP": "above the threshold, not in the ground truth (false positive)"}
 ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
+#: Least height of one label's row of bars: the axis names stay apart and readable; when the
+#: panel is shorter than the rows need, the chart scrolls instead of squeezing them.
+ROW_MIN_PX = 18
 #: Series colours, assigned in order to the levels and sources the data names.
 PALETTE = ("#7e57c2", "#26a69a", "#ffa726", "#ec407a", "#8d6e63", "#5c6bc0")
 SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = "#1e88e5", "#9e9e9e", "#bdbdbd"
@@ -248,6 +252,11 @@ class QtLevelBars(_RowBars):
         plot.getAxis("left").setTicks([list(enumerate(self.ticks))])
         plot.setYRange(-0.5, len(self.labels) - 0.5, padding=0.02)
         plot.enableAutoRange(axis="x")
+        self.setMinimumHeight(self.rows_height(len(self.labels)))
+
+    def rows_height(self, rows: int) -> int:
+        """Widget height that gives each of ``rows`` rows at least ROW_MIN_PX (plus the logit axis)."""
+        return rows * ROW_MIN_PX + int(self.getPlotItem().getAxis("bottom").height()) + 16  # + margins
 
 
 class QtLayerShare(_RowBars):
@@ -363,7 +372,12 @@ class QtPredictions(QWidget):
         title.addWidget(self.top_k)
         bars_layout.addLayout(title)
         bars_layout.addWidget(self.bars.legend)
-        bars_layout.addWidget(self.bars, 1)
+        self.bars_scroll = QScrollArea()  # many labels in a short panel: scroll, never squeeze the rows
+        self.bars_scroll.setWidget(self.bars)
+        self.bars_scroll.setWidgetResizable(True)
+        self.bars_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.bars_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        bars_layout.addWidget(self.bars_scroll, 1)
         share = QWidget()
         share_layout = QVBoxLayout(share)
         share_layout.setContentsMargins(0, 0, 0, 0)

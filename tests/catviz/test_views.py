@@ -16,7 +16,7 @@ from catviz.methods import CAM
 from catviz.qt_attention_view import QtAttentionView
 from catviz.qt_cam_view import QtCamView
 from catviz.qt_main_window import QtMainWindow
-from catviz.qt_predictions import QtPredictions
+from catviz.qt_predictions import ROW_MIN_PX, QtPredictions
 from catviz.qt_workers import InferenceController
 from catviz.render import DIVERGING, Scale
 from catviz.state import AppState
@@ -328,6 +328,16 @@ def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, tmp_pat
         assert window.predictions.bars.ticks == window.predictions.bars.labels  # names whole on the axis
         axis = window.predictions.bars.getPlotItem().getAxis("left")
         assert axis.width() >= QFontMetrics(axis.font()).horizontalAdvance(max(window.predictions.bars.labels, key=len))
+        window.messages.show()  # the panel gets short; more labels than fit: rows keep their height, it scrolls
+        window.predictions.top_k.setValue(min(30, len(classes)))
+        qtbot.wait(50)
+        bars, rows = window.predictions.bars, len(window.predictions.bars.labels)
+        view_rect = bars.getPlotItem().getViewBox().sceneBoundingRect()
+        assert view_rect.height() / rows >= ROW_MIN_PX - 4  # the 4 px: plot padding
+        if bars.height() > window.predictions.bars_scroll.viewport().height():
+            assert window.predictions.bars_scroll.verticalScrollBar().maximum() > 0
+        assert len(classes) == 10 or bars.height() > window.predictions.bars_scroll.viewport().height()
+        window.messages.hide()
 
         cam = window.cam_view
         qtbot.waitUntil(lambda: all(p.heat is not None for p in cam.panels.values()), timeout=60000)
