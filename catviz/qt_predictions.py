@@ -339,8 +339,10 @@ class QtPredictions(QWidget):
         self.mode = QComboBox()
         self.mode.addItem("Top prediction", "top")
         self.mode.addItem("Fixed label", "fixed")
-        self.mode.setToolTip("Top prediction: each image shows its own most likely label (a clicked label holds "
-                             "for that image only).\nFixed label: the chosen label is shown for every image.")
+        self.mode.setToolTip("Top prediction: each image shows CAT's most likely label for it (the baseline's when "
+                             "no CAT is loaded; a clicked label holds for that image only). The table is sorted by "
+                             "the higher of the two models' probabilities, so the baseline's favourite can be above "
+                             "it.\nFixed label: the chosen label is shown for every image.")
         self.mode.setCurrentIndex(self.mode.findData(state.settings.label_mode))
         self.mode.currentIndexChanged.connect(self._set_mode)
         self.search = QLineEdit()
