@@ -40,9 +40,24 @@ ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 #: Least height of one label's row of bars: the axis names stay apart and readable; when the
 #: panel is shorter than the rows need, the chart scrolls instead of squeezing them.
 ROW_MIN_PX = 18
-#: Series colours, assigned in order to the levels and sources the data names.
-PALETTE = ("#7e57c2", "#26a69a", "#ffa726", "#ec407a", "#8d6e63", "#5c6bc0")
+#: One colour per level or source name, the same in every chart and for every model loaded:
+#: the names CAT and the baseline use are fixed here; any other name (a custom model's) takes
+#: the next of PALETTE on first sight and keeps it for the session.
+LAYER_COLORS = {"P5": "#7e57c2", "P4": "#26a69a", "P3": "#ffa726", "R5": "#ec407a", "S5": "#8d6e63"}
+PALETTE = ("#5c6bc0", "#d4e157", "#8e24aa", "#00acc1", "#6d4c41", "#c0ca33")
 SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = "#1e88e5", "#9e9e9e", "#bdbdbd"
+_OTHER_COLORS: dict[str, str] = {}
+
+
+def layer_color(name: str) -> str:
+    """The colour of a level or source name (see LAYER_COLORS)."""
+    if name == OFFSET:
+        return OFFSET_COLOR
+    if name not in LAYER_COLORS and name not in _OTHER_COLORS:
+        _OTHER_COLORS[name] = PALETTE[len(_OTHER_COLORS) % len(PALETTE)]
+    return LAYER_COLORS.get(name) or _OTHER_COLORS[name]
+
+
 OFFSET = "offset"
 TOP_K = 10
 MAX_TICK_CHARS = 22
@@ -234,9 +249,9 @@ class QtLevelBars(_RowBars):
             order[-1] = names.index(shown)
         self.labels = [names[i] for i in order]
         if cat is not None:
-            for k, (level, logits) in enumerate(cat.level_logits.items()):
+            for level, logits in cat.level_logits.items():
                 self.series[f"CAT {level}"] = logits[order]
-                self.colors[f"CAT {level}"] = PALETTE[k % len(PALETTE)]
+                self.colors[f"CAT {level}"] = layer_color(level)
             self.series["CAT sum"] = sum(cat.level_logits.values())[order]
             self.colors["CAT sum"] = SUM_COLOR
         if base is not None:
@@ -267,6 +282,7 @@ class QtLayerShare(_RowBars):
     def __init__(self, state: AppState, parent=None):
         super().__init__(state, parent)
         self.rows: list[tuple[str, dict[str, float]]] = []  # (row name, source → logit)
+        self.colors: dict[str, str] = {}
         self.label: str | None = None
 
     def sizeHint(self) -> QSize:
@@ -293,9 +309,7 @@ class QtLayerShare(_RowBars):
             if result is not None:
                 self.rows += [(f"{ROLE_TITLES[role]} {level}", parts) for level, parts in layer_share(result, index).items()]
         sources = list(dict.fromkeys(source for _, parts in self.rows for source in parts))
-        colors = {source: OFFSET_COLOR if source == OFFSET else PALETTE[k % len(PALETTE)]
-                  for k, source in enumerate(s for s in sources if s != OFFSET)}
-        colors.setdefault(OFFSET, OFFSET_COLOR)
+        self.colors = colors = {source: layer_color(source) for source in sources}
         x0, width = np.zeros((len(sources), len(self.rows))), np.zeros((len(sources), len(self.rows)))
         for row, (_, parts) in enumerate(self.rows):  # positive parts stack right of zero, negative left
             right = left = 0.0

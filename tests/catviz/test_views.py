@@ -214,6 +214,14 @@ def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpo
     for row, (name, parts) in enumerate(view.share.rows):
         tip = view.share.tooltip_at(row)
         assert tip.startswith(name) and all(f"{source}: " in tip for source in parts)
+    # one colour per layer in both charts: P4 is P4's colour as a CAT level and as a source
+    shared = [lvl for lvl in state.result("cat").level_logits if lvl in view.share.colors]
+    assert shared and all(view.bars.colors[f"CAT {lvl}"] == view.share.colors[lvl] for lvl in shared)
+    assert len(set(view.share.colors.values())) == len(view.share.colors)
+    before = dict(view.share.colors)
+    state.set_model("baseline", None)  # the baseline's sources leave: the others keep their colours
+    qtbot.wait(20)
+    assert view.share.colors and all(before[source] == color for source, color in view.share.colors.items())
 
 
 def test_attention_offers_the_heads_and_layers_the_model_has(qtbot, app_state, tmp_path):
