@@ -149,7 +149,7 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
     caption_h = 6 + LINE * max(len(lines) for block in captions for cells in block.values() for lines, _ in cells)
     width = columns * CELL + BAR
 
-    parts = [_header(columns, width, info.name)]
+    parts = [_header(columns, width, info.title)]
     for (row, labels), block in zip(plans, captions, strict=True):
         maps = {(role, label): _map_of(row, role, label, method) for role in row.results for label in labels}
         present = [m for m in maps.values() if m is not None]
@@ -180,12 +180,20 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
     return np.concatenate(parts, axis=0)
 
 
+def header_text(columns: int, title: str) -> list[str]:
+    """The header's texts: "image", then one over all map columns (a numbered column such as
+    "label 1" would read as the label named 1), then the colour bar's."""
+    forms = (f"{title} per label, named under each map", f"{title} per label", title)
+    maps = next((f for f in forms if len(_wrap(f, (columns - 1) * CELL - 8)) == 1), title)  # the longest that fits
+    return ["image", maps, "scale"]
+
+
 def _header(columns: int, width: int, title: str) -> np.ndarray:
     strip = np.full((HEADER, width, 3), PAPER, np.uint8)
-    names = ["image", *(f"{title}, label {i}" for i in range(1, columns))]  # e.g. "CAM, label 1"
-    for i, name in enumerate(names):
-        _text(strip, _wrap(name, CELL - 8)[:1], i * CELL + 4, 4, GREY)
-    _text(strip, ["scale"], columns * CELL + 4, 4, GREY)
+    image, maps, scale = header_text(columns, title)
+    _text(strip, [image], 4, 4, GREY)
+    _text(strip, _wrap(maps, (columns - 1) * CELL - 8)[:1], CELL + 4, 4, GREY)
+    _text(strip, [scale], columns * CELL + 4, 4, GREY)
     return strip
 
 

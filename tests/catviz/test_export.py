@@ -200,3 +200,12 @@ def test_exporting_a_16000px_png_succeeds_under_a_memory_limit(tmp_path, checkpo
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["code"] == 0 and out.exists()
     assert result["grew_mb"] < 600
+
+
+@pytest.mark.parametrize("columns", [2, 5])
+def test_the_header_names_no_label_and_fits_over_the_maps(columns):
+    # "CAM, label 1" over a map of label 4 read as the label named 1: no column is numbered
+    image, maps, scale = figure.header_text(columns, "GradCAM++")
+    assert image == "image" and scale == "scale" and maps.startswith("GradCAM++")
+    assert not any(ch.isdigit() for ch in maps.replace("GradCAM++", ""))
+    assert len(figure._wrap(maps, (columns - 1) * figure.CELL - 8)) == 1  # one line, nothing cut
