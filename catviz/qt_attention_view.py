@@ -21,6 +21,7 @@ LRD_PREFIX, CLF_PREFIX = "lrd.", "clf."
 ATTENTION_SCALE = Scale(0.0, 1.0)
 #: Two panels a row: three wide photos side by side would leave each a third of the width.
 PANELS_PER_ROW = 2
+HEAD_TIP = "The head shown in the PMA panels and in a chosen LRD layer (the LRD rollout averages the heads)."
 
 
 def lrd_map(result: InferenceResult, grid: tuple[int, int], layer, head, query: tuple[int, int] | None):
@@ -121,20 +122,20 @@ class QtAttentionView(QWidget):
                    else [], str(self.state.settings.lrd_layer), "this model has no LRD")
         heads = spec.num_heads if spec is not None else 0
         self._fill(self.head, [MEAN, *map(str, range(heads))] if heads else [], str(self.state.settings.head),
-                   "this model has no attention")
+                   "this model has no attention", HEAD_TIP)
         if spec is not None and not self.panels:
             self.help.setText("The model in the CAT slot has no attention to show (no LRD, no cross-layer classifier).")
         else:
             self.help.setText("Click the LRD image to pick a query position." if "lrd" in self.panels else "")
         self.refresh(new_image=True)
 
-    def _fill(self, combo: QComboBox, items: list[str], wanted: str, reason: str) -> None:
-        """Offer ``items`` (keeping the wanted choice when it still exists); none: disabled."""
+    def _fill(self, combo: QComboBox, items: list[str], wanted: str, reason: str, tip: str = "") -> None:
+        """Offer ``items`` (keeping the wanted choice when it still exists); none: disabled, ``reason`` as tooltip."""
         combo.blockSignals(True)
         combo.clear()
         combo.addItems(items)
         combo.setEnabled(bool(items))
-        combo.setToolTip("" if items else reason)
+        combo.setToolTip(tip if items else reason)
         combo.blockSignals(False)
         if items:
             combo.setCurrentText(wanted if wanted in items else items[0])
@@ -183,8 +184,8 @@ class QtAttentionView(QWidget):
         s = self.state.settings
         heads = "mean of heads" if head == MEAN else f"head {head}"
         if key == "lrd":
-            where = "mean over positions" if s.query is None else f"query cell {s.query}"
-            what = "rollout" if layer == ROLLOUT else f"layer {layer} · {heads}"
+            where = "mean over positions" if s.query is None else f"query at row {s.query[0]}, column {s.query[1]}"
+            what = "rollout (heads averaged)" if layer == ROLLOUT else f"layer {layer} · {heads}"
             title = f"<b>LRD</b> over {level} · {what}<br>{where}"
             heat = lrd_map(result, result.grids[level], layer, head, s.query) \
                 if result is not None and level in result.grids else None

@@ -239,8 +239,10 @@ def test_attention_offers_the_heads_and_layers_the_model_has(qtbot, app_state, t
     view.layer.setCurrentText("0")
     view.click_cell(0, 0)
     first = view.current_maps()["lrd"].copy()
-    view.click_cell(1, 1)
+    view.click_cell(1, 2)
     assert not np.array_equal(first, view.current_maps()["lrd"])
+    assert "query at row 1, column 2" in view.panels["lrd"].title.text  # not a bare "(1, 2)"
+    assert "PMA" in view.head.toolTip() and "rollout averages" in view.head.toolTip()
 
 
 @pytest.mark.slow
