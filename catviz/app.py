@@ -18,6 +18,7 @@ from tqdm import tqdm
 from models.checkpoint import CheckpointError, read_meta, role_of
 from models.device import resolve_device
 from models.preprocess import ImageLoadError, load_image
+from train_cli.errors import ArgumentParser
 
 from . import demo, figure, inference, system_libs
 from .methods import CAM, METHODS
@@ -28,7 +29,7 @@ _logger = logging.getLogger("catviz")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="catviz",
         description="Compare CAT with its baseline: predictions, per-level outputs, attention and CAMs. "
         "With no arguments it opens the bundled demo models and sample images. "
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="catviz export",
         description="Write the Fig.-3-style figure headless: per image, the baseline's and CAT's maps of each "
         "label (the ground truth when known, else the predicted labels), drawn as the app draws them.",
@@ -92,8 +93,9 @@ def _check_export_args(parser: argparse.ArgumentParser, args) -> None:
     if out.exists() and not args.overwrite:
         parser.error(f"--out {out} exists; pass --overwrite to replace it")
     folder = out.absolute().parent
+    if not folder.is_dir():  # a mistyped folder is not created: say so
+        parser.error(f"--out {out}: cannot write into {folder} ({'not a folder' if folder.exists() else 'no such folder'})")
     try:  # a real probe: access() says yes to root in folders like /proc that refuse new files
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
@@ -221,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x800, not {args.size!r}")
     if args.limit < 1:
         parser.error(f"--limit must be at least 1, not {args.limit}")
+    if args.dataset not in (None, "demo") and args.data_root is None:
+        parser.error(f"--dataset {args.dataset} needs --data-root, the dataset's folder")
+    if args.data_root is not None and args.dataset is None:
+        parser.error("--data-root is read only with --dataset (coco, voc, coco-format or demo)")
     if args.screenshot:  # checked before anything loads; an existing picture is never replaced
         shot = args.screenshot
         if shot.suffix.lower() != ".png":

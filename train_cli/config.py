@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 import models
 from models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
-from .errors import EXIT_CODES_HELP, UsageError
+from .errors import EXIT_CODES_HELP, ArgumentParser, UsageError
 
 
 def default_workers() -> int:
@@ -164,7 +164,7 @@ HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="catviz-train",
         description="Train CAT, its baseline or an ablation. Defaults are the paper's recipe "
         "(SGD lr 0.01, momentum 0.9, wd 1e-4, x0.1 every 30 epochs, 60 epochs, batch 16, 448px); "

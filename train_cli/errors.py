@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: catviz-train's; catviz-eval has its own (``train_cli/evaluate.py``).
@@ -25,3 +27,12 @@ class UsageError(ValueError):
 
 class RunError(RuntimeError):
     """The work started and could not finish (exit 1); the message names what failed."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are two lines: the error, and where the options are.
+    argparse's default prints the whole synopsis first, some 25 lines for catviz-train,
+    which buries the one line that matters."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(all options: {self.prog} --help)\n")

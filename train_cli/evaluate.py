@@ -19,7 +19,7 @@ from .config import TrainConfig, default_workers
 from .data import DatasetError, load_splits
 from .data.dataset import TransformConfig
 from .distributed import DistInfo
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError
 from .train import evaluate, make_loader
 
 COLUMNS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
@@ -32,7 +32,7 @@ EXIT_CODES_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="catviz-eval",
         description="Evaluate catviz checkpoints (mAP, CP, CR, CF1, OP, OR, OF1, per-class AP). "
         "Several checkpoints give several rows, like the paper's Table 3.",

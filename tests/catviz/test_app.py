@@ -21,12 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
     (["--limit", "0"], "--limit must be at least 1"),
     (["--device", "tpu9"], "--device tpu9"),
     (["--dataset", "imagenet"], "invalid choice"),
+    (["--dataset", "coco"], "--dataset coco needs --data-root"),
+    (["--data-root", "somewhere"], "--data-root is read only with --dataset"),
 ])
 def test_bad_flags_are_usage_errors_before_any_work(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         app.main(flags)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 2 and "catviz --help" in err  # the error and where the options are, no synopsis
 
 
 def test_screenshot_is_checked_before_any_work_and_never_replaces_a_file(tmp_path, capsys):

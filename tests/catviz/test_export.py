@@ -112,7 +112,10 @@ def test_an_unwritable_output_is_refused_before_any_work(tmp_path, checkpoints, 
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("")
     err = _usage_error(capsys, "--out", blocker / "fig.png", checkpoints=checkpoints)
-    assert f"cannot write into {blocker}" in err
+    assert f"cannot write into {blocker} (not a folder)" in err
+    missing = tmp_path / "typo" / "figs"
+    err = _usage_error(capsys, "--out", missing / "fig.png", checkpoints=checkpoints)
+    assert f"cannot write into {missing} (no such folder)" in err and not missing.parent.exists()  # never created
 
 
 def test_roles_come_from_the_checkpoints_metadata(tmp_path, checkpoints, capsys):

@@ -60,6 +60,8 @@ def test_malformed_flags_are_argparse_usage_errors(flags, capsys):
     with pytest.raises(SystemExit) as exit_:
         resolve_config([*BASE, *flags])
     assert exit_.value.code == 2
+    err = capsys.readouterr().err  # the error and where the options are; not argparse's 25-line synopsis
+    assert err.startswith("catviz-train: error: ") and err.count("\n") == 2 and "catviz-train --help" in err
 
 
 def test_garbage_pretrained_file_is_refused_early(tmp_path, capsys):
