@@ -48,6 +48,8 @@ _logger = logging.getLogger(__name__)
 ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
 NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "
                   "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
+#: Below this the maps shrink to a few pixels and the buttons are cut; charts scroll above it.
+MINIMUM_SIZE = (1024, 640)
 MESSAGES_HEIGHT = 120  # px: the Messages panel's height when shown (it can be dragged taller)
 #: Display options kept between sessions: their type and what a valid value is.
 PERSISTED_SETTINGS = {
@@ -99,6 +101,7 @@ class QtMainWindow(QMainWindow):
         super().__init__()
         self.state, self.controller = state, controller
         self.setWindowTitle("catviz — CAT vs baseline")
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.setAcceptDrops(True)
         self.image_list = QtImageList(state)
         self.cam_view = QtCamView(state)

@@ -203,6 +203,19 @@ class _RowBars(pg.PlotWidget):
             text = self.tooltip_at(round(view.mapSceneToView(scene_pos).y()))
             QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
 
+    def keep_rows_apart(self, rows: int) -> None:
+        """At least ROW_MIN_PX a row (plus the logit axis): a short panel scrolls (see scrolling)."""
+        self.setMinimumHeight(rows * ROW_MIN_PX + int(self.getPlotItem().getAxis("bottom").height()) + 16)
+
+    def scrolling(self) -> QScrollArea:
+        """This chart in a vertical scroll area, to put in a layout in its place."""
+        area = QScrollArea()
+        area.setWidget(self)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QScrollArea.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        return area
+
     def _clear(self) -> pg.PlotItem:
         """Remove the bars, the legend and the row names; returns the plot to draw on."""
         plot = self.getPlotItem()
@@ -267,11 +280,7 @@ class QtLevelBars(_RowBars):
         plot.getAxis("left").setTicks([list(enumerate(self.ticks))])
         plot.setYRange(-0.5, len(self.labels) - 0.5, padding=0.02)
         plot.enableAutoRange(axis="x")
-        self.setMinimumHeight(self.rows_height(len(self.labels)))
-
-    def rows_height(self, rows: int) -> int:
-        """Widget height that gives each of ``rows`` rows at least ROW_MIN_PX (plus the logit axis)."""
-        return rows * ROW_MIN_PX + int(self.getPlotItem().getAxis("bottom").height()) + 16  # + margins
+        self.keep_rows_apart(len(self.labels))
 
 
 class QtLayerShare(_RowBars):
@@ -329,6 +338,7 @@ class QtLayerShare(_RowBars):
         self.legend.setText(legend_html({source: colors[source] for source in sources}))
         plot.getAxis("left").setTicks([[(row, name) for row, (name, _) in enumerate(self.rows)]])
         plot.setYRange(-0.5, max(len(self.rows), 1) - 0.5, padding=0.05)
+        self.keep_rows_apart(len(self.rows))
         plot.enableAutoRange(axis="x")
 
 
@@ -388,11 +398,7 @@ class QtPredictions(QWidget):
         title.addWidget(self.top_k)
         bars_layout.addLayout(title)
         bars_layout.addWidget(self.bars.legend)
-        self.bars_scroll = QScrollArea()  # many labels in a short panel: scroll, never squeeze the rows
-        self.bars_scroll.setWidget(self.bars)
-        self.bars_scroll.setWidgetResizable(True)
-        self.bars_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.bars_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.bars_scroll = self.bars.scrolling()  # many labels in a short panel: scroll, never squeeze the rows
         bars_layout.addWidget(self.bars_scroll, 1)
         share = QWidget()
         share_layout = QVBoxLayout(share)
@@ -403,7 +409,8 @@ class QtPredictions(QWidget):
                                     "each layer that reaches it, and the offset that belongs to no position.")
         share_layout.addWidget(self.share_title)
         share_layout.addWidget(self.share.legend)
-        share_layout.addWidget(self.share, 1)
+        self.share_scroll = self.share.scrolling()
+        share_layout.addWidget(self.share_scroll, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
         for widget, stretch in ((self.table, 4), (bars, 3), (share, 2)):
             splitter.addWidget(widget)

@@ -15,7 +15,7 @@ from catviz import demo
 from catviz.methods import CAM
 from catviz.qt_attention_view import QtAttentionView
 from catviz.qt_cam_view import QtCamView
-from catviz.qt_main_window import QtMainWindow
+from catviz.qt_main_window import MINIMUM_SIZE, QtMainWindow
 from catviz.qt_predictions import ROW_MIN_PX, QtPredictions
 from catviz.qt_workers import InferenceController
 from catviz.render import DIVERGING, Scale
@@ -224,6 +224,15 @@ def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpo
     assert view.share.colors and all(before[source] == color for source, color in view.share.colors.items())
 
 
+def test_the_window_never_gets_smaller_than_its_panels_need(qtbot, app_state):
+    state, controller = app_state
+    window = QtMainWindow(state, controller)
+    qtbot.addWidget(window)
+    window.resize(800, 500)  # maps of a few pixels, buttons cut: refused
+    window.show()
+    assert (window.width(), window.height()) >= MINIMUM_SIZE and window.width() >= MINIMUM_SIZE[0]
+
+
 def test_attention_offers_the_heads_and_layers_the_model_has(qtbot, app_state, tmp_path):
     state, controller = app_state
     view = show(qtbot, QtAttentionView(state))
@@ -347,6 +356,8 @@ def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, tmp_pat
         if bars.height() > window.predictions.bars_scroll.viewport().height():
             assert window.predictions.bars_scroll.verticalScrollBar().maximum() > 0
         assert len(classes) == 10 or bars.height() > window.predictions.bars_scroll.viewport().height()
+        share = window.predictions.share  # the layer share below keeps its rows apart the same way
+        assert share.getPlotItem().getViewBox().sceneBoundingRect().height() / len(share.rows) >= ROW_MIN_PX - 4
         window.messages.hide()
 
         cam = window.cam_view
