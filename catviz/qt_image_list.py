@@ -6,13 +6,23 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QStyle
+from PySide6.QtCore import QItemSelectionModel, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+)
 
 from .state import AppState, ImageEntry
 
 THUMB = 72
+#: The icons' side in a narrow list: below twice this width the icons shrink to half the width.
+MIN_THUMB = 24
+#: Lines of a row's text at most: the name, the folder that tells it apart, "(unreadable)".
+TEXT_LINES = 3
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -22,20 +32,59 @@ def to_qimage(image: np.ndarray) -> QImage:
     return QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+def square_icon(thumbnail: np.ndarray, side: int = 2 * THUMB) -> QIcon:
+    """The thumbnail letterboxed in a transparent square (twice the list's icon size, for
+    high-DPI screens): any aspect ratio fills the same box, a 1x1 image fills it, and an
+    8000x50 one stays at least a pixel high in the list instead of scaling to an empty pixmap."""
+    image = to_qimage(thumbnail)
+    least = QSize(side // THUMB, side // THUMB)  # 1 px at the list's icon size
+    size = image.size().scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio).expandedTo(least)
+    pixmap = QPixmap(side, side)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    target = QRect(0, 0, size.width(), size.height())
+    target.moveCenter(pixmap.rect().center())
+    painter.drawImage(target, image)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class _RowDelegate(QStyledItemDelegate):
+    """Every row the same height from the start, with room for the icon before it arrives,
+    and no wider than the view: long names are elided instead of cut or pushed past the edge."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.features |= QStyleOptionViewItem.ViewItemFeature.HasDecoration  # the thumbnail's place
+
+    def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
+        side = option.decorationSize.height()
+        return QSize(side + 8, max(side, TEXT_LINES * option.fontMetrics.lineSpacing()) + 6)
+
+
 class QtImageList(QListWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
         self._folders: defaultdict[str, list[Path]] = defaultdict(list)  # file name → folders of listed images
+        self.setItemDelegate(_RowDelegate(self))
         self.setIconSize(QSize(THUMB, THUMB))
         self.setUniformItemSizes(True)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its end (and suffix) in view
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # names are elided instead
         self.setAcceptDrops(False)  # the main window takes drops
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)  # figure export: several
         self.currentRowChanged.connect(self._on_row_changed)
         state.subscribe("images_added", self._on_images_added)
         state.subscribe("image_loaded", self._on_image_loaded)
         state.subscribe("selection_changed", self._on_selection_changed)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        side = max(MIN_THUMB, min(THUMB, self.viewport().width() // 2))  # a narrow list keeps room for names
+        if side != self.iconSize().width():
+            self.setIconSize(QSize(side, side))
 
     def _item(self, entry: ImageEntry) -> QListWidgetItem | None:
         index = self.state.images.index(entry)
@@ -78,11 +127,14 @@ class QtImageList(QListWidget):
             item.setToolTip(entry.error)
             return
         if entry.thumbnail is not None and item.icon().isNull():
-            item.setIcon(QIcon(QPixmap.fromImage(to_qimage(entry.thumbnail))))
+            item.setIcon(square_icon(entry.thumbnail))
 
     def _on_selection_changed(self, entry: ImageEntry | None) -> None:
-        if self.currentRow() != self.state.current:
-            self.setCurrentRow(self.state.current)
+        row = self.state.current
+        if self.currentRow() != row:  # chosen elsewhere (the Dataset tab): only this row selected, in view
+            self.setCurrentRow(row, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        if self.currentItem() is not None:
+            self.scrollToItem(self.currentItem())
 
     def _on_row_changed(self, row: int) -> None:
         self.state.select(row)
