@@ -24,7 +24,7 @@ numpy only (the Qt view imports it; the torch side produces its inputs). Definit
   the ground-truth labels minus the summed change on the other labels. Images are ranked
   by F1 gain, then probability gain. CAT *fixes a miss* when a ground-truth label below
   the threshold for the baseline is at or above it for CAT; it *breaks a hit* in the
-  opposite case. VOC's difficult labels (-1) count in neither sum nor F1.
+  opposite case. Both are kept per (image, label), so a filter on a label means that label's. VOC's difficult labels (-1) count in neither sum nor F1.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class Report:
     breaks: np.ndarray  # (N,) bool: CAT breaks a hit
     ranking: np.ndarray  # scored image indices, largest gain first
     failed: dict[int, str]
+    fixed: np.ndarray  # (N, L) bool: a true label below the threshold for the baseline, at or above it for CAT
+    broken: np.ndarray  # (N, L) bool: a true label at or above the threshold for the baseline, below it for CAT
 
 
 # object sizes --------------------------------------------------------------------------
@@ -216,36 +218,35 @@ def build_report(data: ReportInput, threshold: float = 0.5) -> Report:
     for role, p in probs.items():
         f1[role][scored] = per_image_f1(p >= threshold, positives, counted)
     f1_gain, probability_gain = np.full(n, np.nan), np.full(n, np.nan)
-    fixes, breaks = np.zeros(n, bool), np.zeros(n, bool)
+    fixed, broken = np.zeros((n, num_labels), bool), np.zeros((n, num_labels), bool)
     if {"baseline", "cat"} <= set(probs):
         f1_gain[scored] = f1["cat"][scored] - f1["baseline"][scored]
         change = probs["cat"] - probs["baseline"]
         negatives = counted & ~positives
         probability_gain[scored] = (change * positives).sum(1) - (change * negatives).sum(1)
         base_hit, cat_hit = probs["baseline"] >= threshold, probs["cat"] >= threshold
-        fixes[scored] = (positives & ~base_hit & cat_hit).any(1)
-        breaks[scored] = (positives & base_hit & ~cat_hit).any(1)
+        fixed[scored] = positives & ~base_hit & cat_hit
+        broken[scored] = positives & base_hit & ~cat_hit
     order = np.lexsort((-np.nan_to_num(probability_gain[scored]), -np.nan_to_num(f1_gain[scored])))
     return Report(threshold, list(data.class_names), data.input_size, scored, summary, per_class, by_size,
-                  area, share, pixel_all, f1, f1_gain, probability_gain, fixes, breaks, scored[order],
-                  dict(data.failed))
+                  area, share, pixel_all, f1, f1_gain, probability_gain, fixed.any(1), broken.any(1), scored[order],
+                  dict(data.failed), fixed, broken)
 
 
 def filter_images(report: Report, label: int | None = None, bucket: int | None = None,
                   fixes: bool = False, breaks: bool = False) -> np.ndarray:
     """The ranking restricted to images with a positive ``label`` (in pixel ``bucket``,
-    if given; a bucket alone: any label in it) where CAT fixes a miss / breaks a hit."""
+    if given; a bucket alone: any label in it) where CAT fixes a miss / breaks a hit of
+    such a pair: with a label chosen, a miss or hit of that label, not of another one."""
     ranking = report.ranking
-    keep = np.ones(len(ranking), bool)
-    buckets = report.pixel_bucket[ranking]
-    if label is not None:
-        buckets = buckets[:, [label]]
-    if label is not None or bucket is not None:
-        keep &= ((buckets >= 0) if bucket is None else (buckets == bucket)).any(1)
+    columns = slice(None) if label is None else [label]
+    buckets = report.pixel_bucket[ranking][:, columns]
+    pairs = (buckets >= 0) if bucket is None else (buckets == bucket)
+    keep = pairs.any(1) if label is not None or bucket is not None else np.ones(len(ranking), bool)
     if fixes:
-        keep &= report.fixes[ranking]
+        keep &= (pairs & report.fixed[ranking][:, columns]).any(1)
     if breaks:
-        keep &= report.breaks[ranking]
+        keep &= (pairs & report.broken[ranking][:, columns]).any(1)
     return ranking[keep]
 
 

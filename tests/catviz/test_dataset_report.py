@@ -90,6 +90,15 @@ def test_per_image_gain_fixes_and_breaks_by_hand():
     assert filter_images(report, label=1).tolist() == [0, 2]  # images where b is present
     assert filter_images(report, bucket=0).tolist() == [0, 1]  # a small object of any label
     assert filter_images(report, label=0, bucket=1).tolist() == [1]
+    # with a label (or bucket) chosen, "fixes a miss" / "breaks a hit" mean a miss or hit of that
+    # label (bucket): image 0 fixes b, not a; image 1 breaks c (a small object), not a (medium)
+    assert report.fixed[0].tolist() == [False, True, False] and report.broken[1].tolist() == [False, False, True]
+    assert filter_images(report, label=1, fixes=True).tolist() == [0]
+    assert filter_images(report, label=0, fixes=True).tolist() == []
+    assert filter_images(report, label=2, breaks=True).tolist() == [1]
+    assert filter_images(report, label=0, breaks=True).tolist() == []
+    assert filter_images(report, bucket=0, breaks=True).tolist() == [1]
+    assert filter_images(report, bucket=1, breaks=True).tolist() == []
 
 
 def test_summary_is_catviz_evals_metrics_and_failed_images_are_left_out():
