@@ -302,7 +302,7 @@ class QtMainWindow(QMainWindow):
         """A PNG path from the save dialog (which asks before replacing a file), in the folder
         used last time; "" when cancelled."""
         settings = QSettings()
-        folder = settings.value("paths/save_folder") or str(Path.home())
+        folder = settings.value("paths/save_folder") or str(Path.cwd())  # first time: where Open starts too
         path = QFileDialog.getSaveFileName(self, title, str(Path(str(folder)) / name), "PNG (*.png)")[0]
         if not path:
             return ""

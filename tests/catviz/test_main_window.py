@@ -334,7 +334,9 @@ def test_save_view_says_where_it_saved_and_the_dialog_remembers_the_folder(qtbot
     folder = tmp_path / "figures"
     folder.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: asked.append(args[2]) or (str(folder / "mine"), ""))
+    monkeypatch.chdir(tmp_path)
     window.save_view()
+    assert asked[0] == str(tmp_path / "catviz-view.png")  # first time: the working folder, as Open's dialogs
     assert (folder / "mine.png").stat().st_size > 0  # the suffix added
     assert window.state.messages[-1].text == f"view saved to {folder / 'mine.png'}"
     assert not window.state.messages[-1].error and window.message_count.text() == "1 message"
