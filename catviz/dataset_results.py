@@ -372,8 +372,19 @@ def run_dataset(
                 break
     for cache in caches.values():
         cache.flush()
+    for role, scores in results.scores.items():
+        scores.level_logits = _in_model_order(models[role], scores.level_logits)
     results.seconds = time.perf_counter() - start
     return results
+
+
+def _in_model_order(loaded: Model, level_logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The levels in the model's own order (coarse to fine: P5, P4, P3), whether they were
+    computed or read from the cache (which stores them sorted by name)."""
+    spec = getattr(loaded.model, "spec", None)
+    order = [level.name for level in spec.levels] if spec is not None else []
+    rank = {name: k for k, name in enumerate(order)}
+    return {name: level_logits[name] for name in sorted(level_logits, key=lambda name: rank.get(name, len(rank)))}
 
 
 def _forward(loaded: Model, batch: torch.Tensor, indices: list[int], results: DatasetResults, role: str,
