@@ -132,7 +132,7 @@ class QtMainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         state.subscribe(Event.MESSAGE, self._on_message)
-        for event in (Event.MODELS_CHANGED, Event.IMAGES_ADDED):
+        for event in (Event.MODELS_CHANGED, Event.IMAGES_ADDED, Event.MESSAGE):
             state.subscribe(event, lambda *_: self._update_hint())
         state.subscribe(Event.MODELS_CHANGED, lambda role: self._update_device_label())
         controller.busy_changed.connect(self._on_busy)
@@ -244,6 +244,9 @@ class QtMainWindow(QMainWindow):
 
     def _update_hint(self) -> None:
         hints = ([NO_MODELS_HINT] if not self.state.models else []) + ([NO_IMAGES_HINT] if not self.state.images else [])
+        errors = [m.text for m in self.state.messages if m.error]
+        if not self.state.models and errors:  # e.g. the checkpoint named on the command line was refused
+            hints.append(f"Last error: {errors[-1]}  (all messages: View ▸ Messages)")
         self.hint.setText("\n".join(hints))
         self.hint.setVisible(bool(hints))
 

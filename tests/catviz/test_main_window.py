@@ -302,6 +302,14 @@ def test_a_long_attribution_reports_progress_and_stops_on_cancel(qtbot, window, 
         assert (status is None) == (window.state.attribution(role) is not None)
 
 
+def test_an_empty_window_names_the_checkpoint_it_refused(qtbot, window, tmp_path):
+    broken = tmp_path / "corrupt.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    window.controller.load_checkpoint(broken, "cat")
+    wait_messages(qtbot, window, 1)
+    assert NO_MODELS_HINT in window.hint.text() and "corrupt.safetensors" in window.hint.text()
+
+
 def test_a_bad_checkpoint_is_refused_and_the_previous_model_stays(qtbot, window, checkpoints, tmp_path):
     load_models(qtbot, window, checkpoints)
     previous = window.state.models["cat"]
