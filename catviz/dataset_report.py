@@ -40,6 +40,8 @@ PIXEL_BUCKETS = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large"
 SHARE_BUCKETS = (("< 1%", 0.0, 0.01), ("1-5%", 0.01, 0.05), ("5-20%", 0.05, 0.2), ("≥ 20%", 0.2, np.inf))
 NO_BOX = "no box"
 SUMMARY_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
+#: The threshold of catviz-eval's CP ... OF1 (``multilabel_metrics``' default); mAP and AP need none.
+EVAL_THRESHOLD = 0.5
 ROLES = ("baseline", "cat")
 
 

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from .dataset_report import (
+    EVAL_THRESHOLD,
     SUMMARY_KEYS,
     Report,
     ReportInput,
@@ -118,25 +119,48 @@ def _number(value: float | None, digits: int = 1) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _signed(value: float, digits: int = 1) -> tuple[str, QColor | None]:
+    """A difference as shown, and its colour: ``+1.2`` green, ``-0.3`` red, and ``0.0`` with
+    no sign and no colour when it rounds to zero (never a red ``-0.0``)."""
+    if not np.isfinite(value):
+        return "–", None
+    text = f"{value:+.{digits}f}"
+    if float(text) == 0:
+        return f"{0:.{digits}f}", None
+    return text, GAIN if value > 0 else LOSS
+
+
+def _eval_note(threshold: float) -> str:
+    """What equals catviz-eval's output: it scores CP ... OF1 at its own threshold only."""
+    if np.isclose(threshold, EVAL_THRESHOLD):
+        return "The numbers equal what catviz-eval prints for these checkpoints and images."
+    return (f"mAP and the AP of each level equal what catviz-eval prints for these checkpoints and images; "
+            f"{', '.join(SUMMARY_KEYS[1:])} are at threshold {threshold:g} (catviz-eval uses {EVAL_THRESHOLD:g}).")
+
+
 class _NumberItem(QTableWidgetItem):
-    """A table cell that sorts by its number (NaN last) and shows it rounded."""
+    """A table cell that sorts by its number (NaN last, in either order) and shows it rounded."""
 
     def __init__(self, value: float | int | None, digits: int = 1, signed: bool = False):
         value = float("nan") if value is None else float(value)
-        text = "–" if not np.isfinite(value) else (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
+        text, color = _signed(value, digits) if signed else (_number(value, digits), None)
         super().__init__(text)
         self.value = value
         self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if signed and np.isfinite(value) and value != 0:
-            self.setForeground(GAIN if value > 0 else LOSS)
+        if color is not None:
+            self.setForeground(color)
 
     def __lt__(self, other) -> bool:
         if isinstance(other, _NumberItem):
-            mine, theirs = self.value, other.value
-            if not np.isfinite(theirs):
-                return np.isfinite(mine)
-            return np.isfinite(mine) and mine < theirs
+            mine, theirs = np.isfinite(self.value), np.isfinite(other.value)
+            if mine != theirs:  # Qt sorts descending by asking the other way round: NaN must flip too
+                return bool(mine) != self._descending()
+            return bool(self.value < other.value)
         return super().__lt__(other)
+
+    def _descending(self) -> bool:
+        table = self.tableWidget()
+        return table is not None and table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -193,8 +217,7 @@ class _ImagesModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.SizeHintRole and column == 0:
             return QSize(THUMB + 4, THUMB + 4)
         if role == Qt.ItemDataRole.ForegroundRole and column in (5, 6):
-            value = r.f1_gain[i] if column == 5 else r.probability_gain[i]
-            return GAIN if value > 0 else LOSS if value < 0 else None
+            return _signed(r.f1_gain[i] if column == 5 else r.probability_gain[i], 2)[1]
         if role == Qt.ItemDataRole.ToolTipRole and column == 2:
             return str(d.paths[i])
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 3, 4, 5, 6):
@@ -207,14 +230,12 @@ class _ImagesModel(QAbstractTableModel):
             return d.paths[i].name
         if column in (3, 4):
             return _number(r.f1["baseline" if column == 3 else "cat"][i], 2)
-        if column == 5:
-            return f"{r.f1_gain[i]:+.2f}"
-        if column == 6:
-            return f"{r.probability_gain[i]:+.2f}"
+        if column in (5, 6):
+            return _signed(r.f1_gain[i] if column == 5 else r.probability_gain[i], 2)[0]
         if column == 7:
             return ", ".join(d.class_names[c] for c in np.flatnonzero(d.targets[i] == 1))
         if column == 8:
-            return " ".join(t for t, on in (("fixes a miss", r.fixes[i]), ("breaks a hit", r.breaks[i])) if on)
+            return ", ".join(t for t, on in (("fixes a miss", r.fixes[i]), ("breaks a hit", r.breaks[i])) if on)
         return None
 
 
@@ -268,6 +289,7 @@ class QtDatasetView(QWidget):
         self._build(batch_size)
         state.subscribe("models_changed", lambda role: self._on_models_changed())
         state.subscribe("settings_changed", self._on_settings_changed)
+        state.subscribe("images_added", lambda entries: self._show_list_note())
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -276,6 +298,9 @@ class QtDatasetView(QWidget):
     def _build(self, batch_size: int) -> None:
         self.title = QLabel("No dataset: start catviz with --dataset (demo, coco, voc, coco-format).")
         self.title.setWordWrap(True)
+        self.list_note = QLabel("")
+        self.list_note.setWordWrap(True)
+        self.list_note.setVisible(False)
         self.batch = QSpinBox()
         self.batch.setRange(1, 1024)
         self.batch.setValue(batch_size)
@@ -313,6 +338,8 @@ class QtDatasetView(QWidget):
         self.views.addTab(summary, "Summary")
 
         self.per_class = _table(["label", "positives", "AP baseline", "AP CAT", "Δ AP"])
+        # Largest gain first, losses at the bottom: the tab's question is where CAT beats the baseline.
+        self.per_class.horizontalHeader().setSortIndicator(4, Qt.SortOrder.DescendingOrder)
         self.per_class.setSortingEnabled(True)
         self.per_class.itemSelectionChanged.connect(self._on_class_selected)
         self.per_class.cellDoubleClicked.connect(lambda *_: self.views.setCurrentIndex(3))
@@ -386,6 +413,7 @@ class QtDatasetView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.list_note)
         layout.addLayout(bar)
         layout.addWidget(self.message)
         layout.addWidget(self.views, 1)
@@ -442,7 +470,20 @@ class QtDatasetView(QWidget):
         self.label_filter.addItem("all labels")
         self.label_filter.addItems(source.class_names)
         self.label_filter.blockSignals(False)
+        self._show_list_note()
         self.run()
+
+    def _show_list_note(self) -> None:
+        """Say when the image list holds only part of the split (``catviz --limit``), which is
+        not visible from the list itself."""
+        if self.source is None:
+            return
+        paths = {sample.path for sample in self.source.split.samples}
+        listed, total = sum(entry.path in paths for entry in self.state.images), len(paths)
+        self.list_note.setVisible(listed < total)
+        self.list_note.setText(
+            f"The image list shows {listed} of the {total} images (catviz --limit); all {total} are scored "
+            "here, and an image opened from Per image is added to the list.")
 
     def _models(self) -> dict | None:
         models = {role: self.state.models.get(role) for role in ("baseline", "cat")}
@@ -502,6 +543,7 @@ class QtDatasetView(QWidget):
 
     def _on_progress(self, values: tuple) -> None:
         done, total, cached, rate, eta = values
+        done, total = done + cached, total + cached  # the whole pass; the rate and ETA count computed images
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         cached_text = f" ({cached} from the cache)" if cached else ""
@@ -569,7 +611,7 @@ class QtDatasetView(QWidget):
             f"{scored} of {total} images scored by both models"
             + (f"; {len(report.failed)} could not be decoded and are left out" if report.failed else "")
             + (" (pass cancelled: press Run to continue)" if self.results is not None and not self.results.complete else "")
-            + f". Threshold {report.threshold:g}. The numbers equal what catviz-eval prints for these checkpoints and images.")
+            + f". Threshold {report.threshold:g}. " + _eval_note(report.threshold))
 
     def _show_per_class(self) -> None:
         table = self.per_class

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from catviz import dataset_results
 from catviz.inference import load_model
-from catviz.qt_dataset_view import QtDatasetView
+from catviz.qt_dataset_view import LOSS, QtDatasetView, _NumberItem, _signed, _table
 from catviz.state import AppState
 
 from .conftest import CLASSES, make_checkpoint
@@ -48,10 +48,14 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
     summary = {view.summary.item(r, 0).text(): r for r in range(view.summary.rowCount())}
     assert view.summary.item(summary["mAP"], 1).text() == f"{report.summary['baseline']['mAP']:.1f}"
     assert view.summary.item(summary["mAP"], 2).text() == f"{report.summary['cat']['mAP']:.1f}"
-    assert any("P3 classifier alone" in name for name in summary)
+    assert [name.split()[3] for name in summary if "classifier alone" in name] == ["P5", "P4", "P3"]
+    assert "The numbers equal what catviz-eval prints" in view.summary_note.text()
+    assert view.list_note.text().startswith("The image list shows 0 of the 7 images (catviz --limit)")
 
     table = view.per_class
     assert table.rowCount() == len(CLASSES)
+    first = [table.item(r, 4).value for r in range(table.rowCount())]  # as opened: largest Δ AP first
+    assert [d for d in first if np.isfinite(d)] == sorted((d for d in first if np.isfinite(d)), reverse=True)
     table.sortItems(4, Qt.SortOrder.DescendingOrder)  # by Δ AP
     deltas = [table.item(r, 4).value for r in range(table.rowCount())]
     finite = [d for d in deltas if np.isfinite(d)]
@@ -79,6 +83,14 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
     view.fixes_filter.setChecked(True)
     assert all(report.fixes[i] for i in view.images_model.rows)
     view.fixes_filter.setChecked(False)
+    view.label_filter.setCurrentIndex(1 + CLASSES.index("dog"))
+    view.breaks_filter.setChecked(True)  # with a label chosen: a broken hit of that label
+    assert all(report.broken[i, CLASSES.index("dog")] for i in view.images_model.rows)
+    view.breaks_filter.setChecked(False)
+    view.label_filter.setCurrentIndex(0)
+    i = int(view.images_model.rows[0])
+    report.fixes[i] = report.breaks[i] = True
+    assert view.images_model.data(view.images_model.index(0, 8)) == "fixes a miss, breaks a hit"
     qtbot.waitUntil(lambda: view.images_model.data(view.images_model.index(0, 0), Qt.ItemDataRole.DecorationRole)
                     is not None, timeout=10000)  # thumbnails arrive from a worker
 
@@ -88,6 +100,33 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
     assert entry.path == view.data.paths[i]
     assert entry.ground_truth == {CLASSES[c] for c in np.flatnonzero(view.data.targets[i] == 1)}
     assert view.opened == [entry]
+    assert "shows 1 of the 7 images" in view.list_note.text()
+
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        view.state.update_settings(threshold=0.3)
+    note = view.summary_note.text()
+    assert "Threshold 0.3." in note and "The numbers equal" not in note
+    assert "CP, CR, CF1, OP, OR, OF1 are at threshold 0.3 (catviz-eval uses 0.5)" in note
+
+
+def test_differences_that_round_to_zero_show_as_zero_without_colour():
+    assert _signed(-0.04) == ("0.0", None) and _signed(0.004, 2) == ("0.00", None)
+    assert _signed(-0.06) == ("-0.1", LOSS) and _signed(float("nan")) == ("–", None)
+    item = _NumberItem(-0.01, signed=True)
+    assert item.text() == "0.0" and item.foreground().color() != LOSS
+
+
+@pytest.mark.parametrize("order", [Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder])
+def test_numbers_without_a_value_sort_last_in_either_order(qtbot, order):
+    table = _table(["AP"])
+    qtbot.addWidget(table)
+    table.setRowCount(3)
+    for r, value in enumerate([1.0, None, 3.0]):
+        table.setItem(r, 0, _NumberItem(value))
+    table.horizontalHeader().setSortIndicator(0, order)
+    table.setSortingEnabled(True)
+    texts = [table.item(r, 0).text() for r in range(3)]
+    assert texts == (["1.0", "3.0", "–"] if order == Qt.SortOrder.AscendingOrder else ["3.0", "1.0", "–"])
 
 
 def test_cancel_keeps_what_was_computed_and_run_continues(qtbot, view, tmp_path, monkeypatch):
@@ -114,9 +153,12 @@ def test_cancel_keeps_what_was_computed_and_run_continues(qtbot, view, tmp_path,
     assert not view.results.complete and view.progress.format().startswith("cancelled: 2 of 7")
     assert "press Run to continue" in view.summary_note.text()
     monkeypatch.setattr(dataset_results, "run_dataset", real)
+    shown, on_progress = [], view._on_progress
+    monkeypatch.setattr(view, "_on_progress", lambda values: (on_progress(values), shown.append(view.progress.format())))
     with qtbot.waitSignal(view.report_ready, timeout=60000):
         qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
     assert view.results.complete and view.results.computed == len(VAL) - 2
+    assert shown[-1].startswith(f"{len(VAL)} / {len(VAL)} images (2 from the cache)")  # the whole pass
 
 
 def test_bad_dataset_and_mismatched_labels_are_messages(qtbot, view, tmp_path):
@@ -147,7 +189,7 @@ def test_catviz_dataset_opens_the_tab_and_fills_it(qtbot, tmp_path, monkeypatch,
     monkeypatch.setattr(QtMainWindow, "show", lambda self: windows.append(self))
     monkeypatch.setattr(QApplication, "exec", lambda self: 0)  # return at once; the test drives the loop
     root = write_boxes_dataset(tmp_path / "data")
-    assert app.main(["--dataset", "coco-format", "--data-root", str(root), "--device", "cpu",
+    assert app.main(["--dataset", "coco-format", "--data-root", str(root), "--device", "cpu", "--limit", "3",
                      "--baseline", str(small_checkpoints["baseline"]), "--cat", str(small_checkpoints["cat"])]) == 0
     window = windows[0]
     qtbot.addWidget(window)
@@ -155,7 +197,13 @@ def test_catviz_dataset_opens_the_tab_and_fills_it(qtbot, tmp_path, monkeypatch,
     assert isinstance(view, QtDatasetView) and window.tabs.tabText(window.tabs.currentIndex()) == "Dataset"
     qtbot.waitUntil(lambda: view.report is not None, timeout=60000)
     assert len(view.report.images) == len(VAL)
-    view.open_image(0)
+    assert not view.list_note.isHidden() and "shows 3 of the 7 images" in view.list_note.text()
+    window.image_list.item(0).setSelected(True)
+    row = next(r for r in range(len(VAL)) if view.images_model.image_index(r) >= 3)  # not in the list
+    view.open_image(row)
     assert window.tabs.currentWidget() is window.cam_view
+    assert window.image_list.count() == 4 and window.image_list.currentRow() == 3  # appended, and current
+    assert [index.row() for index in window.image_list.selectedIndexes()] == [3]  # selected alone
+    assert "shows 4 of the 7 images" in view.list_note.text()
     view.shutdown()
     window.controller.wait()
