@@ -41,7 +41,7 @@ from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
 from .qt_workers import InferenceController
 from .render import COLORMAPS
-from .state import CHECKPOINT_SUFFIXES, ROLES, AppState, Event, Message
+from .state import CHECKPOINT_SUFFIXES, ROLES, AppState, DisplaySettings, Event, Message
 
 _logger = logging.getLogger(__name__)
 #: Widgets that use the arrow keys themselves: with focus, they keep them (no image change).
@@ -181,6 +181,10 @@ class QtMainWindow(QMainWindow):
             go.addAction(action)
         view = self.menuBar().addMenu("&View")
         view.addAction(self.messages.toggleViewAction())
+        reset = QAction("&Reset display options", self)
+        reset.setToolTip("Threshold 0.5, colour map, opacity and scale options as on a first start")
+        reset.triggered.connect(self.reset_display_settings)
+        view.addAction(reset)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About catviz", self)
         about.triggered.connect(self.show_about)
@@ -382,9 +386,21 @@ class QtMainWindow(QMainWindow):
                                 settings.value(f"display/{key}"))
                 continue
             changes[key] = value
+        self._apply_display_settings(changes)
+        if changes.get("threshold", DisplaySettings.threshold) != DisplaySettings.threshold:  # marks and F1 depend on it
+            self.state.report(f"Threshold {changes['threshold']:.2f}, kept from the last session "
+                              "(View ▸ Reset display options goes back to 0.5)", error=False)
+
+    def _apply_display_settings(self, changes: dict) -> None:
         if "threshold" in changes:
             self.predictions.slider.setValue(round(changes["threshold"] * 100))
         self.state.update_settings(**changes)
+
+    def reset_display_settings(self) -> None:
+        """The display options kept between sessions back to their first-start values."""
+        defaults = DisplaySettings()
+        self._apply_display_settings({key: getattr(defaults, key) for key in PERSISTED_SETTINGS})
+        self.state.report("Display options reset (threshold 0.5)", error=False)
 
     def _save_display_settings(self, changed: set[str]) -> None:
         settings = QSettings()

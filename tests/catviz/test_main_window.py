@@ -17,7 +17,8 @@ from catviz import state as state_module
 from catviz.inference import run_model
 from catviz.qt_main_window import MESSAGES_HEIGHT, NO_MODELS_HINT, QtMainWindow
 from catviz.qt_workers import InferenceController
-from catviz.state import ATTRIBUTION, AppState, Event
+from catviz.render import DIVERGING
+from catviz.state import ATTRIBUTION, AppState, DisplaySettings, Event
 
 from .conftest import make_checkpoint, write_bad_files, write_good_images, write_odd_images
 
@@ -457,9 +458,15 @@ def test_settings_persist_across_windows(qtbot, window, checkpoints):
     view = again.cam_view
     assert view.positive_only.isChecked() and view.per_panel.isChecked()
     assert (view.opacity.value(), view.colormap.currentText(), again.predictions.slider.value()) == (40, "viridis", 70)
+    assert "Threshold 0.70, kept from the last session" in state.messages[-1].text  # it changes marks and F1: said
     again.reopen_last_checkpoints()
     qtbot.waitUntil(lambda: set(state.models) == {"baseline", "cat"}, timeout=20000)
     assert state.models["cat"].path == checkpoints["cat"]
+    again.reset_display_settings()
+    assert state.settings == DisplaySettings(**{**vars(DisplaySettings()), "label": state.settings.label,
+                                                 "query": state.settings.query})
+    assert (view.opacity.value(), view.colormap.currentText(), again.predictions.slider.value()) == (75, DIVERGING, 50)
+    assert not view.positive_only.isChecked() and not view.per_panel.isChecked()
     again.controller.shutdown()
 
 
