@@ -147,6 +147,14 @@ def _fmt(value, digits: int = 1) -> str:
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
+def _signed(value, digits: int = 1) -> str:
+    """A difference with its sign, "0.0" when it rounds to zero (never "-0.0")."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    text = f"{value:+.{digits}f}"
+    return f"{0:.{digits}f}" if float(text) == 0 else text
+
+
 def _bars_svg(rows: list[tuple[str, float]], width: int = 560) -> str:
     """Horizontal bars of signed values (green: CAT ahead, red: behind), one row each."""
     finite = [abs(v) for _, v in rows if math.isfinite(v)]
@@ -164,7 +172,7 @@ def _bars_svg(rows: list[tuple[str, float]], width: int = 560) -> str:
             x = mid if value >= 0 else mid - w
             color = "#2a9d4a" if value >= 0 else "#d0453a"
             parts.append(f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{height - 4}" fill="{color}"/>')
-            parts.append(f'<text x="{width - 4}" y="{y + 12}" text-anchor="end">{value:+.1f}</text>')
+            parts.append(f'<text x="{width - 4}" y="{y + 12}" text-anchor="end">{_signed(value)}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -220,7 +228,7 @@ def _example_cards(indices: np.ndarray, report: Report, data: ReportInput, roles
             f'<div class="card"><div class="row">{"".join(panels)}</div>'
             f'<div class="cap"><b>{html.escape(data.paths[i].name)}</b> map of <b>{html.escape(data.class_names[label])}</b>; '
             f'truth: {html.escape(names)}; F1 {_fmt(report.f1["baseline"][i], 2)} → {_fmt(report.f1["cat"][i], 2)} '
-            f'({report.f1_gain[i]:+.2f}), probability gain {report.probability_gain[i]:+.2f}</div></div>')
+            f'({_signed(report.f1_gain[i], 2)}), probability gain {_signed(report.probability_gain[i], 2)}</div></div>')
     return "".join(cards)
 
 
@@ -248,7 +256,7 @@ def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -
         deltas = [models["cat"][k] - models["baseline"][k] if models["cat"][k] is not None
                   and models["baseline"][k] is not None else None for k in SUMMARY_KEYS]
         table.append("<tr><td><b>CAT − baseline</b></td>"
-                     + "".join(f"<td><b>{'–' if d is None else f'{d:+.1f}'}</b></td>" for d in deltas) + "</tr>")
+                     + "".join(f"<td><b>{_signed(d)}</b></td>" for d in deltas) + "</tr>")
     levels = models.get("cat", {}).get("levels") or {}
     levels_text = ", ".join(f"{lv} alone {_fmt(v)}" for lv, v in levels.items())
     per_class = sorted(report.per_class, key=lambda r: -r.get("delta", 0) if math.isfinite(r.get("delta", 0)) else 1e9)

@@ -8,6 +8,7 @@ from catviz.dataset_report import SUMMARY_KEYS
 from tests.catviz.conftest import make_checkpoint
 from tests.catviz.dataset_fixtures import VAL, small_checkpoints, write_boxes_dataset  # noqa: F401 (fixture)
 from train_cli import evaluate
+from train_cli.compare import _signed
 
 
 @pytest.fixture
@@ -111,3 +112,9 @@ def test_json_with_compare_is_a_usage_error_not_silently_ignored(tmp_path, capsy
     argv = missing + ["--compare", "--report", str(tmp_path / "r"), "--json", str(tmp_path / "s.json")]
     assert evaluate.main(argv) == 2
     assert "--json does not apply to --compare" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value, text", [(-0.04, "0.0"), (0.04, "0.0"), (-0.0, "0.0"), (1.25, "+1.2"),
+                                         (-3.46, "-3.5"), (None, "–"), (float("nan"), "–")])
+def test_differences_that_round_to_zero_carry_no_sign(value, text):
+    assert _signed(value) == text
