@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also list a dataset's validation split with its ground truth, and compare both "
                         "models over all of it in the Dataset tab")
     parser.add_argument("--data-root", help="dataset folder for --dataset")
-    parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images")
+    parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images (the Dataset tab scores all of them)")
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="once the first image's results are shown, save a screenshot of the screen and quit")
