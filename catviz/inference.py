@@ -24,9 +24,10 @@ from torch import nn
 from models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
 from models.cam import class_activation_maps, grad_cam
 from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, role_of
-from models.faithfulness import deletion_auc
+from models.faithfulness import auc, perturbation_curves
 from models.preprocess import preprocess
 
+from .methods import DeletionScore
 from .results import GRAD_CAM_METHODS, InferenceResult, attention_rollout
 
 if TYPE_CHECKING:
@@ -144,14 +145,30 @@ def _route_grad_cam_progress() -> None:
         module.tqdm = _GradCamProgress
 
 
-def run_deletion_auc(loaded: LoadedModel, image: np.ndarray, label: int, saliency: np.ndarray) -> float:
-    """Deletion AUC (RISE, see :mod:`models.faithfulness`) of a map for one label: lower is more faithful."""
+def run_deletion_auc(loaded: LoadedModel, image: np.ndarray, label: int, saliency: np.ndarray) -> DeletionScore:
+    """Deletion AUC of a map for one label, relative to the intact image's probability: lower is more faithful."""
     if not 0 <= label < loaded.meta.num_classes:
         raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
     meta = loaded.meta
     tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
     with loaded.lock:
-        return deletion_auc(loaded.model, tensor, label, saliency)
+        curve = perturbation_curves(loaded.model, tensor, label, saliency, modes=("deletion",))["deletion"]
+    return DeletionScore(relative_auc(curve), auc(curve))
+
+
+def relative_auc(curve: np.ndarray) -> float:
+    """Area under ``curve / curve[0]`` capped at 1: the deletion curve (RISE,
+    :mod:`models.faithfulness`) as the share of the intact image's probability kept.
+
+    The raw area scales with where the curve starts, so two models that lose the same share
+    of their confidence at each step would score differently; this score is the same for
+    both. A step that raises the probability counts as keeping all of it, so the score
+    stays in [0, 1] like the raw one.
+    """
+    start = float(curve[0])
+    if start <= 0.0:
+        raise ValueError("the label's probability on the intact image is 0: there is nothing to delete")
+    return auc(np.minimum(np.asarray(curve, np.float64) / start, 1.0))
 
 
 def run_attribution(

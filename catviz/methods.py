@@ -41,9 +41,26 @@ sign. EigenCAM does not depend on the label. Integrated Gradients (against the b
 image) and Occlusion attribute input pixels; they have no level.
 
 **Deletion AUC.** The button deletes the image's pixels in the order of each shown map,
-most salient first, and reports the area under the label's probability curve (RISE):
-lower means the map found what the model uses.
+most salient first, and reports the area under the label's probability curve (RISE) as a
+share of the probability on the intact image ("of p"): the area under p(deleted) / p(intact),
+capped at 1 (a step that raises the probability keeps all of it). Lower means the map found
+what the model uses. The raw area under p (in the title's tooltip; `catviz-eval
+--faithfulness` reports it) grows with the starting probability, so the more confident model
+would look less faithful; the share compares baseline and CAT.
 """
+
+
+class DeletionScore(float):
+    """A map's deletion AUC as a share of the intact image's probability (the number itself,
+    see :func:`catviz.inference.relative_auc`), with ``raw``: the area under the probability, as
+    ``catviz-eval --faithfulness`` reports it."""
+
+    raw: float
+
+    def __new__(cls, relative: float, raw: float) -> DeletionScore:
+        score = super().__new__(cls, relative)
+        score.raw = raw
+        return score
 
 
 @dataclass(frozen=True)

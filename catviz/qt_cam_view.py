@@ -31,6 +31,7 @@ from .methods import (
     LOGIT_UNITS,
     MENU_NAMES,
     METHODS,
+    DeletionScore,
     MethodInfo,
     method_info,
 )
@@ -51,6 +52,26 @@ def set_item_enabled(combo: QComboBox, key: str, reason: str | None) -> None:
     item = model.item(index)
     item.setEnabled(reason is None)
     item.setToolTip(reason or "")
+
+
+def deletion_tooltip(score: float, probability: float) -> str:
+    """What a panel's deletion AUC is, with the raw area it came from."""
+    text = (f"Deletion AUC {score:.3f} of p: the area under p(deleted) / p(intact image), each step capped at 1, "
+            f"as the map's pixels are deleted, most salient first (RISE); p(intact image) = {probability:.2f}. "
+            f"As a share of its starting probability it compares across models.")
+    if isinstance(score, DeletionScore):
+        text += f" The raw area under p (catviz-eval --faithfulness's) is {score.raw:.3f}."
+    return text
+
+
+def steady_bar() -> ColorBar:
+    """A colour bar that keeps its room while hidden (no map yet, or one scale per panel):
+    the panels beside it keep their size when a map arrives."""
+    bar = ColorBar()
+    policy = bar.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    bar.setSizePolicy(policy)
+    return bar
 
 
 class QtCamView(QWidget):
@@ -81,7 +102,9 @@ class QtCamView(QWidget):
         derivation.clicked.connect(self.show_derivation)
         self.deletion = QPushButton("Deletion AUC")
         self.deletion.setToolTip("How fast the label's probability falls when pixels are deleted in the order of "
-                                 "each top map, most salient first (RISE; lower is more faithful). Computed in a worker.")
+                                 "each top map, most salient first (RISE; lower is more faithful): the area under "
+                                 "p(deleted) / p(intact image), so models that start from different probabilities "
+                                 "compare. Computed in a worker.")
         self.deletion.clicked.connect(self.request_deletion_auc)
         self.method.currentIndexChanged.connect(lambda _: state.update_settings(cam_method=self.method.currentData()))
         self.level.currentTextChanged.connect(lambda t: state.update_settings(cam_level=t) if t else None)
@@ -108,7 +131,7 @@ class QtCamView(QWidget):
         self.top = self.canvas.addLayout(row=0, col=0)
         self.bottom = self.canvas.addLayout(row=1, col=0)
         self.panels = {role: OverlayPanel(self.top, 0, i, title) for i, (role, title) in enumerate(ROLE_TITLES.items())}
-        self.top_bar, self.bottom_bar = ColorBar(), ColorBar()
+        self.top_bar, self.bottom_bar = steady_bar(), steady_bar()
         self.top.addItem(self.top_bar, row=1, col=len(self.panels))
         self.level_panels: dict[str, OverlayPanel] = {}
         self.shown: dict[str, tuple] = {}  # role → deletion-AUC key of the map its top panel shows
@@ -122,6 +145,10 @@ class QtCamView(QWidget):
         progress = QHBoxLayout()
         progress.addWidget(self.progress_label, 1)
         progress.addWidget(self.cancel)
+        for widget in (self.progress_label, self.cancel):  # the row keeps its room: the panels do not jump
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -146,6 +173,7 @@ class QtCamView(QWidget):
         if keys & {"cam_method", "cam_level", "label", "label_mode", "colormap", "opacity", "positive_only",
                    "per_panel_scale"}:
             self._update_controls()
+            self._show_progress()
             self.refresh()
 
     def _on_models_changed(self) -> None:
@@ -157,7 +185,7 @@ class QtCamView(QWidget):
             self.bottom_caption = self.bottom.addLabel("", row=0, col=0, colspan=max(len(levels), 1),
                                                        color="#444", size="9pt")
             self.level_panels = {name: OverlayPanel(self.bottom, 1, i, f"CAT {name}") for i, name in enumerate(levels)}
-            self.bottom_bar = ColorBar()
+            self.bottom_bar = steady_bar()
             self.bottom.addItem(self.bottom_bar, row=2, col=len(levels))
         self.level.blockSignals(True)
         self.level.clear()
@@ -217,13 +245,20 @@ class QtCamView(QWidget):
         return None
 
     def _update_progress(self) -> None:
-        running = {role: f for (role, what), f in self.state.progress.items() if what == ATTRIBUTION}
+        self._show_progress()
+        self.refresh()
+
+    def _show_progress(self) -> None:
+        """The progress row names the chosen method: the workers report progress only for the
+        map the view wants, and cancel any other when the method changes."""
         method = self.state.settings.cam_method
+        running = {role: f for (role, what), f in self.state.progress.items() if what == ATTRIBUTION}
+        if method == CAM:  # nothing is computed for it; what still runs is being cancelled
+            running = {}
         text = ", ".join(f"{ROLE_TITLES.get(r, r)} {f:.0%}" for r, f in running.items())
-        self.progress_label.setText(f"Computing {method}: {text}" if running else "")
+        self.progress_label.setText(f"Computing {method_info(method).title}: {text}" if running else "")
         self.progress_label.setVisible(bool(running))
         self.cancel.setVisible(bool(running))
-        self.refresh()
 
     def _cancel(self) -> None:
         for role, what in list(self.state.progress):
@@ -312,7 +347,7 @@ class QtCamView(QWidget):
     def _draw(self, panel: OverlayPanel, heat, scale: Scale | None, signed: bool) -> None:
         s = self.state.settings
         colormap = colormap_for(s.colormap, signed)
-        panel.set_muted(colormap == DIVERGING)
+        panel.set_muted(heat is None or colormap == DIVERGING)  # one look while a map is awaited, whatever the method
         panel.set_heat(heat, scale, colormap, s.opacity)
 
     def _show_bar(self, bar: ColorBar, scales: dict[str, Scale], info: MethodInfo) -> None:
@@ -353,13 +388,15 @@ class QtCamView(QWidget):
         if info.signed and s.per_panel_scale and self.panels[role].scale is not None:
             text += f" · {self.panels[role].scale.describe('')}".rstrip()
         key = self.shown.get(role)
-        if key in self.state.deletion_aucs:
-            text += f"<br>deletion AUC {self.state.deletion_aucs[key]:.3f} (lower: more faithful)"
-        elif (role, DELETION_AUC) in self.state.progress:
-            text += "<br>deletion AUC: computing …"
         tooltip = info.note
         if info.name == CAM:
             tooltip = self._cam_sum_tooltip(role, label) + "\n" + info.note
+        if key in self.state.deletion_aucs:
+            relative = self.state.deletion_aucs[key]
+            text += f"<br>deletion AUC {relative:.3f} of p (lower: more faithful)"
+            tooltip += "\n" + deletion_tooltip(relative, p)
+        elif (role, DELETION_AUC) in self.state.progress:
+            text += "<br>deletion AUC: computing …"
         return text, "#d32f2f" if missed else "k", tooltip
 
     def _cam_sum_tooltip(self, role: str, label: int) -> str:

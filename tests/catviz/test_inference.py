@@ -1,12 +1,18 @@
 """The app's model side (no Qt): results as numpy, every attribution method, rollout."""
 
+import dataclasses
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from catviz.inference import load_model, run_attribution, run_model
+from catviz.inference import load_model, relative_auc, run_attribution, run_deletion_auc, run_model
 from catviz.results import GRAD_CAM_METHODS, attention_rollout
 from models.attribution import Cancelled
+from models.faithfulness import deletion_auc
+from models.preprocess import preprocess
 
 from .conftest import make_checkpoint
 
@@ -102,3 +108,37 @@ def test_attention_rollout_is_a_row_stochastic_product():
     np.testing.assert_allclose(rollout.sum(-1), 1.0)
     a = [0.5 * w.mean(0) + 0.5 * np.eye(6) for w in layers]
     np.testing.assert_allclose(rollout, a[1] @ a[0])
+
+
+class _LessSure(nn.Module):
+    """``inner``'s model, its probabilities times ``factor``: the same deletion curve, scaled."""
+
+    def __init__(self, inner: nn.Module, factor: float):
+        super().__init__()
+        self.inner, self.factor, self.num_classes = inner, factor, inner.num_classes
+
+    def forward(self, images):
+        return SimpleNamespace(logits=torch.logit(torch.sigmoid(self.inner(images).logits) * self.factor))
+
+
+def test_deletion_auc_is_relative_to_the_intact_probability_so_models_compare(loaded):
+    sure = loaded["cat"]
+    unsure = dataclasses.replace(sure, model=_LessSure(sure.model, 0.5).eval())
+    saliency = np.random.default_rng(1).random((12, 12))
+    relative = [run_deletion_auc(m, IMAGE, 2, saliency) for m in (sure, unsure)]
+    assert relative[0] == pytest.approx(relative[1], rel=1e-4)  # same curve shape: the same score
+    meta = sure.meta
+    tensor = preprocess(IMAGE, meta.input_size, meta.mean, meta.std)
+    raw = [deletion_auc(m.model, tensor, 2, saliency) for m in (sure, unsure)]
+    assert raw[1] == pytest.approx(raw[0] / 2, rel=1e-4)  # the raw areas do not compare
+    with torch.no_grad():
+        start = float(torch.sigmoid(sure.model(tensor).logits[0, 2]))
+    assert relative[0] <= raw[0] / start + 1e-6  # each step's share, capped at 1
+    assert [score.raw for score in relative] == pytest.approx(raw, rel=1e-4)
+
+
+def test_relative_auc_of_a_curve_is_its_area_over_its_start():
+    assert relative_auc(np.array([0.5, 0.25, 0.0])) == pytest.approx(0.5)
+    assert relative_auc(np.array([0.2, 0.4, 0.1])) == pytest.approx(0.875)  # a rise counts as keeping it all
+    with pytest.raises(ValueError, match="nothing to delete"):
+        relative_auc(np.array([0.0, 0.0]))

@@ -3,7 +3,7 @@
 import pytest
 
 import models.attribution
-from catviz.methods import ATTRIBUTION_METHODS, CAM, METHODS, method_info
+from catviz.methods import ATTRIBUTION_METHODS, CAM, METHODS, DeletionScore, method_info
 from catviz.results import GRAD_CAM_METHODS
 
 
@@ -18,3 +18,9 @@ def test_every_offered_method_is_described_and_the_lists_agree_with_the_model_si
     assert not method_info("Occlusion").layered and method_info("Integrated Gradients").signed
     with pytest.raises(ValueError, match="offered"):
         method_info("GuidedBackprop")
+
+
+def test_a_deletion_score_is_the_relative_number_and_keeps_the_raw_area():
+    score = DeletionScore(0.45, 0.235)
+    assert score == 0.45 and f"{score:.3f}" == "0.450" and 0 <= score <= 1
+    assert score.raw == 0.235
