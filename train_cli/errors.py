@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 #: catviz-train's; catviz-eval has its own (``train_cli/evaluate.py``).
 EXIT_CODES_HELP = (
     "exit codes: 0 success; 1 failure (unreadable dataset or checkpoint, diverged training, "
     "disk full ...), the message names the file; 2 usage error (invalid flag or config value, "
     "run folder in use or holding another run), found before any data or model is loaded; "
-    "130 interrupted (Ctrl-C)"
+    "130 interrupted (Ctrl-C), 143 terminated (SIGTERM); both leave the last checkpoint for --resume"
 )
 
 

@@ -7,8 +7,10 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -40,7 +42,15 @@ from .config import TrainConfig, resolve_config
 from .data import DatasetError, MultiLabelSplit, load_splits
 from .data.dataset import EpochSampler, MultiLabelDataset, TransformConfig, collate_skipping_broken
 from .distributed import DistInfo, gather_rows, init_distributed
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RunError, UsageError
+from .errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    RunError,
+    UsageError,
+)
 from .metrics import multilabel_metrics
 from .run_dir import open_run_dir
 from .schedule import converged, lr_factor, tail_span
@@ -406,10 +416,20 @@ def crash_report(folder: Path | None) -> Path:
     return Path(path)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, ``docker stop``, ``kill``), handled as Ctrl-C is."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work)."""
+    """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work),
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     dist, lock, trainer = DistInfo(), None, None
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         cfg = resolve_config(argv)
         device = models.resolve_device(cfg.device)
@@ -433,16 +453,18 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, RunError, CheckpointError, OSError) as err:
         print(f"catviz-train: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print(f"catviz-train: interrupted; {trainer.last_good() if trainer else 'nothing was written'}",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"catviz-train: {how}; {trainer.last_good() if trainer else 'nothing was written'}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     except Exception as err:  # a bug: one line for the user, the traceback kept in a file
         report = crash_report(lock.folder if lock is not None else None)
         print(f"catviz-train: internal error ({type(err).__name__}: {err}); the traceback is in {report}; "
               f"{trainer.last_good() if trainer else 'nothing was written'}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if lock is not None:
             lock.release()
         if dist.enabled:

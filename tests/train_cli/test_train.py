@@ -19,6 +19,7 @@ from tests.fixtures import write_coco_format
 from train_cli import evaluate, train
 from train_cli.config import resolve_config
 from train_cli.errors import UsageError
+from train_cli.run_dir import LOCK_NAME
 from train_cli.state import unfinished
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
@@ -364,3 +365,21 @@ def test_a_converged_run_is_not_trained_further_on_resume(tmp_path, data_root, c
     assert "done: converged after 2 epochs" in capsys.readouterr().out
     assert _logged_epochs(out) == [1, 2] and (out / "last.safetensors").read_bytes() == weights
     assert unfinished(out / "last.safetensors", resolve_config([*ARGS, *flags])) is None
+
+
+def test_sigterm_stops_training_as_ctrl_c_does(tmp_path, data_root, monkeypatch, capsys):
+    # a scheduler's preemption (SLURM, docker stop) sends SIGTERM: say where to resume, exit 143
+    def fit_until_terminated(self):
+        self.saved_at = (1, 0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        pytest.fail("SIGTERM did not stop training")
+
+    monkeypatch.setattr(train.Trainer, "fit", fit_until_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out)]) == 143
+    err = capsys.readouterr().err
+    assert err.startswith("catviz-train: terminated (SIGTERM); the last good checkpoint is") and "--resume" in err
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
+    assert not (out / LOCK_NAME).exists()  # the folder is free for --resume
