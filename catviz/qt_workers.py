@@ -28,7 +28,7 @@ from models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
 
 from . import figure, inference
 from .inference import LoadedModel
-from .methods import CAM
+from .methods import CAM, DeletionScore
 from .qt_gc import collect_garbage_on_gui_thread
 from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
@@ -413,7 +413,7 @@ class InferenceController(QObject):
             return
         label, image = loaded.meta.class_names.index(label_name), entry.image
 
-        def done(value: float) -> None:
+        def done(value: DeletionScore) -> None:
             self.state.set_progress(role, DELETION_AUC, None)
             self.state.set_deletion_auc(key, value)
 

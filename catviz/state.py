@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
     from models.outputs import ModelSpec
 
     from .inference import LoadedModel
+    from .methods import DeletionScore
 
 ROLES = ("baseline", "cat")
 #: Results kept per (image, model), oldest dropped first (recomputed on demand): at most this
@@ -135,7 +136,7 @@ class AppState(Observable):
     attributions: dict[tuple, np.ndarray] = field(default_factory=dict)
     stopped: dict[tuple, str] = field(default_factory=dict)  # attribution key → why (cancelled, error)
     #: (path, role, label, what the map is, generation) → deletion AUC of that displayed map
-    deletion_aucs: dict[tuple, float] = field(default_factory=dict)
+    deletion_aucs: dict[tuple, DeletionScore] = field(default_factory=dict)
     progress: dict[tuple[str, str], float] = field(default_factory=dict)
     generation: dict[str, int] = field(default_factory=dict)  # role → generation of its model
     settings: DisplaySettings = field(default_factory=DisplaySettings)
@@ -346,7 +347,7 @@ class AppState(Observable):
         (path, role, label name, what the map is, generation)."""
         self.emit(Event.DELETION_AUC_REQUESTED, key, saliency)
 
-    def set_deletion_auc(self, key: tuple, value: float) -> bool:
+    def set_deletion_auc(self, key: tuple, value: DeletionScore) -> bool:
         """Keep a map's deletion AUC; one computed for a model no longer in its slot is dropped (False)."""
         if key[4] != self.generation.get(key[1]):
             return False
