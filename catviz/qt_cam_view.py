@@ -74,6 +74,15 @@ def steady_bar() -> ColorBar:
     return bar
 
 
+#: A map whose own range is below this share of the shared scale is nearly colourless on it.
+FAINT_SHARE = 0.2
+
+
+def own_share(heat, shared: Scale, positive_only: bool, percentile: float) -> float:
+    """How much of the shared scale's range the map itself reaches (1: it set the scale)."""
+    return symmetric_scale([heat], positive_only, percentile).limit / shared.limit
+
+
 class QtCamView(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
@@ -387,6 +396,10 @@ class QtCamView(QWidget):
         text = f"{head}<br>{info.title} · {where}<br>{units}"
         if info.signed and s.per_panel_scale and self.panels[role].scale is not None:
             text += f" · {self.panels[role].scale.describe('')}".rstrip()
+        elif info.signed and heat is not None and self.panels[role].scale is not None:
+            share = own_share(heat, self.panels[role].scale, s.positive_only, info.scale_percentile)
+            if share < FAINT_SHARE:  # the other model's map set the shared scale: say why this one looks blank
+                text += f"<br>reaches {share:.0%} of the shared scale: Per-panel scale shows its shape"
         key = self.shown.get(role)
         tooltip = info.note
         if info.name == CAM:

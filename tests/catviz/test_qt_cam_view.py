@@ -86,3 +86,16 @@ def test_deletion_auc_is_shown_as_a_share_of_the_probability_with_the_raw_area_i
         tensor = preprocess(entry.image, meta.input_size, meta.mean, meta.std)
         raw = deletion_auc(loaded.model, tensor, label, panel.heat)
         assert f"The raw area under p (catviz-eval --faithfulness's) is {raw:.3f}" in panel.title.toolTip()
+
+
+def test_a_map_faint_on_the_shared_scale_says_so(qtbot, filled):
+    state, controller, view = filled
+    controller.shutdown()
+    factor = 0.01 * np.abs(view.panels["cat"].heat).max() / np.abs(view.panels["baseline"].heat).max()
+    for maps in state.result("baseline").cams.values():  # the baseline's evidence at 1 % of CAT's
+        maps *= factor
+    view.refresh()
+    assert "of the shared scale: Per-panel scale shows its shape" in view.panels["baseline"].title.text
+    assert "of the shared scale" not in view.panels["cat"].title.text  # CAT's map set the scale
+    state.update_settings(per_panel_scale=True)  # its own scale: nothing to warn about
+    assert "of the shared scale" not in view.panels["baseline"].title.text
