@@ -30,8 +30,16 @@ def default_workers() -> int:
 
     More workers than cores only makes the DataLoader warn and the processes compete.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(4, max(cores - 1, 0))
+    return min(4, max(usable_cores() - 1, 0))
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def max_workers() -> int:
+    """More worker processes than this only compete for the cores (1000 stalled a 2-core machine)."""
+    return max(8, 4 * usable_cores())
 
 
 @dataclass
@@ -274,6 +282,8 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
     check(math.isfinite(cfg.converge_delta) and cfg.converge_delta > 0, "converge_delta", "a finite number > 0")
     for name in ("limit_images", "save_every", "workers", "seed", "cache_mib"):
         check(getattr(cfg, name) >= 0, name, "an integer >= 0")
+    check(cfg.workers <= max_workers(), "workers",
+          f"at most {max_workers()} on this machine ({usable_cores()} cores; each worker is a process)")
     check(MIN_INPUT_SIZE <= cfg.img_size <= MAX_INPUT_SIZE, "img_size",
           f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] (the models' total stride is {MIN_INPUT_SIZE})")
     for name in ("lr", "lr_gamma"):

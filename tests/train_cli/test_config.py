@@ -45,6 +45,7 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--schedule", "cosine", "--max-epochs", "90"], "--max-epochs must be 0 with --schedule cosine"),
     (["--converge-window", "1"], "--converge-window must be an integer >= 2, got 1"),
     (["--converge-delta", "0"], "--converge-delta must be a finite number > 0"),
+    (["--workers", "1000"], r"--workers must be at most \d+ on this machine \(\d+ cores"),
 ])
 def test_invalid_flags_are_usage_errors_before_any_data_is_read(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
