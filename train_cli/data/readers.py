@@ -1,14 +1,17 @@
 """Annotation readers: every dataset becomes a list of (image path, label vector).
 
 All files are checked up front, before any training starts: a missing root, a wrong
-layout, malformed JSON/XML, an annotation pointing at a missing image or an unknown
-category, an empty split all raise :class:`DatasetError` naming the path.
+layout, malformed JSON/XML, a malformed entry (a field of the wrong type, a box with a
+negative size), a duplicate id, an annotation pointing at a missing image or an unknown
+category, an empty split all raise :class:`DatasetError` naming the path and the entry
+(``images[4]``, ``annotations[1]``, ``categories[2]``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +79,17 @@ def _read_text(path: Path) -> str:
 
 
 def _is_id(value) -> bool:
-    return isinstance(value, int | str) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_box(value) -> bool:
+    """COCO's ``[x, y, width, height]``: four finite numbers, width and height >= 0 (0: a degenerate box, kept)."""
+    return (isinstance(value, list) and len(value) == 4 and all(_is_number(v) for v in value)
+            and value[2] >= 0 and value[3] >= 0)
 
 
 def _is_name(value) -> bool:
@@ -88,41 +101,40 @@ def _is_file_name(value) -> bool:
     return _is_name(value) and not Path(value).is_absolute() and ".." not in Path(value).parts
 
 
-_ID = (_is_id, "an integer or string id")
+_ID = (_is_id, "an integer")
 _NAME = (_is_name, "a non-empty string")
 _FILE_NAME = (_is_file_name, "a relative path inside the image folder")
+_BOX = (_is_box, "[x, y, width, height], 4 finite numbers with width and height >= 0")
 
 
-def _entries(path: Path, data: dict, key: str, required: dict) -> list[dict]:
-    """``data[key]``'s entries, each an object whose ``required`` fields pass their check; unique ids."""
+def _entries(path: Path, data: dict, key: str, required: dict, optional: dict | None = None) -> list[dict]:
+    """``data[key]``'s entries, each an object whose ``required`` fields (and ``optional`` ones,
+    where present) pass their check; unique ids for images and categories."""
     entries = data[key]
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise DatasetError(f"{path}: {key}[{i}] is a {type(entry).__name__}, not an object")
-        for field, (ok, expected) in required.items():
+        for field in required:
             if field not in entry:
                 raise DatasetError(f"{path}: {key}[{i}] has no {field!r}")
-            if not ok(entry[field]):
+        for field, (ok, expected) in {**required, **(optional or {})}.items():
+            if field in entry and not ok(entry[field]):
                 raise DatasetError(f"{path}: {key}[{i}] {field!r} must be {expected}, got {entry[field]!r}")
-    if "id" in required:
-        _refuse_duplicates(path, f"{_SINGULAR[key]} id", [e["id"] for e in entries])
+    if key in _SINGULAR:
+        _refuse_duplicates(path, f"{_SINGULAR[key]} id", [(f"{key}[{i}]", e["id"]) for i, e in enumerate(entries)])
     return entries
 
 
 _SINGULAR = {"categories": "category", "images": "image"}
 
 
-def _id_order(value) -> tuple[bool, int | str]:
-    """Sort key for ids: integers in order, then strings (a file may mix them)."""
-    return isinstance(value, str), value
-
-
-def _refuse_duplicates(path: Path, what: str, values: list) -> None:
-    seen: set = set()
-    for value in values:
+def _refuse_duplicates(path: Path, what: str, values: list[tuple[str, object]]) -> None:
+    """``values``: (where, value) pairs, e.g. ``("images[4]", 3)``; the second of a pair is named."""
+    seen: dict = {}
+    for where, value in values:
         if value in seen:
-            raise DatasetError(f"{path}: duplicate {what} {value!r}; every {what} must be unique")
-        seen.add(value)
+            raise DatasetError(f"{path}: {where}: duplicate {what} {value!r} (also {seen[value]})")
+        seen[value] = where
 
 
 def read_coco_json(
@@ -151,24 +163,29 @@ def read_coco_json(
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DatasetError(f"{json_path}: not a COCO instances file (no {key!r} list)")
-    categories = sorted(_entries(json_path, data, "categories", {"id": _ID, "name": _NAME}),
-                        key=lambda c: _id_order(c["id"]))
+    category_entries = _entries(json_path, data, "categories", {"id": _ID, "name": _NAME})
+    _refuse_duplicates(json_path, "category name",
+                       [(f"categories[{i}]", c["name"]) for i, c in enumerate(category_entries)])
+    categories = sorted(category_entries, key=lambda c: c["id"])
     names = [c["name"] for c in categories]
-    _refuse_duplicates(json_path, "category name", names)
     if class_names is not None and names != class_names:
         raise DatasetError(f"{json_path}: categories {names} differ from the training set's {class_names}")
     column = {c["id"]: i for i, c in enumerate(categories)}
     image_entries = _entries(json_path, data, "images", {"id": _ID, "file_name": _FILE_NAME})
     images = {img["id"]: img["file_name"] for img in image_entries}
     labels: dict[int, set[int]] = {}
-    for ann in _entries(json_path, data, "annotations", {"image_id": _ID, "category_id": _ID}):
-        if ann.get("image_id") not in images:
-            raise DatasetError(f"{json_path}: annotation {ann.get('id')} refers to unknown image id {ann.get('image_id')}")
-        if ann.get("category_id") not in column:
-            raise DatasetError(f"{json_path}: annotation {ann.get('id')} has unknown category id {ann.get('category_id')}")
+    annotations = _entries(json_path, data, "annotations", {"image_id": _ID, "category_id": _ID},
+                           optional={"id": _ID, "bbox": _BOX})
+    for i, ann in enumerate(annotations):
+        if ann["image_id"] not in images:
+            raise DatasetError(f"{json_path}: annotations[{i}]: unknown image_id {ann['image_id']} "
+                               "(no images entry has it)")
+        if ann["category_id"] not in column:
+            raise DatasetError(f"{json_path}: annotations[{i}]: unknown category_id {ann['category_id']} "
+                               "(no categories entry has it)")
         labels.setdefault(ann["image_id"], set()).add(column[ann["category_id"]])
     samples = []
-    for image_id, file_name in sorted(images.items(), key=lambda item: _id_order(item[0])):
+    for image_id, file_name in sorted(images.items()):
         if image_id not in labels and not keep_unannotated:
             continue
         target = np.zeros(len(names), np.int8)
@@ -178,6 +195,11 @@ def read_coco_json(
         "%s: %d of %d images (%s)", json_path, len(samples), len(images),
         "all kept" if keep_unannotated else "unannotated dropped, ML-GCN convention",
     )
+    if images and not samples:
+        raise DatasetError(
+            f"{json_path}: split {split!r}: 0 of {len(images)} images annotated (unannotated images are dropped, "
+            "as ML-GCN; --keep-unannotated keeps them as all-negative)"
+        )
     return _check_split(MultiLabelSplit(split, names, samples), json_path)
 
 
@@ -190,8 +212,10 @@ def read_voc(root: Path, split: str) -> MultiLabelSplit:
     for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
         _require_dir(voc / sub, f"VOC2007 folder {sub!r} (expected VOCdevkit/VOC2007/{sub})")
     ids_file = _require_file(voc / "ImageSets" / "Main" / f"{split}.txt", f"VOC split list {split!r}")
-    ids = [line.split()[0] for line in _read_text(ids_file).splitlines() if line.strip()]
-    _refuse_duplicates(ids_file, "image id", ids)
+    lines = [(f"line {n}", line.split()[0]) for n, line in enumerate(_read_text(ids_file).splitlines(), 1)
+             if line.strip()]
+    _refuse_duplicates(ids_file, "image id", lines)
+    ids = [image_id for _, image_id in lines]
     column = {name: i for i, name in enumerate(VOC_CLASSES)}
     samples = []
     for image_id in ids:

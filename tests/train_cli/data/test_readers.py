@@ -75,22 +75,63 @@ def test_annotation_pointing_at_a_missing_image_is_reported_up_front(tmp_path):
         load_splits("coco-format", root)
 
 
-def test_unknown_category_and_unknown_image_ids_are_errors(tmp_path):
+def test_unknown_category_and_unknown_image_ids_name_the_annotation_entry(tmp_path):
+    # The entry's position, not its "id" (which may be absent, repeated or equal to another index).
     root = write_coco_format(tmp_path)
-    _edit_train_json(root, lambda d: d["annotations"].append({"id": 99, "image_id": 101, "category_id": 5}))
-    with pytest.raises(DatasetError, match="annotation 99 has unknown category id 5"):
+    _edit_train_json(root, lambda d: d["annotations"].insert(1, {"id": 1, "image_id": 101, "category_id": 999}))
+    with pytest.raises(DatasetError, match=r"train.json: annotations\[1\]: unknown category_id 999"):
         load_splits("coco-format", root)
     root = write_coco_format(tmp_path / "b")
     _edit_train_json(root, lambda d: d["annotations"].append({"id": 98, "image_id": 7, "category_id": 3}))
-    with pytest.raises(DatasetError, match="annotation 98 refers to unknown image id 7"):
+    with pytest.raises(DatasetError, match=r"train.json: annotations\[\d+\]: unknown image_id 7"):
         load_splits("coco-format", root)
 
 
-def test_empty_split_is_an_error(tmp_path):
+def test_a_string_image_id_is_reported_on_the_image_entry_not_on_its_annotations(tmp_path):
     root = write_coco_format(tmp_path)
-    _edit_train_json(root, lambda d: d.update(annotations=[]))
-    with pytest.raises(DatasetError, match="split 'train' has no images"):
+    _edit_train_json(root, lambda d: d["images"][4].update(id="abc"))
+    with pytest.raises(DatasetError, match=r"train.json: images\[4\] 'id' must be an integer, got 'abc'"):
         load_splits("coco-format", root)
+
+
+def test_a_duplicate_id_names_both_entries(tmp_path):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, lambda d: d["images"][4].update(id=d["images"][1]["id"]))
+    with pytest.raises(DatasetError, match=r"train.json: images\[4\]: duplicate image id 101 \(also images\[1\]\)"):
+        load_splits("coco-format", root)
+
+
+def test_an_empty_split_is_an_error(tmp_path):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, lambda d: d.update(images=[], annotations=[]))
+    with pytest.raises(DatasetError, match="train.json: split 'train' has no images"):
+        load_splits("coco-format", root)
+
+
+def test_a_split_with_images_but_no_annotations_says_so_and_how_to_keep_them(tmp_path):
+    root = write_coco_format(tmp_path, images_per_split=8)
+    path = root / "annotations" / "val.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "annotations": []}))
+    with pytest.raises(DatasetError, match=r"val.json: split 'val': 0 of 8 images annotated \(unannotated images "
+                                           r"are dropped, as ML-GCN; --keep-unannotated keeps them as all-negative\)"):
+        load_splits("coco-format", root)
+    _, val = load_splits("coco-format", root, keep_unannotated=True)
+    assert len(val.samples) == 8 and not val.targets().any()
+
+
+@pytest.mark.parametrize("bbox", [[0, 0, 0, 10], [1, 2, 10, 0], [0.5, 0.5, 3.25, 4.0]])
+def test_zero_size_and_fractional_boxes_are_accepted(tmp_path, bbox):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, lambda d: d["annotations"][0].update(bbox=bbox))
+    train, _ = load_splits("coco-format", root)
+    assert len(train.samples) == 5
+
+
+def test_boxes_are_optional_and_crowd_boxes_still_count_as_labels(tmp_path):
+    root = write_coco_format(tmp_path)
+    _edit_train_json(root, lambda d: [a.pop("bbox") for a in d["annotations"]])
+    train, _ = load_splits("coco-format", root)
+    assert train.samples[0].target.tolist() == [1, 0, 1]  # image 1: a crowd 'car' + 'zebra'
 
 
 def test_coco_2014_layout_is_read(tmp_path):
@@ -110,9 +151,12 @@ def _first_image(d):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d.update(images=[*d["images"], dict(d["images"][1])]), "duplicate image id 101"),
-    (lambda d: d["categories"].append({"id": 3, "name": "bus"}), "duplicate category id 3"),
-    (lambda d: d["categories"].append({"id": 9, "name": "dog"}), "duplicate category name 'dog'"),
+    (lambda d: d.update(images=[*d["images"], dict(d["images"][1])]),
+     r"images\[6\]: duplicate image id 101 \(also images\[1\]\)"),
+    (lambda d: d["categories"].append({"id": 3, "name": "bus"}),
+     r"categories\[3\]: duplicate category id 3 \(also categories\[1\]\)"),
+    (lambda d: d["categories"].append({"id": 9, "name": "dog"}),
+     r"categories\[3\]: duplicate category name 'dog' \(also categories\[2\]\)"),
     (lambda d: d["images"].append(5), r"images\[6\] is a int, not an object"),
     (lambda d: d["categories"].append(None), r"categories\[3\] is a NoneType, not an object"),
     (lambda d: d["annotations"].append("x"), r"annotations\[\d+\] is a str, not an object"),
@@ -120,11 +164,27 @@ def _first_image(d):
     (lambda d: _first_image(d).pop("file_name"), r"images\[0\] has no 'file_name'"),
     (lambda d: _first_image(d).update(file_name=None), r"images\[0\] 'file_name' must be a relative path"),
     (lambda d: _first_image(d).update(file_name="../../etc/passwd"), r"images\[0\] 'file_name' must be a relative"),
-    (lambda d: _first_image(d).update(id=None), r"images\[0\] 'id' must be an integer or string id, got None"),
+    (lambda d: _first_image(d).update(id=None), r"images\[0\] 'id' must be an integer, got None"),
+    (lambda d: _first_image(d).update(id=True), r"images\[0\] 'id' must be an integer, got True"),
+    (lambda d: _first_image(d).update(id=100.0), r"images\[0\] 'id' must be an integer, got 100.0"),
+    (lambda d: _first_image(d).update(file_name=7), r"images\[0\] 'file_name' must be a relative path .*, got 7"),
     (lambda d: d["categories"][0].pop("name"), r"categories\[0\] has no 'name'"),
     (lambda d: d["categories"][0].update(name=""), r"categories\[0\] 'name' must be a non-empty string"),
-    (lambda d: d["categories"][0].update(id=[1]), r"categories\[0\] 'id' must be an integer or string id"),
+    (lambda d: d["categories"][0].update(id=[1]), r"categories\[0\] 'id' must be an integer, got \[1\]"),
+    (lambda d: d["categories"][2].update(id="7"), r"categories\[2\] 'id' must be an integer, got '7'"),
+    (lambda d: d["categories"][1].update(name=3), r"categories\[1\] 'name' must be a non-empty string, got 3"),
     (lambda d: d["annotations"][0].update(image_id=None), r"annotations\[0\] 'image_id' must be"),
+    (lambda d: d["annotations"][1].update(category_id="3"), r"annotations\[1\] 'category_id' must be an integer, got '3'"),
+    (lambda d: d["annotations"][1].update(id="a1"), r"annotations\[1\] 'id' must be an integer, got 'a1'"),
+    (lambda d: d["annotations"][1].update(bbox=[0, 0, -5, 10]),
+     r"annotations\[1\] 'bbox' must be \[x, y, width, height\], 4 finite numbers with width and height >= 0, "
+     r"got \[0, 0, -5, 10\]"),
+    (lambda d: d["annotations"][2].update(bbox=[0, 0, 5, -1]), r"annotations\[2\] 'bbox' must be .*, got \[0, 0, 5, -1\]"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, 5]), r"annotations\[0\] 'bbox' must be .*, got \[0, 0, 5\]"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, "5", 5]), r"annotations\[0\] 'bbox' must be .*, got \[0, 0, '5', 5\]"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, float("nan"), 5]), r"annotations\[0\] 'bbox' must be .*, got \[0, 0, nan, 5\]"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, 5, float("inf")]), r"annotations\[0\] 'bbox' must be .*, got \[0, 0, 5, inf\]"),
+    (lambda d: d["annotations"][0].update(bbox=None), r"annotations\[0\] 'bbox' must be .*, got None"),
     (lambda d: d["annotations"][0].pop("category_id"), r"annotations\[0\] has no 'category_id'"),
 ])
 def test_malformed_coco_entries_are_refused_naming_file_and_entry(tmp_path, edit, message):
@@ -152,8 +212,8 @@ def test_voc_non_utf8_list_duplicate_ids_and_latin1_xml_are_refused(tmp_path):
     (main / "trainval.txt").write_bytes("000001\n00000\xe9\n".encode("latin-1"))
     with pytest.raises(DatasetError, match=r"trainval.txt: not UTF-8 text"):
         load_splits("voc", root)
-    (main / "trainval.txt").write_text("000001\n000002\n000001\n")
-    with pytest.raises(DatasetError, match=r"trainval.txt: duplicate image id '000001'"):
+    (main / "trainval.txt").write_text("000001\n\n000002\n000001\n")
+    with pytest.raises(DatasetError, match=r"trainval.txt: line 4: duplicate image id '000001' \(also line 1\)"):
         load_splits("voc", root)
     (main / "trainval.txt").write_text("000001\n000002\n")
     xml = root / "VOCdevkit/VOC2007/Annotations/000002.xml"
