@@ -276,7 +276,8 @@ class Trainer:
         self.best_map, self.metrics = state["best_map"], meta.metrics
         self.map_history = resume_state.map_history(state, self.run_dir / "log.jsonl")
         if self.dist.is_main:
-            _logger.info("resumed %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
+            _logger.info("resumed %s: %d epoch(s) and %d step(s) done; continuing in epoch %d", path, self.epoch,
+                         self.step_in_epoch, self.epoch + 1)
 
     # --- training ----------------------------------------------------------------------
     def keep_training(self) -> bool:
