@@ -252,6 +252,22 @@ def filter_images(report: Report, label: int | None = None, bucket: int | None =
     return ranking[keep]
 
 
+def gains(report: Report) -> np.ndarray:
+    """The ranked images where CAT does better: F1 gain > 0, or equal F1 and probability gain > 0; best first."""
+    return _one_side(report, 1)
+
+
+def losses(report: Report) -> np.ndarray:
+    """The ranked images where CAT does worse: F1 gain < 0, or equal F1 and probability gain < 0; worst first."""
+    return _one_side(report, -1)[::-1]
+
+
+def _one_side(report: Report, sign: int) -> np.ndarray:
+    f1_gain, probability_gain = report.f1_gain[report.ranking], report.probability_gain[report.ranking]
+    keep = (sign * f1_gain > 0) | ((f1_gain == 0) & (sign * probability_gain > 0))
+    return report.ranking[keep]
+
+
 def bucket_names() -> list[str]:
     """Pixel bucket names by index, ``no box`` last (the values of ``Report.pixel_bucket``)."""
     return [name for name, _, _ in PIXEL_BUCKETS] + [NO_BOX]

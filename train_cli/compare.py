@@ -3,7 +3,8 @@
 Writes ``DIR/summary.json``, ``per_class.json``, ``by_size.json``, ``images.json`` (every
 scored image ranked by CAT's gain) and ``report.html``: a self-contained page (PNGs
 embedded as base64) with per-class AP deltas, the size buckets, and the 20 largest gains
-and losses with both models' class activation maps. Definitions: :mod:`catviz.dataset_report`.
+and losses (only images where CAT does better / worse, with how many there are) with both
+models' class activation maps. Definitions: :mod:`catviz.dataset_report`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import torch
 from tqdm import tqdm
 
 from catviz import inference, render
-from catviz.dataset_report import SUMMARY_KEYS, Report, ReportInput, build_report, report_json
+from catviz.dataset_report import (
+    SUMMARY_KEYS,
+    Report,
+    ReportInput,
+    build_report,
+    gains,
+    losses,
+    report_json,
+)
 from catviz.dataset_results import Progress, report_input, run_dataset
 from catviz.dataset_source import open_dataset
 from models.cam import class_activation_maps
@@ -101,14 +110,16 @@ def main(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"catviz-eval: cannot write the report into {args.report}: {err.strerror or err}", file=sys.stderr)
         return 1
-    from .evaluate import format_table  # imported here: evaluate imports this module
+    from .evaluate import format_table, row_names  # imported here: evaluate imports this module
 
-    rows = [(f"{role}: {roles[role].meta.model} ({roles[role].path.stem})", report.summary[role]) for role in roles
+    names = row_names([roles[role].meta.model for role in roles], [roles[role].path for role in roles])
+    rows = [(f"{role}: {name}", report.summary[role]) for role, name in zip(roles, names, strict=True)
             if report.summary[role]]
     if rows:
         print(format_table(rows))
-    print(f"\n{len(report.images)} of {len(data.paths)} images scored" +
-          (f"; {len(report.failed)} could not be decoded (listed in summary.json)" if report.failed else "") +
+    print(f"\nscored on the {source.split.name} split: {len(report.images)} of {len(data.paths)} images" +
+          (f" (the first {len(data.paths)}, --limit-images {args.limit_images})" if args.limit_images else "") +
+          (f"; {len(report.failed)} could not be decoded (unreadable images, listed in summary.json)" if report.failed else "") +
           (f"; {results.computed} computed, the rest from the cache" if results.computed < len(data.paths) else ""))
     print(f"report written to {args.report}/ ({', '.join(REPORT_FILES)})")
     return 0
@@ -244,6 +255,12 @@ def _label_maps(loaded: inference.LoadedModel, items: list[tuple[np.ndarray, int
     return maps
 
 
+def _how_many(images: np.ndarray, side: str) -> str:
+    """How many images the list draws from; the ones shown are the first :data:`TOP`."""
+    count = f"{len(images)} image{'s' * (len(images) != 1)} where CAT does {side} (F1 gain, ties: probability gain)"
+    return count + (f"; the {TOP} largest shown" if len(images) > TOP else "")
+
+
 def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -> str:
     models = summary["models"]
     head = "".join(f"<th>{k}</th>" for k in SUMMARY_KEYS)
@@ -274,8 +291,7 @@ def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -
             f"<th>recall baseline</th><th>recall CAT</th><th>AP baseline</th><th>AP CAT</th></tr>{body}</table>"
             f"<div class='row'><div><p>recall at {report.threshold:g} ({LEGEND})</p>{_bucket_svg(rows, 'recall')}</div>"
             f"<div><p>AP ({LEGEND})</p>{_bucket_svg(rows, 'AP')}</div></div>")
-    ranking = report.ranking
-    gains, losses = ranking[:TOP], ranking[::-1][:TOP]
+    better, worse = gains(report), losses(report)
     failed = "".join(f"<li>{html.escape(why)}</li>" for why in summary["failed_images"].values())
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>catviz: CAT vs baseline</title>
@@ -301,8 +317,11 @@ label (positives in other buckets left out), averaged over labels with a positiv
 <p class="note">Gain = per-image F1 of CAT − F1 of the baseline at the threshold; ties broken by the probability
 gain (summed change of probability on the ground-truth labels minus that on the others). Maps: complete CAMs
 (sum over levels), red adds to the label's logit, blue takes away, one scale per pair.</p>
-{_example_cards(gains, report, data, roles, gain=True)}
-<h2>Largest losses</h2>{_example_cards(losses, report, data, roles, gain=False)}
+<p>{_how_many(better, "better")}</p>
+{_example_cards(better[:TOP], report, data, roles, gain=True)}
+<h2>Largest losses</h2>
+<p>{_how_many(worse, "worse")}</p>
+{_example_cards(worse[:TOP], report, data, roles, gain=False)}
 {'<h2>Images that could not be decoded</h2><ul>' + failed + '</ul>' if failed else ''}
 </body></html>
 """

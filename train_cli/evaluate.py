@@ -16,8 +16,9 @@ from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 
 from . import compare
 from .config import TrainConfig, default_workers
-from .data import DatasetError, load_splits
+from .data import DatasetError, MultiLabelSplit
 from .data.dataset import TransformConfig
+from .data.readers import read_coco_json, read_voc
 from .distributed import DistInfo
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError
 from .train import evaluate, make_loader
@@ -76,6 +77,58 @@ def format_per_class(rows: list[tuple[str, dict]], class_names: list[str]) -> st
     return "\n".join(lines)
 
 
+def row_names(models: list[str], paths: list[str | Path]) -> list[str]:
+    """``model (file stem)``; rows that would read the same get more of their path, up to the
+    shortest suffix that tells them apart (``cat_tiny (a/best)``, ``cat_tiny (b/best)``)."""
+    parts = [Path(path).resolve().with_suffix("").parts for path in paths]
+    depth = [1] * len(paths)
+    while True:
+        names = [f"{model} ({'/'.join(p[-d:])})" for model, p, d in zip(models, parts, depth, strict=True)]
+        clashes = [i for i, name in enumerate(names) if names.count(name) > 1 and depth[i] < len(parts[i]) - 1]
+        if not clashes:
+            return names
+        for i in clashes:
+            depth[i] += 1
+
+
+def quoted(names: list[str]) -> str:
+    """Label names quoted, so a label named "8" does not read as a count."""
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def load_val(dataset: str, data_root: str | None, keep_unannotated: bool = False) -> MultiLabelSplit:
+    """The evaluation split alone, where :func:`train_cli.data.load_splits` finds it: the training
+    split is not read, so scoring does not need it (or its images) to exist."""
+    if dataset == "demo":
+        from .data.demo import ensure_demo_set
+
+        root, dataset = ensure_demo_set(Path(data_root) if data_root else None), "coco-format"
+    elif data_root is None:
+        raise DatasetError(f"--data-root is required for dataset {dataset!r}")
+    else:
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise DatasetError(f"{root}: data root not found")
+    if dataset == "coco":
+        return read_coco_json(root / "annotations" / "instances_val2014.json", root / "val2014", "val", keep_unannotated)
+    if dataset == "voc":
+        return read_voc(root, "test")
+    if dataset == "coco-format":
+        return read_coco_json(root / "annotations" / "val.json", root / "images" / "val", "val", keep_unannotated)
+    raise DatasetError(f"unknown dataset {dataset!r}; choose coco, voc, coco-format or demo")
+
+
+def scored_line(split: str, total: int, scored: int, limit: int) -> str:
+    """What was scored: split, images scored, unreadable ones, the --limit-images cut."""
+    line = f"scored on the {split} split: {scored} of {total} images"
+    if limit:
+        line += f" (the first {total}, --limit-images {limit})"
+    if scored < total:
+        unreadable = total - scored
+        line += f"; {unreadable} unreadable image{'s' * (unreadable != 1)} skipped (see the warnings above)"
+    return line
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """:class:`UsageError` for a value argparse's types let through, before anything is loaded."""
     for name, low in (("batch_size", 1), ("workers", 0), ("limit_images", 0)):
@@ -126,10 +179,10 @@ def _main(argv: list[str]) -> int:
     try:
         first, *_ = [read_meta(path) for path in args.checkpoints]  # every file checked before the data
         dataset = args.dataset or first.dataset
-        _, val = load_splits(dataset, args.data_root, args.keep_unannotated)
+        val = load_val(dataset, args.data_root, args.keep_unannotated)
         if args.limit_images:
             val = type(val)(val.name, val.class_names, val.samples[: args.limit_images])
-        rows = []
+        model_names, results = [], []
         for path in args.checkpoints:
             model, meta = load_checkpoint(path, device)
             if meta.class_names != val.class_names:
@@ -140,22 +193,28 @@ def _main(argv: list[str]) -> int:
             transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
             cfg = TrainConfig(batch_size=args.batch_size, workers=args.workers)
             loader = make_loader(val, transform, False, cfg, DistInfo())
-            _, _, metrics = evaluate(model, loader, device, cfg, DistInfo(), desc=Path(path).name)
-            rows.append((f"{meta.model} ({Path(path).stem})", metrics))
+            scores, _, metrics = evaluate(model, loader, device, cfg, DistInfo(), desc=Path(path).name)
+            model_names.append(meta.model)
+            results.append(metrics)
     except (CheckpointError, DatasetError, OSError) as err:
         print(f"catviz-eval: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    rows = list(zip(row_names(model_names, args.checkpoints), results, strict=True))
+    total, scored = len(val.samples), len(scores)
     print(format_table(rows))
+    print(scored_line(val.name, total, scored, args.limit_images))
     if args.per_class if args.per_class is not None else dataset == "voc":
         print()
         print(format_per_class(rows, val.class_names))
     excluded = rows[0][1]["excluded"]
     if excluded:
-        print(f"\nexcluded from mAP (no positive image): {', '.join(val.class_names[i] for i in excluded)}")
+        print(f"\nexcluded from mAP (no positive image): {quoted([val.class_names[i] for i in excluded])}")
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(
-                {"dataset": dataset, "class_names": val.class_names,
+                {"dataset": dataset, "split": val.name, "images": total, "scored": scored,
+                 "unreadable": total - scored, "limit_images": args.limit_images or None,
+                 "class_names": val.class_names,
                  "results": [{"checkpoint": str(p), "name": n, **m}
                              for p, (n, m) in zip(args.checkpoints, rows, strict=True)]},
                 indent=2))

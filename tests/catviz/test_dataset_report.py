@@ -12,7 +12,9 @@ from catviz.dataset_report import (
     bucket_index,
     build_report,
     filter_images,
+    gains,
     largest_objects,
+    losses,
     report_json,
 )
 from train_cli.metrics import multilabel_metrics
@@ -99,6 +101,15 @@ def test_per_image_gain_fixes_and_breaks_by_hand():
     assert filter_images(report, label=0, breaks=True).tolist() == []
     assert filter_images(report, bucket=0, breaks=True).tolist() == [1]
     assert filter_images(report, bucket=1, breaks=True).tolist() == []
+
+
+def test_gains_and_losses_hold_only_images_where_cat_does_better_or_worse():
+    report = build_report(make_input())
+    assert gains(report).tolist() == [3, 0] and losses(report).tolist() == [1]  # image 2: a tie, in neither
+    cat = CAT.copy()
+    cat[2, 0] = 0.55  # still a hit: F1 unchanged, probability gain -0.05
+    report = build_report(make_input(probabilities={"baseline": BASELINE, "cat": cat}))
+    assert gains(report).tolist() == [3, 0] and losses(report).tolist() == [1, 2]  # worst first
 
 
 def test_summary_is_catviz_evals_metrics_and_failed_images_are_left_out():

@@ -47,10 +47,17 @@ def test_summary_equals_catviz_eval_and_every_file_is_written(small_checkpoints,
     page = (report / "report.html").read_text()
     for section in ("Summary", "Per class", "By object size", "Largest gains", "Largest losses", "could not be decoded"):
         assert section in page
-    assert page.count("data:image/png;base64,") == 3 * 2 * (len(VAL) - 1)  # image + two maps, gains and losses
+    better = [i for i in images if i["f1_gain"] > 0 or (i["f1_gain"] == 0 and i["probability_gain"] > 0)]
+    worse = [i for i in images if i["f1_gain"] < 0 or (i["f1_gain"] == 0 and i["probability_gain"] < 0)]
+    assert f"{len(better)} image" in page and f"{len(worse)} image" in page and "where CAT does worse" in page
+    assert page.count("data:image/png;base64,") == 3 * (len(better) + len(worse))  # image + two maps each
+    losses = page[page.index("<h2>Largest losses"):]
+    assert all(img["path"].split("/")[-1] in losses for img in worse)
+    assert not any(f"<b>{img['path'].split('/')[-1]}</b>" in losses for img in images if img not in worse)
     assert "src=\"http" not in page  # self-contained
     out = capsys.readouterr().out
-    assert "baseline_tiny" in out and "cat_tiny" in out and "1 could not be decoded" in out
+    assert "baseline: baseline_tiny (baseline)" in out and "cat: cat_tiny (cat)" in out
+    assert f"scored on the val split: {len(VAL) - 1} of {len(VAL)} images; 1 could not be decoded (unreadable" in out
 
 
 def test_an_existing_report_is_not_overwritten(small_checkpoints, data_root, tmp_path, capsys):  # noqa: F811
