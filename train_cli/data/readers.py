@@ -79,7 +79,13 @@ def _read_text(path: Path) -> str:
 
 
 def _is_id(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """COCO's ids are integers; some exporters write strings, kept as they were (a file may mix them)."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _id_order(value) -> tuple[bool, int | str]:
+    """Sort key for ids: integers in order, then strings."""
+    return isinstance(value, str), value
 
 
 def _is_number(value) -> bool:
@@ -101,7 +107,7 @@ def _is_file_name(value) -> bool:
     return _is_name(value) and not Path(value).is_absolute() and ".." not in Path(value).parts
 
 
-_ID = (_is_id, "an integer")
+_ID = (_is_id, "an integer or string id")
 _NAME = (_is_name, "a non-empty string")
 _FILE_NAME = (_is_file_name, "a relative path inside the image folder")
 _BOX = (_is_box, "[x, y, width, height], 4 finite numbers with width and height >= 0")
@@ -166,7 +172,7 @@ def read_coco_json(
     category_entries = _entries(json_path, data, "categories", {"id": _ID, "name": _NAME})
     _refuse_duplicates(json_path, "category name",
                        [(f"categories[{i}]", c["name"]) for i, c in enumerate(category_entries)])
-    categories = sorted(category_entries, key=lambda c: c["id"])
+    categories = sorted(category_entries, key=lambda c: _id_order(c["id"]))
     names = [c["name"] for c in categories]
     if class_names is not None and names != class_names:
         raise DatasetError(f"{json_path}: categories {names} differ from the training set's {class_names}")
@@ -185,7 +191,7 @@ def read_coco_json(
                                "(no categories entry has it)")
         labels.setdefault(ann["image_id"], set()).add(column[ann["category_id"]])
     samples = []
-    for image_id, file_name in sorted(images.items()):
+    for image_id, file_name in sorted(images.items(), key=lambda item: _id_order(item[0])):
         if image_id not in labels and not keep_unannotated:
             continue
         target = np.zeros(len(names), np.int8)
