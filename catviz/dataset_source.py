@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train_cli.data import DatasetError, MultiLabelSplit, load_splits
+from train_cli.data import DatasetError, MultiLabelSplit, load_split
 
 _logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def open_dataset(name: str, data_root: str | Path | None, limit: int = 0,
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose {', '.join(DATASETS)}")
-    _, val = load_splits(name, data_root, keep_unannotated)
+    val = load_split(name, data_root, "val", keep_unannotated)  # the train split is not read
     if limit:
         val = MultiLabelSplit(val.name, val.class_names, val.samples[:limit])
     root = _resolved_root(name, data_root)
@@ -87,7 +87,7 @@ def _resolved_root(name: str, data_root: str | Path | None) -> Path:
 
 
 def _coco_files(name: str, root: Path) -> tuple[Path, Path]:
-    """The val annotation file and image folder, as ``train_cli.data.load_splits`` reads them."""
+    """The val annotation file and image folder, as ``train_cli.data.load_split`` reads them."""
     if name == "coco":
         return root / "annotations" / "instances_val2014.json", root / "val2014"
     return root / "annotations" / "val.json", root / "images" / "val"
@@ -115,19 +115,20 @@ def _coco_boxes(json_path: Path, image_dir: Path, split: MultiLabelSplit) -> lis
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DatasetError(f"{json_path}: cannot read boxes: {err}") from err
     rows: dict[Path, list[tuple[float, float, float, float]]] = {}
-    unusable = 0
-    for ann in annotations:
+    unusable = []
+    for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             continue
         size = _finite_size((ann.get("bbox") or [None] * 4)[2:4])
         name = file_names.get(ann.get("image_id"))
         label = column.get(ann.get("category_id"))
         if size is None or name is None or label is None:
-            unusable += 1
+            unusable.append(f"annotations[{i}]")
             continue
         rows.setdefault(image_dir / name, []).append((label, *size, float(bool(ann.get("iscrowd")))))
     if unusable:
-        _logger.warning("%s: %d annotations without a usable box (their objects count as 'no box')", json_path, unusable)
+        _logger.warning("%s: %d annotations without a usable box, e.g. %s (their objects count as 'no box')",
+                        json_path, len(unusable), ", ".join(unusable[:5]))
     return [_as_array(rows.get(s.path, [])) for s in split.samples]
 
 

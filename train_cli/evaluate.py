@@ -16,9 +16,8 @@ from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 
 from . import compare
 from .config import TrainConfig, default_workers
-from .data import DatasetError, MultiLabelSplit
+from .data import DatasetError, load_split
 from .data.dataset import TransformConfig
-from .data.readers import read_coco_json, read_voc
 from .distributed import DistInfo
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError
 from .train import evaluate, make_loader
@@ -96,28 +95,6 @@ def quoted(names: list[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
 
-def load_val(dataset: str, data_root: str | None, keep_unannotated: bool = False) -> MultiLabelSplit:
-    """The evaluation split alone, where :func:`train_cli.data.load_splits` finds it: the training
-    split is not read, so scoring does not need it (or its images) to exist."""
-    if dataset == "demo":
-        from .data.demo import ensure_demo_set
-
-        root, dataset = ensure_demo_set(Path(data_root) if data_root else None), "coco-format"
-    elif data_root is None:
-        raise DatasetError(f"--data-root is required for dataset {dataset!r}")
-    else:
-        root = Path(data_root).expanduser()
-        if not root.is_dir():
-            raise DatasetError(f"{root}: data root not found")
-    if dataset == "coco":
-        return read_coco_json(root / "annotations" / "instances_val2014.json", root / "val2014", "val", keep_unannotated)
-    if dataset == "voc":
-        return read_voc(root, "test")
-    if dataset == "coco-format":
-        return read_coco_json(root / "annotations" / "val.json", root / "images" / "val", "val", keep_unannotated)
-    raise DatasetError(f"unknown dataset {dataset!r}; choose coco, voc, coco-format or demo")
-
-
 def scored_line(split: str, total: int, scored: int, limit: int) -> str:
     """What was scored: split, images scored, unreadable ones, the --limit-images cut."""
     line = f"scored on the {split} split: {scored} of {total} images"
@@ -179,7 +156,7 @@ def _main(argv: list[str]) -> int:
     try:
         first, *_ = [read_meta(path) for path in args.checkpoints]  # every file checked before the data
         dataset = args.dataset or first.dataset
-        val = load_val(dataset, args.data_root, args.keep_unannotated)
+        val = load_split(dataset, args.data_root, "val", args.keep_unannotated)  # the train split is not read
         if args.limit_images:
             val = type(val)(val.name, val.class_names, val.samples[: args.limit_images])
         model_names, results = [], []

@@ -48,7 +48,7 @@ from models.faithfulness import (
 )
 from models.preprocess import ImageLoadError, load_image, preprocess
 
-from .data import DatasetError, load_splits
+from .data import DatasetError, load_split
 
 #: Method keys (for ``--methods``) and the names the table shows.
 METHODS = {
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device
     try:
         dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
-        _, val = load_splits(dataset, args.data_root)
+        val = load_split(dataset, args.data_root, "val")
         annotations = annotation_file(dataset, args.data_root)
         boxes = read_boxes(annotations, val.class_names) if annotations else None
         samples = [s for s in val.samples if (s.target == 1).any()][: args.limit]

@@ -1,5 +1,7 @@
 """The batched pass over a split: cache, invalidation, resuming, corrupt files, bad images, boxes."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -54,6 +56,18 @@ def test_voc_boxes_are_pixel_inclusive_and_skip_difficult(tmp_path):
     source = open_dataset("voc", tmp_path)
     assert source.boxes[0].tolist() == [[source.class_names.index("dog"), 10, 20, 0]]
     assert source.boxes[1].tolist() == [[source.class_names.index("cat"), 10, 4, 0]]  # the difficult one left out
+
+
+def test_only_the_val_split_is_read_and_boxless_annotations_are_named(tmp_path, caplog):
+    root = write_boxes_dataset(tmp_path / "data")
+    (root / "annotations" / "train.json").unlink()  # scoring the val split needs no train split
+    val_json = root / "annotations" / "val.json"
+    data = json.loads(val_json.read_text())
+    del data["annotations"][1]["bbox"]
+    val_json.write_text(json.dumps(data))
+    source = open_dataset("coco-format", root)
+    assert len(source.split.samples) > 0
+    assert "1 annotations without a usable box, e.g. annotations[1]" in caplog.text
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):

@@ -244,36 +244,42 @@ def read_voc(root: Path, split: str) -> MultiLabelSplit:
     return _check_split(MultiLabelSplit(split, list(VOC_CLASSES), samples), ids_file)
 
 
-def load_splits(
-    dataset: str, data_root: str | Path | None, keep_unannotated: bool = False
-) -> tuple[MultiLabelSplit, MultiLabelSplit]:
-    """(train, val) splits of ``dataset`` under ``data_root``.
-
-    - ``coco``: ``annotations/instances_{train,val}2014.json``, ``{train,val}2014/``.
-    - ``voc``: VOC2007 trainval / test.
-    - ``coco-format``: ``annotations/{train,val}.json`` and ``images/{train,val}/``.
-    - ``demo``: the generated demo set (built under ``data_root`` when missing).
-    """
+def _dataset_root(dataset: str, data_root: str | Path | None) -> tuple[str, Path]:
+    """(reader, root): the demo set is built under ``data_root`` when missing and read as coco-format."""
     if dataset == "demo":
         from .demo import ensure_demo_set
 
-        root = ensure_demo_set(Path(data_root) if data_root else None)
-        dataset = "coco-format"
-    else:
-        if data_root is None:
-            raise DatasetError(f"--data-root is required for dataset {dataset!r}")
-        root = _require_dir(Path(data_root).expanduser(), "data root")
-    if dataset == "coco":
-        return tuple(
-            read_coco_json(root / "annotations" / f"instances_{s}2014.json", root / f"{s}2014", s, keep_unannotated)
-            for s in ("train", "val")
-        )
-    if dataset == "voc":
-        return read_voc(root, "trainval"), read_voc(root, "test")
-    if dataset == "coco-format":
-        train = read_coco_json(root / "annotations" / "train.json", root / "images" / "train", "train", keep_unannotated)
-        val = read_coco_json(
-            root / "annotations" / "val.json", root / "images" / "val", "val", keep_unannotated, train.class_names
-        )
-        return train, val
-    raise DatasetError(f"unknown dataset {dataset!r}; choose coco, voc, coco-format or demo")
+        return "coco-format", ensure_demo_set(Path(data_root) if data_root else None)
+    if dataset not in ("coco", "voc", "coco-format"):
+        raise DatasetError(f"unknown dataset {dataset!r}; choose coco, voc, coco-format or demo")
+    if data_root is None:
+        raise DatasetError(f"--data-root is required for dataset {dataset!r}")
+    return dataset, _require_dir(Path(data_root).expanduser(), "data root")
+
+
+def load_split(dataset: str, data_root: str | Path | None, split: str, keep_unannotated: bool = False,
+               class_names: list[str] | None = None) -> MultiLabelSplit:
+    """One split (``"train"`` or ``"val"``) of ``dataset`` under ``data_root``, the other not read:
+
+    - ``coco``: ``annotations/instances_{train,val}2014.json``, ``{train,val}2014/``.
+    - ``voc``: VOC2007 trainval (train) / test (val).
+    - ``coco-format``: ``annotations/{train,val}.json`` and ``images/{train,val}/``.
+    - ``demo``: the generated demo set (built under ``data_root`` when missing).
+    ``class_names``: the labels the split must have (coco-format: the other split's).
+    """
+    reader, root = _dataset_root(dataset, data_root)
+    if reader == "coco":
+        return read_coco_json(root / "annotations" / f"instances_{split}2014.json", root / f"{split}2014", split,
+                              keep_unannotated, class_names)
+    if reader == "voc":
+        return read_voc(root, "trainval" if split == "train" else "test")
+    return read_coco_json(root / "annotations" / f"{split}.json", root / "images" / split, split, keep_unannotated,
+                          class_names)
+
+
+def load_splits(
+    dataset: str, data_root: str | Path | None, keep_unannotated: bool = False
+) -> tuple[MultiLabelSplit, MultiLabelSplit]:
+    """(train, val) of ``dataset`` (see :func:`load_split`); val's labels are checked against train's."""
+    train = load_split(dataset, data_root, "train", keep_unannotated)
+    return train, load_split(dataset, data_root, "val", keep_unannotated, train.class_names)
