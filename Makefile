@@ -5,13 +5,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench gpu-check demo-models clean
+.PHONY: help run test lint bench gpu-check demo-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+help:
+	@echo "make run          set up .venv, open catviz with the demo models and sample images"
+	@echo "make test         set up .venv with the test tools, ruff + pytest (what CI runs)"
+	@echo "make lint         ruff only"
+	@echo "make bench        bench/models.py (other benchmarks: python bench/*.py --help)"
+	@echo "make gpu-check    every CUDA path in one go (< 8 min on one GPU; a CPU dry run without)"
+	@echo "make demo-models  pretrain the glyph trunk and train the demo pair into assets/ (~25 min; OVERWRITE=1)"
+	@echo "make clean        remove .venv and build files"
 
 # The check prints the exact `apt-get install` line when Qt's xcb plugin lacks system libraries.
 run: $(STAMP)
