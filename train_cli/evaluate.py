@@ -31,12 +31,22 @@ EXIT_CODES_HELP = (
 )
 
 
+#: The metrics as train_cli.metrics defines them (ML-GCN's), in words for --help.
+METRICS_HELP = (
+    "metrics (ML-GCN's definitions): mAP = mean over labels of the non-interpolated AP, x100; at probability "
+    "0.5, per label Ng true, Np predicted, Nc correct positives: CP = mean Nc/Np, CR = mean Nc/Ng (per class), "
+    "OP = sum Nc / sum Np, OR = sum Nc / sum Ng (overall), CF1 and OF1 their harmonic means; --json also "
+    "holds the top-3 variant (a label counts only among an image's 3 highest scores). A label with no "
+    "positive image is left out of mAP and CR."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="catviz-eval",
         description="Evaluate catviz checkpoints (mAP, CP, CR, CF1, OP, OR, OF1, per-class AP). "
         "Several checkpoints give several rows, like the paper's Table 3.",
-        epilog=EXIT_CODES_HELP,
+        epilog=METRICS_HELP + " " + EXIT_CODES_HELP,
     )
     parser.add_argument("checkpoints", nargs="+", help="catviz .safetensors checkpoints")
     parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],

@@ -14,6 +14,8 @@ def test_help_gives_evals_own_exit_codes_not_the_trainers(capsys):
         evaluate.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "exit codes: 0 success; 1 failure" in out and "130 interrupted (Ctrl-C)" in out
+    text = " ".join(out.split())
+    assert "CP = mean Nc/Np" in text and "OF1" in text and "at probability 0.5" in text  # the metrics explained
     assert "--compare without two checkpoints or --report" in out
     assert "diverged" not in out and "run folder" not in out
 
