@@ -41,21 +41,20 @@ ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 #: panel is shorter than the rows need, the chart scrolls instead of squeezing them.
 ROW_MIN_PX = 18
 #: One colour per level or source name, the same in every chart and for every model loaded:
-#: the names CAT and the baseline use are fixed here; any other name (a custom model's) takes
-#: the next of PALETTE on first sight and keeps it for the session.
-LAYER_COLORS = {"P5": "#7e57c2", "P4": "#26a69a", "P3": "#ffa726", "R5": "#ec407a", "S5": "#8d6e63"}
-PALETTE = ("#5c6bc0", "#d4e157", "#8e24aa", "#00acc1", "#6d4c41", "#c0ca33")
+#: each name takes the next of PALETTE when first drawn and keeps it for the session (the
+#: names come from the models' specs, never from here).
+PALETTE = ("#7e57c2", "#26a69a", "#ffa726", "#ec407a", "#8d6e63", "#5c6bc0", "#c0ca33", "#00acc1")
 SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = "#1e88e5", "#9e9e9e", "#bdbdbd"
-_OTHER_COLORS: dict[str, str] = {}
+_LAYER_COLORS: dict[str, str] = {}
 
 
 def layer_color(name: str) -> str:
-    """The colour of a level or source name (see LAYER_COLORS)."""
+    """The colour of a level or source name (see PALETTE)."""
     if name == OFFSET:
         return OFFSET_COLOR
-    if name not in LAYER_COLORS and name not in _OTHER_COLORS:
-        _OTHER_COLORS[name] = PALETTE[len(_OTHER_COLORS) % len(PALETTE)]
-    return LAYER_COLORS.get(name) or _OTHER_COLORS[name]
+    if name not in _LAYER_COLORS:
+        _LAYER_COLORS[name] = PALETTE[len(_LAYER_COLORS) % len(PALETTE)]
+    return _LAYER_COLORS[name]
 
 
 OFFSET = "offset"
