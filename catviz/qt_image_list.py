@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from .state import AppState, ImageEntry
 
 THUMB = 72
-#: The icons' side in a narrow list: below twice this width the icons shrink to half the width.
+#: The least icon side: the icons take at most a third of the list's width, down to this.
 MIN_THUMB = 24
 #: Lines of a row's text at most: the name, the folder that tells it apart, "(unreadable)".
 TEXT_LINES = 3
@@ -82,7 +82,7 @@ class QtImageList(QListWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        side = max(MIN_THUMB, min(THUMB, self.viewport().width() // 2))  # a narrow list keeps room for names
+        side = max(MIN_THUMB, min(THUMB, self.viewport().width() // 3))  # names keep two thirds of the width
         if side != self.iconSize().width():
             self.setIconSize(QSize(side, side))
 

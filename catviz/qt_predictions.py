@@ -39,7 +39,7 @@ MARK_TIPS = {"hit": "in the ground truth and above the threshold (found)",
 ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 #: Least height of one label's row of bars: the axis names stay apart and readable; when the
 #: panel is shorter than the rows need, the chart scrolls instead of squeezing them.
-ROW_MIN_PX = 18
+ROW_MIN_PX = 14
 #: One colour per level or source name, the same in every chart and for every model loaded:
 #: each name takes the next of PALETTE when first drawn and keeps it for the session (the
 #: names come from the models' specs, never from here).
@@ -411,11 +411,11 @@ class QtPredictions(QWidget):
         self.share_scroll = self.share.scrolling()
         share_layout.addWidget(self.share_scroll, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        for widget, stretch in ((self.table, 4), (bars, 3), (share, 2)):
+        for widget, stretch in ((self.table, 3), (bars, 4), (share, 2)):
             splitter.addWidget(widget)
             splitter.setStretchFactor(splitter.count() - 1, stretch)
         splitter.setChildrenCollapsible(False)
-        splitter.setSizes([400, 300, 200])
+        splitter.setSizes([300, 400, 200])
         self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addLayout(threshold)
