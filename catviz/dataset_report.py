@@ -76,12 +76,20 @@ class Report:
     f1: dict[str, np.ndarray]  # role → (N,) per-image F1 at the threshold
     f1_gain: np.ndarray  # (N,)
     probability_gain: np.ndarray  # (N,)
-    fixes: np.ndarray  # (N,) bool: CAT fixes a miss
-    breaks: np.ndarray  # (N,) bool: CAT breaks a hit
     ranking: np.ndarray  # scored image indices, largest gain first
     failed: dict[int, str]
     fixed: np.ndarray  # (N, L) bool: a true label below the threshold for the baseline, at or above it for CAT
     broken: np.ndarray  # (N, L) bool: a true label at or above the threshold for the baseline, below it for CAT
+
+    @property
+    def fixes(self) -> np.ndarray:
+        """(N,) bool: CAT fixes a miss of some label."""
+        return self.fixed.any(1)
+
+    @property
+    def breaks(self) -> np.ndarray:
+        """(N,) bool: CAT breaks a hit of some label."""
+        return self.broken.any(1)
 
 
 # object sizes --------------------------------------------------------------------------
@@ -231,7 +239,7 @@ def build_report(data: ReportInput, threshold: float = 0.5) -> Report:
         broken[scored] = positives & base_hit & ~cat_hit
     order = np.lexsort((-np.nan_to_num(probability_gain[scored]), -np.nan_to_num(f1_gain[scored])))
     return Report(threshold, list(data.class_names), data.input_size, scored, summary, per_class, by_size,
-                  area, share, pixel_all, f1, f1_gain, probability_gain, fixed.any(1), broken.any(1), scored[order],
+                  area, share, pixel_all, f1, f1_gain, probability_gain, scored[order],
                   dict(data.failed), fixed, broken)
 
 
@@ -307,7 +315,7 @@ def report_json(report: Report, data: ReportInput) -> dict[str, object]:
             "rank": rank, "path": str(data.paths[i]), "f1_gain": report.f1_gain[i],
             "probability_gain": report.probability_gain[i],
             **{f"f1_{role}": report.f1[role][i] for role in report.f1},
-            "fixes_a_miss": bool(report.fixes[i]), "breaks_a_hit": bool(report.breaks[i]),
+            "fixes_a_miss": bool(report.fixed[i].any()), "breaks_a_hit": bool(report.broken[i].any()),
             "ground_truth": [names[c] for c in truth],
             "objects": {names[c]: {"area": report.area[i, c], "share": report.share[i, c],
                                    "bucket": bucket_names()[report.pixel_bucket[i, c]]} for c in truth},

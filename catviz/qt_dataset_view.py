@@ -235,7 +235,7 @@ class _ImagesModel(QAbstractTableModel):
         if column == 7:
             return ", ".join(d.class_names[c] for c in np.flatnonzero(d.targets[i] == 1))
         if column == 8:
-            return ", ".join(t for t, on in (("fixes a miss", r.fixes[i]), ("breaks a hit", r.breaks[i])) if on)
+            return ", ".join(t for t, on in (("fixes a miss", r.fixed[i].any()), ("breaks a hit", r.broken[i].any())) if on)
         return None
 
 

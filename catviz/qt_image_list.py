@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from .state import AppState, ImageEntry
+from .state import AppState, ImageEntry, distinct_tail
 
 THUMB = 72
 #: The least icon side: the icons take at most a third of the list's width, down to this.
@@ -94,14 +94,9 @@ class QtImageList(QListWidget):
         """The file name; when other listed images have the same name, with as much of its
         folder path as tells it apart from theirs (``a/``, else ``x/a/`` ...)."""
         name, parent = entry.path.name, entry.path.parent
-        others = [folder for folder in self._folders[name] if folder != parent]
-        if not others:
+        if all(folder == parent for folder in self._folders[name]):
             return name
-        for k in range(1, len(parent.parts) + 1):
-            tail = parent.parts[-k:]
-            if all(folder.parts[-k:] != tail for folder in others):
-                break
-        return f"{name}\n{Path(*tail)}/"
+        return f"{name}\n{distinct_tail(parent, self._folders[name])}/"
 
     def _on_images_added(self, entries: list[ImageEntry]) -> None:
         for entry in entries:

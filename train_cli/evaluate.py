@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 import models
+from catviz.state import distinct_tail
 from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 
 from . import compare
@@ -89,15 +90,9 @@ def format_per_class(rows: list[tuple[str, dict]], class_names: list[str]) -> st
 def row_names(models: list[str], paths: list[str | Path]) -> list[str]:
     """``model (file stem)``; rows that would read the same get more of their path, up to the
     shortest suffix that tells them apart (``cat_tiny (a/best)``, ``cat_tiny (b/best)``)."""
-    parts = [Path(path).resolve().with_suffix("").parts for path in paths]
-    depth = [1] * len(paths)
-    while True:
-        names = [f"{model} ({'/'.join(p[-d:])})" for model, p, d in zip(models, parts, depth, strict=True)]
-        clashes = [i for i, name in enumerate(names) if names.count(name) > 1 and depth[i] < len(parts[i]) - 1]
-        if not clashes:
-            return names
-        for i in clashes:
-            depth[i] += 1
+    stems = [Path(path).resolve().with_suffix("") for path in paths]
+    return [f"{model} ({distinct_tail(stem, [s for m, s in zip(models, stems, strict=True) if m == model])})"
+            for model, stem in zip(models, stems, strict=True)]
 
 
 def quoted(names: list[str]) -> str:

@@ -89,7 +89,7 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
     view.breaks_filter.setChecked(False)
     view.label_filter.setCurrentIndex(0)
     i = int(view.images_model.rows[0])
-    report.fixes[i] = report.breaks[i] = True
+    report.fixed[i, 0] = report.broken[i, 1] = True  # Report.fixes and .breaks derive from these
     assert view.images_model.data(view.images_model.index(0, 8)) == "fixes a miss, breaks a hit"
     qtbot.waitUntil(lambda: view.images_model.data(view.images_model.index(0, 0), Qt.ItemDataRole.DecorationRole)
                     is not None, timeout=10000)  # thumbnails arrive from a worker
