@@ -132,6 +132,22 @@ def map_history(state: dict, log: Path) -> list[float]:
     return [by_epoch[epoch] for epoch in range(1, epochs + 1)]
 
 
+def epoch_loss(state: dict, path: Path) -> tuple[float, int]:
+    """(sum, count) of the step losses of the epoch the checkpoint stopped in. A checkpoint written
+    before it kept them, or a damaged entry: ``(0.0, 0)``, so the epoch's logged train_loss averages
+    only the steps after the resume (said in a warning when steps were already done)."""
+    saved = state.get("epoch_loss")
+    if (isinstance(saved, list) and len(saved) == 2 and isinstance(saved[0], float | int)
+            and isinstance(saved[1], int) and not isinstance(saved[1], bool)
+            and math.isfinite(saved[0]) and 0 <= saved[1] <= state["step_in_epoch"]):
+        return float(saved[0]), saved[1]
+    if state["step_in_epoch"]:
+        _logger.warning("%s does not hold the losses of the %d step(s) already done in epoch %d; its logged "
+                        "train_loss averages the steps after the resume only", path, state["step_in_epoch"],
+                        state["epoch"] + 1)
+    return 0.0, 0
+
+
 def unfinished(path: Path, cfg: TrainConfig) -> str | None:
     """Why the run whose ``last`` checkpoint is ``path`` would train on under ``cfg``'s length
     settings, or ``None`` when it is finished (:class:`CheckpointError` if unreadable)."""

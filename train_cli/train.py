@@ -194,6 +194,9 @@ class Trainer:
         self.loss_fn = make_loss(cfg)
         self.epoch, self.step_in_epoch, self.best_map, self.metrics = 0, 0, -1.0, {}
         self.map_history: list[float] = []  # val mAP after each epoch (NaN where undefined)
+        # (sum, count) of this epoch's step losses so far: saved with a mid-epoch checkpoint so that
+        # a resumed epoch logs the same mean train_loss as an uninterrupted one
+        self.epoch_loss: tuple[float, int] = (0.0, 0)
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the last good last.safetensors
         self.config_dict = argv_config
         if cfg.resume:
@@ -229,6 +232,7 @@ class Trainer:
             "best_map": self.best_map, "torch_rng": torch.get_rng_state(),
             "model": unwrap(self.model).state_dict() if self.ema is not None else None,
             "map_history": [m if math.isfinite(m) else None for m in self.map_history],
+            "epoch_loss": list(self.epoch_loss),
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -275,6 +279,7 @@ class Trainer:
         self.saved_at = (self.epoch, self.step_in_epoch)
         self.best_map, self.metrics = state["best_map"], meta.metrics
         self.map_history = resume_state.map_history(state, self.run_dir / "log.jsonl")
+        self.epoch_loss = resume_state.epoch_loss(state, path)
         if self.dist.is_main:
             _logger.info("resumed %s: %d epoch(s) and %d step(s) done; continuing in epoch %d", path, self.epoch,
                          self.step_in_epoch, self.epoch + 1)
@@ -316,6 +321,7 @@ class Trainer:
             if batch is not None:
                 loss = self._step(*batch)
                 losses.append(loss)
+                self.epoch_loss = (self.epoch_loss[0] + loss, self.epoch_loss[1] + 1)
                 seen += batch[0].shape[0] * self.dist.world_size
             self.step_in_epoch += 1
             bar.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-",
@@ -328,7 +334,8 @@ class Trainer:
                 f"see the warnings above); stopping before saving an untrained model"
             )
         self.images_per_s = seen / (time.perf_counter() - start)
-        return float(sum(losses) / max(len(losses), 1))
+        total_loss, steps = self.epoch_loss
+        return total_loss / max(steps, 1)
 
     def _step(self, images: torch.Tensor, targets: torch.Tensor) -> float:
         images = images.to(self.device, non_blocking=True)
@@ -371,7 +378,7 @@ class Trainer:
             train_loss = self.train_one_epoch()
             _, _, metrics = evaluate(self.eval_model(), self.val_loader, self.device, cfg, self.dist)
             self.metrics = {k: v for k, v in metrics.items() if k != "AP"} | {"AP": metrics["AP"]}
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            self.epoch, self.step_in_epoch, self.epoch_loss = self.epoch + 1, 0, (0.0, 0)
             scored = math.isfinite(metrics["mAP"])
             if not scored and self.dist.is_main:
                 _logger.warning("epoch %d: mAP undefined (no validation image has a positive label); "

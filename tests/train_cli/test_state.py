@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from tests.fixtures import write_coco_format
 from train_cli import train
 from train_cli.config import TrainConfig
-from train_cli.state import map_history, pack, read_state, unfinished, unpack
+from train_cli.state import epoch_loss, map_history, pack, read_state, unfinished, unpack
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
         "--batch-size", "2", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001", "--limit-images", "4"]
@@ -97,6 +97,21 @@ def test_the_map_history_travels_in_the_checkpoint_and_older_ones_fall_back_to_t
     assert "map_history" not in older and map_history(older, out / "log.jsonl") == pytest.approx(logged)
     (out / "log.jsonl").write_text("")
     assert map_history(older, out / "log.jsonl") == [] and "lacks some of epochs 1-1" in caplog.text
+
+
+@pytest.mark.parametrize("saved, expected", [
+    ([1.5, 3], (1.5, 3)),  # a mid-epoch checkpoint: 3 of its 4 steps' losses
+    ([2, 0], (2.0, 0)),
+    (None, (0.0, 0)),  # written before checkpoints kept them
+    ([1.5, 9], (0.0, 0)),  # more losses than steps done
+    ([float("nan"), 3], (0.0, 0)),
+    ([1.5, True], (0.0, 0)),
+    ("1.5,3", (0.0, 0)),
+])
+def test_a_resumed_epoch_continues_its_loss_sum_from_a_checked_entry(tmp_path, saved, expected, caplog):
+    state = {"epoch": 1, "step_in_epoch": 4} | ({"epoch_loss": saved} if saved is not None else {})
+    assert epoch_loss(state, tmp_path / "last.safetensors") == expected
+    assert ("averages the steps after the resume only" in caplog.text) == (expected == (0.0, 0))
 
 
 def test_unfinished_says_why_a_run_would_train_on(finished_run):

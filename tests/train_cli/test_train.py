@@ -150,6 +150,10 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     weights = [k for k in a if not k.startswith("resume/")]
     assert weights and all(torch.equal(a[k], b[k]) for k in weights)
     assert read_meta(last).epoch == 5
+    # the epoch it was killed in logs the mean over all its steps, not only those after the resume
+    logged = [[json.loads(line)["train_loss"] for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+              for run in ("whole", "killed")]
+    assert len(logged[1]) == 5 and logged[1] == pytest.approx(logged[0], rel=1e-9)
 
 
 @pytest.mark.slow
