@@ -24,6 +24,9 @@ from models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 from .errors import EXIT_CODES_HELP, ArgumentParser, UsageError
 
+MAX_SEED = 2**32 - 1  # what every seeded generator (torch, numpy, DataLoader workers) accepts
+MAX_FACTOR = 1e3  # largest --lr, --lr-gamma, --weight-decay, --warmup-epochs: far past any sane value
+
 
 def default_workers() -> int:
     """DataLoader workers: up to 4, leaving one of the cores this process may use to training.
@@ -128,7 +131,7 @@ HELP = {
     "(default: none, timm fetches the weights)",
     "fpn_out_conv": "FPN output conv: 3x3 (FPN paper, default), 1x1 or none",
     "dropout": "dropout in the LRD/CLF transformer blocks (default 0.1; CAT variants only)",
-    "epochs": "training epochs (with --max-epochs: the least)",
+    "epochs": "training epochs (with --max-epochs: the least; given alone, exactly this many, also with --dataset demo)",
     "max_epochs": "after --epochs, keep training until converged (see --converge-window), at most this many "
     "epochs; 0: exactly --epochs. Step schedule only. Converged is judged on the val split, like best",
     "converge_window": "with --max-epochs: converged when the val mAP of the last N epochs ...",
@@ -208,7 +211,11 @@ def resolve_config(argv: list[str] | None = None) -> TrainConfig:
     values = read_config_file(Path(config_file)) if config_file else {}
     flags = {k: v for k, v in args.items() if v is not None}
     dataset = flags.get("dataset", values.get("dataset", TrainConfig.dataset))
-    merged = {**DATASET_PRESETS.get(dataset, {}), **values, **flags}
+    preset = DATASET_PRESETS.get(dataset, {})
+    merged = {**preset, **values, **flags}
+    given = values | flags
+    if preset.get("max_epochs") and "epochs" in given and "max_epochs" not in given:
+        merged["max_epochs"] = 0  # --epochs N alone means N epochs, not the preset's "on until converged"
     cfg = dataclasses.replace(TrainConfig(), **merged)
     where = {name: f"{config_file}: {name}" for name in values} | {
         name: "--" + name.replace("_", "-") for name in flags
@@ -286,10 +293,15 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
           f"at most {max_workers()} on this machine ({usable_cores()} cores; each worker is a process)")
     check(MIN_INPUT_SIZE <= cfg.img_size <= MAX_INPUT_SIZE, "img_size",
           f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] (the models' total stride is {MIN_INPUT_SIZE})")
+    # Upper bounds keep values that float32 parameters cannot hold (lr 1e300) from crashing the first step.
     for name in ("lr", "lr_gamma"):
-        check(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) > 0, name, "a finite number > 0")
-    for name in ("momentum", "weight_decay", "warmup_epochs"):
-        check(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "a finite number >= 0")
+        check(math.isfinite(getattr(cfg, name)) and 0 < getattr(cfg, name) <= MAX_FACTOR, name, f"a number in (0, {MAX_FACTOR:g}]")
+    for name in ("weight_decay", "warmup_epochs"):
+        check(math.isfinite(getattr(cfg, name)) and 0 <= getattr(cfg, name) <= MAX_FACTOR, name, f"a number in [0, {MAX_FACTOR:g}]")
+    check(0 <= cfg.momentum < 1, "momentum", "in [0, 1)")
+    check(cfg.seed <= MAX_SEED, "seed", f"at most {MAX_SEED} (2**32 - 1)")
+    check(cfg.max_epochs == 0 or cfg.converge_window <= cfg.max_epochs, "converge_window",
+          f"at most --max-epochs ({cfg.max_epochs}), or convergence could never be judged")
     check(0 <= cfg.ema < 1, "ema", "in [0, 1) (0: off; e.g. 0.9997)")
     check(0 <= cfg.cutout <= 1, "cutout", "a probability in [0, 1]")
     check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)")

@@ -26,9 +26,9 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--limit-images", "-3"], "--limit-images must be an integer >= 0"),
     (["--ema", "2"], r"--ema must be in \[0, 1\)"),
     (["--save-every", "-1"], "--save-every must be an integer >= 0"),
-    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-    (["--lr", "inf"], "--lr must be a finite number > 0"),
-    (["--lr", "-1"], "--lr must be a finite number > 0"),
+    (["--lr", "nan"], r"--lr must be a number in \(0, 1000\], got nan"),
+    (["--lr", "inf"], r"--lr must be a number in \(0, 1000\]"),
+    (["--lr", "-1"], r"--lr must be a number in \(0, 1000\]"),
     (["--img-size", "7"], r"--img-size must be in \[32, 4096\]"),
     (["--img-size", "0"], r"--img-size must be in \[32, 4096\]"),
     (["--img-size", "-64"], r"--img-size must be in \[32, 4096\]"),
@@ -37,6 +37,11 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--dropout", "2"], r"--dropout must be in \[0, 1\)"),
     (["--cutout", "1.5"], r"--cutout must be a probability"),
     (["--seed", "-1"], "--seed must be an integer >= 0"),
+    (["--seed", str(2**64)], r"--seed must be at most 4294967295"),
+    (["--lr", "1e300"], r"--lr must be a number in \(0, 1000\]"),
+    (["--weight-decay", "1e300"], r"--weight-decay must be a number in \[0, 1000\]"),
+    (["--momentum", "1"], r"--momentum must be in \[0, 1\)"),
+    (["--epochs", "2", "--max-epochs", "4", "--converge-window", "9"], "--converge-window must be at most --max-epochs"),
     (["--model", "resnet9000"], "--model must be one of"),
     (["--backbone", "no_such_net"], "--backbone must be a timm model name"),
     (["--device", "tpu9"], "--device 'tpu9'"),
@@ -156,3 +161,15 @@ def test_help_describes_the_demo_preset_it_applies():
     assert f"{demo['img_size']}px, {demo['epochs']} epochs" in text and f"epoch {demo['lr_step']}" in text
     assert f"then on until converged, at most {demo['max_epochs']}" in text
     assert "glyph-pretrained trunk" in text and "from-scratch" not in text
+
+
+@pytest.mark.parametrize("flags, epochs, max_epochs", [
+    ([], 16, 24),  # the preset: 16, then on until converged, at most 24
+    (["--epochs", "1"], 1, 0),  # a smoke run: one epoch, not twenty
+    (["--epochs", "30"], 30, 0),  # past the preset's 24: no error about a flag the user never gave
+    (["--epochs", "20", "--max-epochs", "30"], 20, 30),
+])
+def test_epochs_given_alone_trains_exactly_that_many_even_with_the_demo_preset(flags, epochs, max_epochs):
+    cfg = resolve_config(["--dataset", "demo", *flags])
+    assert (cfg.epochs, cfg.max_epochs) == (epochs, max_epochs)
+    assert DATASET_PRESETS["demo"]["max_epochs"] == 24  # the rows above read it
