@@ -104,7 +104,7 @@ def _map_of(row: FigureRow, role: str, label: int, method: str) -> np.ndarray | 
     return row.maps.get(role, {}).get(label)
 
 
-def _colour_bar(height: int, scale: Scale, colormap: str) -> np.ndarray:
+def colour_bar(height: int, scale: Scale, colormap: str) -> np.ndarray:
     """A vertical bar (high value on top) with its limits and zero written beside it."""
     column = np.full((height, BAR, 3), PAPER, np.uint8)
     top, bottom = 8, height - 8
@@ -173,7 +173,7 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
             lines.append(line)
         block_image = np.concatenate(lines, axis=0)
         if shared is not None and (shared_scale or not info.signed):
-            block_image[:, columns * CELL:] = _colour_bar(block_image.shape[0], shared, colour)
+            block_image[:, columns * CELL:] = colour_bar(block_image.shape[0], shared, colour)
         cv2.line(block_image, (0, block_image.shape[0] - 1), (width, block_image.shape[0] - 1), BACKDROP, 1)
         parts.append(block_image)
     parts.append(_legend(width, info, colour, threshold, shared_scale))

@@ -36,7 +36,16 @@ from .methods import (
     method_info,
 )
 from .qt_overlay import ColorBar, OverlayPanel, display_image
-from .render import COLORMAPS, DIVERGING, Scale, cam_map, colormap_for, symmetric_scale
+from .render import (
+    COLORMAPS,
+    DIVERGING,
+    FAINT_SHARE,
+    Scale,
+    cam_map,
+    colormap_for,
+    own_share,
+    symmetric_scale,
+)
 from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
 
 COMBINED = "combined"
@@ -72,15 +81,6 @@ def steady_bar() -> ColorBar:
     policy.setRetainSizeWhenHidden(True)
     bar.setSizePolicy(policy)
     return bar
-
-
-#: A map whose own range is below this share of the shared scale is nearly colourless on it.
-FAINT_SHARE = 0.2
-
-
-def own_share(heat, shared: Scale, positive_only: bool, percentile: float) -> float:
-    """How much of the shared scale's range the map itself reaches (1: it set the scale)."""
-    return symmetric_scale([heat], positive_only, percentile).limit / shared.limit
 
 
 class QtCamView(QWidget):

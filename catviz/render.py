@@ -75,6 +75,15 @@ def symmetric_scale(maps: Iterable[np.ndarray | None], positive_only: bool = Fal
     return Scale(0.0, peak) if positive_only else Scale(-peak, peak)
 
 
+#: A map whose own range is below this share of the shared scale is nearly colourless on it.
+FAINT_SHARE = 0.2
+
+
+def own_share(heat: np.ndarray, shared: Scale, positive_only: bool = False, percentile: float = 100.0) -> float:
+    """How much of the shared scale's range the map itself reaches (1: it set the scale)."""
+    return symmetric_scale([heat], positive_only, percentile).limit / shared.limit
+
+
 def colormap_for(name: str, signed: bool) -> str:
     """The colour map a map is drawn with: the chosen one, but never diverging for unsigned data."""
     if name not in COLORMAPS:

@@ -34,6 +34,7 @@ from catviz.dataset_report import (
 )
 from catviz.dataset_results import Progress, report_input, run_dataset
 from catviz.dataset_source import open_dataset
+from catviz.figure import colour_bar
 from models.cam import class_activation_maps
 from models.checkpoint import CheckpointError, read_meta, role_of
 from models.device import resolve_device
@@ -45,6 +46,7 @@ REPORT_FILES = ("summary.json", "per_class.json", "by_size.json", "images.json",
 TOP = 20
 LEGEND = "<span style='color:#999'>■</span> baseline, <span style='color:#2f6db5'>■</span> CAT"
 THUMB = 128
+SHOWN = 192  # the page draws every card image this tall (CSS below)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,7 +235,11 @@ def _example_cards(indices: np.ndarray, report: Report, data: ReportInput, roles
         for role in ("baseline", "cat"):
             p = data.probabilities[role][i, label]
             shown = render.overlay(thumb, maps[role][k], 0.6, render.DIVERGING, scale)
-            panels.append(f'<figure><img src="{_png(shown)}"><figcaption>{role}: p={p:.2f}</figcaption></figure>')
+            share = render.own_share(maps[role][k], scale)
+            faint = f"; reaches {share:.0%} of the scale" if share < render.FAINT_SHARE else ""
+            panels.append(f'<figure><img src="{_png(shown)}"><figcaption>{role}: p={p:.2f}{faint}</figcaption></figure>')
+        bar = colour_bar(SHOWN, scale, render.DIVERGING)
+        panels.append(f'<figure><img class="bar" src="{_png(bar)}"><figcaption>logit units</figcaption></figure>')
         names = ", ".join(data.class_names[c] for c in truth) or "none"
         cards.append(
             f'<div class="card"><div class="row">{"".join(panels)}</div>'
@@ -299,7 +305,7 @@ def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -
 body {{ font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
 table {{ border-collapse: collapse; margin: 8px 0; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }} .row {{ display: flex; gap: 12px; flex-wrap: wrap; align-items: flex-start; }}
-.card {{ border: 1px solid #ddd; padding: 6px; margin: 6px 0; }} .card img {{ height: 192px; }} figure {{ margin: 0; }} figcaption, .cap {{ font-size: 12px; }}
+.card {{ border: 1px solid #ddd; padding: 6px; margin: 6px 0; }} .card img {{ height: {SHOWN}px; }} figure {{ margin: 0; }} figcaption, .cap {{ font-size: 12px; }}
 .note {{ color: #555; font-size: 13px; }}
 </style></head><body>
 <h1>CAT vs baseline over {html.escape(summary.get('dataset', ''))}</h1>
@@ -316,7 +322,8 @@ label (positives in other buckets left out), averaged over labels with a positiv
 <h2>Largest gains of CAT</h2>
 <p class="note">Gain = per-image F1 of CAT − F1 of the baseline at the threshold; ties broken by the probability
 gain (summed change of probability on the ground-truth labels minus that on the others). Maps: complete CAMs
-(sum over levels), red adds to the label's logit, blue takes away, one scale per pair.</p>
+(sum over levels), red adds to the label's logit, blue takes away, one scale per pair (its colour bar
+beside the maps, in logit units).</p>
 <p>{_how_many(better, "better")}</p>
 {_example_cards(better[:TOP], report, data, roles, gain=True)}
 <h2>Largest losses</h2>

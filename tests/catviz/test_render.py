@@ -10,8 +10,16 @@ from catviz.render import (
     colormap_for,
     lookup_table,
     overlay,
+    own_share,
     symmetric_scale,
 )
+
+
+def test_own_share_says_how_much_of_a_shared_scale_a_map_reaches():
+    strong, faint = np.array([[-50.0, 40.0]]), np.array([[2.0, -5.0]])
+    shared = symmetric_scale([strong, faint])
+    assert own_share(strong, shared) == 1.0 and own_share(faint, shared) == pytest.approx(0.1)
+    assert own_share(faint, symmetric_scale([faint], positive_only=True), positive_only=True) == 1.0
 
 
 def test_symmetric_scale_covers_every_map_and_is_centred_on_zero():

@@ -50,7 +50,9 @@ def test_summary_equals_catviz_eval_and_every_file_is_written(small_checkpoints,
     better = [i for i in images if i["f1_gain"] > 0 or (i["f1_gain"] == 0 and i["probability_gain"] > 0)]
     worse = [i for i in images if i["f1_gain"] < 0 or (i["f1_gain"] == 0 and i["probability_gain"] < 0)]
     assert f"{len(better)} image" in page and f"{len(worse)} image" in page and "where CAT does worse" in page
-    assert page.count("data:image/png;base64,") == 3 * (len(better) + len(worse))  # image + two maps each
+    cards = len(better) + len(worse)
+    assert page.count("data:image/png;base64,") == 4 * cards  # image, two maps and their colour bar each
+    assert page.count('<img class="bar"') == cards
     losses = page[page.index("<h2>Largest losses"):]
     assert all(img["path"].split("/")[-1] in losses for img in worse)
     assert not any(f"<b>{img['path'].split('/')[-1]}</b>" in losses for img in images if img not in worse)
