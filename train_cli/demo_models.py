@@ -1,13 +1,13 @@
-"""Rebuild the bundled demo: ``python -m train_cli.demo_models --out assets`` (``make demo-models``).
+"""Rebuild the bundled demo: 'python -m train_cli.demo_models --out assets' ('make demo-models').
 
-Recipe ``paper`` (default) is the paper's recipe scaled to a CPU, the ``--dataset demo``
-preset: first the trunk is pretrained on the glyph set (:mod:`train_cli.pretrain`, written
-to ``OUT/demo_trunk.safetensors``), then ``baseline_tiny`` and ``cat_tiny`` are both
-fine-tuned from that same trunk (``--pretrained-file``) with SGD, momentum, step decay and
-ML-GCN's multi-scale crop, with seed ``DEMO_SEED``: the median seed of CAT - baseline in
-the seed study (``bench/demo_seeds.py``, ``bench/results/demo-seeds.json``), so the shipped
+Recipe 'paper' (default) is the paper's recipe scaled to a CPU, the '--dataset demo'
+preset: first the trunk is pretrained on the glyph set (train_cli.pretrain, written
+to 'OUT/demo_trunk.safetensors'), then 'baseline_tiny' and 'cat_tiny' are both
+fine-tuned from that same trunk ('--pretrained-file') with SGD, momentum, step decay and
+ML-GCN's multi-scale crop, with seed 'DEMO_SEED': the median seed of CAT - baseline in
+the seed study ('bench/demo_seeds.py', 'bench/results/demo-seeds.json'), so the shipped
 pair is neither the best nor the worst case. Pretraining and training are deterministic
-for a seed on a given machine, so this rebuilds the shipped files. Recipe ``scratch`` is
+for a seed on a given machine, so this rebuilds the shipped files. Recipe 'scratch' is
 the earlier demo recipe (from scratch, AdamW, cosine, 12 epochs, plain crop), kept for
 comparison. Each run's final weights are kept (without resume state); sample images are
 written too: demo validation scenes with their ground truth, plus two CC BY 2.0
@@ -37,6 +37,7 @@ from . import pretrain, train
 from .config import TrainConfig
 from .data import load_splits
 from .data.demo import ensure_demo_set
+from .errors import ArgumentParser
 from .state import LENGTH, unfinished
 
 ROLES = {"baseline": "baseline_tiny", "cat": "cat_tiny"}
@@ -84,9 +85,12 @@ def recipe_flags(recipe: str, trunk: Path | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("assets"), help="where the checkpoints and samples go")
-    parser.add_argument("--runs", type=Path, default=Path("runs/demo-models"), help="training run folders")
+    parser = ArgumentParser(prog="python -m train_cli.demo_models", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("assets"),
+                        help="where the checkpoints and samples go (default %(default)s)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/demo-models"),
+                        help="training run folders (default %(default)s)")
     parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader workers per run (default 0: on a 2-core CPU a worker process slows the "
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe == "paper" and trunk is None:
         start = time.perf_counter()
         trunk = args.out / TRUNK
-        code = pretrain.main(["--out", str(trunk), "--workers", str(args.workers), "--force"])
+        args.out.mkdir(parents=True, exist_ok=True)
+        code = pretrain.main(["--out", str(trunk), "--workers", str(args.workers), "--overwrite"])
         if code:
             return code
         timings["trunk"] = time.perf_counter() - start

@@ -1,11 +1,11 @@
-"""Pretrain the demo's trunk on the glyph set: ``python -m train_cli.pretrain --out FILE``.
+"""Pretrain the demo's trunk on the glyph set: 'python -m train_cli.pretrain --out FILE'.
 
 The paper's models start from an ImageNet-pretrained backbone; the demo's start from a
-``test_resnet`` (timm's 0.4 M-parameter ResNet, the ``*_tiny`` variants' backbone) trained
-here to classify single glyphs (:mod:`train_cli.data.glyphs`: letters and symbols, no
+'test_resnet' (timm's 0.4 M-parameter ResNet, the '*_tiny' variants' backbone) trained
+here to classify single glyphs (train_cli.data.glyphs: letters and symbols, no
 digits). The output is the timm *classifier's* state dict in safetensors, the same kind of
 file as a downloaded ImageNet checkpoint, so the demo models load it the way a user loads
-ResNeXt weights: ``catviz-train --pretrained-file FILE``. Every sample is new (generated
+ResNeXt weights: 'catviz-train --pretrained-file FILE'. Every sample is new (generated
 from its index), so there are steps, not epochs; the run is deterministic for a seed.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,15 +27,17 @@ from tqdm import tqdm
 
 from models.checkpoint import atomic_write
 
+from .config import MAX_FACTOR, MAX_SEED
 from .data.glyphs import GLYPHS, IMAGE_SIZE, GlyphDataset
+from .errors import ArgumentParser
 from .schedule import lr_factor
 
 DEFAULT_BACKBONE = "test_resnet"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train_cli.pretrain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m train_cli.pretrain", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="timm model name (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps (default: %(default)s)")
@@ -45,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-images", type=int, default=2000, help="held-out glyphs for the accuracy (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the initialisation (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                        help="replace --out if it exists")
     return parser
 
 
@@ -106,11 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.val_images < 1 or args.size < 32:
         parser.error("--steps, --batch-size and --val-images must be >= 1 and --size >= 32")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_FACTOR and math.isfinite(args.weight_decay)
+            and 0 <= args.weight_decay <= MAX_FACTOR):
+        parser.error(f"--lr must be in (0, {MAX_FACTOR:g}] and --weight-decay in [0, {MAX_FACTOR:g}]")
+    if not 0 <= args.seed <= MAX_SEED or args.workers < 0:
+        parser.error(f"--seed must be in [0, {MAX_SEED}] and --workers >= 0")
     if not timm.is_model(args.backbone):
         parser.error(f"unknown timm model {args.backbone!r}")
-    if args.out.exists() and not args.force:
-        print(f"pretrain: {args.out} exists; pass --force to replace it", file=sys.stderr)
-        return 1
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
+    if not args.out.parent.is_dir():
+        parser.error(f"--out: folder {args.out.parent} does not exist")
     meta = pretrain(args)
     print(f"wrote {args.out}: {meta['backbone']} on {len(GLYPHS)} glyph classes, {meta['steps']} steps, "
           f"val top-1 {meta['val_top1']:.1f} %, {meta['train_seconds'] / 60:.1f} min")

@@ -31,8 +31,30 @@ def test_a_short_run_writes_timm_weights_that_the_tiny_models_load(tmp_path, cap
     model = models.create_model("cat_tiny", 10, pretrained_file=str(out))
     trunk = model.backbone.state_dict()
     assert trunk and all(torch.equal(v, weights[k]) for k, v in trunk.items())
-    assert pretrain.main(["--out", str(out), "--steps", "2"]) == 1  # exists: refused without --force
-    assert "--force" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # exists: a usage error without --overwrite, nothing replaced
+        pretrain.main(["--out", str(out), "--steps", "2"])
+    assert exit_.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "1e300"], "--lr must be in (0, 1000]"),
+    (["--seed", "-1"], "--seed must be in [0, 4294967295]"),
+    (["--workers", "-2"], "--workers >= 0"),
+    (["--steps", "0"], "--steps, --batch-size and --val-images must be >= 1"),
+])
+def test_bad_flags_are_usage_errors_before_any_work(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        pretrain.main(["--out", str(tmp_path / "w.safetensors"), *flags])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and err.count("\n") == 2
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_out_in_a_missing_folder_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        pretrain.main(["--out", str(tmp_path / "typo" / "w.safetensors")])
+    assert exit_.value.code == 2 and "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
 
 
 def test_the_same_seed_pretrains_the_same_weights(tmp_path):
