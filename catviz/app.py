@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints or named:
         controller.load_checkpoints([*checkpoints.values(), *named], {path: role for role, path in checkpoints.items()})
     state.add_images([p for p in paths if p not in named], truth)
+    dataset_view = None
     if args.dataset:  # both models over the whole split, in the background
         from .qt_dataset_view import QtDatasetView
 
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         window.tabs.setCurrentWidget(dataset_view)
         dataset_view.open(args.dataset, args.data_root)
     if args.screenshot:
-        _screenshot_when_ready(app, window, args.screenshot)
+        _screenshot_when_ready(app, window, args.screenshot, dataset_view)
     _close_on_signals(window)
     code = app.exec()
     controller.shutdown()  # closeEvent did, unless the app quit another way
@@ -303,32 +304,35 @@ def _close_on_signals(window) -> None:
     timer.start(200)
 
 
-#: ``--screenshot`` grabs the screen at the latest this long after start, ready or not.
+#: ``--screenshot`` grabs the screen at the latest this long after start, ready or not;
+#: with ``--dataset`` the pass over the split is waited for too, for longer.
 SCREENSHOT_TIMEOUT_S = 120
+DATASET_SCREENSHOT_TIMEOUT_S = 1800
 
 
-def _screenshot_when_ready(app, window, path: Path) -> None:
+def _screenshot_when_ready(app, window, path: Path, dataset_view=None) -> None:
     """Poll until the current image and every loaded model's result for it are shown (or
-    there is nothing to wait for), then grab the screen and quit; exit status 1 if it timed out."""
+    there is nothing to wait for), and the dataset pass if one runs has ended, then grab the
+    screen and quit; exit status 1 if it timed out."""
     from PySide6.QtCore import QTimer
 
     started = time.monotonic()
+    timeout = SCREENSHOT_TIMEOUT_S if dataset_view is None else DATASET_SCREENSHOT_TIMEOUT_S
 
     def ready() -> bool:
         state, entry = window.state, window.state.current_entry
-        if window.controller.pending:
+        if window.controller.pending or (dataset_view is not None and dataset_view.busy):
             return False
         if entry is None or entry.error:
             return True
         return entry.image is not None and all(state.result(r) is not None for r in state.models)
 
     def check() -> None:
-        timed_out = time.monotonic() - started > SCREENSHOT_TIMEOUT_S
+        timed_out = time.monotonic() - started > timeout
         if ready() or timed_out:
             timer.stop()
             if timed_out:
-                _logger.warning("--screenshot: still not ready after %d s; grabbing the screen as it is",
-                                SCREENSHOT_TIMEOUT_S)
+                _logger.warning("--screenshot: still not ready after %d s; grabbing the screen as it is", timeout)
 
             def grab() -> None:
                 if not window.screen().grabWindow(0).save(str(path)):

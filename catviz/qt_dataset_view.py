@@ -436,6 +436,11 @@ class QtDatasetView(QWidget):
         self.message.setText(f"<span style='color:#b00'>{message}</span>")
         self.state.report(message)
 
+    @property
+    def busy(self) -> bool:
+        """Opening the dataset or running the pass (``catviz --screenshot`` waits for it)."""
+        return bool(self._jobs)
+
     def wait(self, msecs: int = 60000) -> bool:
         return self.pool.waitForDone(msecs) and self.thumb_pool.waitForDone(msecs)
 

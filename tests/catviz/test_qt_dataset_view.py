@@ -188,14 +188,19 @@ def test_catviz_dataset_opens_the_tab_and_fills_it(qtbot, tmp_path, monkeypatch,
     windows = []
     monkeypatch.setattr(QtMainWindow, "show", lambda self: windows.append(self))
     monkeypatch.setattr(QApplication, "exec", lambda self: 0)  # return at once; the test drives the loop
+    screenshots = []  # --screenshot waits for the dataset pass too: it is handed the view
+    monkeypatch.setattr(app, "_screenshot_when_ready", lambda *args: screenshots.append(args))
     root = write_boxes_dataset(tmp_path / "data")
     assert app.main(["--dataset", "coco-format", "--data-root", str(root), "--device", "cpu", "--limit", "3",
-                     "--baseline", str(small_checkpoints["baseline"]), "--cat", str(small_checkpoints["cat"])]) == 0
+                     "--baseline", str(small_checkpoints["baseline"]), "--cat", str(small_checkpoints["cat"]),
+                     "--screenshot", str(tmp_path / "shot.png")]) == 0
     window = windows[0]
     qtbot.addWidget(window)
     view = window.tabs.currentWidget()
     assert isinstance(view, QtDatasetView) and window.tabs.tabText(window.tabs.currentIndex()) == "Dataset"
+    assert screenshots[0][3] is view and view.busy  # opening the split
     qtbot.waitUntil(lambda: view.report is not None, timeout=60000)
+    assert not view.busy
     assert len(view.report.images) == len(VAL)
     assert not view.list_note.isHidden() and "shows 3 of the 7 images" in view.list_note.text()
     window.image_list.item(0).setSelected(True)
