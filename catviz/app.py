@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images (the Dataset tab scores all of them)")
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="once the first image's results are shown, save a screenshot of the screen and quit")
+                        help="once the first image's results are shown (with --dataset: and the pass has ended), save a screenshot "
+                        "of the screen and quit")
     return parser
 
 
