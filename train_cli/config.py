@@ -300,8 +300,6 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
         check(math.isfinite(getattr(cfg, name)) and 0 <= getattr(cfg, name) <= MAX_FACTOR, name, f"a number in [0, {MAX_FACTOR:g}]")
     check(0 <= cfg.momentum < 1, "momentum", "in [0, 1)")
     check(cfg.seed <= MAX_SEED, "seed", f"at most {MAX_SEED} (2**32 - 1)")
-    check(cfg.max_epochs == 0 or cfg.converge_window <= cfg.max_epochs, "converge_window",
-          f"at most --max-epochs ({cfg.max_epochs}), or convergence could never be judged")
     check(0 <= cfg.ema < 1, "ema", "in [0, 1) (0: off; e.g. 0.9997)")
     check(0 <= cfg.cutout <= 1, "cutout", "a probability in [0, 1]")
     check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)")

@@ -41,7 +41,6 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--lr", "1e300"], r"--lr must be a number in \(0, 1000\]"),
     (["--weight-decay", "1e300"], r"--weight-decay must be a number in \[0, 1000\]"),
     (["--momentum", "1"], r"--momentum must be in \[0, 1\)"),
-    (["--epochs", "2", "--max-epochs", "4", "--converge-window", "9"], "--converge-window must be at most --max-epochs"),
     (["--model", "resnet9000"], "--model must be one of"),
     (["--backbone", "no_such_net"], "--backbone must be a timm model name"),
     (["--device", "tpu9"], "--device 'tpu9'"),
