@@ -78,6 +78,7 @@ class TrainConfig:
     loss: str = "bce"  # bce | asl
     ema: float = 0.0  # EMA decay of weights (e.g. 0.9997); 0 = off
     workers: int = default_workers()
+    threads: int = 0  # CPU compute threads (torch.set_num_threads); 0: torch's default, one per core
     cache_mib: int = 0  # keep up to this many MiB of decoded images in memory (0: decode every epoch)
     out: str | None = None  # run folder; default runs/<dataset>-<model>
     resume: bool = False  # continue from <out>/last.safetensors
@@ -156,6 +157,9 @@ HELP = {
     "loss": "bce (paper) or asl (asymmetric loss, Ben-Baruch et al.)",
     "ema": "keep an exponential moving average of weights with this decay (0: off); EMA weights are evaluated and saved",
     "workers": "DataLoader worker processes; the default is min(4, this machine's CPU cores - 1)",
+    "threads": "CPU compute threads of this run (0: torch's default, one per core). The count sets the order of float "
+    "sums, so fixing it makes a CPU run reproducible bit for bit on another machine with the same kind of CPU; two runs with --threads 1 side "
+    "by side use a 2-core CPU better than one run with 2 (bench/demo_seeds.py --jobs 2)",
     "cache_mib": "keep up to this many MiB of decoded images in memory, per split, so later epochs skip decoding "
     "(with --workers > 0 it is filled before the workers start, and they share it); 0: off",
     "out": "run folder for checkpoints and logs (default runs/<dataset>-<model>); a folder holding another "
@@ -287,8 +291,9 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
           f"0 with --schedule {cfg.schedule} (its learning rate is laid out over exactly --epochs)")
     check(cfg.converge_window >= 2, "converge_window", "an integer >= 2")
     check(math.isfinite(cfg.converge_delta) and cfg.converge_delta > 0, "converge_delta", "a finite number > 0")
-    for name in ("limit_images", "save_every", "workers", "seed", "cache_mib"):
+    for name in ("limit_images", "save_every", "workers", "threads", "seed", "cache_mib"):
         check(getattr(cfg, name) >= 0, name, "an integer >= 0")
+    check(cfg.threads <= max_workers(), "threads", f"at most {max_workers()} on this machine ({usable_cores()} cores)")
     check(cfg.workers <= max_workers(), "workers",
           f"at most {max_workers()} on this machine ({usable_cores()} cores; each worker is a process)")
     check(MIN_INPUT_SIZE <= cfg.img_size <= MAX_INPUT_SIZE, "img_size",

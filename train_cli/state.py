@@ -168,7 +168,7 @@ def unfinished(path: Path, cfg: TrainConfig) -> str | None:
 
 
 #: May change on --resume: where and how fast the run goes, not what it computes.
-OPERATIONAL = {"data_root", "workers", "cache_mib", "out", "resume", "overwrite", "allow_changed_config", "save_every",
+OPERATIONAL = {"data_root", "workers", "threads", "cache_mib", "out", "resume", "overwrite", "allow_changed_config", "save_every",
                "device", "tensorboard", "channels_last"}
 #: How long the run goes: free to change on --resume under the step schedule (its rate depends on progress only).
 LENGTH = {"epochs", "max_epochs", "converge_window", "converge_delta"}

@@ -436,10 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    dist, lock, trainer = DistInfo(), None, None
+    dist, lock, trainer, threads = DistInfo(), None, None, torch.get_num_threads()
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         cfg = resolve_config(argv)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         device = models.resolve_device(cfg.device)
         dist = init_distributed(device)
         if dist.enabled and device.type == "cuda":
@@ -471,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{trainer.last_good() if trainer else 'nothing was written'}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
+        torch.set_num_threads(threads)  # --threads is this run's, not the calling process's
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
         if lock is not None:

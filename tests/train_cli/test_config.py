@@ -50,6 +50,8 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--converge-window", "1"], "--converge-window must be an integer >= 2, got 1"),
     (["--converge-delta", "0"], "--converge-delta must be a finite number > 0"),
     (["--workers", "1000"], r"--workers must be at most \d+ on this machine \(\d+ cores"),
+    (["--threads", "-1"], "--threads must be an integer >= 0"),
+    (["--threads", "1000"], r"--threads must be at most \d+ on this machine"),
 ])
 def test_invalid_flags_are_usage_errors_before_any_data_is_read(tmp_path, capsys, flags, message):
     out = tmp_path / "run"

@@ -387,3 +387,17 @@ def test_sigterm_stops_training_as_ctrl_c_does(tmp_path, data_root, monkeypatch,
     assert err.startswith("catviz-train: terminated (SIGTERM); the last good checkpoint is") and "--resume" in err
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
     assert not (out / LOCK_NAME).exists()  # the folder is free for --resume
+
+
+def test_threads_apply_to_the_run_only_and_are_recorded(tmp_path, data_root, monkeypatch):
+    during = []
+    real_step = train.Trainer._step
+    monkeypatch.setattr(train.Trainer, "_step", lambda self, *batch: during.append(torch.get_num_threads())
+                        or real_step(self, *batch))
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2  # not the count the process already has
+    out = tmp_path / "run"
+    assert train.main([*ARGS, "--data-root", str(data_root), "--out", str(out), *SMALL, "--threads", str(wanted)]) == 0
+    assert during and set(during) == {wanted}
+    assert torch.get_num_threads() == before  # the calling process keeps its own count
+    assert read_meta(out / "last.safetensors").config["threads"] == wanted
