@@ -180,7 +180,7 @@ class QtCamView(QWidget):
     # state → widgets ----------------------------------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:
         if keys & {"cam_method", "cam_level", "label", "label_mode", "colormap", "opacity", "positive_only",
-                   "per_panel_scale"}:
+                   "per_panel_scale", "threshold"}:  # the threshold decides a title's "(missed)"
             self._update_controls()
             self._show_progress()
             self.refresh()

@@ -99,3 +99,15 @@ def test_a_map_faint_on_the_shared_scale_says_so(qtbot, filled):
     assert "of the shared scale" not in view.panels["cat"].title.text  # CAT's map set the scale
     state.update_settings(per_panel_scale=True)  # its own scale: nothing to warn about
     assert "of the shared scale" not in view.panels["baseline"].title.text
+
+
+def test_the_missed_mark_follows_the_threshold_at_once(qtbot, filled):
+    state, controller, view = filled
+    controller.shutdown()
+    label = state.shown_label()
+    state.current_entry.ground_truth = {label}
+    p = float(state.result("baseline").probabilities[state.class_names.index(label)])
+    state.update_settings(threshold=min(p + 0.05, 0.99))
+    assert "(missed)" in view.panels["baseline"].title.text
+    state.update_settings(threshold=max(p - 0.05, 0.01))  # no new image, result or label: only the threshold
+    assert "(missed)" not in view.panels["baseline"].title.text
