@@ -95,7 +95,8 @@ class QtCamView(QWidget):
         self.level = QComboBox()
         self.level.addItem(COMBINED)
         self.colormap = QComboBox()
-        self.colormap.addItems(COLORMAPS)
+        for name in COLORMAPS:
+            self.colormap.addItem(name, name)
         self.colormap.setCurrentText(colormap_for(s.colormap, True))
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
@@ -212,9 +213,10 @@ class QtCamView(QWidget):
             self.method.blockSignals(True)
             self.method.setCurrentIndex(self.method.findData(s.cam_method))
             self.method.blockSignals(False)
-        if self.colormap.currentText() != s.colormap:
+        drawn = colormap_for(s.colormap, info.signed)
+        if self.colormap.currentText() != drawn:  # the box shows what is drawn; the choice is kept for signed maps
             self.colormap.blockSignals(True)
-            self.colormap.setCurrentText(s.colormap)
+            self.colormap.setCurrentText(drawn)
             self.colormap.blockSignals(False)
         for box, on in ((self.positive_only, s.positive_only), (self.per_panel, s.per_panel_scale)):
             box.blockSignals(True)
@@ -223,10 +225,12 @@ class QtCamView(QWidget):
         self.opacity.blockSignals(True)
         self.opacity.setValue(round(s.opacity * 100))
         self.opacity.blockSignals(False)
-        drawn = colormap_for(s.colormap, info.signed)
+        unsigned = None if info.signed else (f"{info.title} maps are unsigned (0-1): a diverging map needs a zero "
+                                             "to centre on")
+        set_item_enabled(self.colormap, DIVERGING, unsigned)
         self.colormap.setToolTip(
-            f"{info.title} maps are not signed: drawn with {drawn} (a diverging map needs a zero to centre on)"
-            if drawn != s.colormap else "Colour map of the heat maps")
+            f"{unsigned}; drawn with {drawn}, {s.colormap} again for signed maps (CAM)" if drawn != s.colormap
+            else "Colour map of the heat maps")
         if self.state.spec("cat") is None:
             self.level.setEnabled(False)
             self.level.setToolTip("Load a CAT model to choose one of its levels.")

@@ -10,6 +10,7 @@ import torch
 from catviz.inference import load_model
 from catviz.qt_cam_view import QtCamView
 from catviz.qt_workers import InferenceController
+from catviz.render import DIVERGING, colormap_for
 from catviz.state import ATTRIBUTION, AppState
 from models.faithfulness import deletion_auc
 from models.preprocess import preprocess
@@ -111,3 +112,20 @@ def test_the_missed_mark_follows_the_threshold_at_once(qtbot, filled):
     assert "(missed)" in view.panels["baseline"].title.text
     state.update_settings(threshold=max(p - 0.05, 0.01))  # no new image, result or label: only the threshold
     assert "(missed)" not in view.panels["baseline"].title.text
+
+
+def test_the_colours_box_shows_the_colour_map_the_maps_are_drawn_with(qtbot):
+    state = AppState()
+    view = QtCamView(state)
+    qtbot.addWidget(view)
+    assert view.colormap.currentText() == DIVERGING
+    state.update_settings(cam_method="GradCAM")  # unsigned maps: never diverging
+    assert view.colormap.currentText() == colormap_for(DIVERGING, False) != DIVERGING
+    assert "unsigned" in view.colormap.toolTip()
+    diverging = view.colormap.model().item(view.colormap.findData(DIVERGING))
+    assert not diverging.isEnabled() and "zero to centre on" in diverging.toolTip()
+    assert state.settings.colormap == DIVERGING  # the choice is kept for signed maps
+    state.update_settings(cam_method="CAM")
+    assert view.colormap.currentText() == DIVERGING and view.colormap.model().item(0).isEnabled()
+    state.update_settings(cam_method="GradCAM", colormap="viridis")
+    assert view.colormap.currentText() == "viridis"
