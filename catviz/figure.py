@@ -5,7 +5,8 @@ column per label (the ground truth when known, else labels either model predicts
 each the map overlaid with "label probability" underneath. A ground-truth label a
 model misses (probability below the threshold) is captioned in red, as in the paper.
 Photos keep their aspect ratio (letterboxed into square cells); captions wrap; column
-headers, a legend and, per image, a colour bar in the method's units frame the grid.
+headers, a legend and, per image, a colour bar in the method's units (left out when each
+map has its own scale) frame the grid.
 
 The maps are drawn with :mod:`catviz.render`, exactly as the app's panels draw them:
 signed maps (the complete CAM, in logit units) with the diverging colour map over a
@@ -135,6 +136,7 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
     colour = colormap_for(colormap, info.signed)
     plans = [(row, labels_to_show(row, class_names, threshold)) for row in rows]
     columns = 1 + max(len(labels) for _, labels in plans)
+    bar = shared_scale or not info.signed  # a colour bar column only where it shows every map's scale
     captions = []  # per row block: per role: per cell: (lines, colour)
     for row, labels in plans:
         block = {}
@@ -147,9 +149,9 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
             block[role] = cells
         captions.append(block)
     caption_h = 6 + LINE * max(len(lines) for block in captions for cells in block.values() for lines, _ in cells)
-    width = columns * CELL + BAR
+    width = columns * CELL + (BAR if bar else 0)
 
-    parts = [_header(columns, width, info.title)]
+    parts = [_header(columns, width, info.title, bar)]
     for (row, labels), block in zip(plans, captions, strict=True):
         maps = {(role, label): _map_of(row, role, label, method) for role in row.results for label in labels}
         present = [m for m in maps.values() if m is not None]
@@ -172,32 +174,34 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
                 _text(line, text, i * CELL + 4, CELL + 2, color)
             lines.append(line)
         block_image = np.concatenate(lines, axis=0)
-        if shared is not None and (shared_scale or not info.signed):
+        if shared is not None and bar:
             block_image[:, columns * CELL:] = colour_bar(block_image.shape[0], shared, colour)
         cv2.line(block_image, (0, block_image.shape[0] - 1), (width, block_image.shape[0] - 1), BACKDROP, 1)
         parts.append(block_image)
-    parts.append(_legend(width, info, colour, threshold, shared_scale))
+    truth = any(row.ground_truth for row in rows)
+    parts.append(_legend(width, info, colour, threshold, shared_scale, truth))
     return np.concatenate(parts, axis=0)
 
 
-def header_text(columns: int, title: str) -> list[str]:
+def header_text(columns: int, title: str, bar: bool = True) -> list[str]:
     """The header's texts: "image", then one over all map columns (a numbered column such as
-    "label 1" would read as the label named 1), then the colour bar's."""
+    "label 1" would read as the label named 1), then the colour bar's when there is one."""
     forms = (f"{title} per label, named under each map", f"{title} per label", title)
     maps = next((f for f in forms if len(_wrap(f, (columns - 1) * CELL - 8)) == 1), title)  # the longest that fits
-    return ["image", maps, "scale"]
+    return ["image", maps, "scale"] if bar else ["image", maps]
 
 
-def _header(columns: int, width: int, title: str) -> np.ndarray:
+def _header(columns: int, width: int, title: str, bar: bool) -> np.ndarray:
     strip = np.full((HEADER, width, 3), PAPER, np.uint8)
-    image, maps, scale = header_text(columns, title)
+    image, maps, *scale = header_text(columns, title, bar)
     _text(strip, [image], 4, 4, GREY)
     _text(strip, _wrap(maps, (columns - 1) * CELL - 8)[:1], CELL + 4, 4, GREY)
-    _text(strip, [scale], columns * CELL + 4, 4, GREY)
+    _text(strip, scale, columns * CELL + 4, 4, GREY)
     return strip
 
 
-def _legend(width: int, info, colormap: str, threshold: float, shared_scale: bool) -> np.ndarray:
+def _legend(width: int, info, colormap: str, threshold: float, shared_scale: bool, truth: bool) -> np.ndarray:
+    """What the colours and captions mean; the red caption only where some image has its ground truth."""
     if info.signed and colormap == DIVERGING:
         colours = (f"{info.title}, in {info.units}: red raises the label's logit, blue lowers it, no colour = 0 "
                    "(image shown in grey)")
@@ -205,9 +209,11 @@ def _legend(width: int, info, colormap: str, threshold: float, shared_scale: boo
         colours = f"{info.title}, {info.units}, colour map {colormap}"
     if info.signed:
         colours += ("; one scale per image, shared by baseline and CAT (bar at the right)" if shared_scale
-                    else "; each map on its own scale (the bar shows none)")
+                    else "; each map on its own scale, so colours do not compare between maps (no colour bar)")
     entries = [
         (_wrap(f"Red caption: a ground-truth label the model misses (probability < {threshold:g}).", width - 12), RED),
+    ] if truth else []
+    entries += [
         (_wrap("Rows: baseline and CAT per image; captions: label and probability. " + colours + ".", width - 12),
          BLACK),
     ]

@@ -11,6 +11,7 @@ import pytest
 from catviz import figure
 from catviz.app import main
 from catviz.render import lookup_table
+from catviz.results import InferenceResult
 
 from .conftest import CLASSES, make_checkpoint, write_bad_files, write_good_images
 from .hostile_images import write_blank_png
@@ -46,7 +47,7 @@ def test_export_writes_the_figure_for_good_images_and_reports_bad_ones(tmp_path,
     assert len(CLASSES) == 5
 
 
-def test_the_figure_has_a_colour_bar_on_the_diverging_scale_and_a_red_legend(tmp_path, checkpoints):
+def test_the_figure_has_a_colour_bar_on_the_diverging_scale(tmp_path, checkpoints):
     good = write_good_images(tmp_path / "imgs", 1)
     out = tmp_path / "fig.png"
     assert _export(*good, "--out", out, checkpoints=checkpoints) == 0
@@ -57,8 +58,44 @@ def test_the_figure_has_a_colour_bar_on_the_diverging_scale_and_a_red_legend(tmp
     bluest = np.abs(bar - colours[0]).max(axis=1).argmin()
     assert np.abs(bar[reddest] - colours[-1]).max() <= 8 and np.abs(bar[bluest] - colours[0]).max() <= 8
     assert reddest < bluest  # positive on top
-    legend = drawn[-40:]
-    assert ((legend[..., 0] > 180) & (legend[..., 1] < 90)).any()  # the legend's red line
+
+
+def _figure_row(truth: set[str] | None) -> figure.FigureRow:
+    """One image's row with made-up results: "cat" found by both models, "dog" missed."""
+    rng = np.random.default_rng(0)
+    results = {}
+    for role in ("baseline", "cat"):
+        probabilities = np.array([0.9, 0.2, 0.1, 0.05, 0.3], np.float32)
+        results[role] = InferenceResult(probabilities, {}, {}, {}, rng.normal(size=(len(CLASSES), 8, 8)), {}, {}, 0.0)
+    return figure.FigureRow("a.png", rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), results, truth)
+
+
+def _red(pixels: np.ndarray) -> bool:
+    pixels = pixels.astype(int)
+    return bool(((pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)).any())
+
+
+def _legend(drawn: np.ndarray) -> np.ndarray:
+    """The strip under the last image's rows (each image block ends in a backdrop-grey line)."""
+    separators = np.nonzero((drawn == figure.BACKDROP[0]).all(axis=(1, 2)))[0]
+    return drawn[separators[-1] + 1:]
+
+
+def test_the_red_caption_is_explained_only_when_an_image_has_its_ground_truth():
+    without = figure.render_figure([_figure_row(None)], CLASSES)
+    with_truth = figure.render_figure([_figure_row({"cat", "dog"})], CLASSES)
+    assert not _red(_legend(without))
+    assert _red(_legend(with_truth))  # "Red caption: a ground-truth label the model misses"
+
+
+def test_per_panel_scales_leave_out_the_colour_bar_column_and_its_header():
+    row = _figure_row(None)
+    shared = figure.render_figure([row], CLASSES)
+    own = figure.render_figure([row], CLASSES, shared_scale=False)
+    assert shared.shape[1] - own.shape[1] == figure.BAR and own.shape[1] % figure.CELL == 0
+    assert figure.header_text(3, "CAM", bar=False) == ["image", figure.header_text(3, "CAM")[1]]
+    unsigned = figure.render_figure([row], CLASSES, method="GradCAM", shared_scale=False)  # one 0-1 scale: a bar
+    assert unsigned.shape[1] == shared.shape[1]
 
 
 def test_a_panorama_keeps_its_aspect_ratio(tmp_path, checkpoints):
