@@ -4,6 +4,7 @@ and a Messages dock that keeps every error and notice of the session."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -60,6 +61,19 @@ PERSISTED_SETTINGS = {
     "per_panel_scale": (bool, lambda v: True),
 }
 NO_IMAGES_HINT = "No images. Use File ▸ Open images… or Open folder…, or drop image files or folders on the window."
+
+
+def unwritable(path: str | Path) -> str | None:
+    """Why a file cannot be written at ``path`` (its folder is missing, not a folder, or
+    read-only), else None."""
+    folder = Path(path).absolute().parent
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    return None
 
 
 class QtMessages(QDockWidget):
@@ -325,7 +339,9 @@ class QtMainWindow(QMainWindow):
         path = path or self._ask_png_path("Save view", "catviz-view.png")
         if not path:
             return
-        if self.tabs.currentWidget().grab().save(path, "PNG"):
+        if (why := unwritable(path)) is not None:
+            self.state.report(f"{path}: view not saved, {why}")
+        elif self.tabs.currentWidget().grab().save(path, "PNG"):
             self.state.report(f"view saved to {path}", error=False)
         else:
             self.state.report(f"{path}: could not write PNG")
@@ -334,6 +350,9 @@ class QtMainWindow(QMainWindow):
         """Fig.-3-style grid of the selected images (all readable ones if none selected)."""
         path = path or self._ask_png_path("Export figure", "catviz-figure.png")
         if not path or not self.state.models:
+            return
+        if (why := unwritable(path)) is not None:
+            self.state.report(f"{path}: figure not written, {why}")
             return
         rows = {i.row() for i in self.image_list.selectedIndexes()} or range(len(self.state.images))
         self.controller.export_figure(path, [self.state.images[i] for i in sorted(rows)])

@@ -357,6 +357,21 @@ def test_save_view_says_where_it_saved_and_the_dialog_remembers_the_folder(qtbot
     assert (folder / "mine.png").read_bytes() == saved
 
 
+def test_save_view_into_a_missing_folder_names_the_folder(window, tmp_path):
+    missing = tmp_path / "nonexistent_dir"
+    window.save_view(str(missing / "v.png"))
+    assert window.state.messages[-1].text == f"{missing / 'v.png'}: view not saved, the folder {missing} does not exist"
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    window.save_view(str(blocker / "v.png"))
+    assert window.state.messages[-1].text.endswith(f"view not saved, {blocker} is not a folder")
+    window.state.models["cat"] = object()  # the check comes before any work
+    window.export_figure(str(missing / "f.png"))
+    assert window.state.messages[-1].text == f"{missing / 'f.png'}: figure not written, the folder {missing} does not exist"
+    del window.state.models["cat"]
+    assert not missing.exists()
+
+
 def test_images_with_the_same_name_show_their_folders(qtbot, window, tmp_path):
     first = write_good_images(tmp_path / "a", 2)
     window.state.add_images(first)
