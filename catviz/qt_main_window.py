@@ -355,7 +355,12 @@ class QtMainWindow(QMainWindow):
             self.state.report(f"{path}: figure not written, {why}")
             return
         rows = {i.row() for i in self.image_list.selectedIndexes()} or range(len(self.state.images))
-        self.controller.export_figure(path, [self.state.images[i] for i in sorted(rows)])
+        entries = [self.state.images[i] for i in sorted(rows)]
+        unreadable = [e for e in entries if e.image is None and e.error]
+        if unreadable and len(unreadable) < len(entries):  # none readable: the controller says nothing is exported
+            self.state.report(f"{Path(path).name}: {len(unreadable)} of {len(entries)} images left out, unreadable: "
+                              + "; ".join(e.error for e in unreadable))
+        self.controller.export_figure(path, entries)
 
     def about_text(self) -> str:
         lines = [f"<b>catviz {__version__}</b> — CAT vs its baseline (Zhang et al., ICASSP 2022).<br>"

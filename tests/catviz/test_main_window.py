@@ -338,6 +338,21 @@ def test_export_and_save_view_write_pngs(qtbot, window, checkpoints, tmp_path):
     assert cv2.imread(str(tmp_path / "figure.png")) is not None
 
 
+def test_export_says_which_images_it_leaves_out_and_why(qtbot, window, checkpoints, tmp_path):
+    load_models(qtbot, window, checkpoints)
+    good = write_good_images(tmp_path / "imgs", 2)
+    corrupt = tmp_path / "x.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    window.state.add_images([*good, corrupt])
+    qtbot.waitUntil(lambda: all(e.image is not None or e.error for e in window.state.images), timeout=20000)
+    error = window.state.entry(corrupt).error
+    window.image_list.selectAll()
+    window.export_figure(str(tmp_path / "figure.png"))
+    assert window.state.messages[-1].text == f"figure.png: 1 of 3 images left out, unreadable: {error}"
+    assert error.startswith(str(corrupt)) and window.state.messages[-1].error
+    qtbot.waitUntil(lambda: (tmp_path / "figure.png").exists(), timeout=20000)
+
+
 def test_save_view_says_where_it_saved_and_the_dialog_remembers_the_folder(qtbot, window, tmp_path, monkeypatch):
     asked = []
     folder = tmp_path / "figures"
