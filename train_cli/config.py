@@ -24,8 +24,8 @@ from models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 from .errors import EXIT_CODES_HELP, ArgumentParser, UsageError
 
-MAX_SEED = 2**32 - 1  # what every seeded generator (torch, numpy, DataLoader workers) accepts
-MAX_FACTOR = 1e3  # largest --lr, --lr-gamma, --weight-decay, --warmup-epochs: far past any sane value
+MAX_SEED = 2**63 - 1  # torch's generators take up to 2**64 - 1: room left for seed + rank and seed + epoch
+MAX_HYPERPARAMETER = 1e3  # largest --lr, --lr-gamma, --weight-decay, --warmup-epochs: far past any sane value
 
 
 def default_workers() -> int:
@@ -204,9 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(argv: list[str] | None = None) -> TrainConfig:
+#: How long a run goes: free to change on --resume under the step schedule (its rate depends on
+#: progress only); on --resume, those the user does not give are the run's own.
+LENGTH = frozenset({"epochs", "max_epochs", "converge_window", "converge_delta"})
+
+
+def resolve_config(argv: list[str] | None = None, run_config: dict | None = None) -> TrainConfig:
     """Defaults, preset, YAML and flags merged and checked; :class:`UsageError` on any bad value.
 
+    ``run_config``: on --resume, the saved config of the run (untrusted: only its length
+    settings of the right type are read), whose length the run keeps unless the user gives one.
     Checks only the configuration itself (no data or model is loaded); argparse itself
     exits with status 2 on malformed flags.
     """
@@ -216,10 +223,15 @@ def resolve_config(argv: list[str] | None = None) -> TrainConfig:
     flags = {k: v for k, v in args.items() if v is not None}
     dataset = flags.get("dataset", values.get("dataset", TrainConfig.dataset))
     preset = DATASET_PRESETS.get(dataset, {})
-    merged = {**preset, **values, **flags}
     given = values | flags
-    if preset.get("max_epochs") and "epochs" in given and "max_epochs" not in given:
-        merged["max_epochs"] = 0  # --epochs N alone means N epochs, not the preset's "on until converged"
+    run_length = {k: v for k, v in (run_config or {}).items()
+                  if k in LENGTH and type(v) in ((int,) if k != "converge_delta" else (int, float))}
+    merged = {**preset, **run_length, **given}
+    # --epochs N alone means N epochs, and a cosine or onecycle schedule has a fixed length: the
+    # preset's "on until converged" applies to its own step schedule and length only
+    own_length = "epochs" in given or given.get("schedule", "step") != "step"
+    if preset.get("max_epochs") and own_length and "max_epochs" not in given:
+        merged["max_epochs"] = 0
     cfg = dataclasses.replace(TrainConfig(), **merged)
     where = {name: f"{config_file}: {name}" for name in values} | {
         name: "--" + name.replace("_", "-") for name in flags
@@ -300,11 +312,11 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
           f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] (the models' total stride is {MIN_INPUT_SIZE})")
     # Upper bounds keep values that float32 parameters cannot hold (lr 1e300) from crashing the first step.
     for name in ("lr", "lr_gamma"):
-        check(math.isfinite(getattr(cfg, name)) and 0 < getattr(cfg, name) <= MAX_FACTOR, name, f"a number in (0, {MAX_FACTOR:g}]")
+        check(math.isfinite(getattr(cfg, name)) and 0 < getattr(cfg, name) <= MAX_HYPERPARAMETER, name, f"a number in (0, {MAX_HYPERPARAMETER:g}]")
     for name in ("weight_decay", "warmup_epochs"):
-        check(math.isfinite(getattr(cfg, name)) and 0 <= getattr(cfg, name) <= MAX_FACTOR, name, f"a number in [0, {MAX_FACTOR:g}]")
+        check(math.isfinite(getattr(cfg, name)) and 0 <= getattr(cfg, name) <= MAX_HYPERPARAMETER, name, f"a number in [0, {MAX_HYPERPARAMETER:g}]")
     check(0 <= cfg.momentum < 1, "momentum", "in [0, 1)")
-    check(cfg.seed <= MAX_SEED, "seed", f"at most {MAX_SEED} (2**32 - 1)")
+    check(cfg.seed <= MAX_SEED, "seed", f"at most {MAX_SEED} (2**63 - 1)")
     check(0 <= cfg.ema < 1, "ema", "in [0, 1) (0: off; e.g. 0.9997)")
     check(0 <= cfg.cutout <= 1, "cutout", "a probability in [0, 1]")
     check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)")

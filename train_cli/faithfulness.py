@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset whose val split is used (default: the first checkpoint's)")
     parser.add_argument("--data-root", help="dataset folder (demo: where it is generated)")
     parser.add_argument("--limit-images", "--limit", dest="limit", metavar="N", type=int, default=100,
-                        help="first N val images with a label (default 100; as catviz-eval --limit-images). On a "
+                        help="the first N val images that have a label (default 100; 0: all). On a "
                         "2-core CPU every method at the defaults takes about 40 s per image and model for the demo "
                         "pair (the default 100 images: over 2 h); try --limit-images 6 --road-percentiles 50 "
                         "(about 3 min) first")
@@ -124,7 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--road-percentiles: {args.road_percentiles!r} is not a comma-separated list of integers")
     if not all(0 < p < 100 for p in args.road_percentiles):
         parser.error("--road-percentiles: each must lie strictly between 0 and 100")
-    for flag, name in (("limit", "--limit-images"), ("steps", "--steps"), ("ig_steps", "--ig-steps")):
+    if args.limit < 0:
+        parser.error("--limit-images must be 0 (all) or more")
+    for flag, name in (("steps", "--steps"), ("ig_steps", "--ig-steps")):
         if getattr(args, flag) < 1:
             parser.error(f"{name} must be at least 1")
     if args.scorecam_limit < 0:
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         val = load_split(dataset, args.data_root, "val")
         annotations = annotation_file(dataset, args.data_root)
         boxes = read_boxes(annotations, val.class_names) if annotations else None
-        samples = [s for s in val.samples if (s.target == 1).any()][: args.limit]
+        samples = [s for s in val.samples if (s.target == 1).any()][: args.limit or None]
         results = []
         for path in args.checkpoints:
             per_method = evaluate_model(path, args, val, samples, boxes, device)

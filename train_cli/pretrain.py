@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from models.checkpoint import atomic_write
 
-from .config import MAX_FACTOR, MAX_SEED
+from .config import MAX_HYPERPARAMETER, MAX_SEED
 from .data.glyphs import GLYPHS, IMAGE_SIZE, GlyphDataset
 from .errors import ArgumentParser
 from .schedule import lr_factor
@@ -110,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.val_images < 1 or args.size < 32:
         parser.error("--steps, --batch-size and --val-images must be >= 1 and --size >= 32")
-    if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_FACTOR and math.isfinite(args.weight_decay)
-            and 0 <= args.weight_decay <= MAX_FACTOR):
-        parser.error(f"--lr must be in (0, {MAX_FACTOR:g}] and --weight-decay in [0, {MAX_FACTOR:g}]")
-    if not 0 <= args.seed <= MAX_SEED or args.workers < 0:
-        parser.error(f"--seed must be in [0, {MAX_SEED}] and --workers >= 0")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= MAX_HYPERPARAMETER):
+        parser.error(f"--lr must be in (0, {MAX_HYPERPARAMETER:g}], got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and 0 <= args.weight_decay <= MAX_HYPERPARAMETER):
+        parser.error(f"--weight-decay must be in [0, {MAX_HYPERPARAMETER:g}], got {args.weight_decay}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
+    if args.workers < 0:
+        parser.error(f"--workers must be >= 0, got {args.workers}")
     if not timm.is_model(args.backbone):
         parser.error(f"unknown timm model {args.backbone!r}")
     if args.out.exists() and not args.overwrite:

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from models.checkpoint import RESUME_PREFIX as PREFIX
 from models.checkpoint import CheckpointError, read_meta, read_resume
 
-from .config import TrainConfig
+from .config import LENGTH, TrainConfig
 from .errors import UsageError
 from .schedule import converged
 
@@ -137,9 +137,9 @@ def epoch_loss(state: dict, path: Path) -> tuple[float, int]:
     before it kept them, or a damaged entry: ``(0.0, 0)``, so the epoch's logged train_loss averages
     only the steps after the resume (said in a warning when steps were already done)."""
     saved = state.get("epoch_loss")
-    if (isinstance(saved, list) and len(saved) == 2 and isinstance(saved[0], float | int)
-            and isinstance(saved[1], int) and not isinstance(saved[1], bool)
-            and math.isfinite(saved[0]) and 0 <= saved[1] <= state["step_in_epoch"]):
+    if (isinstance(saved, list) and len(saved) == 2 and type(saved[0]) in (float, int) and type(saved[1]) is int
+            and math.isfinite(saved[0]) and saved[0] >= 0 and 0 <= saved[1] <= state["step_in_epoch"]
+            and (saved[1] > 0 or saved[0] == 0)):
         return float(saved[0]), saved[1]
     if state["step_in_epoch"]:
         _logger.warning("%s does not hold the losses of the %d step(s) already done in epoch %d; its logged "
@@ -170,8 +170,6 @@ def unfinished(path: Path, cfg: TrainConfig) -> str | None:
 #: May change on --resume: where and how fast the run goes, not what it computes.
 OPERATIONAL = {"data_root", "workers", "threads", "cache_mib", "out", "resume", "overwrite", "allow_changed_config", "save_every",
                "device", "tensorboard", "channels_last"}
-#: How long the run goes: free to change on --resume under the step schedule (its rate depends on progress only).
-LENGTH = {"epochs", "max_epochs", "converge_window", "converge_delta"}
 #: The saved weights or optimizer state depend on these: they never change on --resume.
 STRUCTURAL = ("model", "backbone", "fpn_out_conv", "dataset", "optimizer", "ema", "amp")
 
@@ -197,6 +195,9 @@ def check_resume_config(cfg: TrainConfig, path: Path) -> None:
                          "use the run's settings, or pass --allow-changed-config to continue with the new ones")
     if changed:
         _logger.warning("resuming %s with changed settings: %s", path, listed)
+    longer = [f"{k} {saved[k]!r} -> {current[k]!r}" for k in sorted(LENGTH) if k in saved and saved[k] != current[k]]
+    if longer and cfg.schedule == "step":
+        _logger.info("resuming %s with another length: %s", path, ", ".join(longer))
     if meta.epoch >= max(cfg.epochs, cfg.max_epochs):
         most = f"--max-epochs {cfg.max_epochs}" if cfg.max_epochs else f"--epochs {cfg.epochs}"
         raise UsageError(f"{path}: the run already completed {meta.epoch} of {most}; "

@@ -449,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_main:  # one writer: rank 0 owns the run folder
             lock = open_run_dir(cfg.run_dir(), cfg.resume, cfg.overwrite)
         if cfg.resume:
-            resume_state.check_resume_config(cfg, cfg.run_dir() / "last.safetensors")
+            last = cfg.run_dir() / "last.safetensors"
+            cfg = resolve_config(argv, read_meta(last).config)  # the run's own length, unless given
+            resume_state.check_resume_config(cfg, last)
         torch.manual_seed(cfg.seed + dist.rank)  # DDP broadcasts rank 0's initial weights
         trainer = Trainer(cfg, dist, device, dataclasses.asdict(cfg))
         if dist.is_main:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from train_cli import evaluate, train
+from train_cli import demo_models, evaluate, train
 from train_cli.config import (
     DATASET_PRESETS,
     TrainConfig,
@@ -37,7 +37,7 @@ BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "
     (["--dropout", "2"], r"--dropout must be in \[0, 1\)"),
     (["--cutout", "1.5"], r"--cutout must be a probability"),
     (["--seed", "-1"], "--seed must be an integer >= 0"),
-    (["--seed", str(2**64)], r"--seed must be at most 4294967295"),
+    (["--seed", str(2**64)], r"--seed must be at most 9223372036854775807"),
     (["--lr", "1e300"], r"--lr must be a number in \(0, 1000\]"),
     (["--weight-decay", "1e300"], r"--weight-decay must be a number in \[0, 1000\]"),
     (["--momentum", "1"], r"--momentum must be in \[0, 1\)"),
@@ -174,3 +174,20 @@ def test_epochs_given_alone_trains_exactly_that_many_even_with_the_demo_preset(f
     cfg = resolve_config(["--dataset", "demo", *flags])
     assert (cfg.epochs, cfg.max_epochs) == (epochs, max_epochs)
     assert DATASET_PRESETS["demo"]["max_epochs"] == 24  # the rows above read it
+
+
+@pytest.mark.parametrize("flags, run, epochs, max_epochs", [
+    (["--resume"], {"epochs": 30, "max_epochs": 0}, 30, 0),  # a run started with --epochs 30 keeps its length
+    (["--resume", "--epochs", "40"], {"epochs": 16, "max_epochs": 24}, 40, 0),  # given: the user's
+    (["--resume", "--max-epochs", "30"], {"epochs": 16, "max_epochs": 24}, 16, 30),
+    (["--resume"], {"epochs": "30", "max_epochs": True, "lr": 5.0}, 16, 24),  # untrusted: wrong types ignored
+])
+def test_a_resumed_run_keeps_its_own_length_unless_the_user_gives_one(flags, run, epochs, max_epochs):
+    cfg = resolve_config(["--dataset", "demo", *flags], run)
+    assert (cfg.epochs, cfg.max_epochs, cfg.lr) == (epochs, max_epochs, DATASET_PRESETS["demo"]["lr"])
+
+
+def test_a_fixed_length_schedule_drops_the_presets_on_until_converged():
+    assert resolve_config(["--dataset", "demo", "--schedule", "cosine"]).max_epochs == 0  # was refused naming it
+    scratch = resolve_config(["--dataset", "demo", *demo_models.SCRATCH])  # make demo-models --recipe scratch
+    assert (scratch.epochs, scratch.max_epochs, scratch.schedule) == (12, 0, "cosine")

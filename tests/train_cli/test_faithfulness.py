@@ -50,7 +50,7 @@ def test_cheap_methods_and_no_silent_overwrite(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", [["--methods", "cam,lime"], ["--road-percentiles", "0,50"],
-                                 ["--road-percentiles", "x"], ["--limit", "0"], ["--limit-images", "0"],
+                                 ["--road-percentiles", "x"], ["--limit", "-1"], ["--limit-images", "-1"],
                                  ["--json", "/nonexistent/dir/f.json"]])
 def test_bad_flags_are_usage_errors_before_any_work(bad, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -101,7 +101,10 @@ def test_the_map_history_travels_in_the_checkpoint_and_older_ones_fall_back_to_t
 
 @pytest.mark.parametrize("saved, expected", [
     ([1.5, 3], (1.5, 3)),  # a mid-epoch checkpoint: 3 of its 4 steps' losses
-    ([2, 0], (2.0, 0)),
+    ([0, 0], (0.0, 0)),
+    ([2, 0], (0.0, 0)),  # a sum with no step
+    ([-1.5, 3], (0.0, 0)),
+    ([True, 3], (0.0, 0)),
     (None, (0.0, 0)),  # written before checkpoints kept them
     ([1.5, 9], (0.0, 0)),  # more losses than steps done
     ([float("nan"), 3], (0.0, 0)),
@@ -111,7 +114,7 @@ def test_the_map_history_travels_in_the_checkpoint_and_older_ones_fall_back_to_t
 def test_a_resumed_epoch_continues_its_loss_sum_from_a_checked_entry(tmp_path, saved, expected, caplog):
     state = {"epoch": 1, "step_in_epoch": 4} | ({"epoch_loss": saved} if saved is not None else {})
     assert epoch_loss(state, tmp_path / "last.safetensors") == expected
-    assert ("averages the steps after the resume only" in caplog.text) == (expected == (0.0, 0))
+    assert ("averages the steps after the resume only" in caplog.text) == (saved != [0, 0] and expected == (0.0, 0))
 
 
 def test_unfinished_says_why_a_run_would_train_on(finished_run):
