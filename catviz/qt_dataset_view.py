@@ -130,6 +130,40 @@ def _signed(value: float, digits: int = 1) -> tuple[str, QColor | None]:
     return text, GAIN if value > 0 else LOSS
 
 
+def _is_are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def _could_not_be_decoded(count: int, noun: str = "") -> str:
+    """ "1 could not be decoded", "2 images could not be decoded" (``noun``: "image")."""
+    noun = f" {noun}{'s' * (count != 1)}" if noun else ""
+    return f"{count}{noun} could not be decoded"
+
+
+def finished_text(complete: bool, scored: int, total: int, computed: int, seconds: float) -> str:
+    """The progress bar's text once a pass ends: short enough for the bar at 1280 px (the
+    images that could not be decoded are on the button beside it, the details in its tooltip)."""
+    if computed == 0:
+        how = "from the cache"
+    elif computed >= total or not complete:
+        how = f"{seconds:.1f} s"
+    else:
+        how = f"{total - computed} cached, {seconds:.1f} s"
+    return f"{'done' if complete else 'cancelled'}: {scored} of {total} images scored ({how})"
+
+
+def finished_tooltip(complete: bool, scored: int, total: int, failed: int, computed: int, seconds: float) -> str:
+    text = f"{scored} of {total} images scored by both models"
+    if failed:
+        text += f"; {_could_not_be_decoded(failed)} ({_is_are(failed)} left out)"
+    if computed:
+        text += f". This pass read and ran {computed} image{'s' * (computed != 1)} in {seconds:.1f} s"
+    cached = total - computed
+    if complete and cached > 0:
+        text += f"; {cached} came from the result cache"
+    return text + "."
+
+
 def _eval_note(threshold: float) -> str:
     """What equals catviz-eval's output: it scores CP ... OF1 at its own threshold only."""
     if np.isclose(threshold, EVAL_THRESHOLD):
@@ -553,6 +587,7 @@ class QtDatasetView(QWidget):
         self.progress.setValue(done)
         cached_text = f" ({cached} from the cache)" if cached else ""
         self.progress.setFormat(f"{done} / {total} images{cached_text} · {rate:.0f} img/s · ETA {_format_seconds(eta)}")
+        self.progress.setToolTip("")
 
     def _on_run_failed(self, message: str) -> None:
         self._running = False
@@ -569,12 +604,12 @@ class QtDatasetView(QWidget):
         self._running = False
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        n, computed = len(self.data.paths), self.results.computed
+        n, scored, failed = len(self.data.paths), int(self.data.scored.sum()), len(self.data.failed)
         self.progress.setRange(0, max(n, 1))
-        self.progress.setValue(int(self.data.scored.sum()) + len(self.data.failed))
-        how = f"{computed} computed in {self.results.seconds:.1f} s" if computed else "all from the cache"
-        state = "done" if self.results.complete else "cancelled"
-        self.progress.setFormat(f"{state}: {int(self.data.scored.sum())} of {n} images scored ({how})")
+        self.progress.setValue(scored + failed)
+        self.progress.setFormat(finished_text(self.results.complete, scored, n, self.results.computed,
+                                              self.results.seconds))
+        self.progress.setToolTip(finished_tooltip(self.results.complete, scored, n, failed, self.results.computed, self.results.seconds))
         self._show_report(report)
         if self._rerun:
             self._rerun = False
@@ -614,7 +649,8 @@ class QtDatasetView(QWidget):
         scored, total = len(report.images), len(self.data.paths)
         self.summary_note.setText(
             f"{scored} of {total} images scored by both models"
-            + (f"; {len(report.failed)} could not be decoded and are left out" if report.failed else "")
+            + (f"; {_could_not_be_decoded(len(report.failed))} and {_is_are(len(report.failed))} left out"
+               if report.failed else "")
             + (" (pass cancelled: press Run to continue)" if self.results is not None and not self.results.complete else "")
             + f". Threshold {report.threshold:g}. " + _eval_note(report.threshold))
 
@@ -724,6 +760,7 @@ class QtDatasetView(QWidget):
             return
         lines = [self.report.failed[i] for i in sorted(self.report.failed)]
         shown = "\n".join(lines[:50]) + (f"\n… and {len(lines) - 50} more" if len(lines) > 50 else "")
+        them = "it is" if len(lines) == 1 else "they are"
         QMessageBox.information(self, "Images that could not be decoded",
-                                f"{len(lines)} images could not be decoded; they are left out of every score.\n\n{shown}")
+                                f"{_could_not_be_decoded(len(lines), 'image')}; {them} left out of every score.\n\n{shown}")
 

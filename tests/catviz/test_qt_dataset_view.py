@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from catviz import dataset_results
 from catviz.inference import load_model
-from catviz.qt_dataset_view import LOSS, QtDatasetView, _NumberItem, _signed, _table
+from catviz.qt_dataset_view import LOSS, QtDatasetView, _NumberItem, _signed, _table, finished_text
 from catviz.state import AppState
 
 from .conftest import CLASSES, make_checkpoint
@@ -36,14 +37,21 @@ def wait_report(qtbot, view):
         pass
 
 
-def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
+def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkeypatch):
     root = write_boxes_dataset(tmp_path / "data", broken=(3,))
     with qtbot.waitSignal(view.report_ready, timeout=60000):
         view.open("coco-format", root)
     report = view.report
     assert "coco-format val (7 images, 5 labels)" in view.title.text()
-    assert view.progress.format().startswith("done: 6 of 7 images scored")
+    assert view.progress.format() == f"done: 6 of 7 images scored ({view.results.seconds:.1f} s)"
+    assert view.progress.fontMetrics().horizontalAdvance(view.progress.format()) < view.progress.width()  # one line
+    assert view.progress.toolTip().startswith("6 of 7 images scored by both models; 1 could not be decoded (is left out)")
     assert view.failed_button.isVisible() and view.failed_button.text().startswith("1 image not decoded")
+    assert "6 of 7 images scored by both models; 1 could not be decoded and is left out." in view.summary_note.text()
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: shown.append(text))
+    view.show_failed()
+    assert shown[0].startswith("1 image could not be decoded; it is left out of every score.")
 
     summary = {view.summary.item(r, 0).text(): r for r in range(view.summary.rowCount())}
     assert view.summary.item(summary["mAP"], 1).text() == f"{report.summary['baseline']['mAP']:.1f}"
@@ -107,6 +115,12 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path):
     note = view.summary_note.text()
     assert "Threshold 0.3." in note and "The numbers equal" not in note
     assert "CP, CR, CF1, OP, OR, OF1 are at threshold 0.3 (catviz-eval uses 0.5)" in note
+
+
+def test_the_finished_pass_says_how_its_rows_were_got_in_a_few_words():
+    assert finished_text(True, 20, 20, 0, 0.0) == "done: 20 of 20 images scored (from the cache)"
+    assert finished_text(True, 19, 20, 12, 0.5) == "done: 19 of 20 images scored (8 cached, 0.5 s)"
+    assert finished_text(False, 12, 20, 12, 0.3) == "cancelled: 12 of 20 images scored (0.3 s)"
 
 
 def test_differences_that_round_to_zero_show_as_zero_without_colour():
