@@ -192,9 +192,10 @@ def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: l
 
 
 def dataset_images(dataset: str, data_root: str | None, limit: int) -> tuple[list[Path], dict[Path, set[str]]]:
-    from train_cli.data import load_splits
+    """The first ``limit`` images of the val split, the one the Dataset tab scores (no train split needed)."""
+    from train_cli.data import load_split
 
-    _, val = load_splits(dataset, data_root)
+    val = load_split(dataset, data_root, "val")
     samples = val.samples[:limit]
     truth = {s.path: {val.class_names[i] for i in (s.target == 1).nonzero()[0]} for s in samples}
     return [s.path for s in samples], truth

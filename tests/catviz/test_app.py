@@ -110,3 +110,16 @@ def test_sigterm_closes_the_app_like_quit_and_keeps_its_settings(tmp_path):
     assert process.returncode == 0, stderr[-2000:]
     assert "window\\geometry" in settings.read_text() or "geometry=" in settings.read_text()
     assert "Traceback" not in stderr
+
+
+def test_a_dataset_with_only_its_val_split_opens(tmp_path):
+    """Someone who downloaded only COCO's val2014 can still use the Dataset tab."""
+    import shutil
+
+    from tests.fixtures import write_coco_format
+
+    root = write_coco_format(tmp_path / "data")
+    shutil.rmtree(root / "images" / "train")
+    (root / "annotations" / "train.json").unlink()
+    paths, truth = app.dataset_images("coco-format", str(root), 4)
+    assert [p.name for p in paths] == ["1.png", "2.png", "3.png", "4.png"] and "car" in truth[paths[0]]
