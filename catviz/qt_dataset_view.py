@@ -741,7 +741,7 @@ class QtDatasetView(QWidget):
                                    [Qt.ItemDataRole.DecorationRole])
 
     def open_image(self, row: int) -> None:
-        """Show the image in the compare view, with its ground truth."""
+        """Show the image in the compare view, with its ground truth, on the filtered label if one is chosen."""
         if self.data is None or not 0 <= row < len(self.images_model.rows):
             return
         i = self.images_model.image_index(row)
@@ -752,6 +752,9 @@ class QtDatasetView(QWidget):
         if self.state.images[index].ground_truth is None:
             self.state.images[index].ground_truth = truth
         self.state.select(index)
+        label = self.label_filter.currentIndex() - 1
+        if 0 <= label < len(self.data.class_names) and self.data.class_names[label] in self.state.class_names:
+            self.state.update_settings(label=self.data.class_names[label])  # as if clicked in the predictions
         if self.on_open is not None:
             self.on_open()
 

@@ -109,6 +109,12 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     assert entry.ground_truth == {CLASSES[c] for c in np.flatnonzero(view.data.targets[i] == 1)}
     assert view.opened == [entry]
     assert "shows 1 of the 7 images" in view.list_note.text()
+    assert view.state.settings.label is None  # no label filter: the top prediction, as any image
+
+    view.label_filter.setCurrentIndex(1 + CLASSES.index("dog"))
+    view.open_image(0)
+    assert view.state.current_entry.path == view.data.paths[int(view.images_model.rows[0])]
+    assert view.state.shown_label() == "dog" == view.state.settings.label
 
     with qtbot.waitSignal(view.report_ready, timeout=60000):
         view.state.update_settings(threshold=0.3)
