@@ -4,9 +4,11 @@ the shown label's logit comes from (the layer share)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -46,14 +48,32 @@ ROW_MIN_PX = 14
 PALETTE = ("#7e57c2", "#26a69a", "#ffa726", "#ec407a", "#8d6e63", "#5c6bc0", "#c0ca33", "#00acc1")
 SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = "#1e88e5", "#9e9e9e", "#bdbdbd"
 _LAYER_COLORS: dict[str, str] = {}
+LAYER_COLORS_KEY = "colors/layers"  # QSettings: the colours handed out so far, kept across sessions
+
+
+def _saved_layer_colors() -> dict[str, str]:
+    """Colours of earlier sessions (untrusted: only names mapped to palette colours are kept)."""
+    try:
+        saved = json.loads(str(QSettings().value(LAYER_COLORS_KEY) or "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {k: v for k, v in list(saved.items())[: 4 * len(PALETTE)] if isinstance(k, str) and v in PALETTE}
 
 
 def layer_color(name: str) -> str:
-    """The colour of a level or source name (see PALETTE)."""
+    """The colour of a level or source name: the first palette colour no other name has, kept
+    for the name in this and later sessions (screenshots and figures compare by colour)."""
     if name == OFFSET:
         return OFFSET_COLOR
+    if not _LAYER_COLORS:
+        _LAYER_COLORS.update(_saved_layer_colors())
     if name not in _LAYER_COLORS:
-        _LAYER_COLORS[name] = PALETTE[len(_LAYER_COLORS) % len(PALETTE)]
+        used = set(_LAYER_COLORS.values())
+        free = [c for c in PALETTE if c not in used]
+        _LAYER_COLORS[name] = free[0] if free else PALETTE[len(_LAYER_COLORS) % len(PALETTE)]
+        QSettings().setValue(LAYER_COLORS_KEY, json.dumps(_LAYER_COLORS))
     return _LAYER_COLORS[name]
 
 
