@@ -147,9 +147,10 @@ def test_methods_are_listed_by_their_usual_names_and_say_which_colours_they_get(
     view.method.setCurrentIndex(index)
     assert state.settings.cam_method == "GradCAMPlusPlus"  # the key grad-cam and the settings use
     state.update_settings(colormap=DIVERGING)
-    assert "not signed: drawn with" in view.colormap.toolTip()  # unsigned maps never get the diverging one
+    assert "unsigned (0-1)" in view.colormap.toolTip()  # unsigned maps never get the diverging one ...
+    assert f"drawn with {view.colormap.currentText()}" in view.colormap.toolTip()  # ... the box shows theirs
     state.update_settings(cam_method=CAM)
-    assert view.method.currentText() == CAM and "not signed" not in view.colormap.toolTip()
+    assert view.method.currentText() == CAM and "unsigned" not in view.colormap.toolTip()
 
 
 def test_predictions_share_one_row_order_and_mark_ground_truth(qtbot, app_state, checkpoints, tmp_path):
