@@ -19,7 +19,8 @@ model mean ± std over seeds (with the epochs trained and how much the mAP moved
 last 5 epochs: the convergence check), the paired per-seed difference CAT - baseline with its 95 % t-interval
 overall and by object size, each ablation minus the baseline, CAT minus each ablation (what
 the missing part adds, overall and on small digits), and the median seed of
-CAT - baseline (the pair to ship). ``--plot FILE`` draws the mAP curves.
+CAT - baseline (the pair to ship). ``--plot FILE`` draws the mAP curves. ``--jobs N`` trains N
+runs side by side, the cores split between them (a new study: see its help).
 """
 
 from __future__ import annotations
