@@ -155,7 +155,7 @@ def finished_text(complete: bool, scored: int, total: int, computed: int, second
 def finished_tooltip(complete: bool, scored: int, total: int, failed: int, computed: int, seconds: float) -> str:
     text = f"{scored} of {total} images scored by both models"
     if failed:
-        text += f"; {_could_not_be_decoded(failed)} ({_is_are(failed)} left out)"
+        text += f"; {_could_not_be_decoded(failed)} and {_is_are(failed)} left out"
     if computed:
         text += f". This pass read and ran {computed} image{'s' * (computed != 1)} in {seconds:.1f} s"
     cached = total - computed

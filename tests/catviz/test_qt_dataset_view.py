@@ -45,7 +45,7 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     assert "coco-format val (7 images, 5 labels)" in view.title.text()
     assert view.progress.format() == f"done: 6 of 7 images scored ({view.results.seconds:.1f} s)"
     assert view.progress.fontMetrics().horizontalAdvance(view.progress.format()) < view.progress.width()  # one line
-    assert view.progress.toolTip().startswith("6 of 7 images scored by both models; 1 could not be decoded (is left out)")
+    assert view.progress.toolTip().startswith("6 of 7 images scored by both models; 1 could not be decoded and is left out")
     assert view.failed_button.isVisible() and view.failed_button.text().startswith("1 image not decoded")
     assert "6 of 7 images scored by both models; 1 could not be decoded and is left out." in view.summary_note.text()
     shown = []
