@@ -174,7 +174,9 @@ def export_main(argv: list[str]) -> int:
     except OSError as err:
         print(f"catviz export: cannot write {args.out}: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out} ({len(rows)} images)")
+    skipped = len(images) - len(rows)
+    print(f"wrote {args.out} ({len(rows)} image{'s' * (len(rows) != 1)}"
+          + (f"; {skipped} skipped, see above)" if skipped else ")"))
     return 0
 
 

@@ -328,10 +328,14 @@ class InferenceController(QObject):
             return inference.run_attribution(loaded[role], image, label, levels[role], s.cam_method,
                                              should_stop=task.should_stop)
 
-        def render(task: Task) -> str:
-            rows = []
+        def render(task: Task) -> tuple[str, list[str]]:
+            rows, skipped = [], []
             for e in entries:
-                image = e.image if e.image is not None else decode(e.path)[0]
+                try:
+                    image = e.image if e.image is not None else decode(e.path)[0]
+                except ImageLoadError as err:  # not decoded for the list yet, and unreadable
+                    skipped.append(f"{e.path}: {err}")
+                    continue
                 results = {role: cached.get((e.path, role)) or inference.run_model(m, image) for role, m in loaded.items()}
                 row = figure.FigureRow(e.path.name, figure.thumbnail(image), results, e.ground_truth)
                 if s.cam_method != CAM:
@@ -339,12 +343,19 @@ class InferenceController(QObject):
                         for role in loaded:
                             row.maps.setdefault(role, {})[label] = attribution(e, image, role, label, task)
                 rows.append(row)
+            if not rows:
+                raise ImageLoadError(f"{path} not written: no selected image could be read ({'; '.join(skipped)})")
             figure.save_figure(path, figure.render_figure(
                 rows, class_names, s.threshold, s.opacity, s.colormap, s.cam_method,
                 shared_scale=not s.per_panel_scale, positive_only=s.positive_only))
-            return path
+            return path, skipped
 
-        self._submit(render, lambda written: self.state.report(f"figure written to {written}", error=False))
+        def written(outcome: tuple[str, list[str]]) -> None:
+            path, skipped = outcome
+            left_out = f"; {len(skipped)} left out, unreadable: {'; '.join(skipped)}" if skipped else ""
+            self.state.report(f"figure written to {path}{left_out}", error=bool(skipped))
+
+        self._submit(render, written)
 
     # attributions (grad-cam methods, IG, Occlusion) -------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:

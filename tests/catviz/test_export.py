@@ -36,9 +36,10 @@ def test_export_writes_the_figure_for_good_images_and_reports_bad_ones(tmp_path,
     bad = write_bad_files(tmp_path / "bad")
     out = tmp_path / "fig.png"
     assert _export(*good, *bad, "--out", out, checkpoints=checkpoints) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
     for path in bad:
-        assert path.name in err
+        assert path.name in captured.err
+    assert f"wrote {out} (2 images; {len(bad)} skipped, see above)" in captured.out
     drawn = cv2.imread(str(out))[..., ::-1]
     columns = (drawn.shape[1] - figure.BAR) // figure.CELL  # the image + up to 4 labels
     assert (drawn.shape[1] - figure.BAR) % figure.CELL == 0 and 2 <= columns <= 5

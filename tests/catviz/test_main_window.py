@@ -353,6 +353,23 @@ def test_export_says_which_images_it_leaves_out_and_why(qtbot, window, checkpoin
     qtbot.waitUntil(lambda: (tmp_path / "figure.png").exists(), timeout=20000)
 
 
+def test_an_image_found_unreadable_only_by_the_export_is_left_out_not_fatal(qtbot, window, checkpoints, tmp_path):
+    from catviz.state import ImageEntry
+
+    load_models(qtbot, window, checkpoints)
+    good = write_good_images(tmp_path / "imgs", 1)
+    window.state.add_images(good)
+    wait_results(qtbot, window)
+    corrupt = tmp_path / "x.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    undecoded = ImageEntry(corrupt)  # selected before the list decoded it
+    window.controller.export_figure(str(tmp_path / "figure.png"), [window.state.entry(good[0]), undecoded])
+    qtbot.waitUntil(lambda: any("figure written to" in m.text for m in window.state.messages), timeout=30000)
+    message = next(m for m in window.state.messages if "figure written to" in m.text)
+    assert "1 left out, unreadable" in message.text and str(corrupt) in message.text and message.error
+    assert cv2.imread(str(tmp_path / "figure.png")) is not None
+
+
 def test_save_view_says_where_it_saved_and_the_dialog_remembers_the_folder(qtbot, window, tmp_path, monkeypatch):
     asked = []
     folder = tmp_path / "figures"
