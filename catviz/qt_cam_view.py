@@ -389,6 +389,8 @@ class QtCamView(QWidget):
         missed = entry is not None and entry.ground_truth is not None and names[label] in entry.ground_truth \
             and p < s.threshold
         head = f"<b>{name}</b> · {names[label]} p={p:.2f}{' (missed)' if missed else ''}"
+        if s.cam_level in result.level_logits and len(result.level_logits) > 1:  # one of several levels shown
+            head += f" · {s.cam_level} logit {float(result.level_logits[s.cam_level][label]):+.2f}"
         heat = self.panels[role].heat
         progress = self.state.progress.get((role, ATTRIBUTION))
         if info.name != CAM and heat is None:
