@@ -386,7 +386,9 @@ class Trainer:
             improved = scored and metrics["mAP"] > self.best_map
             self.best_map = max(self.best_map, metrics["mAP"]) if scored else self.best_map
             self.map_history.append(metrics["mAP"] if scored else math.nan)
-            self.save_last()
+            # best.safetensors and the log line first, last.safetensors (the resume point) after: a run
+            # killed in between redoes the epoch on --resume and writes them again (the log's last
+            # record of an epoch counts), where the other order lost them for good
             if self.dist.is_main:
                 if improved:
                     self._write(self.run_dir / "best.safetensors", self.eval_model(), self.meta())
@@ -406,6 +408,7 @@ class Trainer:
                     f"epoch {self.epoch}: loss {train_loss:.4f}  mAP {metrics['mAP']:.2f}  "
                     f"CF1 {metrics['CF1']:.2f}  OF1 {metrics['OF1']:.2f}  (best {self.best_map:.2f})"
                 )
+            self.save_last()
         return self.metrics
 
 

@@ -151,8 +151,9 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     assert weights and all(torch.equal(a[k], b[k]) for k in weights)
     assert read_meta(last).epoch == 5
     # the epoch it was killed in logs the mean over all its steps, not only those after the resume
-    logged = [[json.loads(line)["train_loss"] for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
-              for run in ("whole", "killed")]
+    # (an epoch redone after a kill between its log line and its checkpoint is logged twice: the last counts)
+    logged = [list({r["epoch"]: r["train_loss"] for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text()
+                                                             .splitlines())}.values()) for run in ("whole", "killed")]
     assert len(logged[1]) == 5 and logged[1] == pytest.approx(logged[0], rel=1e-9)
 
 
@@ -401,3 +402,25 @@ def test_threads_apply_to_the_run_only_and_are_recorded(tmp_path, data_root, mon
     assert during and set(during) == {wanted}
     assert torch.get_num_threads() == before  # the calling process keeps its own count
     assert read_meta(out / "last.safetensors").config["threads"] == wanted
+
+
+def test_a_kill_before_the_epochs_checkpoint_loses_neither_its_log_line_nor_its_best(tmp_path, data_root, monkeypatch):
+    out = tmp_path / "run"
+    args = [*ARGS, "--data-root", str(data_root), "--out", str(out), "--epochs", "2"]
+    real_save, calls = train.Trainer.save_last, []
+
+    def killed_at_the_second_epochs_end(self):
+        calls.append(self.epoch)
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        real_save(self)
+
+    monkeypatch.setattr(train.Trainer, "save_last", killed_at_the_second_epochs_end)
+    assert train.main(args) == 130 and calls == [1, 2]
+    assert [r["epoch"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())] == [1, 2]
+    best_epoch = read_meta(out / "best.safetensors").epoch
+    monkeypatch.setattr(train.Trainer, "save_last", real_save)
+    assert train.main([*args, "--resume"]) == 0  # epoch 2 is redone and logged again: the last record counts
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 2] and records[1]["mAP"] == pytest.approx(records[2]["mAP"])
+    assert read_meta(out / "best.safetensors").epoch == best_epoch
