@@ -29,10 +29,7 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,14 +47,13 @@ from train_cli.distributed import DistInfo
 from train_cli.errors import UsageError
 from train_cli.metrics import multilabel_metrics
 from train_cli.schedule import tail_span
+from train_cli.side_by_side import Job, run_jobs
 from train_cli.state import unfinished
 
 MODELS = ["baseline_tiny", "cat_tiny", "fpn_tiny", "cat_no_clf_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"]
 EDGES = (MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (1 / 3), MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (2 / 3))  # 27.4, 46.8
 SIZES = ("small", "medium", "large")
 RESULTS = Path(__file__).resolve().parent / "results" / "demo-seeds.json"
-ROOT = Path(__file__).resolve().parents[1]
-ENV = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def size_targets(val, demo_root: Path) -> dict[str, np.ndarray]:
@@ -236,35 +232,19 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path, thr
     process (with ``--threads`` when several share the CPU; each one's output then goes to
     ``<run>.log``), and ``record`` each as it finishes. Exit status of the first failure, after
     the runs already started have ended; 0 if all finished."""
-    queue, running, failed = list(tasks), {}, 0
-    while queue or running:
-        while queue and len(running) < args.jobs and not failed:
-            task = queue.pop(0)
-            seed, model, run, _ = task
-            resume = ["--resume"] if (run / "last.safetensors").is_file() else ["--overwrite"]
-            command = [sys.executable, "-m", "train_cli.train", "--dataset", "demo", "--data-root", str(demo_root),
-                       "--model", model, "--seed", str(seed), "--workers", str(args.workers), "--out", str(run),
-                       *resume, *(["--threads", str(threads)] if threads else []), *args.train_args]
-            log = None
-            if args.jobs > 1:
-                run.parent.mkdir(parents=True, exist_ok=True)
-                log = open(run.parent / f"{model}.log", "w")  # noqa: SIM115 (closed when the run ends)
-                print(f"seed {seed} {model}: training, {threads} thread(s), log in {log.name}")
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if log else None, env=ENV)
-            running[process] = (task, time.perf_counter(), log)
-        time.sleep(0.2)
-        for process in [p for p in running if p.poll() is not None]:
-            task, start, log = running.pop(process)
-            if log is not None:
-                log.close()
-            seed, model = task[0], task[1]
-            if process.returncode:
-                print(f"seed {seed} {model}: training failed (exit {process.returncode})"
-                      + (f", see {log.name}" if log else ""), file=sys.stderr)
-                failed = failed or process.returncode
-            else:
-                record(task, time.perf_counter() - start)
-    return failed
+    by_name, jobs = {}, []
+    for task in tasks:
+        seed, model, run, _ = task
+        resume = ["--resume"] if (run / "last.safetensors").is_file() else ["--overwrite"]
+        name = f"seed {seed} {model}"
+        by_name[name] = task
+        jobs.append(Job(name, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
+                               "--workers", str(args.workers), "--out", str(run), *resume,
+                               *(["--threads", str(threads)] if threads else []), *args.train_args],
+                        run, run.parent / f"{model}.log" if args.jobs > 1 else None))
+    if jobs and args.jobs > 1:
+        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {threads} thread(s) each")
+    return run_jobs(jobs, args.jobs, lambda job, seconds: record(by_name[job.name], seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="DataLoader workers per run (0: fastest on 2 cores; never changes the weights)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained side by side, the CPU's cores split between them (--threads); on a "
-                        "2-core CPU --jobs 2 with --train-args --channels-last trained a pair in half the time. "
+                        "2-core CPU --jobs 2 trained a pair in half the time (the study in the README). "
                         "Thread count and memory format change the weights' last bits: a new study, not a resume "
                         "of one run with other settings")
     parser.add_argument("--summary", action="store_true", help="only print the tables of the results so far")

@@ -100,13 +100,14 @@ class TrainConfig:
 # weight decay on everything, from the tiny trunk pretrained on glyphs (train_cli.pretrain);
 # 128² scenes, 16 epochs with one decay at 10 (the paper: 60, decays every 30), then on until
 # converged (the val mAP of the last 5 epochs spans < 0.5 points), at most 24 (a second decay
-# at 20); no flips (digits are not mirror-symmetric).
+# at 20); no flips (digits are not mirror-symmetric); channels_last, 1.33x faster a step on
+# this project's CPU (README, the seed study).
 DEMO_TRUNK = str(resources.files("catviz_assets") / "demo_trunk.safetensors")
 DATASET_PRESETS = {
     "demo": dict(
         model="cat_tiny", pretrained=True, pretrained_file=DEMO_TRUNK, epochs=16, max_epochs=24, batch_size=16, lr=0.01,
         optimizer="sgd", momentum=0.9, weight_decay=1e-4, schedule="step", lr_step=10, lr_gamma=0.1,
-        img_size=128, hflip=False, crop="multiscale", decay_bias_norm=True, cache_mib=256,
+        img_size=128, hflip=False, crop="multiscale", decay_bias_norm=True, cache_mib=256, channels_last=True,
     ),
 }
 

@@ -78,6 +78,8 @@ def test_jobs_train_runs_side_by_side_on_split_threads_and_a_rerun_skips_them(tm
         assert (rows[model]["jobs"], rows[model]["threads"]) == (2, threads)
         assert read_meta(runs / "seed0" / model / "last.safetensors").config["threads"] == threads
         assert "done: 1 epochs" in (runs / "seed0" / f"{model}.log").read_text()  # its output, not interleaved
-        assert f"seed 0 {model}: training, {threads} thread(s)" in done.stdout
+        assert f"seed 0 {model}: training, log in {runs / 'seed0' / f'{model}.log'}" in done.stdout
+        assert f"seed 0 {model}: epoch 1, train loss" in done.stdout  # echoed from its log.jsonl
+    assert f"2 run(s) to train, 2 at a time, {threads} thread(s) each" in done.stdout
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done, skipped") == 2

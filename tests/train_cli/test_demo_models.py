@@ -55,3 +55,30 @@ def test_files_already_in_out_are_not_replaced_without_overwrite(tmp_path, capsy
     assert str(out / "demo_cat.safetensors") in err and str(out / demo_models.TRUNK) in err
     assert (out / "demo_cat.safetensors").read_bytes() == b"a user's model"
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_the_pair_trains_side_by_side_on_one_thread_each_and_one_after_the_other_gives_the_same_weights(
+        tmp_path, monkeypatch, capsys):
+    from train_cli.config import DEMO_TRUNK
+
+    # The real recipe, cut to a smoke run: one epoch on 16 images.
+    monkeypatch.setattr(demo_models, "recipe_flags",
+                        lambda recipe, trunk: ["--pretrained-file", str(trunk), "--epochs", "1", "--limit-images", "16",
+                                               "--batch-size", "8"])
+    weights = {}
+    for jobs in (2, 1):
+        out, runs = tmp_path / f"out{jobs}", tmp_path / f"runs{jobs}"
+        assert demo_models.main(["--out", str(out), "--runs", str(runs), "--data-root", str(tmp_path / "demo"),
+                                 "--trunk", DEMO_TRUNK, "--jobs", str(jobs)]) == 0
+        printed = capsys.readouterr().out
+        for role, model in demo_models.ROLES.items():
+            meta = read_meta(out / f"demo_{role}.safetensors")
+            assert (meta.config["threads"], meta.config["channels_last"]) == (demo_models.DEMO_THREADS, True)
+            weights[jobs, role] = load_checkpoint(out / f"demo_{role}.safetensors")[0].state_dict()
+            # Side by side, each run's console goes to its log and its epochs are echoed here.
+            assert (runs / f"{model}.log").is_file() == (jobs == 2)
+            assert (f"{model}: epoch 1, train loss" in printed) == (jobs == 2)
+        assert "pair" in printed.splitlines()[-1]
+    for role in demo_models.ROLES:
+        assert all(torch.equal(a, b) for a, b in zip(weights[2, role].values(), weights[1, role].values(), strict=True))

@@ -1,0 +1,97 @@
+"""train_cli/side_by_side.py: runs side by side, their epochs echoed, a failure stops the queue, an interrupt stops the runs."""
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from train_cli.side_by_side import Job, run_jobs
+
+# A stand-in for catviz-train: writes OUT/started, waits for WAIT_FOR (another job's OUT/started),
+# appends epoch records to OUT/log.jsonl and exits with CODE; on SIGTERM it writes OUT/terminated.
+SCRIPT = """
+import json, pathlib, signal, sys, time
+out, wait_for, epochs, code, first = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+signal.signal(signal.SIGTERM, lambda *_: ((out / "terminated").write_text("yes"), sys.exit(143)))
+out.mkdir(parents=True, exist_ok=True)
+(out / "started").write_text("yes")
+deadline = time.time() + 60
+while wait_for and not pathlib.Path(wait_for).exists() and time.time() < deadline:
+    time.sleep(0.05)
+if wait_for and not pathlib.Path(wait_for).exists():
+    sys.exit(9)
+with open(out / "log.jsonl", "a") as log:
+    for epoch in range(first, first + epochs):
+        log.write(json.dumps({"epoch": epoch, "train_loss": 0.5, "mAP": 80.0 + epoch}) + "\\n")
+print("console output of", out.name)
+sys.exit(code)
+"""
+
+
+@dataclass
+class FakeJob(Job):
+    wait_for: str = ""
+    epochs: int = 2
+    code: int = 0
+    first_epoch: int = 1
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", SCRIPT, str(self.out), self.wait_for, str(self.epochs), str(self.code),
+                str(self.first_epoch)]
+
+
+def fake(tmp_path: Path, name: str, logged: bool = True, **kwargs) -> FakeJob:
+    return FakeJob(name, ["--out", str(tmp_path / name)], tmp_path / name, tmp_path / f"{name}.log" if logged else None,
+                   **kwargs)
+
+
+def test_two_jobs_run_at_once_with_their_output_in_logs_and_epochs_echoed(tmp_path, capsys):
+    # Each waits for the other to start: only runs side by side can both finish.
+    a = fake(tmp_path, "a", wait_for=str(tmp_path / "b" / "started"))
+    b = fake(tmp_path, "b", wait_for=str(tmp_path / "a" / "started"))
+    done = []
+    assert run_jobs([a, b], 2, lambda job, seconds: done.append((job.name, seconds))) == 0
+    assert sorted(name for name, _ in done) == ["a", "b"] and all(seconds > 0 for _, seconds in done)
+    out = capsys.readouterr().out
+    for name in "ab":
+        assert f"{name}: training, log in {tmp_path / f'{name}.log'}" in out
+        assert f"{name}: epoch 1, train loss 0.5000, val mAP 81.00" in out
+        assert f"{name}: epoch 2, train loss 0.5000, val mAP 82.00" in out
+        assert (tmp_path / f"{name}.log").read_text() == f"console output of {name}\n"
+
+
+def test_a_failed_run_returns_its_status_and_no_new_run_starts(tmp_path, capsys):
+    done = []
+    jobs = [fake(tmp_path, "broken", code=3), fake(tmp_path, "next")]
+    assert run_jobs(jobs, 1, lambda job, seconds: done.append(job.name)) == 3
+    assert done == [] and not (tmp_path / "next").exists()
+    assert f"broken: training failed (exit 3), see {tmp_path / 'broken.log'}" in capsys.readouterr().err
+
+
+def test_a_resumed_run_echoes_only_the_epochs_it_trains(tmp_path, capsys):
+    job = fake(tmp_path, "resumed", first_epoch=3, epochs=1)
+    job.argv.append("--resume")
+    job.out.mkdir()
+    (job.out / "log.jsonl").write_text("".join(json.dumps({"epoch": e, "train_loss": 0.6, "mAP": 70.0}) + "\n"
+                                               for e in (1, 2)))
+    assert run_jobs([job], 1) == 0
+    out = capsys.readouterr().out
+    assert "resumed: epoch 3, train loss 0.5000, val mAP 83.00" in out and "epoch 2" not in out
+
+
+def test_an_interrupt_sends_sigterm_to_the_runs_still_going(tmp_path):
+    quick = fake(tmp_path, "quick")
+    slow = fake(tmp_path, "slow", wait_for=str(tmp_path / "never"))
+
+    def interrupted(job: Job, seconds: float) -> None:
+        deadline = time.monotonic() + 60  # until slow has its SIGTERM handler (it writes "started" after)
+        while not (slow.out / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([quick, slow], 2, interrupted)
+    assert (slow.out / "terminated").read_text() == "yes"
