@@ -20,7 +20,7 @@ last 5 epochs: the convergence check), the paired per-seed difference CAT - base
 overall and by object size, each ablation minus the baseline, CAT minus each ablation (what
 the missing part adds, overall and on small digits), and the median seed of
 CAT - baseline (the pair to ship). ``--plot FILE`` draws the mAP curves. ``--jobs N`` trains N
-runs side by side, the cores split between them (a new study: see its help).
+runs side by side (default: one per core), each on one thread, as the shipped pair.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from train_cli.config import DEMO_TRUNK, TrainConfig, resolve_config, usable_cor
 from train_cli.data import load_splits
 from train_cli.data.dataset import TransformConfig
 from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
+from train_cli.demo_models import DEMO_THREADS
 from train_cli.distributed import DistInfo
 from train_cli.errors import UsageError
 from train_cli.metrics import multilabel_metrics
@@ -226,10 +227,10 @@ def save(results: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path, threads: int,
+def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
               record: Callable[[tuple, float], None]) -> int:
     """Train the (seed, model, run, earlier) tasks, ``args.jobs`` at a time, each a ``catviz-train``
-    process (with ``--threads`` when several share the CPU; each one's output then goes to
+    process on ``DEMO_THREADS`` thread(s) (with several at once, each one's output goes to
     ``<run>.log``), and ``record`` each as it finishes. Exit status of the first failure, after
     the runs already started have ended; 0 if all finished."""
     by_name, jobs = {}, []
@@ -240,10 +241,10 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path, thr
         by_name[name] = task
         jobs.append(Job(name, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
                                "--workers", str(args.workers), "--out", str(run), *resume,
-                               *(["--threads", str(threads)] if threads else []), *args.train_args],
+                               "--threads", str(DEMO_THREADS), *args.train_args],
                         run, run.parent / f"{model}.log" if args.jobs > 1 else None))
     if jobs and args.jobs > 1:
-        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {threads} thread(s) each")
+        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {DEMO_THREADS} thread(s) each")
     return run_jobs(jobs, args.jobs, lambda job, seconds: record(by_name[job.name], seconds))
 
 
@@ -256,11 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader workers per run (0: fastest on 2 cores; never changes the weights)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="runs trained side by side, the CPU's cores split between them (--threads); on a "
-                        "2-core CPU --jobs 2 trained a pair in half the time (the study in the README). "
-                        "Thread count and memory format change the weights' last bits: a new study, not a resume "
-                        "of one run with other settings")
+    parser.add_argument("--jobs", type=int, default=usable_cores(),
+                        help="runs trained side by side (default %(default)s: one per core). Each run trains on "
+                        "one thread, as the shipped pair (make demo-models), whatever --jobs is: the thread count "
+                        "sets the order of float sums, so it changes the weights' last bits and is part of a "
+                        "study's recipe. On a 2-core CPU two runs side by side train a pair in about half the time "
+                        "of one after the other on two threads (README, the seed study)")
     parser.add_argument("--summary", action="store_true", help="only print the tables of the results so far")
     parser.add_argument("--plot", type=Path, help="also draw the mAP curves into this PNG")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
@@ -303,21 +305,20 @@ def main(argv: list[str] | None = None) -> int:
             if earlier:  # e.g. a recipe that now trains on until converged
                 print(f"seed {seed} {model}: {reason}; resuming")
             tasks.append((seed, model, run, earlier))
-    threads = max(1, usable_cores() // args.jobs) if args.jobs > 1 else 0
 
     def record(task: tuple, seconds: float) -> None:
         """Score a finished run and save the results file at once (the study resumes from it)."""
         seed, model, run, earlier = task
         row = score(run, val, by_size)
         row["wall_seconds"] = seconds + (earlier or {}).get("wall_seconds", 0.0)
-        row["jobs"], row["threads"] = args.jobs, threads
+        row["jobs"], row["threads"] = args.jobs, DEMO_THREADS
         results["recipe"] = load_checkpoint(run / "last.safetensors")[1].config
         results["runs"].setdefault(str(seed), {})[model] = row
         save(results, args.json)
         print(f"seed {seed} {model}: final mAP {row['final']['mAP']:.2f} (best {row['best_mAP']:.2f} at epoch "
               f"{row['best_epoch']}), sizes " + ", ".join(f"{k} {v:.1f}" for k, v in row["size_mAP"].items()))
 
-    code = train_all(tasks, args, demo_root, threads, record)
+    code = train_all(tasks, args, demo_root, record)
     if code:
         return code
     print(summary(results))

@@ -1,7 +1,6 @@
 """bench/demo_seeds.py: the paired difference, its t-interval and the median seed, from a results file."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,14 +64,14 @@ def test_ablations_are_paired_with_the_baseline_and_the_curves_are_drawn_once(tm
 
 
 @pytest.mark.slow
-def test_jobs_train_runs_side_by_side_on_split_threads_and_a_rerun_skips_them(tmp_path):
+def test_jobs_train_runs_side_by_side_on_one_thread_each_and_a_rerun_skips_them(tmp_path):
     results, runs = tmp_path / "seeds.json", tmp_path / "runs"
     command = [sys.executable, "bench/demo_seeds.py", "--jobs", "2", "--seeds", "0", "--models", "baseline_tiny",
                "cat_tiny", "--json", str(results), "--runs", str(runs), "--data-root", str(tmp_path / "demo"),
                "--train-args", "--epochs", "1", "--limit-images", "16", "--batch-size", "8"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    threads = 1  # each run on one thread, whatever --jobs is (as make demo-models trains the shipped pair)
     rows = json.loads(results.read_text())["runs"]["0"]
     for model in ("baseline_tiny", "cat_tiny"):
         assert (rows[model]["jobs"], rows[model]["threads"]) == (2, threads)
