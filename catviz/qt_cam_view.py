@@ -105,7 +105,6 @@ class QtCamView(QWidget):
         self.positive_only = QCheckBox("Positive evidence only")
         self.positive_only.setToolTip("Hide negative contributions; the scale runs from 0 to the largest positive value.")
         self.per_panel = QCheckBox("Per-panel scale")
-        self.per_panel.setToolTip("Scale each panel to its own largest value (the panels no longer compare).")
         self.positive_only.setChecked(s.positive_only)
         self.per_panel.setChecked(s.per_panel_scale)
         derivation = QPushButton("How are these computed?")
@@ -247,6 +246,10 @@ class QtCamView(QWidget):
         self.positive_only.setToolTip(
             "Hide negative contributions; the scale runs from 0 to the largest positive value." if signed
             else f"{info.name} maps are unsigned (0-1): there is no negative evidence to hide.")
+        self.per_panel.setEnabled(signed)
+        self.per_panel.setToolTip(
+            "Scale each panel to its own largest value (the panels no longer compare)." if signed
+            else f"{info.name} maps are unsigned: each is already scaled 0-1 on its own.")
 
     def _unavailable(self, method: str) -> str | None:
         """Why ``method`` cannot apply to the loaded models (None: it can)."""

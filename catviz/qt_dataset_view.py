@@ -741,7 +741,8 @@ class QtDatasetView(QWidget):
                                    [Qt.ItemDataRole.DecorationRole])
 
     def open_image(self, row: int) -> None:
-        """Show the image in the compare view, with its ground truth, on the filtered label if one is chosen."""
+        """Show the image in the compare view, with its ground truth, on the filtered label if one is
+        chosen (unless a fixed label is set: it holds for every image)."""
         if self.data is None or not 0 <= row < len(self.images_model.rows):
             return
         i = self.images_model.image_index(row)
@@ -753,8 +754,10 @@ class QtDatasetView(QWidget):
             self.state.images[index].ground_truth = truth
         self.state.select(index)
         label = self.label_filter.currentIndex() - 1
-        if 0 <= label < len(self.data.class_names) and self.data.class_names[label] in self.state.class_names:
-            self.state.update_settings(label=self.data.class_names[label])  # as if clicked in the predictions
+        # As if clicked in the predictions; a label the user fixed for every image stays.
+        if (self.state.settings.label_mode == "top" and 0 <= label < len(self.data.class_names)
+                and self.data.class_names[label] in self.state.class_names):
+            self.state.update_settings(label=self.data.class_names[label])
         if self.on_open is not None:
             self.on_open()
 

@@ -115,6 +115,10 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     view.open_image(0)
     assert view.state.current_entry.path == view.data.paths[int(view.images_model.rows[0])]
     assert view.state.shown_label() == "dog" == view.state.settings.label
+    view.state.update_settings(label_mode="fixed", label="cat")
+    view.open_image(1)  # a fixed label holds for every image, whatever the filter
+    assert view.state.shown_label() == "cat" == view.state.settings.label
+    view.state.update_settings(label_mode="top", label=None)
 
     with qtbot.waitSignal(view.report_ready, timeout=60000):
         view.state.update_settings(threshold=0.3)

@@ -117,6 +117,7 @@ def test_titles_state_method_level_and_units(qtbot, app_state, checkpoints, tmp_
     assert view.panels["cat"].scale == Scale(0.0, 1.0)  # unsigned: sequential 0-1
     assert "top row only" in view.bottom_caption.text
     assert not view.positive_only.isEnabled()
+    assert not view.per_panel.isEnabled() and "unsigned" in view.per_panel.toolTip()  # no effect on 0-1 maps
 
 
 def test_input_space_methods_disable_the_level_choice(qtbot, app_state, checkpoints, tmp_path):
