@@ -157,6 +157,27 @@ def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_pa
     assert len(logged[1]) == 5 and logged[1] == pytest.approx(logged[0], rel=1e-9)
 
 
+def test_an_epoch_interrupted_mid_way_logs_the_mean_loss_of_all_its_steps(tmp_path, data_root, monkeypatch):
+    """The killed-run test above cannot choose where its kill lands; this one stops at a known step."""
+    common = [*ARGS, "--data-root", str(data_root), "--epochs", "2", "--save-every", "1"]
+    assert train.main([*common, "--out", str(tmp_path / "whole")]) == 0
+    real_step = train.Trainer._step
+
+    def interrupted_mid_second_epoch(self, *batch):
+        if (self.epoch, self.step_in_epoch) == (1, 2):
+            raise KeyboardInterrupt
+        return real_step(self, *batch)
+
+    monkeypatch.setattr(train.Trainer, "_step", interrupted_mid_second_epoch)
+    assert train.main([*common, "--out", str(tmp_path / "stopped")]) == 130
+    assert _position(tmp_path / "stopped" / "last.safetensors") == (1, 2)  # steps before and after the resume
+    monkeypatch.setattr(train.Trainer, "_step", real_step)
+    assert train.main([*common, "--out", str(tmp_path / "stopped"), "--resume"]) == 0
+    logged = [[json.loads(line)["train_loss"] for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+              for run in ("whole", "stopped")]
+    assert len(logged[1]) == 2 and logged[1] == pytest.approx(logged[0], rel=1e-9)
+
+
 @pytest.mark.slow
 def test_two_process_gloo_ddp_matches_one_process_with_the_same_global_batch(tmp_path, data_root):
     # LayerNorm backbone and no dropout: per-rank batches then give exactly the global batch's gradient.
