@@ -472,8 +472,8 @@ class QtDatasetView(QWidget):
 
     @property
     def busy(self) -> bool:
-        """Opening the dataset or running the pass (``catviz --screenshot`` waits for it)."""
-        return bool(self._jobs)
+        """Opening the dataset, running the pass or loading thumbnails (``catviz --screenshot`` waits for it)."""
+        return bool(self._jobs or self._thumb_requested)
 
     def wait(self, msecs: int = 60000) -> bool:
         return self.pool.waitForDone(msecs) and self.thumb_pool.waitForDone(msecs)

@@ -99,8 +99,12 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     i = int(view.images_model.rows[0])
     report.fixed[i, 0] = report.broken[i, 1] = True  # Report.fixes and .breaks derive from these
     assert view.images_model.data(view.images_model.index(0, 8)) == "fixes a miss, breaks a hit"
+    view._thumbs.pop(view.data.paths[-1], None)
+    view._thumbnail(view.data.paths[-1])  # asked for (as a painted row does): busy until it arrives
+    assert view.busy
     qtbot.waitUntil(lambda: view.images_model.data(view.images_model.index(0, 0), Qt.ItemDataRole.DecorationRole)
                     is not None, timeout=10000)  # thumbnails arrive from a worker
+    qtbot.waitUntil(lambda: not view.busy, timeout=10000)  # catviz --screenshot waits for them too
 
     view.open_image(1)  # the second-ranked image, into the compare view with its ground truth
     i = int(view.images_model.rows[1])
