@@ -39,11 +39,10 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from train_cli import train
-from train_cli.config import DEMO_TRUNK, TrainConfig, resolve_config, usable_cores
+from train_cli.config import DEMO_THREADS, DEMO_TRUNK, TrainConfig, resolve_config, usable_cores
 from train_cli.data import load_splits
 from train_cli.data.dataset import TransformConfig
 from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
-from train_cli.demo_models import DEMO_THREADS
 from train_cli.distributed import DistInfo
 from train_cli.errors import UsageError
 from train_cli.metrics import multilabel_metrics
@@ -236,13 +235,13 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
     by_name, jobs = {}, []
     for task in tasks:
         seed, model, run, _ = task
-        resume = ["--resume"] if (run / "last.safetensors").is_file() else ["--overwrite"]
+        resume = (run / "last.safetensors").is_file()
         name = f"seed {seed} {model}"
         by_name[name] = task
         jobs.append(Job(name, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
-                               "--workers", str(args.workers), "--out", str(run), *resume,
+                               "--workers", str(args.workers), "--out", str(run), "--resume" if resume else "--overwrite",
                                "--threads", str(DEMO_THREADS), *args.train_args],
-                        run, run.parent / f"{model}.log" if args.jobs > 1 else None))
+                        run, run.parent / f"{model}.log" if args.jobs > 1 else None, resume))
     if jobs and args.jobs > 1:
         print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {DEMO_THREADS} thread(s) each")
     return run_jobs(jobs, args.jobs, lambda job, seconds: record(by_name[job.name], seconds))
@@ -287,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     if results["runs"] and results.get("trunk", {}).get("sha256") != trunk["sha256"]:
         parser.error(f"{args.json} holds runs from another pretrained trunk than {DEMO_TRUNK}; "
                      "move it aside (or pass another --json) to start a new study")
+    trained = {(bool(results.get("recipe", {}).get("channels_last")), row.get("threads", 0))
+               for rows in results["runs"].values() for row in rows.values()}
+    if trained - {(recipe.channels_last, DEMO_THREADS)}:
+        parser.error(f"{args.json} holds runs trained with other settings (channels_last, threads: "
+                     f"{', '.join(map(str, sorted(trained)))}; these runs: {recipe.channels_last}, {DEMO_THREADS}), "
+                     "which change the weights' last bits; move it aside (or pass another --json) to start a new study")
     results["trunk"] = trunk
     demo_root = ensure_demo_set(args.data_root)
     _, val = load_splits("demo", demo_root)
@@ -318,7 +323,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed} {model}: final mAP {row['final']['mAP']:.2f} (best {row['best_mAP']:.2f} at epoch "
               f"{row['best_epoch']}), sizes " + ", ".join(f"{k} {v:.1f}" for k, v in row["size_mAP"].items()))
 
-    code = train_all(tasks, args, demo_root, record)
+    try:
+        code = train_all(tasks, args, demo_root, record)
+    except KeyboardInterrupt:
+        print("demo_seeds: stopped; the finished runs are in the results file, the same command resumes the rest",
+              file=sys.stderr)
+        return 130
     if code:
         return code
     print(summary(results))

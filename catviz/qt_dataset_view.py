@@ -483,6 +483,7 @@ class QtDatasetView(QWidget):
         self._cancel.set()
         self._rerun = False
         self.thumb_pool.clear()
+        self._thumb_requested.clear()  # the cleared ones never arrive
         self.wait(30000)
 
     # opening and running ----------------------------------------------------------------

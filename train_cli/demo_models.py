@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,11 +35,11 @@ from models.checkpoint import (
 )
 
 from . import pretrain
-from .config import TrainConfig
+from .config import DEMO_THREADS, TrainConfig
 from .data import load_splits
 from .data.demo import ensure_demo_set
-from .errors import ArgumentParser
-from .side_by_side import Job, run_jobs
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser
+from .side_by_side import Job, Stopped, run_jobs
 from .state import LENGTH, unfinished
 
 ROLES = {"baseline": "baseline_tiny", "cat": "cat_tiny"}
@@ -46,9 +47,6 @@ SAMPLE_SCENES = 8
 TRUNK = "demo_trunk.safetensors"
 # The median seed of CAT - baseline over seeds 0-4 (bench/results/demo-seeds.json); a test checks it.
 DEMO_SEED = 0
-# Each model trains on one thread, as in the seed study (bench/demo_seeds.py --jobs 2): the thread
-# count sets the order of float sums, so it is part of what makes the shipped weights reproducible.
-DEMO_THREADS = 1
 # The earlier demo recipe, before the demo preset became the paper's recipe scaled.
 SCRATCH = ["--no-pretrained", "--epochs", "12", "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "0.05",
            "--schedule", "cosine", "--warmup-epochs", "1", "--crop", "plain", "--no-decay-bias-norm"]
@@ -157,8 +155,17 @@ def main(argv: list[str] | None = None) -> int:
                         "--overwrite", *recipe_flags(args.recipe, trunk)],
                 run, run.parent / f"{model}.log" if args.jobs > 1 else None)
             for model, run in runs.items()]
+
+    def trained(job: Job, seconds: float) -> None:
+        timings[job.name] = seconds
+
     start = time.perf_counter()
-    code = run_jobs(jobs, args.jobs, lambda job, seconds: timings.__setitem__(job.name, seconds))
+    try:
+        code = run_jobs(jobs, args.jobs, trained, stop_on_failure=True)
+    except KeyboardInterrupt as stop:
+        print(f"{parser.prog}: {'terminated' if isinstance(stop, Stopped) else 'interrupted'}; nothing shipped "
+              f"(the runs in {args.runs} are incomplete)", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Stopped) else EXIT_INTERRUPTED
     if code:
         return code
     timings["pair"] = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Several ``catviz-train`` runs side by side, each its own process on a share of the CPU's cores.
+"""Several ``catviz-train`` runs side by side, each its own process, on one thread each.
 
 On this project's 2-core CPU machine a small model's convolutions do not keep two threads
 busy: two runs on one thread each (in ``channels_last``) trained the demo pair in about half the
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 0.5
+GRACE_SECONDS = 15  # for a run to save and stop, after Ctrl-C or SIGTERM, before it is killed
+
+
+class Stopped(KeyboardInterrupt):
+    """The caller was asked to stop (SIGTERM) while runs were going."""
 
 
 @dataclass
@@ -31,31 +38,55 @@ class Job:
     argv: list[str]
     out: Path
     log: Path | None = None  # its console output when runs share the terminal; None: this terminal
+    resume: bool = False  # argv has --resume: the run's log.jsonl already holds its earlier epochs
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "train_cli.train", *self.argv]
 
 
+def exit_status(code: int) -> int:
+    """A process's return code as a shell reports it: killed by signal N is 128 + N."""
+    return 128 - code if code < 0 else code
+
+
+def describe(code: int) -> str:
+    if code >= 0:
+        return f"exit {code}"
+    name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+    return f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+
+
 class _Running:
-    """A started job: its process, start time, open log and how many epoch records were echoed."""
+    """A started job: its process, start time, open console log and the epochs already echoed."""
 
     def __init__(self, job: Job, env: dict[str, str]) -> None:
         self.job = job
         self.console = None
         if job.log is not None:
             job.log.parent.mkdir(parents=True, exist_ok=True)
-            self.console = open(job.log, "w")  # noqa: SIM115 (closed in finish())
-        self.process = subprocess.Popen(job.command(), stdout=self.console,
-                                        stderr=subprocess.STDOUT if self.console else None, env=env)
+            self.console = open(job.log, "a" if job.resume else "w")  # noqa: SIM115 (closed in finish())
+        try:
+            self.process = subprocess.Popen(job.command(), stdout=self.console,
+                                            stderr=subprocess.STDOUT if self.console else None, env=env)
+        except OSError:
+            if self.console is not None:
+                self.console.close()
+            raise
         self.start = time.perf_counter()
-        # Echo only epochs this process trains: a resumed run's log holds the earlier ones.
-        self.echoed = max(_epochs(job.out / "log.jsonl"), default=0) if "--resume" in job.argv else 0
+        # The log as it was: a resumed run's earlier epochs, or an old run's that --overwrite replaces.
+        self.old_log = _identity(job.out / "log.jsonl")
+        self.echoed = max(_epochs(job.out / "log.jsonl"), default=0) if self.old_log else 0
 
     def echo_epochs(self) -> None:
         """Print the epoch records the run has written since the last call (when its console is a log file)."""
         if self.console is None:
             return
-        for epoch, record in sorted(_epochs(self.job.out / "log.jsonl").items()):
+        path = self.job.out / "log.jsonl"
+        if self.old_log and not self.job.resume and _identity(path) != self.old_log:
+            self.old_log, self.echoed = None, 0  # --overwrite replaced the old run's log: echo from epoch 1
+        if self.old_log and not self.job.resume:
+            return  # still the old run's log
+        for epoch, record in sorted(_epochs(path).items()):
             if epoch > self.echoed:
                 print(f"{self.job.name}: epoch {epoch}, train loss {record.get('train_loss', float('nan')):.4f}, "
                       f"val mAP {record.get('mAP', float('nan')):.2f}", flush=True)
@@ -66,6 +97,15 @@ class _Running:
         if self.console is not None:
             self.console.close()
         return time.perf_counter() - self.start
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, modification time) of a file, None if there is none: changes when the file is replaced."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _epochs(path: Path) -> dict[int, dict]:
@@ -84,15 +124,44 @@ def _epochs(path: Path) -> dict[int, dict]:
     return records
 
 
-def run_jobs(jobs: list[Job], at_once: int, done: Callable[[Job, float], None] | None = None) -> int:
+def _stop(running: list[_Running], wait_first: bool) -> None:
+    """Stop the runs: SIGTERM, then kill whatever still runs after a grace period. ``wait_first``:
+    first give them that long to stop on their own (a terminal's Ctrl-C reached them too)."""
+    steps = (lambda p: None,) * wait_first + (subprocess.Popen.terminate, subprocess.Popen.kill)
+    for signal_them in steps:
+        for started in running:
+            if started.process.poll() is None:
+                signal_them(started.process)
+        deadline = time.monotonic() + GRACE_SECONDS
+        for started in running:
+            try:
+                started.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        if all(started.process.poll() is not None for started in running):
+            break
+    for started in running:
+        started.finish()
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped
+
+
+def run_jobs(jobs: list[Job], at_once: int, done: Callable[[Job, float], None] | None = None,
+             stop_on_failure: bool = False) -> int:
     """Run ``jobs``, ``at_once`` at a time, calling ``done(job, seconds)`` as each ends well.
 
-    Returns the exit status of the first run that failed (after the runs already started have
-    ended; no new one starts), 0 if all ended well. On an interrupt every running run gets
-    SIGTERM, which catviz-train answers by saving its checkpoint (``--resume`` goes on from it).
+    Returns the exit status of the first run that failed, 0 if all ended well. After a failure
+    no new run starts; the runs already going finish, or with ``stop_on_failure`` are stopped.
+    On Ctrl-C or SIGTERM the runs still going are stopped (catviz-train's ``--resume`` goes on
+    from its last checkpoint) and ``KeyboardInterrupt`` (``Stopped`` for SIGTERM) is raised.
     """
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    path = [str(ROOT)] if (ROOT / "pyproject.toml").is_file() else []  # a source checkout: its own train_cli
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [*path, os.environ.get("PYTHONPATH")]))}
     queue, running, failed = list(jobs), [], 0
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if main_thread else None
     try:
         while running or (queue and not failed):
             while queue and len(running) < at_once and not failed:
@@ -109,15 +178,20 @@ def run_jobs(jobs: list[Job], at_once: int, done: Callable[[Job, float], None] |
                 seconds = started.finish()
                 code = started.process.returncode
                 if code:
-                    print(f"{started.job.name}: training failed (exit {code})"
+                    print(f"{started.job.name}: training failed ({describe(code)})"
                           + (f", see {started.job.log}" if started.job.log else ""), file=sys.stderr)
-                    failed = failed or code
+                    failed = failed or exit_status(code)
+                    if stop_on_failure and running:
+                        print(f"stopping {', '.join(r.job.name for r in running)}", file=sys.stderr)
+                        _stop(running, wait_first=False)
+                        running.clear()
+                        break
                 elif done is not None:
                     done(started.job, seconds)
+    except BaseException as err:  # an interrupt, or an error in done()
+        _stop(running, wait_first=type(err) is KeyboardInterrupt)
+        raise
     finally:
-        for started in running:  # only on an interrupt or an error in done()
-            started.process.terminate()
-        for started in running:
-            started.process.wait()
-            started.finish()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return failed

@@ -1,5 +1,6 @@
 """bench/demo_seeds.py: the paired difference, its t-interval and the median seed, from a results file."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.checkpoint import read_meta
+from train_cli.config import DEMO_THREADS, DEMO_TRUNK
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +73,7 @@ def test_jobs_train_runs_side_by_side_on_one_thread_each_and_a_rerun_skips_them(
                "--train-args", "--epochs", "1", "--limit-images", "16", "--batch-size", "8"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    threads = 1  # each run on one thread, whatever --jobs is (as make demo-models trains the shipped pair)
+    threads = DEMO_THREADS  # each run on one thread, whatever --jobs is (as make demo-models trains the shipped pair)
     rows = json.loads(results.read_text())["runs"]["0"]
     for model in ("baseline_tiny", "cat_tiny"):
         assert (rows[model]["jobs"], rows[model]["threads"]) == (2, threads)
@@ -82,3 +84,15 @@ def test_jobs_train_runs_side_by_side_on_one_thread_each_and_a_rerun_skips_them(
     assert f"2 run(s) to train, 2 at a time, {threads} thread(s) each" in done.stdout
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done, skipped") == 2
+
+
+def test_runs_trained_with_other_settings_are_not_mixed_into_a_study(tmp_path):
+    """The first study ran NCHW on torch's default threads: a run now (channels_last, one thread) differs in its last bits."""
+    results = tmp_path / "seeds.json"
+    study = run({0: (80.0, 85.0)}) | {"recipe": {"channels_last": False},
+                                      "trunk": {"sha256": hashlib.sha256(Path(DEMO_TRUNK).read_bytes()).hexdigest()}}
+    results.write_text(json.dumps(study))
+    done = subprocess.run([sys.executable, "bench/demo_seeds.py", "--json", str(results), "--runs", str(tmp_path / "runs")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "holds runs trained with other settings" in done.stderr
+    assert json.loads(results.read_text()) == study and not (tmp_path / "runs").exists()

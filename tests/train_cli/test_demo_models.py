@@ -60,7 +60,7 @@ def test_files_already_in_out_are_not_replaced_without_overwrite(tmp_path, capsy
 @pytest.mark.slow
 def test_the_pair_trains_side_by_side_on_one_thread_each_and_one_after_the_other_gives_the_same_weights(
         tmp_path, monkeypatch, capsys):
-    from train_cli.config import DEMO_TRUNK
+    from train_cli.config import DEMO_THREADS, DEMO_TRUNK
 
     # The real recipe, cut to a smoke run: one epoch on 16 images.
     monkeypatch.setattr(demo_models, "recipe_flags",
@@ -74,7 +74,7 @@ def test_the_pair_trains_side_by_side_on_one_thread_each_and_one_after_the_other
         printed = capsys.readouterr().out
         for role, model in demo_models.ROLES.items():
             meta = read_meta(out / f"demo_{role}.safetensors")
-            assert (meta.config["threads"], meta.config["channels_last"]) == (demo_models.DEMO_THREADS, True)
+            assert (meta.config["threads"], meta.config["channels_last"]) == (DEMO_THREADS, True)
             weights[jobs, role] = load_checkpoint(out / f"demo_{role}.safetensors")[0].state_dict()
             # Side by side, each run's console goes to its log and its epochs are echoed here.
             assert (runs / f"{model}.log").is_file() == (jobs == 2)

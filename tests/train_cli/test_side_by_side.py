@@ -1,6 +1,8 @@
 """train_cli/side_by_side.py: runs side by side, their epochs echoed, a failure stops the queue, an interrupt stops the runs."""
 
 import json
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -8,15 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from train_cli.side_by_side import Job, run_jobs
+from train_cli import side_by_side
+from train_cli.side_by_side import Job, describe, exit_status, run_jobs
 
-# A stand-in for catviz-train: writes OUT/started, waits for WAIT_FOR (another job's OUT/started),
-# appends epoch records to OUT/log.jsonl and exits with CODE; on SIGTERM it writes OUT/terminated.
+# A stand-in for catviz-train: without --resume removes an old OUT/log.jsonl (as --overwrite does),
+# writes OUT/started, waits for WAIT_FOR (another job's OUT/started), appends epoch records to
+# OUT/log.jsonl and exits with CODE; on SIGTERM it writes OUT/terminated.
 SCRIPT = """
 import json, pathlib, signal, sys, time
 out, wait_for, epochs, code, first = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 signal.signal(signal.SIGTERM, lambda *_: ((out / "terminated").write_text("yes"), sys.exit(143)))
 out.mkdir(parents=True, exist_ok=True)
+time.sleep(1)  # as catviz-train imports torch before it replaces an old run's files
+if "--resume" not in sys.argv:
+    (out / "log.jsonl").unlink(missing_ok=True)
 (out / "started").write_text("yes")
 deadline = time.time() + 60
 while wait_for and not pathlib.Path(wait_for).exists() and time.time() < deadline:
@@ -40,7 +47,7 @@ class FakeJob(Job):
 
     def command(self) -> list[str]:
         return [sys.executable, "-c", SCRIPT, str(self.out), self.wait_for, str(self.epochs), str(self.code),
-                str(self.first_epoch)]
+                str(self.first_epoch), *(["--resume"] if self.resume else [])]
 
 
 def fake(tmp_path: Path, name: str, logged: bool = True, **kwargs) -> FakeJob:
@@ -71,18 +78,46 @@ def test_a_failed_run_returns_its_status_and_no_new_run_starts(tmp_path, capsys)
     assert f"broken: training failed (exit 3), see {tmp_path / 'broken.log'}" in capsys.readouterr().err
 
 
-def test_a_resumed_run_echoes_only_the_epochs_it_trains(tmp_path, capsys):
-    job = fake(tmp_path, "resumed", first_epoch=3, epochs=1)
-    job.argv.append("--resume")
+def old_log(job: Job, epochs) -> None:
     job.out.mkdir()
     (job.out / "log.jsonl").write_text("".join(json.dumps({"epoch": e, "train_loss": 0.6, "mAP": 70.0}) + "\n"
-                                               for e in (1, 2)))
+                                               for e in epochs))
+
+
+def test_a_resumed_run_echoes_only_the_epochs_it_trains(tmp_path, capsys):
+    job = fake(tmp_path, "resumed", first_epoch=3, epochs=1, resume=True)
+    old_log(job, (1, 2))
     assert run_jobs([job], 1) == 0
     out = capsys.readouterr().out
     assert "resumed: epoch 3, train loss 0.5000, val mAP 83.00" in out and "epoch 2" not in out
 
 
-def test_an_interrupt_sends_sigterm_to_the_runs_still_going(tmp_path):
+def test_a_rerun_over_an_old_run_echoes_its_own_epochs_not_the_old_ones(tmp_path, capsys):
+    job = fake(tmp_path, "again", epochs=2)
+    old_log(job, (1, 2, 3))
+    assert run_jobs([job], 1) == 0
+    out = capsys.readouterr().out
+    assert out.count("again: epoch") == 2 and "val mAP 70.00" not in out and "again: epoch 2, train loss 0.5000" in out
+
+
+def test_with_stop_on_failure_a_failed_run_stops_the_others(tmp_path, capsys):
+    done = []
+    broken = fake(tmp_path, "broken", code=1, wait_for=str(tmp_path / "slow" / "started"))
+    slow = fake(tmp_path, "slow", wait_for=str(tmp_path / "never"))
+    assert run_jobs([broken, slow], 2, lambda job, seconds: done.append(job.name), stop_on_failure=True) == 1
+    assert done == [] and (slow.out / "terminated").read_text() == "yes"
+    assert "stopping slow" in capsys.readouterr().err
+
+
+def test_a_run_killed_by_a_signal_is_reported_by_name_with_the_shells_status():
+    assert (exit_status(-9), describe(-9)) == (137, "killed by SIGKILL (out of memory?)")
+    assert (exit_status(3), describe(3)) == (3, "exit 3")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM handlers do not run on Windows")
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupt_stops_the_runs_still_going(tmp_path, monkeypatch, how):
+    monkeypatch.setattr(side_by_side, "GRACE_SECONDS", 0.5)  # after Ctrl-C, how long a run may take to stop itself
     quick = fake(tmp_path, "quick")
     slow = fake(tmp_path, "slow", wait_for=str(tmp_path / "never"))
 
@@ -90,8 +125,12 @@ def test_an_interrupt_sends_sigterm_to_the_runs_still_going(tmp_path):
         deadline = time.monotonic() + 60  # until slow has its SIGTERM handler (it writes "started" after)
         while not (slow.out / "started").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        raise KeyboardInterrupt
+        if how == "ctrl-c":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)  # the caller asked to stop: raises Stopped here
+        time.sleep(5)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(side_by_side.Stopped if how == "sigterm" else KeyboardInterrupt):
         run_jobs([quick, slow], 2, interrupted)
     assert (slow.out / "terminated").read_text() == "yes"
+    assert signal.getsignal(signal.SIGTERM) is not side_by_side._raise_stopped  # the caller's handler is back
