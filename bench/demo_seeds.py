@@ -37,7 +37,7 @@ import _path  # noqa: F401  (must come first: see bench/_path.py)
 import numpy as np
 import torch
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 from train_cli import train
 from train_cli.config import DEMO_THREADS, DEMO_TRUNK, TrainConfig, resolve_config, usable_cores
 from train_cli.data import load_splits
@@ -293,6 +293,18 @@ def main(argv: list[str] | None = None) -> int:
                      f"{', '.join(map(str, sorted(trained)))}; these runs: {recipe.channels_last}, {DEMO_THREADS}), "
                      "which change the weights' last bits; move it aside (or pass another --json) to start a new study")
     results["trunk"] = trunk
+    for seed in args.seeds:  # a run folder to resume must hold a run of these settings too
+        for model in args.models:
+            last = args.runs / f"seed{seed}" / model / "last.safetensors"
+            try:
+                saved = read_meta(last).config if last.is_file() else None
+            except CheckpointError as err:
+                parser.error(f"{last}: {err}")
+            if saved is not None and (bool(saved.get("channels_last")), saved.get("threads", 0)) != (
+                    recipe.channels_last, DEMO_THREADS):
+                parser.error(f"{last.parent} holds a run trained with other settings (channels_last "
+                             f"{bool(saved.get('channels_last'))}, threads {saved.get('threads', 0)}; these runs: "
+                             f"{recipe.channels_last}, {DEMO_THREADS}); pass another --runs")
     demo_root = ensure_demo_set(args.data_root)
     _, val = load_splits("demo", demo_root)
     by_size = size_targets(val, demo_root)

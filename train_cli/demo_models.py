@@ -6,8 +6,10 @@ to 'OUT/demo_trunk.safetensors'), then 'baseline_tiny' and 'cat_tiny' are both
 fine-tuned from that same trunk ('--pretrained-file') with SGD, momentum, step decay and
 ML-GCN's multi-scale crop, with seed 'DEMO_SEED': the median seed of CAT - baseline in
 the seed study ('bench/demo_seeds.py', 'bench/results/demo-seeds.json'), so the shipped
-pair is neither the best nor the worst case. Pretraining and training are deterministic
-for a seed on a given machine, so this rebuilds the shipped files. Recipe 'scratch' is
+pair is neither the best nor the worst case. The two train side by side ('--jobs 2'), each
+a catviz-train process on one thread ('DEMO_THREADS', as in the study); '--jobs 1' trains
+them one after the other, to the same weights. Pretraining and training are deterministic
+for a seed and thread count on a given kind of CPU, so this rebuilds the shipped files. Recipe 'scratch' is
 the earlier demo recipe (from scratch, AdamW, cosine, 12 epochs, plain crop), kept for
 comparison. Each run's final weights are kept (without resume state); sample images are
 written too: demo validation scenes with their ground truth, plus two CC BY 2.0

@@ -96,3 +96,23 @@ def test_runs_trained_with_other_settings_are_not_mixed_into_a_study(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "holds runs trained with other settings" in done.stderr
     assert json.loads(results.read_text()) == study and not (tmp_path / "runs").exists()
+
+
+def test_a_run_folder_of_other_settings_is_not_resumed_into_a_study(tmp_path):
+    import torch
+
+    import models
+    from models.checkpoint import CheckpointMeta, save_checkpoint
+
+    last = tmp_path / "runs" / "seed0" / "baseline_tiny" / "last.safetensors"
+    last.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_checkpoint(last, models.create_model("baseline_tiny", 10),
+                    CheckpointMeta(model="baseline_tiny", class_names=[str(d) for d in range(10)], input_size=128,
+                                   mean=(0.5,) * 3, std=(0.25,) * 3, dataset="demo", epoch=16,
+                                   config={"channels_last": False, "threads": 0}))
+    done = subprocess.run([sys.executable, "bench/demo_seeds.py", "--json", str(tmp_path / "seeds.json"), "--runs",
+                           str(tmp_path / "runs"), "--seeds", "0", "--models", "baseline_tiny"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and f"{last.parent} holds a run trained with other settings" in done.stderr
+    assert not (tmp_path / "seeds.json").exists()
