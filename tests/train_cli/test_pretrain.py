@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 import models
 from train_cli import demo_models, pretrain
-from train_cli.config import resolve_config
+from train_cli.config import DEMO_THREADS, resolve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,8 @@ def test_bad_arguments_are_usage_errors(tmp_path):
 
 
 def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
-    """The shipped pair is the seed study's median seed, trained with the demo preset from the shipped trunk."""
+    """The shipped pair is the seed study's median seed, trained as make demo-models trains it (the demo
+    preset, one thread each) from the shipped trunk."""
     from catviz import demo
     from models.checkpoint import read_meta
 
@@ -97,8 +98,9 @@ def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
         meta = read_meta(demo.DEMO_CHECKPOINTS[role])
         for key in ("model", "pretrained", "epochs", "max_epochs", "converge_window", "converge_delta", "batch_size",
                     "lr", "optimizer", "momentum", "weight_decay", "decay_bias_norm", "schedule", "lr_step",
-                    "lr_gamma", "img_size", "crop", "hflip", "seed"):
+                    "lr_gamma", "img_size", "crop", "hflip", "seed", "channels_last"):
             expected = model if key == "model" else getattr(cfg, key)
             assert meta.config[key] == expected, (role, key)
+        assert meta.config["threads"] == DEMO_THREADS == runs[str(demo_models.DEMO_SEED)][model]["threads"]
         assert meta.metrics["mAP"] == pytest.approx(runs[str(demo_models.DEMO_SEED)][model]["final"]["mAP"], abs=0.01)
         assert meta.epoch == runs[str(demo_models.DEMO_SEED)][model]["epochs"]  # where training on stopped
