@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs trained side by side (default %(default)s: one per core). Each run trains on "
                         "one thread, as the shipped pair (make demo-models), whatever --jobs is: the thread count "
                         "sets the order of float sums, so it changes the weights' last bits and is part of a "
-                        "study's recipe. On a 2-core CPU two runs side by side train a pair in about half the time "
-                        "of one after the other on two threads (README, the seed study)")
+                        "study's recipe. On a 2-core CPU two runs side by side train a pair 1.5-2x faster "
+                        "than one after the other on two threads (README, the seed study)")
     parser.add_argument("--summary", action="store_true", help="only print the tables of the results so far")
     parser.add_argument("--plot", type=Path, help="also draw the mAP curves into this PNG")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="DataLoader workers per run (default 0: on a 2-core CPU a worker process slows the "
                         "two compute threads, ~9%% on cat_tiny; the count never changes the weights)")
     parser.add_argument("--jobs", type=int, choices=[1, 2], default=2,
-                        help="train the pair side by side (2, default: about half the time on 2 cores) or one after "
+                        help="train the pair side by side (2, default: 1.5-2x faster on 2 cores) or one after "
                         "the other (1); each model trains on one thread either way, so the weights are the same")
     parser.add_argument("--recipe", choices=["paper", "scratch"], default="paper",
                         help="paper: pretrained glyph trunk + the paper's recipe scaled (default); "
