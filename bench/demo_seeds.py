@@ -39,7 +39,14 @@ import torch
 
 from models.checkpoint import CheckpointError, load_checkpoint, read_meta
 from train_cli import train
-from train_cli.config import DEMO_THREADS, DEMO_TRUNK, TrainConfig, resolve_config, usable_cores
+from train_cli.config import (
+    DEMO_CPU_ISA,
+    DEMO_THREADS,
+    DEMO_TRUNK,
+    TrainConfig,
+    resolve_config,
+    usable_cores,
+)
 from train_cli.data import load_splits
 from train_cli.data.dataset import TransformConfig
 from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
@@ -47,7 +54,7 @@ from train_cli.distributed import DistInfo
 from train_cli.errors import UsageError
 from train_cli.metrics import multilabel_metrics
 from train_cli.schedule import tail_span
-from train_cli.side_by_side import Job, run_jobs
+from train_cli.side_by_side import Job, isa_env, run_jobs
 from train_cli.state import unfinished
 
 MODELS = ["baseline_tiny", "cat_tiny", "fpn_tiny", "cat_no_clf_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"]
@@ -226,6 +233,12 @@ def save(results: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def settings(config: dict, threads: int, isa: str | None) -> tuple[bool, int, str]:
+    """(channels_last, threads, instruction set) of a run: they set the order of float sums, so runs
+    trained with other settings differ in the weights' last bits and are not mixed into one study."""
+    return bool(config.get("channels_last")), threads, isa or "native"
+
+
 def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
               record: Callable[[tuple, float], None]) -> int:
     """Train the (seed, model, run, earlier) tasks, ``args.jobs`` at a time, each a ``catviz-train``
@@ -241,9 +254,9 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
         jobs.append(Job(name, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
                                "--workers", str(args.workers), "--out", str(run), "--resume" if resume else "--overwrite",
                                "--threads", str(DEMO_THREADS), *args.train_args],
-                        run, run.parent / f"{model}.log" if args.jobs > 1 else None, resume))
+                        run, run.parent / f"{model}.log" if args.jobs > 1 else None, resume, isa_env(DEMO_CPU_ISA)))
     if jobs and args.jobs > 1:
-        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {DEMO_THREADS} thread(s) each")
+        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {DEMO_THREADS} thread(s) each, on {DEMO_CPU_ISA}")
     return run_jobs(jobs, args.jobs, lambda job, seconds: record(by_name[job.name], seconds))
 
 
@@ -286,12 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     if results["runs"] and results.get("trunk", {}).get("sha256") != trunk["sha256"]:
         parser.error(f"{args.json} holds runs from another pretrained trunk than {DEMO_TRUNK}; "
                      "move it aside (or pass another --json) to start a new study")
-    trained = {(bool(results.get("recipe", {}).get("channels_last")), row.get("threads", 0))
+    ours = (recipe.channels_last, DEMO_THREADS, DEMO_CPU_ISA)
+    trained = {settings(results.get("recipe", {}), row.get("threads", 0), row.get("cpu_isa"))
                for rows in results["runs"].values() for row in rows.values()}
-    if trained - {(recipe.channels_last, DEMO_THREADS)}:
-        parser.error(f"{args.json} holds runs trained with other settings (channels_last, threads: "
-                     f"{', '.join(map(str, sorted(trained)))}; these runs: {recipe.channels_last}, {DEMO_THREADS}), "
-                     "which change the weights' last bits; move it aside (or pass another --json) to start a new study")
+    if trained - {ours}:
+        parser.error(f"{args.json} holds runs trained with other settings (channels_last, threads, instruction set: "
+                     f"{', '.join(map(str, sorted(trained)))}; these runs: {ours}), which change the weights' "
+                     "last bits; move it aside (or pass another --json) to start a new study")
     results["trunk"] = trunk
     for seed in args.seeds:  # a run folder to resume must hold a run of these settings too
         for model in args.models:
@@ -300,11 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                 saved = read_meta(last).config if last.is_file() else None
             except CheckpointError as err:
                 parser.error(f"{last}: {err}")
-            if saved is not None and (bool(saved.get("channels_last")), saved.get("threads", 0)) != (
-                    recipe.channels_last, DEMO_THREADS):
-                parser.error(f"{last.parent} holds a run trained with other settings (channels_last "
-                             f"{bool(saved.get('channels_last'))}, threads {saved.get('threads', 0)}; these runs: "
-                             f"{recipe.channels_last}, {DEMO_THREADS}); pass another --runs")
+            theirs = settings(saved, saved.get("threads", 0), DEMO_CPU_ISA) if saved is not None else ours
+            if theirs != ours:  # (a checkpoint does not record the instruction set: the study's file does)
+                parser.error(f"{last.parent} holds a run trained with other settings (channels_last, threads: "
+                             f"{theirs[:2]}; these runs: {ours[:2]}); pass another --runs")
     demo_root = ensure_demo_set(args.data_root)
     _, val = load_splits("demo", demo_root)
     by_size = size_targets(val, demo_root)
@@ -328,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         seed, model, run, earlier = task
         row = score(run, val, by_size)
         row["wall_seconds"] = seconds + (earlier or {}).get("wall_seconds", 0.0)
-        row["jobs"], row["threads"] = args.jobs, DEMO_THREADS
+        row["jobs"], row["threads"], row["cpu_isa"] = args.jobs, DEMO_THREADS, DEMO_CPU_ISA
         results["recipe"] = load_checkpoint(run / "last.safetensors")[1].config
         results["runs"].setdefault(str(seed), {})[model] = row
         save(results, args.json)

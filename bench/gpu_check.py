@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU even when a GPU is present")
     parser.add_argument("--device", default="cuda", help="CUDA device for the real run (default: cuda)")
     parser.add_argument("--json", type=Path, help="summary file (default bench/results/gpu-check-cuda.json; "
-                                                  "dry run: only into a temp folder)")
+                                                  "dry run: none, only the printed table)")
     parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ddp-steps", type=int, default=20, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=128, help=argparse.SUPPRESS)
@@ -247,13 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         print_table(steps, f"\n{card}, torch {torch.__version__}: {len(steps)} steps in {elapsed:.0f} s{budget}")
         summary = {"device": card, "dry_run": dry, "torch": torch.__version__, "total_seconds": elapsed,
                    "steps": [{k: v for k, v in asdict(s).items() if k != "summary"} for s in steps]}
-        path = args.json or (tmp / "gpu-check-dry-run.json" if dry else RESULTS / "gpu-check-cuda.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=2))
         print(json.dumps({s.name: {"status": s.status, "seconds": round(s.seconds, 1), "key": s.key} for s in steps}))
-        print(f"wrote {path}")
-        if dry:
-            shutil.rmtree(tmp / "demo-epoch", ignore_errors=True)
+        path = args.json or (None if dry else RESULTS / "gpu-check-cuda.json")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(summary, indent=2))
+            print(f"wrote {path}")
+        shutil.rmtree(tmp, ignore_errors=True)  # the demo epoch's run and, in a dry run, the per-step JSON
     return 0 if all(s.status == "ok" for s in steps) else 1
 
 

@@ -106,6 +106,13 @@ DEMO_TRUNK = str(resources.files("catviz_assets") / "demo_trunk.safetensors")
 # The shipped pair and the seed study train each run on one thread (side by side on a 2-core CPU):
 # the thread count sets the order of float sums, so it is part of what makes their weights reproducible.
 DEMO_THREADS = 1
+# ... and on one instruction set: torch's CPU kernels (ATen), oneDNN's convolutions and MKL each use
+# the widest vector instructions the CPU has, and each width sums floats in another order (the same
+# seed gave another trunk on an AVX-512 CPU than on the AVX2 one the shipped files come from).
+# Capped at AVX2, which x86 CPUs have had since 2013-2015 (train_cli.side_by_side.isa_env).
+DEMO_CPU_ISA = "avx2"
+# The trunk pretrains in one process on two threads, as the shipped one did.
+DEMO_PRETRAIN_THREADS = 2
 DATASET_PRESETS = {
     "demo": dict(
         model="cat_tiny", pretrained=True, pretrained_file=DEMO_TRUNK, epochs=16, max_epochs=24, batch_size=16, lr=0.01,

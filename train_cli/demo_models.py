@@ -9,7 +9,9 @@ the seed study ('bench/demo_seeds.py', 'bench/results/demo-seeds.json'), so the 
 pair is neither the best nor the worst case. The two train side by side ('--jobs 2'), each
 a catviz-train process on one thread ('DEMO_THREADS', as in the study); '--jobs 1' trains
 them one after the other, to the same weights. Pretraining and training are deterministic
-for a seed and thread count on a given kind of CPU, so this rebuilds the shipped files. Recipe 'scratch' is
+for a seed and thread count, and every process runs on one instruction set ('DEMO_CPU_ISA',
+AVX2: torch's, oneDNN's and MKL's kernels capped there), so this rebuilds the shipped files
+bit for bit on any x86 CPU with AVX2 (checked on two kinds of AMD EPYC, AVX2 and AVX-512). Recipe 'scratch' is
 the earlier demo recipe (from scratch, AdamW, cosine, 12 epochs, plain crop), kept for
 comparison. Each run's final weights are kept (without resume state); sample images are
 written too: demo validation scenes with their ground truth, plus two CC BY 2.0
@@ -36,12 +38,11 @@ from models.checkpoint import (
     save_checkpoint,
 )
 
-from . import pretrain
-from .config import DEMO_THREADS, TrainConfig
+from .config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS, DEMO_THREADS, TrainConfig
 from .data import load_splits
 from .data.demo import ensure_demo_set
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser
-from .side_by_side import Job, Stopped, run_jobs
+from .side_by_side import Job, Stopped, isa_env, run_jobs
 from .state import LENGTH, unfinished
 
 ROLES = {"baseline": "baseline_tiny", "cat": "cat_tiny"}
@@ -142,27 +143,29 @@ def main(argv: list[str] | None = None) -> int:
         write_samples(demo_root, args.out)
         return 0
     timings = {}
-    trunk = args.trunk
-    if args.recipe == "paper" and trunk is None:
-        start = time.perf_counter()
-        trunk = args.out / TRUNK
-        args.out.mkdir(parents=True, exist_ok=True)
-        code = pretrain.main(["--out", str(trunk), "--workers", str(args.workers), "--overwrite"])
-        if code:
-            return code
-        timings["trunk"] = time.perf_counter() - start
-    runs = {model: args.runs / model for model in ROLES.values()}
-    jobs = [Job(model, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(args.seed),
-                        "--workers", str(args.workers), "--threads", str(DEMO_THREADS), "--out", str(run),
-                        "--overwrite", *recipe_flags(args.recipe, trunk)],
-                run, run.parent / f"{model}.log" if args.jobs > 1 else None)
-            for model, run in runs.items()]
+    pinned = isa_env(DEMO_CPU_ISA)  # every process on one instruction set: the same bits on any x86 CPU
 
     def trained(job: Job, seconds: float) -> None:
         timings[job.name] = seconds
 
-    start = time.perf_counter()
+    trunk = args.trunk
+    runs = {model: args.runs / model for model in ROLES.values()}
     try:
+        if args.recipe == "paper" and trunk is None:
+            trunk = args.out / TRUNK
+            args.out.mkdir(parents=True, exist_ok=True)
+            pretraining = Job("trunk", ["--out", str(trunk), "--workers", str(args.workers), "--threads",
+                                        str(DEMO_PRETRAIN_THREADS), "--overwrite"], args.out, env=pinned,
+                              module="train_cli.pretrain")
+            code = run_jobs([pretraining], 1, trained)
+            if code:
+                return code
+        jobs = [Job(model, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(args.seed),
+                            "--workers", str(args.workers), "--threads", str(DEMO_THREADS), "--out", str(run),
+                            "--overwrite", *recipe_flags(args.recipe, trunk)],
+                    run, run.parent / f"{model}.log" if args.jobs > 1 else None, env=pinned)
+                for model, run in runs.items()]
+        start = time.perf_counter()
         code = run_jobs(jobs, args.jobs, trained, stop_on_failure=True)
     except KeyboardInterrupt as stop:
         print(f"{parser.prog}: {'terminated' if isinstance(stop, Stopped) else 'interrupted'}; nothing shipped "

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-images", type=int, default=2000, help="held-out glyphs for the accuracy (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the initialisation (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="CPU compute threads (default: torch's, one per core); the "
+                        "count sets the order of float sums, so it is part of what makes the weights repeat")
     parser.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
                         help="replace --out if it exists")
     return parser
@@ -118,12 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
     if args.workers < 0:
         parser.error(f"--workers must be >= 0, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if not timm.is_model(args.backbone):
         parser.error(f"unknown timm model {args.backbone!r}")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
     if not args.out.parent.is_dir():
         parser.error(f"--out: folder {args.out.parent} does not exist")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     meta = pretrain(args)
     print(f"wrote {args.out}: {meta['backbone']} on {len(GLYPHS)} glyph classes, {meta['steps']} steps, "
           f"val top-1 {meta['val_top1']:.1f} %, {meta['train_seconds'] / 60:.1f} min")

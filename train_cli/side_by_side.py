@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,18 +31,31 @@ class Stopped(KeyboardInterrupt):
     """The caller was asked to stop (SIGTERM) while runs were going."""
 
 
+def isa_env(isa: str) -> dict[str, str]:
+    """Environment variables that cap torch's CPU kernels (ATen), oneDNN and MKL at the
+    instruction set ``isa`` (e.g. ``"avx2"``), so a run sums its floats in the same order on
+    any x86 CPU that has it; none on other CPUs. Each library reads its variable once, when it
+    first runs, so they are set on a child process, never changed in a running one."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return {}
+    return {"ATEN_CPU_CAPABILITY": isa.lower(), "ONEDNN_MAX_CPU_ISA": isa.upper(), "MKL_ENABLE_INSTRUCTIONS": isa.upper()}
+
+
 @dataclass
 class Job:
-    """One ``catviz-train`` run: ``argv`` are its flags, ``out`` its ``--out`` folder."""
+    """One run of ``python -m module`` (``catviz-train`` unless said): ``argv`` are its flags,
+    ``out`` its ``--out`` folder, ``env`` what it adds to the environment."""
 
     name: str
     argv: list[str]
     out: Path
     log: Path | None = None  # its console output when runs share the terminal; None: this terminal
     resume: bool = False  # argv has --resume: the run's log.jsonl already holds its earlier epochs
+    env: dict[str, str] = field(default_factory=dict)
+    module: str = "train_cli.train"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "train_cli.train", *self.argv]
+        return [sys.executable, "-m", self.module, *self.argv]
 
 
 def exit_status(code: int) -> int:
@@ -67,7 +81,7 @@ class _Running:
             self.console = open(job.log, "a" if job.resume else "w")  # noqa: SIM115 (closed in finish())
         try:
             self.process = subprocess.Popen(job.command(), stdout=self.console,
-                                            stderr=subprocess.STDOUT if self.console else None, env=env)
+                                            stderr=subprocess.STDOUT if self.console else None, env=env | job.env)
         except OSError:
             if self.console is not None:
                 self.console.close()

@@ -98,6 +98,21 @@ def test_runs_trained_with_other_settings_are_not_mixed_into_a_study(tmp_path):
     assert json.loads(results.read_text()) == study and not (tmp_path / "runs").exists()
 
 
+def test_runs_trained_on_the_cpus_own_instruction_set_are_not_mixed_into_a_study(tmp_path):
+    """Same channels_last and threads, but not capped at DEMO_CPU_ISA: another order of float sums."""
+    results = tmp_path / "seeds.json"
+    study = run({0: (80.0, 85.0)}) | {"recipe": {"channels_last": True},
+                                      "trunk": {"sha256": hashlib.sha256(Path(DEMO_TRUNK).read_bytes()).hexdigest()}}
+    for row in study["runs"]["0"].values():
+        row["threads"] = DEMO_THREADS
+    results.write_text(json.dumps(study))
+    done = subprocess.run([sys.executable, "bench/demo_seeds.py", "--json", str(results), "--runs", str(tmp_path / "runs")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "holds runs trained with other settings" in done.stderr
+    assert f"(True, {DEMO_THREADS}, 'native')" in done.stderr
+    assert json.loads(results.read_text()) == study and not (tmp_path / "runs").exists()
+
+
 def test_a_run_folder_of_other_settings_is_not_resumed_into_a_study(tmp_path):
     import torch
 

@@ -35,3 +35,5 @@ def test_without_a_gpu_every_step_runs_on_the_cpu_and_bench_results_stay_untouch
     assert "bf16" in " ".join(steps[1]["command"]) and "--channels-last" in steps[2]["command"]
     assert "cpu" in steps[3]["command"] and "--amp" in steps[3]["command"]
     assert benchmark_files() == before
+    demo_run = Path(steps[3]["command"][steps[3]["command"].index("--out") + 1])
+    assert not demo_run.parent.exists()  # its temp folder is removed: nothing piles up in /tmp

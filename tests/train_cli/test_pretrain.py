@@ -40,6 +40,7 @@ def test_a_short_run_writes_timm_weights_that_the_tiny_models_load(tmp_path, cap
     (["--lr", "1e300"], "--lr must be in (0, 1000]"),
     (["--seed", "-1"], "--seed must be in [0, 9223372036854775807]"),
     (["--workers", "-2"], "--workers must be >= 0, got -2"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
     (["--steps", "0"], "--steps, --batch-size and --val-images must be >= 1"),
 ])
 def test_bad_flags_are_usage_errors_before_any_work(tmp_path, capsys, flags, message):

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from train_cli import side_by_side
-from train_cli.side_by_side import Job, describe, exit_status, run_jobs
+from train_cli.side_by_side import Job, describe, exit_status, isa_env, run_jobs
 
 # A stand-in for catviz-train: without --resume removes an old OUT/log.jsonl (as --overwrite does),
 # writes OUT/started, waits for WAIT_FOR (another job's OUT/started), appends epoch records to
@@ -134,3 +135,37 @@ def test_an_interrupt_stops_the_runs_still_going(tmp_path, monkeypatch, how):
         run_jobs([quick, slow], 2, interrupted)
     assert (slow.out / "terminated").read_text() == "yes"
     assert signal.getsignal(signal.SIGTERM) is not side_by_side._raise_stopped  # the caller's handler is back
+
+
+def test_a_job_runs_its_module_with_its_own_environment_on_top_of_the_callers(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATVIZ_TEST_CALLER", "kept")
+    job = Job("probe", [], tmp_path / "probe", tmp_path / "probe.log", env={"CATVIZ_TEST_JOB": "added"})
+    job.command = lambda: [sys.executable, "-c", "import os; print(os.environ['CATVIZ_TEST_CALLER'], "
+                           "os.environ['CATVIZ_TEST_JOB'])"]
+    assert Job("t", ["--x"], tmp_path).command()[1:] == ["-m", "train_cli.train", "--x"]
+    assert Job("p", ["--x"], tmp_path, module="train_cli.pretrain").command()[1:] == ["-m", "train_cli.pretrain", "--x"]
+    assert run_jobs([job], 1) == 0
+    assert (tmp_path / "probe.log").read_text() == "kept added\n"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+@pytest.mark.skipif("avx2" not in _cpu_flags(), reason="needs an x86 CPU with AVX2 (reads /proc/cpuinfo)")
+def test_isa_env_caps_torchs_kernels_and_onednn_at_avx2_in_a_child_process():
+    probe = ("import torch\n"
+             "x = torch.randn(2, 16, 16, 16).to(memory_format=torch.channels_last)\n"
+             "with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):\n"
+             "    torch.nn.functional.conv2d(x, torch.randn(8, 16, 3, 3).to(memory_format=torch.channels_last))\n"
+             "print('aten', torch.backends.cpu.get_cpu_capability())\n")
+    done = subprocess.run([sys.executable, "-c", probe], env=os.environ | isa_env("avx2"), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "aten AVX2" in done.stdout  # AVX512 on this project's newer CPUs without the cap
+    isa = [line for line in done.stdout.splitlines() if "info,cpu,isa:" in line]
+    assert isa and isa[0].endswith("isa:Intel AVX2"), isa  # oneDNN's own report of what it runs
