@@ -21,6 +21,15 @@ EXIT_CODES_HELP = (
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, ``docker stop``, ``kill``), handled as Ctrl-C is."""
+
+
+def raise_terminated(signum, frame):
+    """A SIGTERM handler: stop the way Ctrl-C stops, through ``KeyboardInterrupt``'s cleanup."""
+    raise Terminated
+
+
 class UsageError(ValueError):
     """Refused before any work starts (exit 2); the message says what to change."""
 

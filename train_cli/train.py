@@ -49,7 +49,9 @@ from .errors import (
     EXIT_TERMINATED,
     EXIT_USAGE,
     RunError,
+    Terminated,
     UsageError,
+    raise_terminated,
 )
 from .metrics import multilabel_metrics
 from .run_dir import open_run_dir
@@ -427,20 +429,12 @@ def crash_report(folder: Path | None) -> Path:
     return Path(path)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's preemption, ``docker stop``, ``kill``), handled as Ctrl-C is."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     dist, lock, trainer, threads = DistInfo(), None, None, torch.get_num_threads()
-    previous_term = signal.signal(signal.SIGTERM, _raise_terminated) if threading.current_thread() is threading.main_thread() else None
+    previous_term = signal.signal(signal.SIGTERM, raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         cfg = resolve_config(argv)
         if cfg.threads:

@@ -3,6 +3,10 @@
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,22 @@ def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
         assert meta.config["threads"] == DEMO_THREADS == runs[str(demo_models.DEMO_SEED)][model]["threads"]
         assert meta.metrics["mAP"] == pytest.approx(runs[str(demo_models.DEMO_SEED)][model]["final"]["mAP"], abs=0.01)
         assert meta.epoch == runs[str(demo_models.DEMO_SEED)][model]["epochs"]  # where training on stopped
+
+
+@pytest.mark.parametrize("stop, code, how", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_a_stopped_pretraining_exits_cleanly_and_writes_nothing(tmp_path, stop, code, how):
+    out = tmp_path / "w.safetensors"
+    process = subprocess.Popen([sys.executable, "-m", "train_cli.pretrain", "--out", str(out), "--steps", "100000",
+                                "--workers", "0", "--threads", "1"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    err = ""
+    while "pretraining on glyphs" not in err and time.monotonic() < deadline:  # tqdm's bar: the steps have begun
+        char = process.stderr.read(1)
+        if not char:
+            break
+        err += char
+    process.send_signal(stop)
+    err += process.stderr.read()
+    assert process.wait(timeout=60) == code
+    assert f"{how}; {out} not written" in err and "Traceback" not in err
+    assert not out.exists()
