@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,7 @@ from train_cli.distributed import DistInfo
 from train_cli.errors import UsageError
 from train_cli.metrics import multilabel_metrics
 from train_cli.schedule import tail_span
-from train_cli.side_by_side import Job, isa_env, run_jobs
+from train_cli.side_by_side import Job, isa_env, recorded_isa, run_jobs
 from train_cli.state import unfinished
 
 MODELS = ["baseline_tiny", "cat_tiny", "fpn_tiny", "cat_no_clf_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"]
@@ -233,10 +234,10 @@ def save(results: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def settings(config: dict, threads: int, isa: str | None) -> tuple[bool, int, str]:
-    """(channels_last, threads, instruction set) of a run: they set the order of float sums, so runs
-    trained with other settings differ in the weights' last bits and are not mixed into one study."""
-    return bool(config.get("channels_last")), threads, isa or "native"
+def settings(config: dict, threads: int) -> tuple[bool, int]:
+    """(channels_last, threads) of a run: with the instruction set, they set the order of float sums,
+    so runs trained with other settings differ in the weights' last bits and are not mixed into one study."""
+    return bool(config.get("channels_last")), threads
 
 
 def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
@@ -256,7 +257,8 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
                                "--threads", str(DEMO_THREADS), *args.train_args],
                         run, run.parent / f"{model}.log" if args.jobs > 1 else None, resume, isa_env(DEMO_CPU_ISA)))
     if jobs and args.jobs > 1:
-        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {DEMO_THREADS} thread(s) each, on {DEMO_CPU_ISA}")
+        print(f"{len(jobs)} run(s) to train, {args.jobs} at a time, {DEMO_THREADS} thread(s) each, "
+              f"instruction set {recorded_isa(DEMO_CPU_ISA)}")
     return run_jobs(jobs, args.jobs, lambda job, seconds: record(by_name[job.name], seconds))
 
 
@@ -281,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="extra catviz-train flags for every run (e.g. --epochs 1 --limit-images 64 for a smoke run)")
     args = parser.parse_args(argv)
+    # The runs are scored here: on their instruction set too (torch reads it at its first operation).
+    os.environ.update(isa_env(DEMO_CPU_ISA))
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     try:
@@ -299,12 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     if results["runs"] and results.get("trunk", {}).get("sha256") != trunk["sha256"]:
         parser.error(f"{args.json} holds runs from another pretrained trunk than {DEMO_TRUNK}; "
                      "move it aside (or pass another --json) to start a new study")
-    ours = (recipe.channels_last, DEMO_THREADS, DEMO_CPU_ISA)
-    trained = {settings(results.get("recipe", {}), row.get("threads", 0), row.get("cpu_isa"))
+    ours, isa = (recipe.channels_last, DEMO_THREADS), recorded_isa(DEMO_CPU_ISA)
+    trained = {(*settings(results.get("recipe", {}), row.get("threads", 0)), row.get("cpu_isa", "native"))
                for rows in results["runs"].values() for row in rows.values()}
-    if trained - {ours}:
+    if trained - {(*ours, isa)}:
         parser.error(f"{args.json} holds runs trained with other settings (channels_last, threads, instruction set: "
-                     f"{', '.join(map(str, sorted(trained)))}; these runs: {ours}), which change the weights' "
+                     f"{', '.join(map(str, sorted(trained)))}; these runs: {(*ours, isa)}), which change the weights' "
                      "last bits; move it aside (or pass another --json) to start a new study")
     results["trunk"] = trunk
     for seed in args.seeds:  # a run folder to resume must hold a run of these settings too
@@ -314,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
                 saved = read_meta(last).config if last.is_file() else None
             except CheckpointError as err:
                 parser.error(f"{last}: {err}")
-            theirs = settings(saved, saved.get("threads", 0), DEMO_CPU_ISA) if saved is not None else ours
-            if theirs != ours:  # (a checkpoint does not record the instruction set: the study's file does)
+            # (a checkpoint does not record the instruction set it was trained on: the study's file does)
+            if saved is not None and settings(saved, saved.get("threads", 0)) != ours:
                 parser.error(f"{last.parent} holds a run trained with other settings (channels_last, threads: "
-                             f"{theirs[:2]}; these runs: {ours[:2]}); pass another --runs")
+                             f"{settings(saved, saved.get('threads', 0))}; these runs: {ours}); pass another --runs")
     demo_root = ensure_demo_set(args.data_root)
     _, val = load_splits("demo", demo_root)
     by_size = size_targets(val, demo_root)
@@ -341,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         seed, model, run, earlier = task
         row = score(run, val, by_size)
         row["wall_seconds"] = seconds + (earlier or {}).get("wall_seconds", 0.0)
-        row["jobs"], row["threads"], row["cpu_isa"] = args.jobs, DEMO_THREADS, DEMO_CPU_ISA
+        row["jobs"], row["threads"], row["cpu_isa"] = args.jobs, DEMO_THREADS, isa
         results["recipe"] = load_checkpoint(run / "last.safetensors")[1].config
         results["runs"].setdefault(str(seed), {})[model] = row
         save(results, args.json)

@@ -89,6 +89,12 @@ def recipe_flags(recipe: str, trunk: Path | None) -> list[str]:
     return SCRATCH if recipe == "scratch" else ["--pretrained-file", str(trunk)]
 
 
+def pretraining_job(trunk: Path, workers: int, env: dict[str, str]) -> Job:
+    """``python -m train_cli.pretrain`` with its defaults (the shipped trunk's) on ``DEMO_PRETRAIN_THREADS``."""
+    return Job("trunk", ["--out", str(trunk), "--workers", str(workers), "--threads", str(DEMO_PRETRAIN_THREADS),
+                         "--overwrite"], trunk.parent, env=env, module="train_cli.pretrain")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m train_cli.demo_models", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,21 +149,18 @@ def main(argv: list[str] | None = None) -> int:
         write_samples(demo_root, args.out)
         return 0
     timings = {}
-    pinned = isa_env(DEMO_CPU_ISA)  # every process on one instruction set: the same bits on any x86 CPU
+    pinned = isa_env(DEMO_CPU_ISA)  # every process on one instruction set: the same bits on AVX2 and AVX-512 CPUs
 
     def trained(job: Job, seconds: float) -> None:
         timings[job.name] = seconds
 
-    trunk = args.trunk
+    trunk, stage = args.trunk, "pretraining"
     runs = {model: args.runs / model for model in ROLES.values()}
     try:
-        if args.recipe == "paper" and trunk is None:
-            trunk = args.out / TRUNK
-            args.out.mkdir(parents=True, exist_ok=True)
-            pretraining = Job("trunk", ["--out", str(trunk), "--workers", str(args.workers), "--threads",
-                                        str(DEMO_PRETRAIN_THREADS), "--overwrite"], args.out, env=pinned,
-                              module="train_cli.pretrain")
-            code = run_jobs([pretraining], 1, trained)
+        if args.recipe == "paper" and trunk is None:  # into the runs folder; shipped with the pair
+            trunk = args.runs / TRUNK
+            args.runs.mkdir(parents=True, exist_ok=True)
+            code = run_jobs([pretraining_job(trunk, args.workers, pinned)], 1, trained)
             if code:
                 return code
         jobs = [Job(model, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(args.seed),
@@ -165,17 +168,22 @@ def main(argv: list[str] | None = None) -> int:
                             "--overwrite", *recipe_flags(args.recipe, trunk)],
                     run, run.parent / f"{model}.log" if args.jobs > 1 else None, env=pinned)
                 for model, run in runs.items()]
-        start = time.perf_counter()
+        start, stage = time.perf_counter(), "training"
         code = run_jobs(jobs, args.jobs, trained, stop_on_failure=True)
     except KeyboardInterrupt as stop:
-        print(f"{parser.prog}: {'terminated' if isinstance(stop, Stopped) else 'interrupted'}; nothing shipped "
-              f"(the runs in {args.runs} are incomplete)", file=sys.stderr)
+        unfinished_work = f"the trunk {trunk} was not written" if stage == "pretraining" else \
+            f"the runs in {args.runs} are incomplete"
+        print(f"{parser.prog}: {'terminated' if isinstance(stop, Stopped) else 'interrupted'} while {stage}; "
+              f"nothing shipped ({unfinished_work})", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(stop, Stopped) else EXIT_INTERRUPTED
     if code:
         return code
     timings["pair"] = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
     for role, model in ROLES.items():
         ship(runs[model], args.out, role)
+    if args.recipe == "paper" and args.trunk is None:
+        shutil.copyfile(trunk, args.out / TRUNK)
     write_samples(demo_root, args.out)
     total = timings.get("trunk", 0.0) + timings["pair"]
     print(f"demo models and samples ({args.recipe} recipe) written to {args.out} in {total / 60:.1f} min "

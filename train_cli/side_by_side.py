@@ -1,4 +1,4 @@
-"""Several ``catviz-train`` runs side by side, each its own process, on one thread each.
+"""Several ``catviz-train`` runs side by side, each its own process (pretraining, too, runs through here).
 
 On this project's 2-core CPU machine a small model's convolutions do not keep two threads
 busy: two runs on one thread each (in ``channels_last``) trained the demo pair in about half the
@@ -31,14 +31,24 @@ class Stopped(KeyboardInterrupt):
     """The caller was asked to stop (SIGTERM) while runs were going."""
 
 
+# Each library's own name for an instruction set; only AVX2 is used (DEMO_CPU_ISA) and checked.
+ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+
+
 def isa_env(isa: str) -> dict[str, str]:
     """Environment variables that cap torch's CPU kernels (ATen), oneDNN and MKL at the
-    instruction set ``isa`` (e.g. ``"avx2"``), so a run sums its floats in the same order on
-    any x86 CPU that has it; none on other CPUs. Each library reads its variable once, when it
-    first runs, so they are set on a child process, never changed in a running one."""
+    instruction set ``isa``, so a run sums its floats in the same order on CPUs with wider
+    vectors (checked: AMD EPYC CPUs with AVX2 and with AVX-512 give the same bits; Intel CPUs
+    not tested); none on other than x86 CPUs. Each library reads its variable once, when it first
+    computes: set them for a child process, or in this one before its first tensor operation."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return {}
-    return {"ATEN_CPU_CAPABILITY": isa.lower(), "ONEDNN_MAX_CPU_ISA": isa.upper(), "MKL_ENABLE_INSTRUCTIONS": isa.upper()}
+    return dict(ISA_CAPS[isa])
+
+
+def recorded_isa(isa: str) -> str:
+    """What a run capped with ``isa_env(isa)`` ran on, as results record it: ``isa``, or "native" where nothing is capped."""
+    return isa if isa_env(isa) else "native"
 
 
 @dataclass

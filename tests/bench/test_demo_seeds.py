@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from models.checkpoint import read_meta
-from train_cli.config import DEMO_THREADS, DEMO_TRUNK
+from train_cli.config import DEMO_CPU_ISA, DEMO_THREADS, DEMO_TRUNK
+from train_cli.side_by_side import recorded_isa
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,6 +78,7 @@ def test_jobs_train_runs_side_by_side_on_one_thread_each_and_a_rerun_skips_them(
     rows = json.loads(results.read_text())["runs"]["0"]
     for model in ("baseline_tiny", "cat_tiny"):
         assert (rows[model]["jobs"], rows[model]["threads"]) == (2, threads)
+        assert rows[model]["cpu_isa"] == recorded_isa(DEMO_CPU_ISA)
         assert read_meta(runs / "seed0" / model / "last.safetensors").config["threads"] == threads
         assert "done: 1 epochs" in (runs / "seed0" / f"{model}.log").read_text()  # its output, not interleaved
         assert f"seed 0 {model}: training, log in {runs / 'seed0' / f'{model}.log'}" in done.stdout
@@ -110,6 +112,7 @@ def test_runs_trained_on_the_cpus_own_instruction_set_are_not_mixed_into_a_study
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "holds runs trained with other settings" in done.stderr
     assert f"(True, {DEMO_THREADS}, 'native')" in done.stderr
+    assert f"these runs: (True, {DEMO_THREADS}, '{recorded_isa(DEMO_CPU_ISA)}')" in done.stderr
     assert json.loads(results.read_text()) == study and not (tmp_path / "runs").exists()
 
 

@@ -82,3 +82,36 @@ def test_the_pair_trains_side_by_side_on_one_thread_each_and_one_after_the_other
         assert "pair" in printed.splitlines()[-1]
     for role in demo_models.ROLES:
         assert all(torch.equal(a, b) for a, b in zip(weights[2, role].values(), weights[1, role].values(), strict=True))
+
+
+def test_the_trunk_pretrains_in_a_child_on_the_pinned_instruction_set_and_a_failure_stops_there(tmp_path, monkeypatch, capsys):
+    from train_cli.config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS
+    from train_cli.side_by_side import isa_env
+
+    started = []
+
+    def fake_run_jobs(jobs, at_once, done=None, stop_on_failure=False):
+        started.append(jobs)
+        return 7  # the pretraining failed
+
+    monkeypatch.setattr(demo_models, "run_jobs", fake_run_jobs)
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    assert demo_models.main(["--out", str(out), "--runs", str(runs), "--data-root", str(tmp_path / "demo")]) == 7
+    assert len(started) == 1 and len(started[0]) == 1  # the pair never started
+    trunk = started[0][0]
+    assert trunk.module == "train_cli.pretrain" and trunk.env == isa_env(DEMO_CPU_ISA)
+    assert trunk.argv[trunk.argv.index("--threads") + 1] == str(DEMO_PRETRAIN_THREADS)
+    assert trunk.argv[trunk.argv.index("--out") + 1] == str(runs / demo_models.TRUNK)  # shipped only with the pair
+    assert not out.exists()
+
+
+def test_the_pair_trains_on_the_pinned_instruction_set(tmp_path, monkeypatch):
+    from train_cli.config import DEMO_CPU_ISA, DEMO_TRUNK
+    from train_cli.side_by_side import isa_env
+
+    started = []
+    monkeypatch.setattr(demo_models, "run_jobs", lambda jobs, *args, **kwargs: started.extend(jobs) or 5)
+    assert demo_models.main(["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), "--trunk", DEMO_TRUNK,
+                             "--data-root", str(tmp_path / "demo")]) == 5
+    assert [job.name for job in started] == list(demo_models.ROLES.values())
+    assert all(job.env == isa_env(DEMO_CPU_ISA) and job.module == "train_cli.train" for job in started)
