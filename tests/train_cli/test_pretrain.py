@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,21 +115,21 @@ def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
 def test_a_stopped_pretraining_exits_cleanly_and_writes_nothing(tmp_path, stop, code, how):
     out = tmp_path / "w.safetensors"
     # SIGINT as a terminal's Ctrl-C delivers it, even where pytest runs with SIGINT ignored (a background job).
-    process = subprocess.Popen([sys.executable, "-m", "train_cli.pretrain", "--out", str(out), "--steps", "100000",
-                                "--workers", "0", "--threads", "1"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                               env=os.environ | {"TQDM_DISABLE": "0"},
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    console = tmp_path / "console.txt"
+    with open(console, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "train_cli.pretrain", "--out", str(out), "--steps", "100000",
+                                    "--workers", "0", "--threads", "1"], cwd=ROOT, stderr=stderr, text=True,
+                                   env={k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"},
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
     try:
-        err = ""
-        while "pretraining on glyphs" not in err:  # tqdm's bar: the steps have begun
-            char = process.stderr.read(1)
-            if not char:
-                break
-            err += char
+        deadline = time.monotonic() + 120
+        while "pretraining on glyphs" not in console.read_text() and process.poll() is None:  # the steps have begun
+            assert time.monotonic() < deadline, console.read_text()
+            time.sleep(0.1)
         process.send_signal(stop)
-        err += process.stderr.read()
         assert process.wait(timeout=60) == code
     finally:
         process.kill()
+    err = console.read_text()
     assert f"{how}; {out} not written" in err and "Traceback" not in err
     assert not out.exists()
