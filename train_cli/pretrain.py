@@ -6,7 +6,10 @@ here to classify single glyphs (train_cli.data.glyphs: letters and symbols, no
 digits). The output is the timm *classifier's* state dict in safetensors, the same kind of
 file as a downloaded ImageNet checkpoint, so the demo models load it the way a user loads
 ResNeXt weights: 'catviz-train --pretrained-file FILE'. Every sample is new (generated
-from its index), so there are steps, not epochs; the run is deterministic for a seed.
+from its index), so there are steps, not epochs; the run is deterministic for a seed, a
+thread count and an instruction set ('make demo-models' fixes both: train_cli.demo_models).
+Exit status: 0 written; 2 usage error, before any work; 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM), nothing written.
 """
 
 from __future__ import annotations
