@@ -89,7 +89,8 @@ def score(run: Path, val, by_size: dict[str, np.ndarray]) -> dict:
     transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
     cfg = TrainConfig(batch_size=64, workers=0)
     loader = train.make_loader(val, transform, False, cfg, DistInfo())
-    probabilities, targets, metrics = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo())
+    # No bar: the study's terminal shows one line per epoch and run; a bar would break into them.
+    probabilities, targets, metrics = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo(), progress=False)
     by_epoch = {r["epoch"]: r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
     curve = [by_epoch[epoch] for epoch in sorted(by_epoch)]  # a resumed epoch: its last record
     best = max(curve, key=lambda r: r["mAP"])

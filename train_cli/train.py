@@ -138,12 +138,14 @@ def make_loader(split: MultiLabelSplit, transform, train: bool, cfg: TrainConfig
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dist: DistInfo, desc="eval"):
-    """(probabilities, targets, metrics) over the whole split, gathered across ranks."""
+def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dist: DistInfo, desc="eval",
+             progress: bool = True):
+    """(probabilities, targets, metrics) over the whole split, gathered across ranks; ``progress``:
+    a tqdm bar on the main rank."""
     model.eval()
     num_classes = len(loader.dataset.split.class_names)
     scores, targets = [], []
-    for batch in tqdm(loader, desc=desc, disable=not dist.is_main, leave=False):
+    for batch in tqdm(loader, desc=desc, disable=not (dist.is_main and progress), leave=False):
         if batch is None:
             continue
         images, target = batch

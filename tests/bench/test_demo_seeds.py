@@ -84,6 +84,7 @@ def test_jobs_train_runs_side_by_side_on_one_thread_each_and_a_rerun_skips_them(
         assert f"seed 0 {model}: training, log in {runs / 'seed0' / f'{model}.log'}" in done.stdout
         assert f"seed 0 {model}: epoch 1, train loss" in done.stdout  # echoed from its log.jsonl
     assert f"2 run(s) to train, 2 at a time, {threads} thread(s) each" in done.stdout
+    assert "eval:" not in done.stderr  # the scoring draws no bar between the echoed epochs
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done, skipped") == 2
 
