@@ -19,7 +19,7 @@ help:
 	@echo "make lint         ruff only"
 	@echo "make bench        bench/models.py (other benchmarks: python bench/*.py --help)"
 	@echo "make gpu-check    every CUDA path in one go (< 8 min on one GPU; a CPU dry run without)"
-	@echo "make demo-models  pretrain the glyph trunk and train the demo pair into assets/ (~25 min; OVERWRITE=1)"
+	@echo "make demo-models  pretrain the glyph trunk and train the demo pair into assets/ (10-25 min on 2 cores; OVERWRITE=1)"
 	@echo "make clean        remove .venv and build files"
 
 # The check prints the exact `apt-get install` line when Qt's xcb plugin lacks system libraries.
