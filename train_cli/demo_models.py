@@ -11,7 +11,8 @@ a catviz-train process on one thread ('DEMO_THREADS', as in the study); '--jobs 
 them one after the other, to the same weights. Pretraining and training are deterministic
 for a seed and thread count, and every process runs on one instruction set ('DEMO_CPU_ISA',
 AVX2: torch's, oneDNN's and MKL's kernels capped there), so this rebuilds the shipped files
-bit for bit on any x86 CPU with AVX2 (checked on two kinds of AMD EPYC, AVX2 and AVX-512). Recipe 'scratch' is
+bit for bit on x86 CPUs with AVX2 (checked on two kinds of AMD EPYC, AVX2 and AVX-512; Intel
+CPUs not tested). Recipe 'scratch' is
 the earlier demo recipe (from scratch, AdamW, cosine, 12 epochs, plain crop), kept for
 comparison. Each run's final weights are kept (without resume state); sample images are
 written too: demo validation scenes with their ground truth, plus two CC BY 2.0
@@ -41,8 +42,8 @@ from models.checkpoint import (
 from .config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS, DEMO_THREADS, TrainConfig
 from .data import load_splits
 from .data.demo import ensure_demo_set
-from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser
-from .side_by_side import Job, Stopped, isa_env, run_jobs
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser, Terminated
+from .side_by_side import Job, isa_env, run_jobs
 from .state import LENGTH, unfinished
 
 ROLES = {"baseline": "baseline_tiny", "cat": "cat_tiny"}
@@ -173,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         unfinished_work = f"the trunk {trunk} was not written" if stage == "pretraining" else \
             f"the runs in {args.runs} are incomplete"
-        print(f"{parser.prog}: {'terminated' if isinstance(stop, Stopped) else 'interrupted'} while {stage}; "
+        print(f"{parser.prog}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'} while {stage}; "
               f"nothing shipped ({unfinished_work})", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(stop, Stopped) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     if code:
         return code
     timings["pair"] = time.perf_counter() - start

@@ -9,6 +9,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -25,9 +31,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's preemption, ``docker stop``, ``kill``), handled as Ctrl-C is."""
 
 
-def raise_terminated(signum, frame):
-    """A SIGTERM handler: stop the way Ctrl-C stops, through ``KeyboardInterrupt``'s cleanup."""
+def _raise_terminated(signum: int, frame: FrameType | None) -> NoReturn:
     raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated`, so the work stops the way Ctrl-C stops it,
+    through ``KeyboardInterrupt``'s cleanup; the caller's handler is back afterwards. Only the
+    main thread may set signal handlers: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class UsageError(ValueError):

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,7 +32,13 @@ from models.checkpoint import atomic_write
 
 from .config import MAX_HYPERPARAMETER, MAX_SEED
 from .data.glyphs import GLYPHS, IMAGE_SIZE, GlyphDataset
-from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser, Terminated, raise_terminated
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    ArgumentParser,
+    Terminated,
+    sigterm_as_interrupt,
+)
 from .schedule import lr_factor
 
 DEFAULT_BACKBONE = "test_resnet"
@@ -134,19 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out.parent.is_dir():
         parser.error(f"--out: folder {args.out.parent} does not exist")
     threads = torch.get_num_threads()
-    previous_term = signal.signal(signal.SIGTERM, raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        meta = pretrain(args)
+        with sigterm_as_interrupt():
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            meta = pretrain(args)
     except KeyboardInterrupt as stop:  # the weights are written only at the end: nothing half-written is left
         how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         print(f"{parser.prog}: {how}; {args.out} not written", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     finally:
         torch.set_num_threads(threads)
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
     print(f"wrote {args.out}: {meta['backbone']} on {len(GLYPHS)} glyph classes, {meta['steps']} steps, "
           f"val top-1 {meta['val_top1']:.1f} %, {meta['train_seconds'] / 60:.1f} min")
     return 0

@@ -16,19 +16,16 @@ import platform
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import sigterm_as_interrupt
+
 ROOT = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 15  # for a run to save and stop, after Ctrl-C or SIGTERM, before it is killed
-
-
-class Stopped(KeyboardInterrupt):
-    """The caller was asked to stop (SIGTERM) while runs were going."""
 
 
 # Each library's own name for an instruction set; only AVX2 is used (DEMO_CPU_ISA) and checked.
@@ -168,10 +165,6 @@ def _stop(running: list[_Running], wait_first: bool) -> None:
         started.finish()
 
 
-def _raise_stopped(signum, frame):
-    raise Stopped
-
-
 def run_jobs(jobs: list[Job], at_once: int, done: Callable[[Job, float], None] | None = None,
              stop_on_failure: bool = False) -> int:
     """Run ``jobs``, ``at_once`` at a time, calling ``done(job, seconds)`` as each ends well.
@@ -179,43 +172,39 @@ def run_jobs(jobs: list[Job], at_once: int, done: Callable[[Job, float], None] |
     Returns the exit status of the first run that failed, 0 if all ended well. After a failure
     no new run starts; the runs already going finish, or with ``stop_on_failure`` are stopped.
     On Ctrl-C or SIGTERM the runs still going are stopped (catviz-train's ``--resume`` goes on
-    from its last checkpoint) and ``KeyboardInterrupt`` (``Stopped`` for SIGTERM) is raised.
+    from its last checkpoint) and ``KeyboardInterrupt`` (``Terminated`` for SIGTERM) is raised.
     """
     path = [str(ROOT)] if (ROOT / "pyproject.toml").is_file() else []  # a source checkout: its own train_cli
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [*path, os.environ.get("PYTHONPATH")]))}
     queue, running, failed = list(jobs), [], 0
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_stopped) if main_thread else None
-    try:
-        while running or (queue and not failed):
-            while queue and len(running) < at_once and not failed:
-                job = queue.pop(0)
-                if job.log is not None:
-                    print(f"{job.name}: training, log in {job.log}", flush=True)
-                running.append(_Running(job, env))
-            time.sleep(POLL_SECONDS)
-            for started in list(running):
-                started.echo_epochs()
-                if started.process.poll() is None:
-                    continue
-                running.remove(started)
-                seconds = started.finish()
-                code = started.process.returncode
-                if code:
-                    print(f"{started.job.name}: training failed ({describe(code)})"
-                          + (f", see {started.job.log}" if started.job.log else ""), file=sys.stderr)
-                    failed = failed or exit_status(code)
-                    if stop_on_failure and running:
-                        print(f"stopping {', '.join(r.job.name for r in running)}", file=sys.stderr)
-                        _stop(running, wait_first=False)
-                        running.clear()
-                        break
-                elif done is not None:
-                    done(started.job, seconds)
-    except BaseException as err:  # an interrupt, or an error in done()
-        _stop(running, wait_first=type(err) is KeyboardInterrupt)
-        raise
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():
+        try:
+            while running or (queue and not failed):
+                while queue and len(running) < at_once and not failed:
+                    job = queue.pop(0)
+                    if job.log is not None:
+                        print(f"{job.name}: training, log in {job.log}", flush=True)
+                    running.append(_Running(job, env))
+                time.sleep(POLL_SECONDS)
+                for started in list(running):
+                    started.echo_epochs()
+                    if started.process.poll() is None:
+                        continue
+                    running.remove(started)
+                    seconds = started.finish()
+                    code = started.process.returncode
+                    if code:
+                        print(f"{started.job.name}: training failed ({describe(code)})"
+                              + (f", see {started.job.log}" if started.job.log else ""), file=sys.stderr)
+                        failed = failed or exit_status(code)
+                        if stop_on_failure and running:
+                            print(f"stopping {', '.join(r.job.name for r in running)}", file=sys.stderr)
+                            _stop(running, wait_first=False)
+                            running.clear()
+                            break
+                    elif done is not None:
+                        done(started.job, seconds)
+        except BaseException as err:  # an interrupt, or an error in done()
+            _stop(running, wait_first=type(err) is KeyboardInterrupt)
+            raise
     return failed

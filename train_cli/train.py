@@ -7,10 +7,8 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -51,7 +49,7 @@ from .errors import (
     RunError,
     Terminated,
     UsageError,
-    raise_terminated,
+    sigterm_as_interrupt,
 )
 from .metrics import multilabel_metrics
 from .run_dir import open_run_dir
@@ -435,8 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 failed (the message names the file), 2 usage error (before any work),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with sigterm_as_interrupt():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     dist, lock, trainer, threads = DistInfo(), None, None, torch.get_num_threads()
-    previous_term = signal.signal(signal.SIGTERM, raise_terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         cfg = resolve_config(argv)
         if cfg.threads:
@@ -475,8 +477,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         torch.set_num_threads(threads)  # --threads is this run's, not the calling process's
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
         if lock is not None:
             lock.release()
         if dist.enabled:

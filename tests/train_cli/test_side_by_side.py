@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from train_cli import side_by_side
+from train_cli.errors import Terminated
 from train_cli.side_by_side import Job, describe, exit_status, isa_env, run_jobs
 
 # A stand-in for catviz-train: without --resume removes an old OUT/log.jsonl (as --overwrite does),
@@ -128,13 +129,14 @@ def test_an_interrupt_stops_the_runs_still_going(tmp_path, monkeypatch, how):
             time.sleep(0.05)
         if how == "ctrl-c":
             raise KeyboardInterrupt
-        os.kill(os.getpid(), signal.SIGTERM)  # the caller asked to stop: raises Stopped here
+        os.kill(os.getpid(), signal.SIGTERM)  # the caller asked to stop: raises Terminated here
         time.sleep(5)
 
-    with pytest.raises(side_by_side.Stopped if how == "sigterm" else KeyboardInterrupt):
+    callers_handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated if how == "sigterm" else KeyboardInterrupt):
         run_jobs([quick, slow], 2, interrupted)
     assert (slow.out / "terminated").read_text() == "yes"
-    assert signal.getsignal(signal.SIGTERM) is not side_by_side._raise_stopped  # the caller's handler is back
+    assert signal.getsignal(signal.SIGTERM) is callers_handler  # the caller's handler is back
 
 
 def test_a_job_runs_its_module_with_its_own_environment_on_top_of_the_callers(tmp_path, monkeypatch):
