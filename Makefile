@@ -43,7 +43,7 @@ gpu-check: $(STAMP)
 # Pretrains the glyph trunk and fine-tunes the demo pair into assets/ (see README, "The demo set and demo models").
 # Refuses to replace the files already there unless OVERWRITE=1 (the shipped ones are in git).
 demo-models: $(STAMP)
-	$(BIN)/python -m train_cli.demo_models --out assets $(if $(OVERWRITE),--overwrite)
+	$(BIN)/python -m catviz.train_cli.demo_models --out assets $(if $(OVERWRITE),--overwrite)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -28,17 +27,16 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtWidgets import QApplication
 
-import models
-from catviz import demo, inference
-from catviz.qt_main_window import QtMainWindow
-from catviz.qt_workers import InferenceController
-from catviz.state import AppState
-from models.cam import class_activation_maps
-from models.checkpoint import CheckpointMeta, save_checkpoint
-from models.preprocess import (
+from catviz import demo, inference, models
+from catviz.models.cam import class_activation_maps
+from catviz.models.checkpoint import CheckpointMeta, save_checkpoint
+from catviz.models.preprocess import (
     load_image,
     preprocess,
 )
+from catviz.qt_main_window import QtMainWindow
+from catviz.qt_workers import InferenceController
+from catviz.state import AppState
 
 
 def wait(app, condition, timeout=600.0) -> None:

@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

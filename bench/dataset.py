@@ -25,7 +25,6 @@ import threading
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -36,7 +35,7 @@ from catviz import demo
 from catviz.dataset_results import make_loader, run_dataset
 from catviz.dataset_source import open_dataset
 from catviz.inference import load_model
-from models.device import resolve_device
+from catviz.models.device import resolve_device
 
 
 def in_worker_thread(fn, *args):

@@ -34,13 +34,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 import numpy as np
 import torch
 
-from models.checkpoint import CheckpointError, load_checkpoint, read_meta
-from train_cli import train
-from train_cli.config import (
+from catviz.models.checkpoint import CheckpointError, load_checkpoint, read_meta
+from catviz.train_cli import train
+from catviz.train_cli.config import (
     DEMO_CPU_ISA,
     DEMO_THREADS,
     DEMO_TRUNK,
@@ -48,15 +47,15 @@ from train_cli.config import (
     resolve_config,
     usable_cores,
 )
-from train_cli.data import load_splits
-from train_cli.data.dataset import TransformConfig
-from train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
-from train_cli.distributed import DistInfo
-from train_cli.errors import UsageError
-from train_cli.metrics import multilabel_metrics
-from train_cli.schedule import tail_span
-from train_cli.side_by_side import Job, isa_env, recorded_isa, run_jobs
-from train_cli.state import unfinished
+from catviz.train_cli.data import load_splits
+from catviz.train_cli.data.dataset import TransformConfig
+from catviz.train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
+from catviz.train_cli.distributed import DistInfo
+from catviz.train_cli.errors import UsageError
+from catviz.train_cli.metrics import multilabel_metrics
+from catviz.train_cli.schedule import tail_span
+from catviz.train_cli.side_by_side import Job, isa_env, recorded_isa, run_jobs
+from catviz.train_cli.state import unfinished
 
 MODELS = ["baseline_tiny", "cat_tiny", "fpn_tiny", "cat_no_clf_tiny", "cat_no_lrd_tiny", "cat_mha_tiny"]
 EDGES = (MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (1 / 3), MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (2 / 3))  # 27.4, 46.8

@@ -28,7 +28,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -105,7 +104,7 @@ def plan(device: str, dry: bool, out: Path, tmp: Path) -> list[Step]:
     steps = []
     for dtype in ("fp32", "bf16"):
         path = out / f"models-{kind}-{dtype}.json"
-        steps.append(Step(f"models {dtype} {size}²", [py, str(BENCH / "models.py"), "--device", device, "--dtype", dtype,
+        steps.append(Step(f"models {dtype} {size}²", [py, str(BENCH / "catviz.models.py"), "--device", device, "--dtype", dtype,
                                                          "--size", size, "--clf-batch", clf_batch, *tiny, "--json", str(path)],
                           HANG if dry else 150, models_summary(path)))
     path = out / f"train-{kind}-bf16-channels-last.json"
@@ -116,7 +115,7 @@ def plan(device: str, dry: bool, out: Path, tmp: Path) -> list[Step]:
                        "--amp", "bf16", "--channels-last", "--json", str(path)],
                       HANG if dry else 120, train_summary(path)))
     run = tmp / "demo-epoch"
-    steps.append(Step("demo epoch bf16", [py, "-m", "train_cli.train", "--dataset", "demo",
+    steps.append(Step("demo epoch bf16", [py, "-m", "catviz.train_cli.train", "--dataset", "demo",
                                           "--device", device, "--amp", "bf16", "--epochs", "1", "--out", str(run),
                                           "--workers", "0" if dry else "4", *(["--limit-images", "32", "--batch-size", "8"] if dry else [])],
                       HANG if dry else 90, demo_epoch_summary(run)))
@@ -168,7 +167,7 @@ def ddp_worker(args: argparse.Namespace) -> int:
     import torch.distributed as dist
     import torch.nn.functional as F
 
-    import models
+    from catviz import models
 
     device = models.resolve_device(args.device)
     backend = "nccl" if device.type == "cuda" else "gloo"

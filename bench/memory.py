@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.catviz.hostile_images
 

@@ -18,12 +18,11 @@ import statistics
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import models
-from models.attention import AttentionBlock
+from catviz import models
+from catviz.models.attention import AttentionBlock
 
 VARIANTS = [
     ("baseline", {}),

@@ -20,15 +20,14 @@ import platform
 import time
 from pathlib import Path
 
-import _path  # noqa: F401  (must come first: see bench/_path.py)
 import torch
 import torch.nn.functional as F
 
-import models
-from train_cli.config import TrainConfig
-from train_cli.data import load_splits
-from train_cli.distributed import DistInfo
-from train_cli.train import make_loader, transform_config
+from catviz import models
+from catviz.train_cli.config import TrainConfig
+from catviz.train_cli.data import load_splits
+from catviz.train_cli.distributed import DistInfo
+from catviz.train_cli.train import make_loader, transform_config
 
 
 def step_fn(model, optimizer, device, amp, channels_last=False):

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.checkpoint import CheckpointError, read_meta, role_of
-from models.device import resolve_device
-from models.preprocess import ImageLoadError, load_image
-from train_cli.errors import ArgumentParser
+from catviz.models.checkpoint import CheckpointError, read_meta, role_of
+from catviz.models.device import resolve_device
+from catviz.models.preprocess import ImageLoadError, load_image
+from catviz.train_cli.data import DATASETS
+from catviz.train_cli.errors import ArgumentParser
 
 from . import demo, figure, inference, system_libs
 from .methods import CAM, METHODS
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, help="baseline checkpoint (.safetensors)")
     parser.add_argument("--cat", type=Path, help="CAT checkpoint (.safetensors)")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda ...")
-    parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],
+    parser.add_argument("--dataset", choices=DATASETS,
                         help="also list a dataset's validation split with its ground truth, and compare both "
                         "models over all of it in the Dataset tab")
     parser.add_argument("--data-root", help="dataset folder for --dataset")
@@ -195,7 +196,7 @@ def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: l
 
 def dataset_images(dataset: str, data_root: str | None, limit: int) -> tuple[list[Path], dict[Path, set[str]]]:
     """The first ``limit`` images of the val split, the one the Dataset tab scores (no train split needed)."""
-    from train_cli.data import load_split
+    from catviz.train_cli.data import load_split
 
     val = load_split(dataset, data_root, "val")
     samples = val.samples[:limit]
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
     except (RuntimeError, ValueError) as err:
         parser.error(f"--device {args.device}: {err}")
-    from train_cli.data import DatasetError
+    from catviz.train_cli.data import DatasetError
 
     try:
         checkpoints, paths, truth = app_sources(args)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train_cli.metrics import average_precision, multilabel_metrics
+from catviz.train_cli.metrics import average_precision, multilabel_metrics
 
 PIXEL_BUCKETS = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large", 96.0**2, np.inf))
 SHARE_BUCKETS = (("< 1%", 0.0, 0.01), ("1-5%", 0.01, 0.05), ("5-20%", 0.05, 0.2), ("≥ 20%", 0.2, np.inf))

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from models.checkpoint import CheckpointError, CheckpointMeta, atomic_write
-from models.preprocess import ImageLoadError, load_image, read_header, resize, to_tensor
+from catviz.models.checkpoint import CheckpointError, CheckpointMeta, atomic_write
+from catviz.models.preprocess import ImageLoadError, load_image, read_header, resize, to_tensor
 
 from .dataset_report import ReportInput
 from .dataset_source import DatasetSource

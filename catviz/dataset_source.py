@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from train_cli.data import DatasetError, MultiLabelSplit, load_split
+from catviz.train_cli.data import DATASETS, DatasetError, MultiLabelSplit, load_split
 
 _logger = logging.getLogger(__name__)
 
 #: Columns of a sample's box array: label index, width, height (original image pixels),
 #: and 1 for a COCO crowd region (used only when a label has no other instance).
 BOX_COLUMNS = ("label", "width", "height", "crowd")
-DATASETS = ("coco", "voc", "coco-format", "demo")
 
 
 @dataclass
@@ -80,7 +79,7 @@ def open_dataset(name: str, data_root: str | Path | None, limit: int = 0,
 
 def _resolved_root(name: str, data_root: str | Path | None) -> Path:
     if name == "demo":
-        from train_cli.data.demo import ensure_demo_set
+        from catviz.train_cli.data.demo import ensure_demo_set
 
         return ensure_demo_set(Path(data_root) if data_root else None)
     return Path(data_root).expanduser()

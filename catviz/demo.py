@@ -1,7 +1,7 @@
-"""The bundled demo: two checkpoints and sample images, package data of ``catviz_assets``.
+"""The bundled demo: two checkpoints and sample images, package data of ``catviz.assets``.
 
 The repository keeps them in the top-level ``assets/`` folder; ``pyproject.toml`` maps that
-folder to the package ``catviz_assets``, so an editable install and an installed wheel (pip,
+folder to the package ``catviz.assets``, so an editable install and an installed wheel (pip,
 pipx) find them the same way, through :mod:`importlib.resources`.
 """
 
@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 # pip and pipx install packages as files, so the package data has a file-system path.
-ASSETS = Path(str(resources.files("catviz_assets")))
+ASSETS = Path(str(resources.files("catviz.assets")))
 DEMO_CHECKPOINTS = {"baseline": ASSETS / "demo_baseline.safetensors", "cat": ASSETS / "demo_cat.safetensors"}
 SAMPLES = ASSETS / "samples"
 

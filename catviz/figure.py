@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.checkpoint import atomic_write
+from catviz.models.checkpoint import atomic_write
 
 from .methods import CAM, method_info
 from .render import (

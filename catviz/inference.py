@@ -21,17 +21,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
-from models.cam import class_activation_maps, grad_cam
-from models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, role_of
-from models.faithfulness import auc, perturbation_curves
-from models.preprocess import preprocess
+from catviz.models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
+from catviz.models.cam import class_activation_maps, grad_cam
+from catviz.models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, role_of
+from catviz.models.faithfulness import auc, perturbation_curves
+from catviz.models.preprocess import preprocess
 
 from .methods import DeletionScore
 from .results import GRAD_CAM_METHODS, InferenceResult, attention_rollout
 
 if TYPE_CHECKING:
-    from models.outputs import ModelSpec
+    from catviz.models.outputs import ModelSpec
 
 _logger = logging.getLogger(__name__)
 LRD_PREFIX = "lrd."  # attention keys of LRD's layers: "lrd.0", "lrd.1", ...

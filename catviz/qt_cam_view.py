@@ -451,13 +451,15 @@ class QtCamView(QWidget):
 
     # help -----------------------------------------------------------------------------------
     def show_derivation(self) -> None:
-        import models.cam  # torch is loaded in the app by now; the view module itself stays torch-free
+        from catviz.models import (
+            cam,  # torch is loaded in the app by now; the view module itself stays torch-free
+        )
 
         dialog = QDialog(self)
         dialog.setWindowTitle("How catviz computes its maps")
         text = QTextBrowser()
         text.setOpenExternalLinks(True)
-        text.setMarkdown(models.cam.EXPLANATION_MARKDOWN + "\n\n" + DISPLAY_MARKDOWN)
+        text.setMarkdown(cam.EXPLANATION_MARKDOWN + "\n\n" + DISPLAY_MARKDOWN)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(dialog.close)
         layout = QVBoxLayout(dialog)

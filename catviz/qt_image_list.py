@@ -16,7 +16,9 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from .state import AppState, ImageEntry, distinct_tail
+from catviz.train_cli.paths import distinct_tail
+
+from .state import AppState, ImageEntry
 
 THUMB = 72
 #: The least icon side: the icons take at most a third of the list's width, down to this.

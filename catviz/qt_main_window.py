@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from models.device import available_devices
+from catviz.models.device import available_devices
 
 from . import __version__, demo
 from .inference import LoadedModel

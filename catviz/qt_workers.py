@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from models.attribution import Cancelled
-from models.checkpoint import CheckpointError
-from models.device import resolve_device
-from models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
+from catviz.models.attribution import Cancelled
+from catviz.models.checkpoint import CheckpointError
+from catviz.models.device import resolve_device
+from catviz.models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
 
 from . import figure, inference
 from .inference import LoadedModel

@@ -26,7 +26,7 @@ from .render import DIVERGING
 from .results import InferenceResult
 
 if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
-    from models.outputs import ModelSpec
+    from catviz.models.outputs import ModelSpec
 
     from .inference import LoadedModel
     from .methods import DeletionScore
@@ -380,16 +380,6 @@ class AppState(Observable):
 
 def _nbytes(result) -> int:
     return getattr(result, "nbytes", 0)
-
-
-def distinct_tail(path: Path, others: list[Path]) -> Path:
-    """The fewest last parts of ``path`` that none of ``others`` ends with (``a``, else
-    ``x/a`` ...): how a list tells apart same-named files. All of ``path`` if nothing does."""
-    others = [other for other in others if other != path]
-    for k in range(1, len(path.parts) + 1):
-        if all(other.parts[-k:] != path.parts[-k:] for other in others):
-            return Path(*path.parts[-k:])
-    return path
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Layering rules: no Qt in models/ and train_cli/, the app's state, inference and
+"""Layering rules: the folders import downward only (models ← train_cli ← catviz) and no
+module imports itself back (the import graph, read from the source); no Qt in models/ and train_cli/, the app's state, inference and
 rendering modules stay Qt-free too (Qt lives in catviz/qt_*.py and catviz/app.py), and
 no view loads torch — not even through what it imports (checked in a fresh interpreter).
 The app also never restates a model's shape: level names, head and layer counts come
@@ -44,7 +45,7 @@ def test_views_exist():
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_importing_a_view_does_not_load_torch(module):
     """Transitively: what the module imports, and what those import, never load torch."""
-    code = f"import json, sys; import {module}; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'models', 'timm', 'captum', 'pytorch_grad_cam'))))"
+    code = f"import json, sys; import {module}; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'captum', 'pytorch_grad_cam') or m.startswith('catviz.models'))))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           env={"QT_QPA_PLATFORM": "offscreen", "PATH": ""}, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -59,3 +60,113 @@ def test_the_app_never_restates_a_models_shape():
                  if isinstance(node, ast.Constant) and isinstance(node.value, str)
                  and (node.value in names or re.fullmatch(r"(clf|lrd)\.(P\d|S\d)", node.value))]
     assert not offenders, "\n".join(offenders)
+
+
+# --- the import graph, read from the source -------------------------------------------------
+#: The folders in the repository, the package each installs as, and its layer: a module may
+#: import its own layer and those below, never one above.
+LAYERS = {"models": ("catviz.models", 0), "train_cli": ("catviz.train_cli", 1), "catviz": ("catviz", 2)}
+
+
+def module_name(path: Path) -> str:
+    folder, *rest = path.relative_to(ROOT).with_suffix("").parts
+    parts = [*LAYERS[folder][0].split("."), *rest]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> str | None:
+    """The folder a project module lives in (the longest package prefix), None for others."""
+    for folder, (package, _) in sorted(LAYERS.items(), key=lambda item: -len(item[1][0])):
+        if module == package or module.startswith(package + "."):
+            return folder
+    return None
+
+
+def project_imports(path: Path, modules: set[str]) -> set[str]:
+    """Project modules ``path`` imports, anywhere in the file (lazy imports in functions too),
+    relative imports resolved; ``from package import name`` counts the submodule when it is one."""
+    this = module_name(path)
+    package = this if path.name == "__init__.py" else this.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # a name inside a module: the module
+                target = target.rpartition(".")[0]
+            if target and target != this:
+                found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = [p for folder in LAYERS for p in (ROOT / folder).rglob("*.py")]
+    modules = {module_name(p) for p in files}
+    return {module_name(p): project_imports(p, modules) for p in files}
+
+
+def test_the_graph_sees_the_imports_it_must_check():
+    """The reader is not vacuous: known edges of each kind are found (absolute, relative, lazy)."""
+    graph = import_graph()
+    assert "catviz.models.checkpoint" in graph["catviz.train_cli.train"]  # absolute, across folders
+    assert "catviz.state" in graph["catviz.qt_cam_view"]  # relative
+    assert "catviz.train_cli.data.demo" in graph["catviz.dataset_source"]  # lazy, inside a function
+    assert "catviz.faithfulness" in graph["catviz.eval_cli"]
+
+
+def test_folders_import_downward_only():
+    """models ← train_cli ← catviz: nothing imports a folder above its own."""
+    upward = [f"{module} imports {target}" for module, targets in import_graph().items() for target in targets
+              if layer_of(target) and LAYERS[layer_of(target)][1] > LAYERS[layer_of(module)][1]]
+    assert not upward, "\n".join(sorted(upward))
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_cycles_are_found_when_there_are_some():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_back():
+    """No cycle between modules (a package's __init__ re-exporting its submodules is no cycle
+    unless a submodule imports the package back)."""
+    assert cycles(import_graph()) == []

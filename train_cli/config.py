@@ -19,9 +19,10 @@ import timm
 import yaml
 from safetensors import SafetensorError, safe_open
 
-import models
-from models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from catviz import models
+from catviz.models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
+from .data import DATASETS
 from .errors import EXIT_CODES_HELP, ArgumentParser, UsageError
 
 MAX_SEED = 2**63 - 1  # torch's generators take up to 2**64 - 1: room left for seed + rank and seed + epoch
@@ -50,7 +51,7 @@ class TrainConfig:
     dataset: str = "coco"  # coco | voc | coco-format | demo
     data_root: str | None = None  # dataset folder (demo: where to generate it)
     keep_unannotated: bool = False  # COCO: keep images without labels as all-negative
-    model: str = "cat"  # a name from models.list_models()
+    model: str = "cat"  # a name from catviz.models.list_models()
     backbone: str | None = None  # timm name; default: the variant's
     pretrained: bool = True  # ImageNet weights through timm (needs the hub)
     pretrained_file: str | None = None  # local weights file for the backbone (offline)
@@ -102,7 +103,7 @@ class TrainConfig:
 # converged (the val mAP of the last 5 epochs spans < 0.5 points), at most 24 (a second decay
 # at 20); no flips (digits are not mirror-symmetric); channels_last, 1.33x faster a step on
 # this project's CPU (README, the seed study).
-DEMO_TRUNK = str(resources.files("catviz_assets") / "demo_trunk.safetensors")
+DEMO_TRUNK = str(resources.files("catviz.assets") / "demo_trunk.safetensors")
 # The shipped pair and the seed study train each run on one thread (side by side on a 2-core CPU):
 # the thread count sets the order of float sums, so it is part of what makes their weights reproducible.
 DEMO_THREADS = 1
@@ -122,7 +123,7 @@ DATASET_PRESETS = {
 }
 
 CHOICES = {
-    "dataset": ["coco", "voc", "coco-format", "demo"],
+    "dataset": list(DATASETS),
     "optimizer": ["sgd", "adamw"],
     "schedule": ["step", "cosine", "onecycle"],
     "loss": ["bce", "asl"],

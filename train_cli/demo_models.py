@@ -1,4 +1,4 @@
-"""Rebuild the bundled demo: 'python -m train_cli.demo_models --out assets' ('make demo-models').
+"""Rebuild the bundled demo: 'python -m catviz.train_cli.demo_models --out assets' ('make demo-models').
 
 Recipe 'paper' (default) is the paper's recipe scaled to a CPU, the '--dataset demo'
 preset: first the trunk is pretrained on the glyph set (train_cli.pretrain, written
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import (
+from catviz.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
     load_checkpoint,
@@ -91,13 +91,13 @@ def recipe_flags(recipe: str, trunk: Path | None) -> list[str]:
 
 
 def pretraining_job(trunk: Path, workers: int, env: dict[str, str]) -> Job:
-    """``python -m train_cli.pretrain`` with its defaults (the shipped trunk's) on ``DEMO_PRETRAIN_THREADS``."""
+    """``python -m catviz.train_cli.pretrain`` with its defaults (the shipped trunk's) on ``DEMO_PRETRAIN_THREADS``."""
     return Job("trunk", ["--out", str(trunk), "--workers", str(workers), "--threads", str(DEMO_PRETRAIN_THREADS),
-                         "--overwrite"], trunk.parent, env=env, module="train_cli.pretrain")
+                         "--overwrite"], trunk.parent, env=env, module="catviz.train_cli.pretrain")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m train_cli.demo_models", description=__doc__,
+    parser = ArgumentParser(prog="python -m catviz.train_cli.demo_models", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("assets"),
                         help="where the checkpoints and samples go (default %(default)s)")

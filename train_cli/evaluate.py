@@ -1,37 +1,26 @@
-"""``catviz-eval``: score checkpoints with the field's metrics, in the paper's table layout."""
+"""Scoring checkpoints with the field's metrics, in the paper's table layout: the plain
+``catviz-eval`` job (the command itself, with ``--compare`` and ``--faithfulness``, is
+:mod:`catviz.eval_cli`). Errors are raised, typed; the command turns them into exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import sys
 from pathlib import Path
 
-import torch
+from catviz import models
+from catviz.models.checkpoint import CheckpointError, load_checkpoint, read_meta
 
-import models
-from catviz.state import distinct_tail
-from models.checkpoint import CheckpointError, load_checkpoint, read_meta
-
-from . import compare
 from .config import TrainConfig, default_workers
-from .data import DatasetError, load_split
+from .data import DATASETS, load_split
 from .data.dataset import TransformConfig
 from .distributed import DistInfo
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, UsageError
+from .errors import RunError, UsageError
+from .paths import distinct_tail
 from .train import evaluate, make_loader
 
 COLUMNS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
-EXIT_CODES_HELP = (
-    "exit codes: 0 success; 1 failure (unreadable checkpoint or dataset, a checkpoint whose labels differ "
-    "from the dataset's, an output file that cannot be written), the message names the file; 2 usage error (invalid "
-    "flag value, --json file or --report folder that exists without --overwrite, --compare without two "
-    "checkpoints or --report), found before any checkpoint or data is loaded; 130 interrupted (Ctrl-C)"
-)
-
-
 #: The metrics as train_cli.metrics defines them (ML-GCN's), in words for --help.
 METRICS_HELP = (
     "metrics (ML-GCN's definitions): mAP = mean over labels of the non-interpolated AP, x100; at probability "
@@ -42,15 +31,10 @@ METRICS_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="catviz-eval",
-        description="Evaluate catviz checkpoints (mAP, CP, CR, CF1, OP, OR, OF1, per-class AP). "
-        "Several checkpoints give several rows, like the paper's Table 3.",
-        epilog=METRICS_HELP + " " + EXIT_CODES_HELP,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scoring job's options (shared by ``--compare``, which adds its own)."""
     parser.add_argument("checkpoints", nargs="+", help="catviz .safetensors checkpoints")
-    parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],
+    parser.add_argument("--dataset", choices=DATASETS,
                         help="dataset to score on (default: the one the first checkpoint was trained on)")
     parser.add_argument("--data-root", help="dataset folder (demo: where it is generated)")
     parser.add_argument("--keep-unannotated", action="store_true",
@@ -63,11 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--limit-images", type=int, default=0, help="score only the first N images (0: all)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--faithfulness", action="store_true",
-                        help="instead, measure how faithful the explanation maps are (deletion/insertion AUC, "
-                        "ROAD, pointing game); see `catviz-eval --faithfulness --help`")
-    compare.add_arguments(parser)
-    return parser
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:
@@ -120,8 +99,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         models.resolve_device(args.device)
     except (ValueError, RuntimeError) as err:
         raise UsageError(f"--device {args.device!r}: {err}") from err
-    if args.json and args.compare:
-        raise UsageError("--json does not apply to --compare: the report folder (--report DIR) holds its JSON")
     if args.json:
         folder = Path(args.json).parent
         if not folder.is_dir():
@@ -132,55 +109,28 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise UsageError(f"--json: {args.json} exists; pass --overwrite to replace it")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Exit status: see :data:`EXIT_CODES_HELP`."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _main(sys.argv[1:] if argv is None else list(argv))
-    except KeyboardInterrupt:
-        print("catviz-eval: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def _main(argv: list[str]) -> int:
-    if "--faithfulness" in argv:  # a different job with its own options (train_cli/faithfulness.py)
-        from . import faithfulness
-
-        return faithfulness.main([a for a in argv if a != "--faithfulness"])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_arguments(args)
-    except UsageError as err:
-        print(f"catviz-eval: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    compare.check_arguments(parser, args)
-    if args.compare:
-        return compare.main(args)
+def run(args: argparse.Namespace) -> int:
+    """Score every checkpoint on the split and print the table (exit status 0); errors raise."""
     device = models.resolve_device(args.device)
-    try:
-        first, *_ = [read_meta(path) for path in args.checkpoints]  # every file checked before the data
-        dataset = args.dataset or first.dataset
-        val = load_split(dataset, args.data_root, "val", args.keep_unannotated)  # the train split is not read
-        if args.limit_images:
-            val = type(val)(val.name, val.class_names, val.samples[: args.limit_images])
-        model_names, results = [], []
-        for path in args.checkpoints:
-            model, meta = load_checkpoint(path, device)
-            if meta.class_names != val.class_names:
-                raise CheckpointError(
-                    f"{path}: trained on {meta.num_classes} labels ({', '.join(meta.class_names[:4])} ...), "
-                    f"which differ from {dataset}'s {len(val.class_names)}"
-                )
-            transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
-            cfg = TrainConfig(batch_size=args.batch_size, workers=args.workers)
-            loader = make_loader(val, transform, False, cfg, DistInfo())
-            scores, _, metrics = evaluate(model, loader, device, cfg, DistInfo(), desc=Path(path).name)
-            model_names.append(meta.model)
-            results.append(metrics)
-    except (CheckpointError, DatasetError, OSError) as err:
-        print(f"catviz-eval: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+    first, *_ = [read_meta(path) for path in args.checkpoints]  # every file checked before the data
+    dataset = args.dataset or first.dataset
+    val = load_split(dataset, args.data_root, "val", args.keep_unannotated)  # the train split is not read
+    if args.limit_images:
+        val = type(val)(val.name, val.class_names, val.samples[: args.limit_images])
+    model_names, results = [], []
+    for path in args.checkpoints:
+        model, meta = load_checkpoint(path, device)
+        if meta.class_names != val.class_names:
+            raise CheckpointError(
+                f"{path}: trained on {meta.num_classes} labels ({', '.join(meta.class_names[:4])} ...), "
+                f"which differ from {dataset}'s {len(val.class_names)}"
+            )
+        transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
+        cfg = TrainConfig(batch_size=args.batch_size, workers=args.workers)
+        loader = make_loader(val, transform, False, cfg, DistInfo())
+        scores, _, metrics = evaluate(model, loader, device, cfg, DistInfo(), desc=Path(path).name)
+        model_names.append(meta.model)
+        results.append(metrics)
     rows = list(zip(row_names(model_names, args.checkpoints), results, strict=True))
     total, scored = len(val.samples), len(scores)
     print(format_table(rows))
@@ -201,11 +151,5 @@ def _main(argv: list[str]) -> int:
                              for p, (n, m) in zip(args.checkpoints, rows, strict=True)]},
                 indent=2))
         except OSError as err:
-            print(f"catviz-eval: cannot write {args.json}: {err}", file=sys.stderr)
-            return EXIT_FAILURE
+            raise RunError(f"cannot write {args.json}: {err.strerror or err}") from err
     return 0
-
-
-if __name__ == "__main__":
-    torch.set_grad_enabled(False)
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Pretrain the demo's trunk on the glyph set: 'python -m train_cli.pretrain --out FILE'.
+"""Pretrain the demo's trunk on the glyph set: 'python -m catviz.train_cli.pretrain --out FILE'.
 
 The paper's models start from an ImageNet-pretrained backbone; the demo's start from a
 'test_resnet' (timm's 0.4 M-parameter ResNet, the '*_tiny' variants' backbone) trained
@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.checkpoint import atomic_write
+from catviz.models.checkpoint import atomic_write
 
 from .config import MAX_HYPERPARAMETER, MAX_SEED
 from .data.glyphs import GLYPHS, IMAGE_SIZE, GlyphDataset
@@ -45,7 +45,7 @@ DEFAULT_BACKBONE = "test_resnet"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="python -m train_cli.pretrain", description=__doc__,
+    parser = ArgumentParser(prog="python -m catviz.train_cli.pretrain", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="weights file to write (.safetensors)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="timm model name (default: %(default)s)")

@@ -3,7 +3,7 @@
 On this project's 2-core CPU machine a small model's convolutions do not keep two threads
 busy: two runs on one thread each (in ``channels_last``) trained the demo pair in about half the
 time of one run after the other on two threads (README, the seed study). Used by
-``python -m train_cli.demo_models`` and ``bench/demo_seeds.py --jobs``. When several run at once
+``python -m catviz.train_cli.demo_models`` and ``bench/demo_seeds.py --jobs``. When several run at once
 each run's console output (tqdm bars and all) goes to its own log file, and each epoch's
 ``log.jsonl`` record is echoed here as one line, so the terminal still shows progress.
 """
@@ -59,7 +59,7 @@ class Job:
     log: Path | None = None  # its console output when runs share the terminal; None: this terminal
     resume: bool = False  # argv has --resume: the run's log.jsonl already holds its earlier epochs
     env: dict[str, str] = field(default_factory=dict)
-    module: str = "train_cli.train"
+    module: str = "catviz.train_cli.train"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", self.module, *self.argv]

@@ -19,8 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from models.checkpoint import RESUME_PREFIX as PREFIX
-from models.checkpoint import CheckpointError, read_meta, read_resume
+from catviz.models.checkpoint import RESUME_PREFIX as PREFIX
+from catviz.models.checkpoint import CheckpointError, read_meta, read_resume
 
 from .config import LENGTH, TrainConfig
 from .errors import UsageError

@@ -25,8 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import models
-from models.checkpoint import (
+from catviz import models
+from catviz.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
     load_weights,

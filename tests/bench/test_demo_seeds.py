@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from models.checkpoint import read_meta
-from train_cli.config import DEMO_CPU_ISA, DEMO_THREADS, DEMO_TRUNK
-from train_cli.side_by_side import recorded_isa
+from catviz.models.checkpoint import read_meta
+from catviz.train_cli.config import DEMO_CPU_ISA, DEMO_THREADS, DEMO_TRUNK
+from catviz.train_cli.side_by_side import recorded_isa
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,8 +120,8 @@ def test_runs_trained_on_the_cpus_own_instruction_set_are_not_mixed_into_a_study
 def test_a_run_folder_of_other_settings_is_not_resumed_into_a_study(tmp_path):
     import torch
 
-    import models
-    from models.checkpoint import CheckpointMeta, save_checkpoint
+    from catviz import models
+    from catviz.models.checkpoint import CheckpointMeta, save_checkpoint
 
     last = tmp_path / "runs" / "seed0" / "baseline_tiny" / "last.safetensors"
     last.parent.mkdir(parents=True)

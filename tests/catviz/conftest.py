@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import models
-from models.checkpoint import CheckpointMeta, save_checkpoint
+from catviz import models
+from catviz.models.checkpoint import CheckpointMeta, save_checkpoint
 
 CLASSES = ["cat", "dog", "car", "bus", "tree"]
 

@@ -17,7 +17,7 @@ from catviz.dataset_report import (
     losses,
     report_json,
 )
-from train_cli.metrics import multilabel_metrics
+from catviz.train_cli.metrics import multilabel_metrics
 
 # Four images, three labels, input size 100. Boxes: (label, width, height, crowd).
 SIZES = np.array([[100, 200], [50, 50], [400, 400], [100, 100]])  # (height, width)
@@ -132,7 +132,7 @@ def test_summary_is_catviz_evals_metrics_and_failed_images_are_left_out():
 
 def test_bucket_ap_from_one_sort_equals_ap_of_the_subset():
     from catviz.dataset_report import subset_average_precision
-    from train_cli.metrics import average_precision
+    from catviz.train_cli.metrics import average_precision
 
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 20, 500) / 20  # many ties

@@ -10,8 +10,8 @@ from catviz import dataset_results
 from catviz.dataset_results import run_dataset
 from catviz.dataset_source import open_dataset
 from catviz.inference import load_model
-from models.checkpoint import CheckpointError
-from train_cli.data import DatasetError
+from catviz.models.checkpoint import CheckpointError
+from catviz.train_cli.data import DatasetError
 
 from .conftest import CLASSES, make_checkpoint
 from .dataset_fixtures import VAL, small_checkpoints, write_boxes_dataset  # noqa: F401 (fixture)
@@ -94,7 +94,7 @@ def test_second_pass_reads_everything_from_the_cache(source, models, tmp_path):
 
 
 def test_the_batched_pass_matches_one_image_at_a_time(source, models, tmp_path):
-    from models.preprocess import load_image, preprocess
+    from catviz.models.preprocess import load_image, preprocess
 
     results = run_dataset(source, models, batch_size=4, cache_dir=tmp_path / "cache")
     loaded = models["cat"]

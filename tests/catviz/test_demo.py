@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from catviz import demo
+from catviz import demo, eval_cli
 from catviz.app import _sources, build_parser
-from models.checkpoint import read_meta
-from train_cli import evaluate
+from catviz.models.checkpoint import read_meta
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -31,7 +30,7 @@ def test_demo_assets_are_small_and_complete():
 @pytest.mark.slow
 def test_demo_checkpoints_score_the_readme_figures_on_the_demo_val_split(tmp_path, capsys):
     data = tmp_path / "demo"
-    assert evaluate.main([str(demo.DEMO_CHECKPOINTS["baseline"]), str(demo.DEMO_CHECKPOINTS["cat"]),
+    assert eval_cli.main([str(demo.DEMO_CHECKPOINTS["baseline"]), str(demo.DEMO_CHECKPOINTS["cat"]),
                           "--dataset", "demo", "--data-root", str(data), "--workers", "0",
                           "--json", str(tmp_path / "scores.json")]) == 0
     import json

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from catviz.inference import load_model, relative_auc, run_attribution, run_deletion_auc, run_model
+from catviz.models.attribution import Cancelled
+from catviz.models.faithfulness import deletion_auc
+from catviz.models.preprocess import preprocess
 from catviz.results import GRAD_CAM_METHODS, attention_rollout
-from models.attribution import Cancelled
-from models.faithfulness import deletion_auc
-from models.preprocess import preprocess
 
 from .conftest import make_checkpoint
 

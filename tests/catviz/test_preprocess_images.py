@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.preprocess import (
+from catviz.models.preprocess import (
     MAX_FILE_BYTES,
     MAX_SIDE,
     ImageLoadError,
@@ -98,7 +98,7 @@ def test_oversized_and_non_image_files_are_refused_before_being_read(tmp_path):
 
 
 def test_pillows_decompression_bomb_guard_stays_on():
-    import models.preprocess  # noqa: F401  (importing it must not switch the guard off)
+    import catviz.models.preprocess  # noqa: F401  (importing it must not switch the guard off)
 
     assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS <= 2**28
 

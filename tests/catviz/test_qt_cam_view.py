@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from catviz.inference import load_model
+from catviz.models.faithfulness import deletion_auc
+from catviz.models.preprocess import preprocess
 from catviz.qt_cam_view import QtCamView
 from catviz.qt_workers import InferenceController
 from catviz.render import DIVERGING, colormap_for
 from catviz.state import ATTRIBUTION, AppState
-from models.faithfulness import deletion_auc
-from models.preprocess import preprocess
 
 from .conftest import write_good_images
 

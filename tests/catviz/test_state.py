@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from catviz import state as state_module
+from catviz.models.outputs import LevelSpec, ModelSpec
 from catviz.state import ATTRIBUTION, AppState, Event
-from models.outputs import LevelSpec, ModelSpec
 
 SPEC = ModelSpec(role="cat", levels=(LevelSpec("A", 32, "gap", ("A",)), LevelSpec("B", 8, "pma", ("A", "B"))),
                  num_heads=4, lrd_layers=1, clf="pma", attention_keys=("lrd.0", "clf.B"))

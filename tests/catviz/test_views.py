@@ -10,9 +10,9 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QDialogButtonBox, QTextBrowser
 
-import models
-from catviz import demo
+from catviz import demo, models
 from catviz.methods import CAM
+from catviz.models.checkpoint import CheckpointMeta, save_checkpoint
 from catviz.qt_attention_view import QtAttentionView
 from catviz.qt_cam_view import QtCamView
 from catviz.qt_main_window import MINIMUM_SIZE, QtMainWindow
@@ -20,7 +20,6 @@ from catviz.qt_predictions import ROW_MIN_PX, QtPredictions
 from catviz.qt_workers import InferenceController
 from catviz.render import DIVERGING, Scale
 from catviz.state import AppState
-from models.checkpoint import CheckpointMeta, save_checkpoint
 
 from .conftest import CLASSES, write_good_images
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
+from catviz import models
+from catviz.models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
 
 
 def _model(name: str = "cat_tiny"):

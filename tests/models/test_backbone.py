@@ -2,8 +2,8 @@ import pytest
 import timm
 import torch
 
-import models
-from models.backbone import create_backbone
+from catviz import models
+from catviz.models.backbone import create_backbone
 
 
 def test_unknown_backbone_is_a_clear_error():
@@ -53,14 +53,14 @@ def test_pretrained_weights_load_offline_from_a_local_file(tmp_path):
 
 def test_a_backbone_is_logged_once_when_a_checkpoint_loads(tmp_path, caplog):
     """load_checkpoint builds a shape-only skeleton on the meta device first: it is not logged."""
-    from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+    from catviz.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 
     path = tmp_path / "cat.safetensors"
     save_checkpoint(path, models.create_model("cat_tiny", 2), CheckpointMeta(
         model="cat_tiny", class_names=["a", "b"], mean=(0.5,) * 3, std=(0.2,) * 3, input_size=96))
-    with caplog.at_level("INFO", logger="models.backbone"):
+    with caplog.at_level("INFO", logger="catviz.models.backbone"):
         load_checkpoint(path)
-    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "models.backbone"] == [
+    assert [r.getMessage().split(":")[0] for r in caplog.records if r.name == "catviz.models.backbone"] == [
         "backbone test_resnet (pretrained=False)"]
 
 

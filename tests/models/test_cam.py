@@ -4,9 +4,9 @@ import torch
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 from pytorch_grad_cam.utils.image import scale_cam_image
 
-import models
-from models.attention import AttentionBlock
-from models.cam import (
+from catviz import models
+from catviz.models.attention import AttentionBlock
+from catviz.models.cam import (
     EXPLANATION_MARKDOWN,
     ActivationCapture,
     _spread,

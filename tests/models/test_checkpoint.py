@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-import models
-from models.checkpoint import (
+from catviz import models
+from catviz.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
     load_checkpoint,
@@ -163,7 +163,7 @@ def test_non_finite_weights_are_refused(tmp_path):
 
 def test_shapes_are_checked_before_the_model_is_allocated(tmp_path, monkeypatch):
     """Metadata asking for a bigger model than the file's tensors is refused on the meta device."""
-    import models.checkpoint as checkpoint
+    from catviz.models import checkpoint
 
     path = _with_meta(tmp_path, model_args={"fpn_channels": 2048})
     devices = []
@@ -181,7 +181,7 @@ def test_shapes_are_checked_before_the_model_is_allocated(tmp_path, monkeypatch)
 
 
 def test_checkpoints_are_always_rebuilt_without_pretrained_weights(tmp_path, monkeypatch):
-    import models.checkpoint as checkpoint
+    from catviz.models import checkpoint
 
     path, _, _ = _saved(tmp_path)
     calls = []
@@ -192,7 +192,7 @@ def test_checkpoints_are_always_rebuilt_without_pretrained_weights(tmp_path, mon
 
 
 def test_role_comes_from_the_model_name(tmp_path):
-    from models.checkpoint import role_of
+    from catviz.models.checkpoint import role_of
 
     assert role_of(read_meta(_saved(tmp_path, "baseline_tiny")[0])) == "baseline"
     assert role_of(read_meta(_saved(tmp_path, "cat_no_lrd_tiny")[0])) == "cat"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import models
+from catviz import models
 
 TINY = [n for n in models.list_models() if n.endswith("_tiny")]
 SIZES = [(64, 64), (96, 128), (64, 96)]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.device import resolve_device
+from catviz.models.device import resolve_device
 
 
 @pytest.mark.parametrize("name", ["banana", "tpu9", "meta", "xla"])

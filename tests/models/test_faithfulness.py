@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models.faithfulness import (
+from catviz import models
+from catviz.models.faithfulness import (
     auc,
     box_area_share,
     box_mass_share,

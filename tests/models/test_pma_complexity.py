@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import models
+from catviz import models
 
 
 def _clf_attention_flops(name: str, size: tuple[int, int]) -> int:

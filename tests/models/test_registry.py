@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-import models
+from catviz import models
 
 TINY = [n for n in models.list_models() if n.endswith("_tiny")]
 FULL = [n for n in models.list_models() if not n.endswith("_tiny")]

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-import models
+from catviz import models
 
 NAMES = models.list_models()
 TINY = [n for n in NAMES if n.endswith("_tiny")]

@@ -4,15 +4,16 @@ import re
 
 import pytest
 
-from train_cli import demo_models, evaluate, train
-from train_cli.config import (
+from catviz import eval_cli
+from catviz.train_cli import demo_models, train
+from catviz.train_cli.config import (
     DATASET_PRESETS,
     TrainConfig,
     build_parser,
     default_workers,
     resolve_config,
 )
-from train_cli.errors import UsageError
+from catviz.train_cli.errors import UsageError
 
 # A data root that does not exist: had any data been read, the exit status would be 1.
 BASE = ["--dataset", "coco-format", "--data-root", "/nonexistent/catviz-data", "--model", "cat_tiny", "--no-pretrained"]
@@ -122,28 +123,8 @@ def test_default_workers_fit_the_machine():
     assert default_workers() == min(4, cores - 1) == TrainConfig().workers
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--batch-size", "0"], "--batch-size must be"),
-    (["--workers", "-1"], "--workers must be"),
-    (["--limit-images", "-1"], "--limit-images must be"),
-    (["--device", "tpu9"], "--device"),
-    (["--json", "/nonexistent/dir/e.json"], "--json: folder /nonexistent/dir does not exist"),
-])
-def test_eval_usage_errors(flags, message, capsys, tmp_path):
-    assert evaluate.main([str(tmp_path / "missing.safetensors"), "--data-root", "/nonexistent", *flags]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-
-
-def test_eval_never_replaces_an_existing_json_without_overwrite(capsys, tmp_path):
-    mine = tmp_path / "e.json"
-    mine.write_text("mine")
-    assert evaluate.main([str(tmp_path / "missing.safetensors"), "--json", str(mine)]) == 2
-    assert "--overwrite" in capsys.readouterr().err and mine.read_text() == "mine"
-
-
 def test_help_documents_the_exit_codes(capsys):
-    for main in (train.main, evaluate.main):
+    for main in (train.main, eval_cli.main):
         with pytest.raises(SystemExit):
             main(["--help"])
         assert "exit codes: 0 success; 1 failure" in " ".join(capsys.readouterr().out.split())  # however it wraps

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import models
-from models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
-from train_cli import demo_models
+from catviz import models
+from catviz.models.checkpoint import CheckpointMeta, load_checkpoint, read_meta, save_checkpoint
+from catviz.train_cli import demo_models
 
 
 def test_a_missing_run_is_a_usage_error_before_anything_is_written(tmp_path, capsys):
@@ -60,7 +60,7 @@ def test_files_already_in_out_are_not_replaced_without_overwrite(tmp_path, capsy
 @pytest.mark.slow
 def test_the_pair_trains_side_by_side_on_one_thread_each_and_one_after_the_other_gives_the_same_weights(
         tmp_path, monkeypatch, capsys):
-    from train_cli.config import DEMO_THREADS, DEMO_TRUNK
+    from catviz.train_cli.config import DEMO_THREADS, DEMO_TRUNK
 
     # The real recipe, cut to a smoke run: one epoch on 16 images.
     monkeypatch.setattr(demo_models, "recipe_flags",
@@ -85,8 +85,8 @@ def test_the_pair_trains_side_by_side_on_one_thread_each_and_one_after_the_other
 
 
 def test_the_trunk_pretrains_in_a_child_on_the_pinned_instruction_set_and_a_failure_stops_there(tmp_path, monkeypatch, capsys):
-    from train_cli.config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS
-    from train_cli.side_by_side import isa_env
+    from catviz.train_cli.config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS
+    from catviz.train_cli.side_by_side import isa_env
 
     started = []
 
@@ -99,19 +99,19 @@ def test_the_trunk_pretrains_in_a_child_on_the_pinned_instruction_set_and_a_fail
     assert demo_models.main(["--out", str(out), "--runs", str(runs), "--data-root", str(tmp_path / "demo")]) == 7
     assert len(started) == 1 and len(started[0]) == 1  # the pair never started
     trunk = started[0][0]
-    assert trunk.module == "train_cli.pretrain" and trunk.env == isa_env(DEMO_CPU_ISA)
+    assert trunk.module == "catviz.train_cli.pretrain" and trunk.env == isa_env(DEMO_CPU_ISA)
     assert trunk.argv[trunk.argv.index("--threads") + 1] == str(DEMO_PRETRAIN_THREADS)
     assert trunk.argv[trunk.argv.index("--out") + 1] == str(runs / demo_models.TRUNK)  # shipped only with the pair
     assert not out.exists()
 
 
 def test_the_pair_trains_on_the_pinned_instruction_set(tmp_path, monkeypatch):
-    from train_cli.config import DEMO_CPU_ISA, DEMO_TRUNK
-    from train_cli.side_by_side import isa_env
+    from catviz.train_cli.config import DEMO_CPU_ISA, DEMO_TRUNK
+    from catviz.train_cli.side_by_side import isa_env
 
     started = []
     monkeypatch.setattr(demo_models, "run_jobs", lambda jobs, *args, **kwargs: started.extend(jobs) or 5)
     assert demo_models.main(["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), "--trunk", DEMO_TRUNK,
                              "--data-root", str(tmp_path / "demo")]) == 5
     assert [job.name for job in started] == list(demo_models.ROLES.values())
-    assert all(job.env == isa_env(DEMO_CPU_ISA) and job.module == "train_cli.train" for job in started)
+    assert all(job.env == isa_env(DEMO_CPU_ISA) and job.module == "catviz.train_cli.train" for job in started)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from train_cli.metrics import average_precision, multilabel_metrics
+from catviz.train_cli.metrics import average_precision, multilabel_metrics
 
 
 def test_ap_matches_scikit_learn_on_random_data():

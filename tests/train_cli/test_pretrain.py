@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import models
-from train_cli import demo_models, pretrain
-from train_cli.config import DEMO_THREADS, resolve_config
+from catviz import models
+from catviz.train_cli import demo_models, pretrain
+from catviz.train_cli.config import DEMO_THREADS, resolve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,7 @@ def test_make_demo_models_rebuilds_the_shipped_pair_and_trunk():
     """The shipped pair is the seed study's median seed, trained as make demo-models trains it (the demo
     preset, one thread each) from the shipped trunk."""
     from catviz import demo
-    from models.checkpoint import read_meta
+    from catviz.models.checkpoint import read_meta
 
     study = json.loads((ROOT / "bench" / "results" / "demo-seeds.json").read_text())
     runs = study["runs"]
@@ -117,7 +117,7 @@ def test_a_stopped_pretraining_exits_cleanly_and_writes_nothing(tmp_path, stop, 
     # SIGINT as a terminal's Ctrl-C delivers it, even where pytest runs with SIGINT ignored (a background job).
     console = tmp_path / "console.txt"
     with open(console, "w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "train_cli.pretrain", "--out", str(out), "--steps", "100000",
+        process = subprocess.Popen([sys.executable, "-m", "catviz.train_cli.pretrain", "--out", str(out), "--steps", "100000",
                                     "--workers", "0", "--threads", "1"], cwd=ROOT, stderr=stderr, text=True,
                                    env={k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"},
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))

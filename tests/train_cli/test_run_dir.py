@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from catviz.train_cli import train
+from catviz.train_cli.errors import UsageError
+from catviz.train_cli.run_dir import LOCK_NAME, open_run_dir
 from tests.fixtures import write_coco_format
-from train_cli import train
-from train_cli.errors import UsageError
-from train_cli.run_dir import LOCK_NAME, open_run_dir
 
 # Tiny and short: 4 train images, 2 per batch, 64 px.
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
@@ -25,7 +25,7 @@ def data_root(tmp_path_factory):
 
 
 def _start(args):
-    return subprocess.Popen([sys.executable, "-m", "train_cli.train", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "catviz.train_cli.train", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -122,7 +122,7 @@ def test_open_run_dir_refuses_an_unwritable_folder_and_locks_against_other_proce
     with open_run_dir(folder, resume=False, overwrite=False):
         # (not read here: closing any descriptor of the file would drop this process's record lock)
         other = subprocess.run(
-            [sys.executable, "-c", "import sys; from pathlib import Path; from train_cli.run_dir import open_run_dir\n"
+            [sys.executable, "-c", "import sys; from pathlib import Path; from catviz.train_cli.run_dir import open_run_dir\n"
              "try:\n    open_run_dir(Path(sys.argv[1]), False, False)\nexcept Exception as e:\n    print(e)",
              str(folder)], capture_output=True, text=True, timeout=120)
         assert f"in use by another catviz-train process (pid {os.getpid()}" in other.stdout

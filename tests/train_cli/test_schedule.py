@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from train_cli.schedule import converged, lr_factor, tail_span
+from catviz.train_cli.schedule import converged, lr_factor, tail_span
 
 
 def test_tail_span_is_the_range_of_the_last_window_values():

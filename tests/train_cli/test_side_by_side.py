@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from train_cli import side_by_side
-from train_cli.errors import Terminated
-from train_cli.side_by_side import Job, describe, exit_status, isa_env, run_jobs
+from catviz.train_cli import side_by_side
+from catviz.train_cli.errors import Terminated
+from catviz.train_cli.side_by_side import Job, describe, exit_status, isa_env, run_jobs
 
 # A stand-in for catviz-train: without --resume removes an old OUT/log.jsonl (as --overwrite does),
 # writes OUT/started, waits for WAIT_FOR (another job's OUT/started), appends epoch records to
@@ -144,8 +144,8 @@ def test_a_job_runs_its_module_with_its_own_environment_on_top_of_the_callers(tm
     job = Job("probe", [], tmp_path / "probe", tmp_path / "probe.log", env={"CATVIZ_TEST_JOB": "added"})
     job.command = lambda: [sys.executable, "-c", "import os; print(os.environ['CATVIZ_TEST_CALLER'], "
                            "os.environ['CATVIZ_TEST_JOB'])"]
-    assert Job("t", ["--x"], tmp_path).command()[1:] == ["-m", "train_cli.train", "--x"]
-    assert Job("p", ["--x"], tmp_path, module="train_cli.pretrain").command()[1:] == ["-m", "train_cli.pretrain", "--x"]
+    assert Job("t", ["--x"], tmp_path).command()[1:] == ["-m", "catviz.train_cli.train", "--x"]
+    assert Job("p", ["--x"], tmp_path, module="catviz.train_cli.pretrain").command()[1:] == ["-m", "catviz.train_cli.pretrain", "--x"]
     assert run_jobs([job], 1) == 0
     assert (tmp_path / "probe.log").read_text() == "kept added\n"
 

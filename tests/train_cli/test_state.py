@@ -8,10 +8,10 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from catviz.train_cli import train
+from catviz.train_cli.config import TrainConfig
+from catviz.train_cli.state import epoch_loss, map_history, pack, read_state, unfinished, unpack
 from tests.fixtures import write_coco_format
-from train_cli import train
-from train_cli.config import TrainConfig
-from train_cli.state import epoch_loss, map_history, pack, read_state, unfinished, unpack
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
         "--batch-size", "2", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001", "--limit-images", "4"]

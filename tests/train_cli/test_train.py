@@ -14,13 +14,14 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from models.checkpoint import load_checkpoint, read_meta
+from catviz import eval_cli
+from catviz.models.checkpoint import load_checkpoint, read_meta
+from catviz.train_cli import train
+from catviz.train_cli.config import resolve_config
+from catviz.train_cli.errors import UsageError
+from catviz.train_cli.run_dir import LOCK_NAME
+from catviz.train_cli.state import unfinished
 from tests.fixtures import write_coco_format
-from train_cli import evaluate, train
-from train_cli.config import resolve_config
-from train_cli.errors import UsageError
-from train_cli.run_dir import LOCK_NAME
-from train_cli.state import unfinished
 
 ARGS = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
         "--batch-size", "4", "--workers", "0", "--optimizer", "adamw", "--lr", "0.001"]
@@ -44,7 +45,7 @@ def test_two_epoch_run_writes_checkpoints_the_app_and_eval_can_open(tmp_path, da
     assert "resume/torch_rng" in load_file(str(out / "last.safetensors"))
 
     capsys.readouterr()
-    assert evaluate.main([str(out / "best.safetensors"), str(out / "last.safetensors"),
+    assert eval_cli.main([str(out / "best.safetensors"), str(out / "last.safetensors"),
                           "--data-root", str(data_root), "--workers", "0", "--json", str(tmp_path / "e.json")]) == 0
     printed = capsys.readouterr().out
     assert "mAP" in printed and "cat_tiny (best)" in printed and "cat_tiny (last)" in printed
@@ -56,7 +57,7 @@ def test_eval_refuses_a_checkpoint_with_other_classes(tmp_path, data_root, capsy
     out = tmp_path / "run"
     train.main([*ARGS, "--data-root", str(data_root), "--epochs", "1", "--out", str(out)])
     capsys.readouterr()
-    assert evaluate.main([str(out / "last.safetensors"), "--dataset", "voc", "--data-root", str(data_root)]) == 1
+    assert eval_cli.main([str(out / "last.safetensors"), "--dataset", "voc", "--data-root", str(data_root)]) == 1
 
 
 def test_config_precedence_defaults_preset_yaml_flags(tmp_path):
@@ -106,7 +107,7 @@ def test_resume_refuses_a_run_with_another_optimizer(tmp_path, data_root, capsys
 
 
 def _run(args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "train_cli.train", *args], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "catviz.train_cli.train", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, **kwargs)
 
 
@@ -114,8 +115,8 @@ def _position(checkpoint) -> tuple[int, int]:
     """(completed epochs, steps into the current epoch) of a ``last`` checkpoint, or (-1, -1)."""
     from safetensors import SafetensorError
 
-    from models.checkpoint import CheckpointError, read_resume
-    from train_cli.state import unpack
+    from catviz.models.checkpoint import CheckpointError, read_resume
+    from catviz.train_cli.state import unpack
 
     try:
         state = unpack(*read_resume(checkpoint))
@@ -189,7 +190,7 @@ def test_two_process_gloo_ddp_matches_one_process_with_the_same_global_batch(tmp
     assert single.wait(timeout=300) == 0, single.stderr.read().decode()
     ddp = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "train_cli.train", *common, "--out", str(tmp_path / "ddp")],
+         "-m", "catviz.train_cli.train", *common, "--out", str(tmp_path / "ddp")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert ddp.wait(timeout=300) == 0, ddp.stderr.read().decode()[-3000:]
     a = load_file(str(tmp_path / "single" / "last.safetensors"))
@@ -240,7 +241,7 @@ def test_opt_in_recipe_changes_run(tmp_path, data_root):
 
 
 def test_step_and_cosine_schedules_are_the_documented_functions():
-    from train_cli.schedule import lr_factor
+    from catviz.train_cli.schedule import lr_factor
 
     assert lr_factor(29.9, 60) == 1.0 and lr_factor(30, 60) == pytest.approx(0.1) and lr_factor(59, 60) == pytest.approx(0.1)
     assert lr_factor(0, 10, "cosine") == 1.0
@@ -289,9 +290,9 @@ def test_undefined_map_is_logged_as_null_and_saves_no_best(tmp_path, data_root):
 def test_disk_full_names_the_file_and_the_last_good_checkpoint(tmp_path, data_root, capsys, monkeypatch, error):
     from safetensors import SafetensorError
 
-    import models.checkpoint
+    from catviz.models import checkpoint
 
-    real_save, calls = models.checkpoint.save_file, []
+    real_save, calls = checkpoint.save_file, []
 
     def save_until_full(*args, **kwargs):
         calls.append(1)
@@ -299,7 +300,7 @@ def test_disk_full_names_the_file_and_the_last_good_checkpoint(tmp_path, data_ro
             raise error if isinstance(error, OSError) else SafetensorError("Error while serializing: IoError")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(models.checkpoint, "save_file", save_until_full)
+    monkeypatch.setattr(checkpoint, "save_file", save_until_full)
     out = tmp_path / "run"
     args = [*ARGS, "--data-root", str(data_root), "--out", str(out), *SMALL, "--save-every", "1"]
     assert train.main(args) == 1

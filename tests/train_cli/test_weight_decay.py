@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from train_cli.config import TrainConfig, resolve_config
-from train_cli.train import param_groups
+from catviz.train_cli.config import TrainConfig, resolve_config
+from catviz.train_cli.train import param_groups
 
 
 def small_model() -> nn.Module:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from models.preprocess import ImageLoadError, load_image, resize, to_tensor
+from catviz.models.preprocess import ImageLoadError, load_image, resize, to_tensor
 
 from .readers import MultiLabelSplit
 from .transforms import multi_scale_crop

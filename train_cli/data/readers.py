@@ -244,14 +244,18 @@ def read_voc(root: Path, split: str) -> MultiLabelSplit:
     return _check_split(MultiLabelSplit(split, list(VOC_CLASSES), samples), ids_file)
 
 
+#: The datasets every command reads (their readers: :func:`load_split`).
+DATASETS = ("coco", "voc", "coco-format", "demo")
+
+
 def _dataset_root(dataset: str, data_root: str | Path | None) -> tuple[str, Path]:
     """(reader, root): the demo set is built under ``data_root`` when missing and read as coco-format."""
     if dataset == "demo":
         from .demo import ensure_demo_set
 
         return "coco-format", ensure_demo_set(Path(data_root) if data_root else None)
-    if dataset not in ("coco", "voc", "coco-format"):
-        raise DatasetError(f"unknown dataset {dataset!r}; choose coco, voc, coco-format or demo")
+    if dataset not in DATASETS:
+        raise DatasetError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
     if data_root is None:
         raise DatasetError(f"--data-root is required for dataset {dataset!r}")
     return dataset, _require_dir(Path(data_root).expanduser(), "data root")

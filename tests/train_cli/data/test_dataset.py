@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.preprocess import load_image
+from catviz.models.preprocess import load_image
+from catviz.train_cli.data import load_splits
+from catviz.train_cli.data.dataset import MultiLabelDataset, TransformConfig
 from tests.fixtures import write_coco_format
-from train_cli.data import load_splits
-from train_cli.data.dataset import MultiLabelDataset, TransformConfig
 
 IMAGE_BYTES = 64 * 64 * 3  # the fixture's images, decoded
 EVERYTHING = 2**30
@@ -27,7 +27,7 @@ def decodes(monkeypatch):
         paths.append(path)
         return load_image(path)
 
-    monkeypatch.setattr("train_cli.data.dataset.load_image", counting)
+    monkeypatch.setattr("catviz.train_cli.data.dataset.load_image", counting)
     return paths
 
 
@@ -82,7 +82,7 @@ def test_a_broken_image_is_not_cached_and_warns_every_time(split, decodes, caplo
     broken = split.samples[1].path
     broken.write_bytes(b"not a png at all" * 8)
     dataset = MultiLabelDataset(split, TransformConfig(img_size=48), train=True, cache_bytes=EVERYTHING)
-    with caplog.at_level("WARNING", logger="train_cli.data.dataset"):
+    with caplog.at_level("WARNING", logger="catviz.train_cli.data.dataset"):
         for epoch in range(2):
             assert items(dataset, epoch)[1] is None
     assert [r.getMessage().startswith(f"skipping image: {broken}") for r in caplog.records] == [True, True]

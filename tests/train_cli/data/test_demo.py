@@ -1,7 +1,7 @@
 import numpy as np
 
-from train_cli.data import load_splits
-from train_cli.data.demo import CLASS_NAMES, SPLITS, build_demo_set
+from catviz.train_cli.data import load_splits
+from catviz.train_cli.data.demo import CLASS_NAMES, SPLITS, build_demo_set
 
 
 def test_demo_set_is_deterministic_multilabel_and_coco_format(tmp_path):

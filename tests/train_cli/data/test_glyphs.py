@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from train_cli.data import glyphs
+from catviz.train_cli.data import glyphs
 
 
 def test_no_digit_or_digit_lookalike_is_a_class():

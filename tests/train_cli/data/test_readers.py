@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from catviz.train_cli.data import DatasetError, load_splits
+from catviz.train_cli.data.readers import VOC_CLASSES
 from tests.fixtures import write_coco_format, write_voc
-from train_cli.data import DatasetError, load_splits
-from train_cli.data.readers import VOC_CLASSES
 
 
 def test_coco_format_maps_non_contiguous_ids_in_id_order_and_drops_unannotated(tmp_path):

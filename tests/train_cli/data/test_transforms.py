@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from train_cli.data import transforms
-from train_cli.data.dataset import MultiLabelDataset, TransformConfig
-from train_cli.data.readers import MultiLabelSplit, Sample
+from catviz.train_cli.data import transforms
+from catviz.train_cli.data.dataset import MultiLabelDataset, TransformConfig
+from catviz.train_cli.data.readers import MultiLabelSplit, Sample
 
 
 def test_the_paper_recipe_uses_ml_gcn_scales_and_distortion():
@@ -77,7 +77,7 @@ def test_the_training_dataset_uses_the_chosen_crop_reproducibly(tmp_path, crop, 
     path = write_image(tmp_path / "a.png")
     split = MultiLabelSplit("train", ["x"], [Sample(path, np.ones(1, np.float32))])
     calls = []
-    monkeypatch.setattr("train_cli.data.dataset.multi_scale_crop",
+    monkeypatch.setattr("catviz.train_cli.data.dataset.multi_scale_crop",
                         lambda image, size, rng: calls.append(image.shape) or transforms.multi_scale_crop(image, size, rng))
     dataset = MultiLabelDataset(split, TransformConfig(img_size=64, crop=crop), train=True, seed=3)
     first, again = dataset[0][0], dataset[0][0]

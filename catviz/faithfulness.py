@@ -11,10 +11,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import math
 import os
-import sys
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,17 +24,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import models
-from models.attribution import attribute, black_baseline
-from models.cam import class_activation_maps, grad_cam
-from models.checkpoint import (
+from catviz import models
+from catviz.models.attribution import attribute, black_baseline
+from catviz.models.cam import class_activation_maps, grad_cam
+from catviz.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
     atomic_write,
     load_checkpoint,
     read_meta,
 )
-from models.faithfulness import (
+from catviz.models.faithfulness import (
     DEFAULT_STEPS,
     auc,
     box_area_share,
@@ -46,9 +44,9 @@ from models.faithfulness import (
     resize_map,
     road_score,
 )
-from models.preprocess import ImageLoadError, load_image, preprocess
-
-from .data import DatasetError, load_split
+from catviz.models.preprocess import load_image, preprocess
+from catviz.train_cli.data import DATASETS, DatasetError, load_split
+from catviz.train_cli.errors import ArgumentParser, RunError, UsageError
 
 #: Method keys (for ``--methods``) and the names the table shows.
 METHODS = {
@@ -68,7 +66,7 @@ ANNOTATIONS = {"demo": "annotations/val.json", "coco-format": "annotations/val.j
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="catviz-eval --faithfulness",
         description=(
             "Measure how faithful explanation maps are to the model they explain. For every "
@@ -84,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
             "image as reference; all explain the label's logit."
         ),
     )
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="this job: score the explanation maps (the flag that chose these options)")
     parser.add_argument("checkpoints", nargs="*",
                         help="catviz .safetensors checkpoints (default: the bundled demo baseline and CAT)")
-    parser.add_argument("--dataset", choices=["coco", "voc", "coco-format", "demo"],
+    parser.add_argument("--dataset", choices=DATASETS,
                         help="dataset whose val split is used (default: the first checkpoint's)")
     parser.add_argument("--data-root", help="dataset folder (demo: where it is generated)")
     parser.add_argument("--limit-images", "--limit", dest="limit", metavar="N", type=int, default=100,
@@ -110,37 +110,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse and check every flag before any work starts (bad flags: exit 2)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with every flag checked and resolved before any work starts (:class:`UsageError`)."""
     args.methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown or not args.methods:
-        parser.error(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+        raise UsageError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
     try:
         args.road_percentiles = tuple(int(p) for p in args.road_percentiles.split(","))
-    except ValueError:
-        parser.error(f"--road-percentiles: {args.road_percentiles!r} is not a comma-separated list of integers")
+    except ValueError as err:
+        raise UsageError(f"--road-percentiles: {args.road_percentiles!r} is not a comma-separated list of integers") from err
     if not all(0 < p < 100 for p in args.road_percentiles):
-        parser.error("--road-percentiles: each must lie strictly between 0 and 100")
+        raise UsageError("--road-percentiles: each must lie strictly between 0 and 100")
     if args.limit < 0:
-        parser.error("--limit-images must be 0 (all) or more")
+        raise UsageError("--limit-images must be 0 (all) or more")
     for flag, name in (("steps", "--steps"), ("ig_steps", "--ig-steps")):
         if getattr(args, flag) < 1:
-            parser.error(f"{name} must be at least 1")
+            raise UsageError(f"{name} must be at least 1")
     if args.scorecam_limit < 0:
-        parser.error("--scorecam-limit must be 0 (all) or more")
+        raise UsageError("--scorecam-limit must be 0 (all) or more")
     try:
         args.device = models.resolve_device(args.device)
     except (ValueError, RuntimeError) as err:
-        parser.error(f"--device: {err}")
+        raise UsageError(f"--device: {err}") from err
     if args.json and Path(args.json).exists() and not args.overwrite:
-        parser.error(f"--json: {args.json} exists; pass --overwrite to replace it")
+        raise UsageError(f"--json: {args.json} exists; pass --overwrite to replace it")
     if args.json and not (Path(args.json).parent.is_dir() and os.access(Path(args.json).parent, os.W_OK)):
-        parser.error(f"--json: folder {Path(args.json).parent} does not exist or is not writable")
+        raise UsageError(f"--json: folder {Path(args.json).parent} does not exist or is not writable")
     if not args.checkpoints:  # the bundled demo pair (package data, as the app finds it)
-        assets = Path(str(resources.files("catviz_assets")))
+        assets = Path(str(resources.files("catviz.assets")))
         args.checkpoints = [str(assets / "demo_baseline.safetensors"), str(assets / "demo_cat.safetensors")]
     return args
 
@@ -148,7 +146,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def annotation_file(dataset: str, data_root: str | None) -> Path | None:
     """The val split's COCO-format annotation file (with boxes), or None (VOC: not read)."""
     if dataset == "demo":
-        from .data.demo import ensure_demo_set
+        from catviz.train_cli.data.demo import ensure_demo_set
 
         return ensure_demo_set(Path(data_root) if data_root else None) / ANNOTATIONS[dataset]
     return Path(data_root).expanduser() / ANNOTATIONS[dataset] if dataset in ANNOTATIONS else None
@@ -285,34 +283,26 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Score every method's maps for each checkpoint, print the table (exit status 0); errors raise."""
     device = args.device
-    try:
-        dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
-        val = load_split(dataset, args.data_root, "val")
-        annotations = annotation_file(dataset, args.data_root)
-        boxes = read_boxes(annotations, val.class_names) if annotations else None
-        samples = [s for s in val.samples if (s.target == 1).any()][: args.limit or None]
-        results = []
-        for path in args.checkpoints:
-            per_method = evaluate_model(path, args, val, samples, boxes, device)
-            model_name = f"{read_meta(path).model} ({Path(path).stem})"
-            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-            for method, metrics in per_method.items():
-                results.append({"checkpoint": str(path), "sha256": digest, "model": model_name, "method": method,
-                                **{k: summarise(v) for k, v in metrics.items()}})  # fmt: skip
-    except (CheckpointError, DatasetError, ImageLoadError) as err:
-        print(f"catviz-eval: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("catviz-eval: interrupted; nothing written", file=sys.stderr)
-        return 130
+    dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
+    val = load_split(dataset, args.data_root, "val")
+    annotations = annotation_file(dataset, args.data_root)
+    boxes = read_boxes(annotations, val.class_names) if annotations else None
+    samples = [s for s in val.samples if (s.target == 1).any()][: args.limit or None]
+    results = []
+    for path in args.checkpoints:
+        per_method = evaluate_model(path, args, val, samples, boxes, device)
+        model_name = f"{read_meta(path).model} ({Path(path).stem})"
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        for method, metrics in per_method.items():
+            results.append({"checkpoint": str(path), "sha256": digest, "model": model_name, "method": method,
+                            **{k: summarise(v) for k, v in metrics.items()}})  # fmt: skip
     print(format_table(results))
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else str(v) if k == "device" else v)
-                    for k, v in vars(args).items() if k != "json"}  # fmt: skip
+                    for k, v in vars(args).items() if k not in ("json", "faithfulness")}  # fmt: skip
         report = {
             "dataset": dataset, "images": len(samples), "settings": settings, "methods": METHODS,
             "protocol": {"deletion_fill": "0 in normalised space (dataset-mean colour)",
@@ -323,10 +313,5 @@ def main(argv: list[str] | None = None) -> int:
         try:
             atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
         except OSError as err:
-            print(f"catviz-eval: cannot write {args.json}: {err.strerror or err}", file=sys.stderr)
-            return 1
+            raise RunError(f"cannot write {args.json}: {err.strerror or err}") from err
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,8 +22,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from catviz import inference, render
-from catviz.dataset_report import (
+from catviz.models.cam import class_activation_maps
+from catviz.models.checkpoint import read_meta, role_of
+from catviz.models.device import resolve_device
+from catviz.models.preprocess import ImageLoadError, load_image, preprocess
+from catviz.train_cli.data import DatasetError
+from catviz.train_cli.errors import RunError, UsageError
+from catviz.train_cli.evaluate import format_table, row_names
+
+from . import inference, render
+from .dataset_report import (
     SUMMARY_KEYS,
     Report,
     ReportInput,
@@ -32,15 +40,9 @@ from catviz.dataset_report import (
     losses,
     report_json,
 )
-from catviz.dataset_results import Progress, report_input, run_dataset
-from catviz.dataset_source import open_dataset
-from catviz.figure import colour_bar
-from models.cam import class_activation_maps
-from models.checkpoint import CheckpointError, read_meta, role_of
-from models.device import resolve_device
-from models.preprocess import ImageLoadError, load_image, preprocess
-
-from .data import DatasetError
+from .dataset_results import Progress, report_input, run_dataset
+from .dataset_source import open_dataset
+from .figure import colour_bar
 
 REPORT_FILES = ("summary.json", "per_class.json", "by_size.json", "images.json", "report.html")
 TOP = 20
@@ -59,61 +61,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--overwrite", action="store_true", help="replace the files of an existing --report folder or an existing --json file")
 
 
-def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Usage errors (exit 2) before any work: wrong count, missing or occupied report folder."""
+def check_arguments(args: argparse.Namespace) -> None:
+    """:class:`UsageError` (exit 2) before any work: wrong count, missing or occupied report folder."""
+    if args.json and args.compare:
+        raise UsageError("--json does not apply to --compare: the report folder (--report DIR) holds its JSON")
     if not args.compare:
         if args.report:
-            parser.error("--report: need --compare (the report compares two checkpoints)")
+            raise UsageError("--report: need --compare (the report compares two checkpoints)")
         return
     if len(args.checkpoints) != 2:
-        parser.error(f"--compare takes exactly two checkpoints (baseline, CAT), got {len(args.checkpoints)}")
+        raise UsageError(f"--compare takes exactly two checkpoints (baseline, CAT), got {len(args.checkpoints)}")
     if args.report is None:
-        parser.error("--compare needs --report DIR")
+        raise UsageError("--compare needs --report DIR")
     if args.report.exists() and not args.report.is_dir():
-        parser.error(f"--report {args.report}: exists and is not a folder")
+        raise UsageError(f"--report {args.report}: exists and is not a folder")
     if args.report.is_dir() and any(args.report.iterdir()) and not args.overwrite:
-        parser.error(f"--report {args.report}: folder already holds files; choose another or pass --overwrite")
+        raise UsageError(f"--report {args.report}: folder already holds files; choose another or pass --overwrite")
     try:
         args.report.mkdir(parents=True, exist_ok=True)
         probe = args.report / ".catviz-write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        parser.error(f"--report {args.report}: cannot write there ({err.strerror or err})")
+        raise UsageError(f"--report {args.report}: cannot write there ({err.strerror or err})") from err
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run both models over the split (cached, see ``catviz.dataset_results``) and write the report."""
     device = resolve_device(args.device)
-    try:
-        loaded = [inference.load_model(path, device) for path in args.checkpoints]
-        roles = _roles(loaded)
-        dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
-        if not dataset:
-            raise DatasetError("the checkpoint does not say which dataset it was trained on; pass --dataset")
-        source = open_dataset(dataset, args.data_root, args.limit_images, args.keep_unannotated)
-        bars: list[tqdm] = []
+    loaded = [inference.load_model(path, device) for path in args.checkpoints]
+    roles = _roles(loaded)
+    dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
+    if not dataset:
+        raise DatasetError("the checkpoint does not say which dataset it was trained on; pass --dataset")
+    source = open_dataset(dataset, args.data_root, args.limit_images, args.keep_unannotated)
+    bars: list[tqdm] = []
 
-        def progress(p: Progress) -> None:
-            if not bars:
-                bars.append(tqdm(total=p.total, desc="compare", unit="img", leave=False))
-            bars[0].update(p.done - bars[0].n)
+    def progress(p: Progress) -> None:
+        if not bars:
+            bars.append(tqdm(total=p.total, desc="compare", unit="img", leave=False))
+        bars[0].update(p.done - bars[0].n)
 
-        results = run_dataset(source, roles, args.batch_size, args.workers, progress=progress)
-        for bar in bars:
-            bar.close()
-    except (CheckpointError, DatasetError) as err:
-        print(f"catviz-eval: {err}", file=sys.stderr)
-        return 1
+    results = run_dataset(source, roles, args.batch_size, args.workers, progress=progress)
+    for bar in bars:
+        bar.close()
     data = report_input(results)
     report = build_report(data)
     try:
         write_report(args.report, report, data, roles, source.describe())
     except OSError as err:
-        print(f"catviz-eval: cannot write the report into {args.report}: {err.strerror or err}", file=sys.stderr)
-        return 1
-    from .evaluate import format_table, row_names  # imported here: evaluate imports this module
-
+        raise RunError(f"cannot write the report into {args.report}: {err.strerror or err}") from err
     names = row_names([roles[role].meta.model for role in roles], [roles[role].path for role in roles])
     rows = [(f"{role}: {name}", report.summary[role]) for role, name in zip(roles, names, strict=True)
             if report.summary[role]]

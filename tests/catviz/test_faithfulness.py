@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from train_cli import evaluate, faithfulness
-from train_cli.data import DatasetError, load_splits
+from catviz import eval_cli, faithfulness
+from catviz.train_cli.data import DatasetError, load_splits
 
 FAST = ["--steps", "4", "--ig-steps", "4", "--road-percentiles", "50"]
 
@@ -19,7 +19,7 @@ def _pairs(limit: int) -> int:
 @pytest.mark.slow
 def test_every_method_on_a_demo_image(tmp_path, capsys):
     out = tmp_path / "f.json"
-    assert evaluate.main(["--faithfulness", "--limit", "1", *FAST, "--json", str(out)]) == 0
+    assert eval_cli.main(["--faithfulness", "--limit", "1", *FAST, "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert "deletion AUC" in table and "pointing" in table
     data = json.loads(out.read_text())
@@ -38,14 +38,12 @@ def test_every_method_on_a_demo_image(tmp_path, capsys):
 def test_cheap_methods_and_no_silent_overwrite(tmp_path, capsys):
     out = tmp_path / "f.json"
     args = ["--limit", "1", "--methods", "cam,eigencam", *FAST, "--json", str(out)]
-    assert faithfulness.main(args) == 0
+    assert eval_cli.main(["--faithfulness", *args]) == 0
     first = out.read_text()
     assert len(json.loads(first)["results"]) == 4
-    with pytest.raises(SystemExit) as exit_info:
-        faithfulness.main(args)
-    assert exit_info.value.code == 2 and out.read_text() == first
+    assert eval_cli.main(["--faithfulness", *args]) == 2 and out.read_text() == first
     assert "exists" in capsys.readouterr().err
-    assert faithfulness.main([*args, "--methods", "cam", "--overwrite"]) == 0
+    assert eval_cli.main(["--faithfulness", *args, "--methods", "cam", "--overwrite"]) == 0
     assert len(json.loads(out.read_text())["results"]) == 2
 
 
@@ -53,23 +51,21 @@ def test_cheap_methods_and_no_silent_overwrite(tmp_path, capsys):
                                  ["--road-percentiles", "x"], ["--limit", "-1"], ["--limit-images", "-1"],
                                  ["--json", "/nonexistent/dir/f.json"]])
 def test_bad_flags_are_usage_errors_before_any_work(bad, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        faithfulness.main(bad)
-    assert exit_info.value.code == 2
+    assert eval_cli.main(["--faithfulness", *bad]) == 2
     assert "catviz-eval --faithfulness" in capsys.readouterr().err
 
 
 def test_eval_help_names_the_faithfulness_mode(capsys):
     with pytest.raises(SystemExit):
-        evaluate.main(["--help"])
+        eval_cli.main(["--help"])
     assert "--faithfulness" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        evaluate.main(["--faithfulness", "--help"])
+        eval_cli.main(["--faithfulness", "--help"])
     assert "trapezoid" in capsys.readouterr().out
 
 
 def test_a_checkpoint_that_is_missing_is_a_one_line_error(tmp_path, capsys):
-    assert faithfulness.main([str(tmp_path / "nope.safetensors"), "--dataset", "demo", "--limit", "1"]) == 1
+    assert eval_cli.main(["--faithfulness", str(tmp_path / "nope.safetensors"), "--dataset", "demo", "--limit", "1"]) == 1
     err = capsys.readouterr().err
     assert "nope.safetensors" in err and "Traceback" not in err
 

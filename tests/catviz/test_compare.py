@@ -4,11 +4,11 @@ import json
 
 import pytest
 
+from catviz import eval_cli
+from catviz.compare import _signed
 from catviz.dataset_report import SUMMARY_KEYS
 from tests.catviz.conftest import make_checkpoint
 from tests.catviz.dataset_fixtures import VAL, small_checkpoints, write_boxes_dataset  # noqa: F401 (fixture)
-from train_cli import evaluate
-from train_cli.compare import _signed
 
 
 @pytest.fixture
@@ -18,13 +18,13 @@ def data_root(tmp_path, monkeypatch):
 
 
 def compare(checkpoints, data_root, report, *more):
-    return evaluate.main([str(checkpoints["baseline"]), str(checkpoints["cat"]), "--compare", "--report", str(report),
+    return eval_cli.main([str(checkpoints["baseline"]), str(checkpoints["cat"]), "--compare", "--report", str(report),
                           "--dataset", "coco-format", "--data-root", str(data_root), "--workers", "0", *more])
 
 
 def test_summary_equals_catviz_eval_and_every_file_is_written(small_checkpoints, data_root, tmp_path, capsys):  # noqa: F811
     plain = tmp_path / "eval.json"
-    assert evaluate.main([str(small_checkpoints["baseline"]), str(small_checkpoints["cat"]), "--dataset", "coco-format",
+    assert eval_cli.main([str(small_checkpoints["baseline"]), str(small_checkpoints["cat"]), "--dataset", "coco-format",
                           "--data-root", str(data_root), "--workers", "0", "--json", str(plain)]) == 0
     expected = json.loads(plain.read_text())["results"]
     report = tmp_path / "report"
@@ -66,9 +66,8 @@ def test_an_existing_report_is_not_overwritten(small_checkpoints, data_root, tmp
     report = tmp_path / "report"
     report.mkdir()
     (report / "summary.json").write_text("mine")
-    with pytest.raises(SystemExit) as exit_info:
-        compare(small_checkpoints, data_root, report)
-    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert compare(small_checkpoints, data_root, report) == 2
+    assert "--overwrite" in capsys.readouterr().err
     assert (report / "summary.json").read_text() == "mine"
     assert compare(small_checkpoints, data_root, report, "--overwrite") == 0
     assert json.loads((report / "summary.json").read_text())["scored"] == len(VAL) - 1
@@ -80,9 +79,7 @@ def test_an_existing_report_is_not_overwritten(small_checkpoints, data_root, tmp
 ])
 def test_usage_errors_come_before_any_work(small_checkpoints, tmp_path, capsys, argv, message):  # noqa: F811
     paths = [str(small_checkpoints["cat"])]
-    with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(paths + [a.replace("R", str(tmp_path / "r")) for a in argv])
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert eval_cli.main(paths + [a.replace("R", str(tmp_path / "r")) for a in argv]) == 2 and message in capsys.readouterr().err
 
 
 def test_roles_come_from_the_metadata_and_labels_must_match(small_checkpoints, data_root, tmp_path, capsys):  # noqa: F811
@@ -97,21 +94,19 @@ def test_roles_come_from_the_metadata_and_labels_must_match(small_checkpoints, d
 
 def test_help_says_compare_needs_report(capsys):
     with pytest.raises(SystemExit):
-        evaluate.main(["--help"])
+        eval_cli.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "per class, per object size, per image; needs --report DIR" in out
 
 
 def test_compare_without_report_is_a_usage_error_naming_the_flag(tmp_path, capsys):
     missing = [str(tmp_path / "b.safetensors"), str(tmp_path / "c.safetensors")]  # never read: no work is done
-    with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(missing + ["--compare"])
-    assert exit_info.value.code == 2 and "--compare needs --report DIR" in capsys.readouterr().err
+    assert eval_cli.main(missing + ["--compare"]) == 2 and "--compare needs --report DIR" in capsys.readouterr().err
 
 
 def test_a_bad_device_is_a_usage_error_before_the_report_folder_is_made(tmp_path, capsys):
     missing = [str(tmp_path / "b.safetensors"), str(tmp_path / "c.safetensors")]
-    assert evaluate.main(missing + ["--compare", "--report", str(tmp_path / "r"), "--device", "tpu9"]) == 2
+    assert eval_cli.main(missing + ["--compare", "--report", str(tmp_path / "r"), "--device", "tpu9"]) == 2
     err = capsys.readouterr().err
     assert "--device 'tpu9'" in err and "Traceback" not in err and not (tmp_path / "r").exists()
 
@@ -119,7 +114,7 @@ def test_a_bad_device_is_a_usage_error_before_the_report_folder_is_made(tmp_path
 def test_json_with_compare_is_a_usage_error_not_silently_ignored(tmp_path, capsys):
     missing = [str(tmp_path / "b.safetensors"), str(tmp_path / "c.safetensors")]
     argv = missing + ["--compare", "--report", str(tmp_path / "r"), "--json", str(tmp_path / "s.json")]
-    assert evaluate.main(argv) == 2
+    assert eval_cli.main(argv) == 2
     assert "--json does not apply to --compare" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
