@@ -104,7 +104,7 @@ def plan(device: str, dry: bool, out: Path, tmp: Path) -> list[Step]:
     steps = []
     for dtype in ("fp32", "bf16"):
         path = out / f"models-{kind}-{dtype}.json"
-        steps.append(Step(f"models {dtype} {size}²", [py, str(BENCH / "catviz.models.py"), "--device", device, "--dtype", dtype,
+        steps.append(Step(f"models {dtype} {size}²", [py, str(BENCH / "models.py"), "--device", device, "--dtype", dtype,
                                                          "--size", size, "--clf-batch", clf_batch, *tiny, "--json", str(path)],
                           HANG if dry else 150, models_summary(path)))
     path = out / f"train-{kind}-bf16-channels-last.json"
