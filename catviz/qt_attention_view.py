@@ -11,13 +11,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from .qt_events import unsubscribe_on_close
 from .qt_overlay import ColorBar, OverlayPanel, display_image
 from .render import SEQUENTIAL, Scale, colormap_for
-from .results import InferenceResult
+from .results import CLF_PREFIX, InferenceResult, lrd_keys
 from .state import AppState, Event
 
 ROLLOUT, MEAN = "rollout", "mean"
-LRD_PREFIX, CLF_PREFIX = "lrd.", "clf."
 ATTENTION_SCALE = Scale(0.0, 1.0)
 #: Two panels a row: three wide photos side by side would leave each a third of the width.
 PANELS_PER_ROW = 2
@@ -26,7 +26,7 @@ HEAD_TIP = "The head shown in the PMA panels and in a chosen LRD layer (the LRD 
 
 def lrd_map(result: InferenceResult, grid: tuple[int, int], layer, head, query: tuple[int, int] | None):
     """(h, w) attention of the clicked cell of LRD's grid (or the mean over cells)."""
-    keys = sorted((k for k in result.attention if k.startswith(LRD_PREFIX)), key=lambda k: int(k[len(LRD_PREFIX):]))
+    keys = lrd_keys(result.attention)
     if not keys:
         return None
     layers = [result.attention[k] for k in keys]
@@ -84,12 +84,14 @@ class QtAttentionView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.canvas, 1)
-        state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True))
-        state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry))
-        state.subscribe(Event.RESULT_READY, lambda *_: self.refresh())
-        state.subscribe(Event.MODELS_CHANGED, lambda *_: self._on_models_changed())
-        state.subscribe(Event.SETTINGS_CHANGED,
-                        lambda keys: self.refresh() if keys & {"lrd_layer", "head", "query", "colormap", "opacity"} else None)
+        unsubscribe_on_close(self, [
+            state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True)),
+            state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry)),
+            state.subscribe(Event.RESULT_READY, lambda *_: self.refresh()),
+            state.subscribe(Event.MODELS_CHANGED, lambda *_: self._on_models_changed()),
+            state.subscribe(Event.SETTINGS_CHANGED,
+                            lambda keys: self.refresh() if keys & {"lrd_layer", "head", "query", "colormap", "opacity"} else None),
+        ])
         self._on_models_changed()
 
     # the model's shape → controls and panels -------------------------------------------------

@@ -29,12 +29,12 @@ from .methods import (
     CAM,
     DISPLAY_MARKDOWN,
     LOGIT_UNITS,
-    MENU_NAMES,
     METHODS,
     DeletionScore,
-    MethodInfo,
+    MapMethod,
     method_info,
 )
+from .qt_events import unsubscribe_on_close
 from .qt_overlay import ColorBar, OverlayPanel, display_image
 from .render import (
     COLORMAPS,
@@ -46,10 +46,10 @@ from .render import (
     own_share,
     symmetric_scale,
 )
+from .roles import ROLE_TITLES
 from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
 
 COMBINED = "combined"
-ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 
 
 def set_item_enabled(combo: QComboBox, key: str, reason: str | None) -> None:
@@ -89,8 +89,8 @@ class QtCamView(QWidget):
         self.state = state
         s = state.settings
         self.method = QComboBox()
-        for name in METHODS:  # shown by its usual name, kept by the grad-cam class name
-            self.method.addItem(MENU_NAMES.get(name, name), name)
+        for name, method in METHODS.items():  # shown by its menu name, kept by its name
+            self.method.addItem(method.menu_name, name)
         self.method.setCurrentIndex(self.method.findData(s.cam_method))
         self.level = QComboBox()
         self.level.addItem(COMBINED)
@@ -168,13 +168,15 @@ class QtCamView(QWidget):
         layout.addWidget(self.hint)
         self._update_progress()
 
-        state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True))
-        state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry))
-        state.subscribe(Event.MODELS_CHANGED, lambda *_: self._on_models_changed())
-        for event in (Event.RESULT_READY, Event.ATTRIBUTION_READY, Event.DELETION_AUC_READY):
-            state.subscribe(event, lambda *_: self.refresh())
-        state.subscribe(Event.PROGRESS_CHANGED, lambda *_: self._update_progress())
-        state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed)
+        unsubscribe_on_close(self, [
+            state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True)),
+            state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry)),
+            state.subscribe(Event.MODELS_CHANGED, lambda *_: self._on_models_changed()),
+            *(state.subscribe(event, lambda *_: self.refresh())
+              for event in (Event.RESULT_READY, Event.ATTRIBUTION_READY, Event.DELETION_AUC_READY)),
+            state.subscribe(Event.PROGRESS_CHANGED, lambda *_: self._update_progress()),
+            state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
+        ])
         self._on_models_changed()
 
     # state → widgets ----------------------------------------------------------------------
@@ -255,10 +257,9 @@ class QtCamView(QWidget):
         """Why ``method`` cannot apply to the loaded models (None: it can)."""
         if not self.state.models:
             return None
-        info = method_info(method)
-        if info.layered and all(not spec.levels for r in self.state.models if (spec := self.state.spec(r))):
-            return f"{method} needs a layer to explain; the loaded models state none"
-        return None
+        specs = [spec for r in self.state.models if (spec := self.state.spec(r)) is not None]
+        reasons = [method_info(method).unavailable_for(spec) for spec in specs]
+        return "; ".join(dict.fromkeys(reasons)) if reasons and all(reasons) else None
 
     def _update_progress(self) -> None:
         self._show_progress()
@@ -324,7 +325,7 @@ class QtCamView(QWidget):
         self.bottom_caption.setText(row if self.level_panels else "")
         self.bottom_caption.setMinimumWidth(0)  # a caption never widens the grid past the window
 
-    def _top_map(self, role: str, label: int | None, info: MethodInfo):
+    def _top_map(self, role: str, label: int | None, info: MapMethod):
         """(map, detail) for a top panel: the map in its method's units, and what it shows."""
         result = self.state.result(role)
         if result is None or label is None:
@@ -366,7 +367,7 @@ class QtCamView(QWidget):
         panel.set_muted(heat is None or colormap == DIVERGING)  # one look while a map is awaited, whatever the method
         panel.set_heat(heat, scale, colormap, s.opacity)
 
-    def _show_bar(self, bar: ColorBar, scales: dict[str, Scale], info: MethodInfo) -> None:
+    def _show_bar(self, bar: ColorBar, scales: dict[str, Scale], info: MapMethod) -> None:
         s = self.state.settings
         distinct = set(scales.values())
         if len(distinct) != 1:  # nothing shown, or one scale per panel (stated in the titles)
@@ -374,7 +375,7 @@ class QtCamView(QWidget):
             return
         bar.show_scale(distinct.pop(), colormap_for(s.colormap, info.signed), info.units)
 
-    def _top_title(self, role: str, label: int | None, info: MethodInfo, detail: str) -> tuple[str, str, str]:
+    def _top_title(self, role: str, label: int | None, info: MapMethod, detail: str) -> tuple[str, str, str]:
         """(text, colour, tooltip) of a top panel."""
         name = ROLE_TITLES[role]
         entry, s = self.state.current_entry, self.state.settings

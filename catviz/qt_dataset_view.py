@@ -61,8 +61,9 @@ from .dataset_report import (
     build_report,
     filter_images,
 )
+from .qt_events import unsubscribe_on_close
 from .qt_gc import collect_garbage_on_gui_thread
-from .state import AppState
+from .state import AppState, Event
 
 _logger = logging.getLogger(__name__)
 THUMB = 48
@@ -321,9 +322,11 @@ class QtDatasetView(QWidget):
         self._thumb_signals = _ThumbnailSignals()
         self._thumb_signals.loaded.connect(self._on_thumbnail)
         self._build(batch_size)
-        state.subscribe("models_changed", lambda role: self._on_models_changed())
-        state.subscribe("settings_changed", self._on_settings_changed)
-        state.subscribe("images_added", lambda entries: self._show_list_note())
+        unsubscribe_on_close(self, [
+            state.subscribe(Event.MODELS_CHANGED, lambda role: self._on_models_changed()),
+            state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
+            state.subscribe(Event.IMAGES_ADDED, lambda entries: self._show_list_note()),
+        ])
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 
 from catviz.train_cli.paths import distinct_tail
 
-from .state import AppState, ImageEntry
+from .qt_events import unsubscribe_on_close
+from .state import AppState, Event, ImageEntry
 
 THUMB = 72
 #: The least icon side: the icons take at most a third of the list's width, down to this.
@@ -78,9 +79,11 @@ class QtImageList(QListWidget):
         self.setAcceptDrops(False)  # the main window takes drops
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)  # figure export: several
         self.currentRowChanged.connect(self._on_row_changed)
-        state.subscribe("images_added", self._on_images_added)
-        state.subscribe("image_loaded", self._on_image_loaded)
-        state.subscribe("selection_changed", self._on_selection_changed)
+        unsubscribe_on_close(self, [
+            state.subscribe(Event.IMAGES_ADDED, self._on_images_added),
+            state.subscribe(Event.IMAGE_LOADED, self._on_image_loaded),
+            state.subscribe(Event.SELECTION_CHANGED, self._on_selection_changed),
+        ])
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

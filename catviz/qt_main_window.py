@@ -38,6 +38,7 @@ from . import __version__, demo
 from .inference import LoadedModel
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
+from .qt_events import release_subscriptions, unsubscribe_on_close
 from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
 from .qt_workers import InferenceController
@@ -95,7 +96,7 @@ class QtMessages(QDockWidget):
         self.setWidget(body)
         for message in state.messages:
             self.add(message)
-        state.subscribe(Event.MESSAGE, self.add)
+        unsubscribe_on_close(self, [state.subscribe(Event.MESSAGE, self.add)])
 
     def add(self, message: Message) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(message.time))
@@ -145,10 +146,12 @@ class QtMainWindow(QMainWindow):
         self.messages.visibilityChanged.connect(self._size_messages)
         self._build_menus()
         self._build_status_bar()
-        state.subscribe(Event.MESSAGE, self._on_message)
-        for event in (Event.MODELS_CHANGED, Event.IMAGES_ADDED, Event.MESSAGE):
-            state.subscribe(event, lambda *_: self._update_hint())
-        state.subscribe(Event.MODELS_CHANGED, lambda role: self._update_device_label())
+        subscriptions = [
+            state.subscribe(Event.MESSAGE, self._on_message),
+            *(state.subscribe(event, lambda *_: self._update_hint())
+              for event in (Event.MODELS_CHANGED, Event.IMAGES_ADDED, Event.MESSAGE)),
+            state.subscribe(Event.MODELS_CHANGED, lambda role: self._update_device_label()),
+        ]
         controller.busy_changed.connect(self._on_busy)
         controller.timings_changed.connect(self._on_timings)
         controller.resolve_label_conflict = self.ask_label_conflict
@@ -158,8 +161,9 @@ class QtMainWindow(QMainWindow):
         self._update_hint()
         self._restore_settings()
         # Written as they change, not only on a clean quit: a killed app keeps them too.
-        state.subscribe(Event.SETTINGS_CHANGED, self._save_display_settings)
-        state.subscribe(Event.MODELS_CHANGED, self._save_checkpoint_path)
+        subscriptions += [state.subscribe(Event.SETTINGS_CHANGED, self._save_display_settings),
+                          state.subscribe(Event.MODELS_CHANGED, self._save_checkpoint_path)]
+        unsubscribe_on_close(self, subscriptions)
 
     # construction -----------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -442,6 +446,7 @@ class QtMainWindow(QMainWindow):
         settings.setValue("window/splitter", self.splitter.saveState())
         QApplication.instance().removeEventFilter(self._arrow_keys)
         self.controller.shutdown()
+        release_subscriptions(self)  # the views in the window get no close event of their own
         super().closeEvent(event)
 
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .qt_events import unsubscribe_on_close
 from .results import InferenceResult
 from .state import ROLES, AppState, Event
 
@@ -441,9 +442,11 @@ class QtPredictions(QWidget):
         layout.addLayout(threshold)
         layout.addLayout(labels)
         layout.addWidget(splitter, 1)
-        for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED):
-            state.subscribe(event, lambda *_: self.refresh())
-        state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed)
+        unsubscribe_on_close(self, [
+            *(state.subscribe(event, lambda *_: self.refresh())
+              for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED)),
+            state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
+        ])
         self.refresh()
 
     def _on_settings_changed(self, keys: set[str]) -> None:

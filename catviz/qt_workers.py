@@ -108,13 +108,15 @@ class InferenceController(QObject):
         #: The main window asks the user; without one, such a model is refused.
         self.resolve_label_conflict: Callable[[LoadedModel, LoadedModel], str] | None = None
         self.choose_partner: Callable[[str], None] | None = None
-        state.subscribe(Event.SELECTION_CHANGED, self._on_selection_changed)
-        state.subscribe(Event.IMAGES_ADDED, self._on_images_added)
-        state.subscribe(Event.MODELS_CHANGED, lambda role: self.request_current())
-        state.subscribe(Event.RESULT_READY, lambda path, role: self._request_attributions())
-        state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed)
-        state.subscribe(Event.CANCEL_REQUESTED, self._on_cancel_requested)
-        state.subscribe(Event.DELETION_AUC_REQUESTED, self._submit_deletion_auc)
+        self._subscriptions = [
+            state.subscribe(Event.SELECTION_CHANGED, self._on_selection_changed),
+            state.subscribe(Event.IMAGES_ADDED, self._on_images_added),
+            state.subscribe(Event.MODELS_CHANGED, lambda role: self.request_current()),
+            state.subscribe(Event.RESULT_READY, lambda path, role: self._request_attributions()),
+            state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
+            state.subscribe(Event.CANCEL_REQUESTED, self._on_cancel_requested),
+            state.subscribe(Event.DELETION_AUC_REQUESTED, self._submit_deletion_auc),
+        ]
 
     # plumbing --------------------------------------------------------------------------
     def _submit(self, fn, on_success, on_failure=None, priority: int = 0, key: tuple | None = None,
@@ -153,6 +155,8 @@ class InferenceController(QObject):
         Without the last part, a task finishing during the wait queued the next background
         decode, which then ran while Python tore the app down ("Signal source has been deleted")."""
         self._closed = True
+        for subscription in self._subscriptions:
+            subscription.disconnect()
         self.pool.clear()
         for task in self._tasks.values():
             task.cancel()

@@ -12,16 +12,15 @@ slot gets a new generation number, and a result computed for an older one is dro
 
 from __future__ import annotations
 
-import enum
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .events import Observable, TypedEvent
 from .render import DIVERGING
 from .results import InferenceResult
 
@@ -52,23 +51,6 @@ LABEL_MODES = ("top", "fixed")
 ATTRIBUTION = "attribution"
 #: ``state.progress[(role, DELETION_AUC)]``: a displayed map's deletion AUC being computed.
 DELETION_AUC = "deletion AUC"
-
-
-class Event(enum.Enum):
-    """Everything the state announces, with the arguments subscribers receive."""
-
-    IMAGES_ADDED = "images_added"  # (entries,)
-    IMAGE_LOADED = "image_loaded"  # (entry,): decoded, or failed with entry.error
-    SELECTION_CHANGED = "selection_changed"  # (entry,)
-    MODELS_CHANGED = "models_changed"  # (role,): loaded, replaced or cleared
-    RESULT_READY = "result_ready"  # (path, role)
-    ATTRIBUTION_READY = "attribution_ready"  # (key,): its map, or why it stopped (attribution_status)
-    PROGRESS_CHANGED = "progress_changed"  # (role, what)
-    CANCEL_REQUESTED = "cancel_requested"  # (role, what): a view asks the workers to stop
-    DELETION_AUC_REQUESTED = "deletion_auc_requested"  # (key, saliency): a view asks for a map's deletion AUC
-    DELETION_AUC_READY = "deletion_auc_ready"  # (key,)
-    SETTINGS_CHANGED = "settings_changed"  # (set of changed keys,)
-    MESSAGE = "message"  # (Message,)
 
 
 @dataclass
@@ -103,27 +85,26 @@ class Message:
     error: bool = True
 
 
-class Observable:
-    """Publish/subscribe over a fixed set of events: an unknown event name raises."""
+class Event(TypedEvent):
+    """Everything the state announces: (name, the arguments subscribers receive, when).
 
-    events: type[enum.Enum] = Event
+    Subscribe with the member (``state.subscribe(Event.RESULT_READY, callback)``); the
+    callback is called with the arguments listed, positionally."""
 
-    def __init__(self) -> None:
-        self._subscribers: dict[enum.Enum, list[Callable]] = defaultdict(list)
-
-    def _event(self, event: enum.Enum | str) -> enum.Enum:
-        try:
-            return event if isinstance(event, self.events) else self.events(event)
-        except ValueError:
-            known = ", ".join(e.value for e in self.events)
-            raise ValueError(f"unknown event {event!r}; known events: {known}") from None
-
-    def subscribe(self, event: enum.Enum | str, callback: Callable) -> None:
-        self._subscribers[self._event(event)].append(callback)
-
-    def emit(self, event: enum.Enum | str, *args) -> None:
-        for callback in list(self._subscribers[self._event(event)]):
-            callback(*args)
+    IMAGES_ADDED = ("images_added", (("entries", list),), "new ImageEntry objects, in list order")
+    IMAGE_LOADED = ("image_loaded", (("entry", ImageEntry),), "decoded, or failed with entry.error")
+    SELECTION_CHANGED = ("selection_changed", (("entry", (ImageEntry, type(None))),), "the image now shown")
+    MODELS_CHANGED = ("models_changed", (("role", str),), "a slot's model loaded, replaced or cleared")
+    RESULT_READY = ("result_ready", (("path", Path), ("role", str)), "a model's outputs for an image")
+    ATTRIBUTION_READY = ("attribution_ready", (("key", tuple),),
+                         "a map (see attribution_key), or why it stopped (attribution_status)")
+    PROGRESS_CHANGED = ("progress_changed", (("role", str), ("what", str)), "state.progress[(role, what)]")
+    CANCEL_REQUESTED = ("cancel_requested", (("role", str), ("what", str)), "a view asks the workers to stop")
+    DELETION_AUC_REQUESTED = ("deletion_auc_requested", (("key", tuple), ("saliency", np.ndarray)),
+                              "a view asks for a displayed map's deletion AUC")
+    DELETION_AUC_READY = ("deletion_auc_ready", (("key", tuple),), "state.deletion_aucs[key]")
+    SETTINGS_CHANGED = ("settings_changed", (("keys", set),), "the DisplaySettings fields whose value changed")
+    MESSAGE = ("message", (("message", Message),), "an error or notice for the user")
 
 
 @dataclass
@@ -143,8 +124,10 @@ class AppState(Observable):
     messages: list[Message] = field(default_factory=list)
     _decoded: OrderedDict = field(default_factory=OrderedDict, repr=False)  # path → bytes, LRU order
 
+    events = Event
+
     def __post_init__(self) -> None:
-        Observable.__init__(self)
+        Observable.__init__(self, report=self.report)
 
     # images ----------------------------------------------------------------------------
     def add_images(self, paths: list[Path], ground_truth: dict[Path, set[str]] | None = None) -> list[ImageEntry]:

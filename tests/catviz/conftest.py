@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 import numpy as np
 import pytest
@@ -30,6 +31,23 @@ def _collect_garbage_while_qt_is_up(qapp):
     Python there ("deallocating None", a refcount error in the bindings)."""
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def subscriber_errors():
+    """Failures of the state's subscribers, which the state reports and logs instead of
+    raising (catviz.events): a test fails if any is left here at its end, so a view's bug
+    is not hidden by that; a test that expects one clears the list."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append
+    logger = logging.getLogger("catviz.events")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+    if records:
+        pytest.fail("a subscriber of the state failed:\n" + "\n".join(
+            logging.Formatter().format(record) for record in records), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -561,3 +561,33 @@ def test_the_messages_panel_opens_a_few_lines_tall_not_over_the_plots(qtbot, win
     QApplication.processEvents()
     assert window.messages.height() <= MESSAGES_HEIGHT + 10
     assert window.predictions.height() > 500  # the label table and plots keep their room at 1280x800
+
+
+def test_a_closed_window_and_its_views_no_longer_hear_the_state(qtbot, window):
+    state = window.state
+    assert state.subscribers(Event.SELECTION_CHANGED) > 1  # the views and the controller
+    window.close()  # the views inside get no close event of their own: the window ends theirs
+    assert {event: state.subscribers(event) for event in Event} == dict.fromkeys(Event, 0)
+    state.update_settings(threshold=0.3)
+    assert window.predictions.slider_label.text() == "0.50"  # not redrawn
+
+
+def test_a_failing_subscriber_is_reported_in_the_messages_and_the_views_still_update(qtbot, tmp_path,
+                                                                                      subscriber_errors):
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    state = AppState()
+
+    def broken(keys):
+        raise RuntimeError("a view's bug")
+
+    state.subscribe(Event.SETTINGS_CHANGED, broken)  # first: before every view of the window
+    window = QtMainWindow(state, InferenceController(state, "cpu"))
+    qtbot.addWidget(window)
+    window.predictions.slider.setValue(30)
+    assert state.settings.threshold == pytest.approx(0.3)
+    assert "RuntimeError: a view's bug" in window.messages.texts()[-1]
+    assert window.predictions.slider_label.text() == "0.30"  # a later subscriber heard it
+    window.close()
+    assert len(subscriber_errors) == 1
+    subscriber_errors.clear()  # expected

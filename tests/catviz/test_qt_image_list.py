@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QSize
 
 from catviz.qt_image_list import THUMB, QtImageList
-from catviz.state import AppState
+from catviz.state import AppState, Event
 
 NAMES = ["demo_00.png", "a_very_long_file_name_of_a_photo_taken_in_2024.jpg", "truncated.jpg", "dot.png", "wide.png"]
 
@@ -66,3 +66,16 @@ def test_an_image_selected_elsewhere_is_selected_alone_and_scrolled_into_view(qt
     image_list.state.select(200)
     qtbot.waitUntil(lambda: image_list.viewport().rect().contains(image_list.visualItemRect(image_list.item(200))))
     assert [index.row() for index in image_list.selectedIndexes()] == [200]
+
+
+def test_a_closed_or_destroyed_view_no_longer_hears_the_state(qtbot):
+    state = AppState()
+    closed, destroyed = QtImageList(state), QtImageList(state)
+    qtbot.addWidget(closed)
+    assert state.subscribers(Event.IMAGES_ADDED) == 2
+    closed.close()
+    destroyed.deleteLater()
+    qtbot.waitUntil(lambda: state.subscribers(Event.IMAGES_ADDED) == 0)
+    state.add_images([Path("/pictures/a.png")])  # would add a row to a listening list
+    assert closed.count() == 0
+    assert all(state.subscribers(event) == 0 for event in Event)

@@ -64,17 +64,77 @@ def test_an_unreadable_first_image_gives_way_to_the_next_readable_one_unless_the
     assert state.current == 0 and len(state.messages) == 4
 
 
-def test_events_are_declared_and_a_typo_fails_loudly():
+def test_events_are_enum_members_and_a_string_is_refused():
     state = AppState()
-    state.subscribe("result_ready", lambda *a: None)  # the declared names work as strings too
-    with pytest.raises(ValueError, match="unknown event 'result_redy'"):
-        state.subscribe("result_redy", lambda *a: None)
-    with pytest.raises(ValueError, match="unknown event"):
+    with pytest.raises(TypeError, match=r"not 'result_ready' \(use Event.RESULT_READY\)"):
+        state.subscribe("result_ready", lambda *a: None)
+    with pytest.raises(TypeError, match="Event members"):
         state.emit("grad_cam_ready")
     with pytest.raises(AttributeError, match="no display setting"):
         state.update_settings(treshold=0.2)
     with pytest.raises(ValueError, match="label_mode"):
         state.update_settings(label_mode="sticky")
+
+
+def test_every_event_declares_its_payload_and_a_wrong_one_is_refused():
+    assert all(event.payload and event.doc for event in Event)
+    assert [name for name, _ in Event.RESULT_READY.payload] == ["path", "role"]
+    state = AppState()
+    heard = []
+    state.subscribe(Event.RESULT_READY, lambda *args: heard.append(args))
+    with pytest.raises(TypeError, match="path must be Path, not str"):
+        state.emit(Event.RESULT_READY, "a.png", "cat")
+    with pytest.raises(TypeError, match=r"carries \(path, role\), not 1 argument"):
+        state.emit(Event.RESULT_READY, Path("a.png"))
+    assert heard == []  # refused before anyone heard it
+    state.set_result(Path("a.png"), "cat", fake_result([0.5]))
+    assert heard == [(Path("a.png"), "cat")]
+
+
+def test_a_raising_subscriber_is_reported_and_the_others_still_hear(caplog, subscriber_errors):
+    state = AppState()
+    heard = []
+
+    def broken(keys):
+        raise RuntimeError("a view's bug")
+
+    state.subscribe(Event.SETTINGS_CHANGED, broken)
+    state.subscribe(Event.SETTINGS_CHANGED, heard.append)
+    with caplog.at_level("ERROR", logger="catviz.events"):
+        state.update_settings(threshold=0.3)
+    assert state.settings.threshold == 0.3 and heard == [{"threshold"}]  # the second subscriber heard it
+    assert [m.error for m in state.messages] == [True]
+    assert "broken" in state.messages[0].text and "RuntimeError: a view's bug" in state.messages[0].text
+    assert "a view's bug" in caplog.records[0].exc_text  # the traceback is in the log
+    subscriber_errors.clear()  # expected
+
+
+def test_a_raising_message_subscriber_is_logged_without_recursion(caplog, subscriber_errors):
+    state = AppState()
+    calls = []
+
+    def broken(message):
+        calls.append(message)
+        raise RuntimeError("the Messages dock broke")
+
+    state.subscribe(Event.MESSAGE, broken)
+    with caplog.at_level("ERROR", logger="catviz.events"):
+        state.report("hello")
+    assert [m.text for m in calls][0] == "hello" and len(calls) == 2  # the failure itself, once
+    assert len(caplog.records) == 2
+    subscriber_errors.clear()  # expected
+
+
+def test_unsubscribe_ends_a_subscription():
+    state = AppState()
+    heard = []
+    subscription = state.subscribe(Event.MODELS_CHANGED, heard.append)
+    other = state.subscribe(Event.MODELS_CHANGED, lambda role: subscription.disconnect())
+    state.set_model("cat", fake_model())
+    state.unsubscribe(other)
+    state.set_model("cat", None)
+    subscription.disconnect()  # again: nothing happens
+    assert heard == ["cat"] and state.subscribers(Event.MODELS_CHANGED) == 0
 
 
 def test_setters_announce_only_a_change(tmp_path):
