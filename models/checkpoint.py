@@ -63,10 +63,15 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+#: How the temporary files of :func:`atomic_write` end (``.<name>.<random>.catviz-tmp``): the
+#: one pattern a run folder's clean-up removes, so a user's own ``*.tmp`` files are never touched.
+TEMP_SUFFIX = ".catviz-tmp"
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
         write(tmp)
@@ -125,11 +130,6 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         return validate_meta(fields)
     except ValueError as err:
         raise CheckpointError(f"{path}: invalid metadata: {err}") from err
-
-
-def role_of(meta: CheckpointMeta) -> str:
-    """``"baseline"`` or ``"cat"``: which panel a checkpoint belongs to, from its model name alone."""
-    return "baseline" if meta.model.startswith("baseline") else "cat"
 
 
 #: The smallest input any registered model accepts (the backbones' total stride).

@@ -10,8 +10,11 @@
   belong to the process: DataLoader workers forked from it do not keep them alive. The
   flip side: closing *any* descriptor of the lock file drops the lock, so the holder never
   opens it a second time.)
-- Temporary files of interrupted atomic writes (``.<name>.*.tmp``) are removed once the
-  lock is held (nobody else can be writing them then).
+  The lock file is opened without following links and must be a regular file: a link
+  planted as ``.lock`` is refused, naming it, and its target is never written.
+- Temporary files of interrupted atomic writes are removed once the lock is held (nobody
+  else can be writing them then): only the project's own names
+  (:data:`catviz.models.checkpoint.TEMP_SUFFIX`), never a user's ``.*.tmp``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import errno
 import fcntl
 import logging
 import os
+import stat
 import time
 from pathlib import Path
+
+from catviz.models.checkpoint import TEMP_SUFFIX
 
 from .errors import UsageError
 
@@ -64,10 +70,27 @@ def _holder(fd: int) -> str:
     return os.read(fd, 64).decode("ascii", "replace").strip()
 
 
+def _open_lock_file(path: Path) -> int:
+    """The lock file's descriptor, never through a link, and only for a regular file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UsageError(f"lock file {path} is a symbolic link, not catviz's lock; remove it "
+                             "(its target is left untouched) or choose another --out") from None
+        if err.errno in (errno.EISDIR, errno.ENXIO):
+            raise UsageError(f"lock file {path} is not a regular file; remove it or choose another --out") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"lock file {path} is not a regular file; remove it or choose another --out")
+    return fd
+
+
 def _acquire(folder: Path) -> RunLock:
     path = folder / LOCK_NAME
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_lock_file(path)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -102,7 +125,9 @@ def _acquire(folder: Path) -> RunLock:
 
 
 def _remove_stale_temp_files(folder: Path) -> None:
-    for tmp in folder.glob(".*.tmp"):
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
+        if tmp.is_symlink() or not tmp.is_file():
+            continue
         try:
             tmp.unlink()
             _logger.info("removed %s, left by an interrupted checkpoint write", tmp)

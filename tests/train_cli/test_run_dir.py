@@ -86,7 +86,8 @@ def test_a_killed_run_leaves_a_stale_lock_that_resume_takes_over_and_changed_fla
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert _lock_pid(out) == str(run.pid)  # left behind by the killed process
-    (out / ".last.safetensors.x1y2.tmp").write_bytes(b"")  # as left by a write cut short
+    (out / ".last.safetensors.x1y2.catviz-tmp").write_bytes(b"")  # as left by a write cut short
+    (out / ".notes.tmp").write_text("the user's own")  # not ours: never cleaned up
 
     changed = _start([*common, "--resume", "--batch-size", "4", "--seed", "3"])
     assert changed.wait(timeout=120) == 2
@@ -97,7 +98,8 @@ def test_a_killed_run_leaves_a_stale_lock_that_resume_takes_over_and_changed_fla
 
     resumed = _start([*common, "--resume"])
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-2000:]
-    assert not list(out.glob(".*.tmp")) and not (out / LOCK_NAME).exists()
+    assert not list(out.glob(".*.catviz-tmp")) and not (out / LOCK_NAME).exists()
+    assert (out / ".notes.tmp").read_text() == "the user's own"
 
 
 def test_overwrite_replaces_the_previous_run_and_resume_needs_a_checkpoint(tmp_path, data_root):
@@ -130,3 +132,46 @@ def test_open_run_dir_refuses_an_unwritable_folder_and_locks_against_other_proce
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match="cannot write to run folder"):
         open_run_dir(tmp_path / "file" / "run", resume=False, overwrite=False)
+
+
+def test_a_lock_that_is_a_link_is_refused_and_its_target_never_written(tmp_path, data_root):
+    """A real process, as a user runs it: ``ln -s victim R/.lock`` must not empty ``victim``."""
+    out, victim = tmp_path / "run", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("precious")
+    (out / LOCK_NAME).symlink_to(victim)
+    done = subprocess.run([sys.executable, "-m", "catviz.train_cli.train", *ARGS, "--data-root", str(data_root),
+                           "--out", str(out), "--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert f"lock file {out / LOCK_NAME} is a symbolic link" in done.stderr and "Traceback" not in done.stderr
+    assert victim.read_text() == "precious" and (out / LOCK_NAME).is_symlink()
+    assert not (out / "log.jsonl").exists()
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "folder", "fifo"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_naming_it(tmp_path, kind):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    lock = folder / LOCK_NAME
+    if kind == "dangling link":
+        lock.symlink_to(tmp_path / "would-be-created")
+    elif kind == "folder":
+        lock.mkdir()
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(UsageError, match=f"lock file {lock} is"):
+        open_run_dir(folder, resume=False, overwrite=False)
+    assert not (tmp_path / "would-be-created").exists()
+
+
+def test_only_catviz_temporary_files_are_cleaned_up(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    ours = folder / ".last.safetensors.abc123.catviz-tmp"
+    ours.write_bytes(b"half a checkpoint")
+    users = [folder / ".draft.tmp", folder / ".last.safetensors.abc123.tmp", folder / "x.catviz-tmp"]
+    for path in users:
+        path.write_text("mine")
+    with open_run_dir(folder, resume=False, overwrite=False):
+        pass
+    assert not ours.exists() and all(path.read_text() == "mine" for path in users)

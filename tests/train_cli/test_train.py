@@ -307,7 +307,7 @@ def test_disk_full_names_the_file_and_the_last_good_checkpoint(tmp_path, data_ro
     err = capsys.readouterr().err
     assert f"could not write {out / 'last.safetensors'}" in err
     assert f"the last good checkpoint is {out / 'last.safetensors'} (0 epoch(s) and 1 step(s) done" in err
-    assert _position(out / "last.safetensors") == (0, 1) and not list(out.glob(".*.tmp"))
+    assert _position(out / "last.safetensors") == (0, 1) and not list(out.glob(".*.catviz-tmp"))
 
 
 def test_libjpeg_warnings_on_a_corrupt_jpeg_do_not_reach_stderr(tmp_path, data_root, capfd):
