@@ -1,4 +1,4 @@
-"""Model work off the GUI thread: QRunnables on one pool, results back as Qt signals.
+"""Model work off the GUI thread: tasks on one pool (:mod:`catviz.qt_tasks`), results back as Qt signals.
 
 The controller watches the state: when an image is selected or a model loaded it
 queues decoding and inference for the current image first; the other images are
@@ -11,15 +11,13 @@ checked on the GUI thread against the model's generation before the state keeps 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from catviz.models.attribution import Cancelled
 from catviz.models.checkpoint import CheckpointError
@@ -29,7 +27,7 @@ from catviz.models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrin
 from . import figure, inference
 from .inference import LoadedModel
 from .methods import CAM, DeletionScore
-from .qt_gc import collect_garbage_on_gui_thread
+from .qt_tasks import Task, Workers
 from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
 _logger = logging.getLogger(__name__)
@@ -44,64 +42,17 @@ def decode(path: Path, max_side: int = MAX_SIDE) -> tuple[np.ndarray, np.ndarray
     return image, shrink(image, THUMBNAIL_SIDE)
 
 
-class TaskSignals(QObject):
-    succeeded = Signal(object)
-    failed = Signal(str)
-    progressed = Signal(float)
-    cancelled = Signal()
-    done = Signal()
-
-
-class Task(QRunnable):
-    """Runs ``fn(task)`` on the pool unless cancelled first; ``fn`` may poll ``task.should_stop``
-    and report ``task.progress(fraction)``. Errors arrive as ``failed`` with a message."""
-
-    def __init__(self, fn: Callable[[Task], object], key: tuple | None = None):
-        super().__init__()
-        self.setAutoDelete(False)  # the controller drops its reference when done
-        self.fn, self.key = fn, key
-        self.signals = TaskSignals()
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    def progress(self, fraction: float) -> None:
-        self.signals.progressed.emit(float(fraction))
-
-    def run(self) -> None:
-        try:
-            if self.should_stop():
-                self.signals.cancelled.emit()
-            else:
-                self.signals.succeeded.emit(self.fn(self))
-        except Cancelled:
-            self.signals.cancelled.emit()
-        except (ImageLoadError, CheckpointError, ValueError, OSError) as err:
-            self.signals.failed.emit(str(err))
-        except Exception as err:  # a bug must reach the user, not kill the app silently
-            _logger.error("worker failed:\n%s", traceback.format_exc())
-            self.signals.failed.emit(f"internal error: {type(err).__name__}: {err}")
-        finally:
-            self.signals.done.emit()
-
-
 class InferenceController(QObject):
     busy_changed = Signal(int)  # tasks pending
     timings_changed = Signal(dict)  # role → seconds for the current image
 
     def __init__(self, state: AppState, device: str = "auto", threads: int = 1):
         super().__init__()
-        collect_garbage_on_gui_thread()
         self.state, self.device = state, resolve_device(device)
-        self.pool = QThreadPool()
-        self.pool.setMaxThreadCount(threads)  # models are not run concurrently
-        self.pending = 0
-        self._closed = False  # after shutdown() nothing new starts: the app is tearing down
-        self._tasks: dict[int, Task] = {}  # id → task, while queued or running
+        self.workers = Workers(threads, cancel_errors=(Cancelled,))  # models are not run concurrently
+        self.pool = self.workers.pool
+        self.workers.busy_changed.connect(self.busy_changed)
+        self.workers.task_finished.connect(lambda task: self._decode_next_in_background())
         self._backlog: deque[ImageEntry] = deque()  # images still to decode for their thumbnails
         #: Asked when a model's labels differ from the other slot's: returns "clear" (load it
         #: and empty the other slot), "choose" (the same, then pick a partner) or "cancel".
@@ -121,46 +72,33 @@ class InferenceController(QObject):
     # plumbing --------------------------------------------------------------------------
     def _submit(self, fn, on_success, on_failure=None, priority: int = 0, key: tuple | None = None,
                 on_progress=None, on_cancel=None) -> Task:
-        task = Task(fn, key)
-        if self._closed:
-            return task
-        task.signals.succeeded.connect(on_success)
-        task.signals.failed.connect(on_failure or self.state.report)
-        if on_progress is not None:
-            task.signals.progressed.connect(on_progress)
-        if on_cancel is not None:
-            task.signals.cancelled.connect(on_cancel)
-        task.signals.done.connect(lambda: self._finished(task))
-        self._tasks[id(task)] = task
-        self.pending += 1
-        self.busy_changed.emit(self.pending)
-        self.pool.start(task, priority)
-        return task
+        return self.workers.submit(fn, on_success, on_failure or self.state.report, priority, key,
+                                   on_progress, on_cancel)
 
-    def _finished(self, task: Task) -> None:
-        self._tasks.pop(id(task), None)
-        self.pending -= 1
-        self.busy_changed.emit(self.pending)
-        self._decode_next_in_background()
+    @property
+    def pending(self) -> int:
+        """Tasks queued or running."""
+        return self.workers.pending
+
+    @property
+    def _tasks(self) -> dict[int, Task]:
+        return self.workers.tasks
 
     def _running(self, key: tuple) -> Task | None:
-        return next((t for t in self._tasks.values() if t.key == key and not t.should_stop()), None)
+        return self.workers.running(key)
 
     def wait(self, msecs: int = 60000) -> bool:
-        return self.pool.waitForDone(msecs)
+        return self.workers.wait(msecs)
 
     def shutdown(self, msecs: int = 10000) -> None:
-        """Drop queued work, ask running work to stop, wait for it; start nothing after.
+        """Stop hearing the state, drop queued work, ask running work to stop, wait for it;
+        start nothing after.
 
         Without the last part, a task finishing during the wait queued the next background
         decode, which then ran while Python tore the app down ("Signal source has been deleted")."""
-        self._closed = True
         for subscription in self._subscriptions:
             subscription.disconnect()
-        self.pool.clear()
-        for task in self._tasks.values():
-            task.cancel()
-        self.wait(msecs)
+        self.workers.shutdown(msecs)
 
     # models ----------------------------------------------------------------------------
     def load_checkpoint(self, path: str | Path, role: str | None = None) -> None:
