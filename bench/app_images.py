@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pyqtgraph as pg

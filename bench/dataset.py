@@ -25,7 +25,6 @@ import threading
 import time
 from pathlib import Path
 
-
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np

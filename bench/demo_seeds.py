@@ -253,7 +253,7 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
         name = f"seed {seed} {model}"
         by_name[name] = task
         jobs.append(Job(name, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(seed),
-                               "--workers", str(args.workers), "--out", str(run), "--resume" if resume else "--overwrite",
+                               "--workers", str(args.workers), "--out", str(run), *(["--resume"] if resume else []),
                                "--threads", str(DEMO_THREADS), *args.train_args],
                         run, run.parent / f"{model}.log" if args.jobs > 1 else None, resume, isa_env(DEMO_CPU_ISA)))
     if jobs and args.jobs > 1:

@@ -28,7 +28,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"

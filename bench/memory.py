@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.catviz.hostile_images
 
 from catviz import demo  # noqa: E402

@@ -43,6 +43,7 @@ from .config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS, DEMO_THREADS, TrainConf
 from .data import load_splits
 from .data.demo import ensure_demo_set
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser, Terminated
+from .run_dir import RUN_FILES
 from .side_by_side import Job, isa_env, run_jobs
 from .state import LENGTH, unfinished
 
@@ -90,10 +91,10 @@ def recipe_flags(recipe: str, trunk: Path | None) -> list[str]:
     return SCRATCH if recipe == "scratch" else ["--pretrained-file", str(trunk)]
 
 
-def pretraining_job(trunk: Path, workers: int, env: dict[str, str]) -> Job:
+def pretraining_job(trunk: Path, workers: int, env: dict[str, str], replace_flag: list[str]) -> Job:
     """``python -m catviz.train_cli.pretrain`` with its defaults (the shipped trunk's) on ``DEMO_PRETRAIN_THREADS``."""
     return Job("trunk", ["--out", str(trunk), "--workers", str(workers), "--threads", str(DEMO_PRETRAIN_THREADS),
-                         "--overwrite"], trunk.parent, env=env, module="catviz.train_cli.pretrain")
+                         *replace_flag], trunk.parent, env=env, module="catviz.train_cli.pretrain")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ship the pair of finished runs DIR/baseline_tiny and DIR/cat_tiny (e.g. one seed of "
                         "bench/demo_seeds.py) instead of training")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the checkpoints, trunk and samples already in --out (the shipped ones are in git)")
+                        help="replace the checkpoints, trunk and samples already in --out (the shipped ones are in git) "
+                        "and the runs already in --runs; without it both are left as they are and the command refuses")
     args = parser.parse_args(argv)
     outputs = [args.out / f"demo_{role}.safetensors" for role in ROLES] + [args.out / "samples"]
     if args.recipe == "paper" and args.trunk is None and not args.from_runs:
@@ -129,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     if existing and not args.overwrite:
         parser.error(f"{', '.join(existing)} already exist; pass --overwrite to replace them "
                      "(make demo-models OVERWRITE=1), or choose another --out")
+    if not args.from_runs:
+        runs = [str(args.runs / model) for model in ROLES.values()
+                if any((args.runs / model / name).exists() for name in RUN_FILES)]
+        if args.recipe == "paper" and args.trunk is None and (args.runs / TRUNK).exists():
+            runs.append(str(args.runs / TRUNK))
+        if runs and not args.overwrite:
+            parser.error(f"--runs: {', '.join(runs)} already hold finished or started work; pass --overwrite to "
+                         "replace them (make demo-models OVERWRITE=1), or choose another --runs")
+    replace_flag = ["--overwrite"] if args.overwrite else []
     if args.from_runs:
         missing = [str(args.from_runs / m / "last.safetensors") for m in ROLES.values()
                    if not (args.from_runs / m / "last.safetensors").is_file()]
@@ -161,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.recipe == "paper" and trunk is None:  # into the runs folder; shipped with the pair
             trunk = args.runs / TRUNK
             args.runs.mkdir(parents=True, exist_ok=True)
-            code = run_jobs([pretraining_job(trunk, args.workers, pinned)], 1, trained)
+            code = run_jobs([pretraining_job(trunk, args.workers, pinned, replace_flag)], 1, trained)
             if code:
                 return code
         jobs = [Job(model, ["--dataset", "demo", "--data-root", str(demo_root), "--model", model, "--seed", str(args.seed),
                             "--workers", str(args.workers), "--threads", str(DEMO_THREADS), "--out", str(run),
-                            "--overwrite", *recipe_flags(args.recipe, trunk)],
+                            *replace_flag, *recipe_flags(args.recipe, trunk)],
                     run, run.parent / f"{model}.log" if args.jobs > 1 else None, env=pinned)
                 for model, run in runs.items()]
         start, stage = time.perf_counter(), "training"

@@ -1,5 +1,7 @@
 """train_cli/demo_models.py: shipping a finished pair (--from-runs), refusing a missing one or replacing files."""
 
+import hashlib
+
 import pytest
 import torch
 
@@ -55,6 +57,41 @@ def test_files_already_in_out_are_not_replaced_without_overwrite(tmp_path, capsy
     assert str(out / "demo_cat.safetensors") in err and str(out / demo_models.TRUNK) in err
     assert (out / "demo_cat.safetensors").read_bytes() == b"a user's model"
     assert not (tmp_path / "runs").exists()
+
+
+def _hashes(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_runs_already_in_runs_are_not_replaced_without_overwrite(tmp_path, monkeypatch, capsys):
+    """A re-run over finished runs refuses before any work (the trainer used to get --overwrite)."""
+    runs = tmp_path / "runs"
+    for model in demo_models.ROLES.values():
+        (runs / model).mkdir(parents=True)
+        for name in ("last.safetensors", "best.safetensors", "log.jsonl"):
+            (runs / model / name).write_bytes(f"{model} {name}".encode())
+    (runs / demo_models.TRUNK).write_bytes(b"a trunk")
+    before = _hashes(runs)
+    started = []
+    monkeypatch.setattr(demo_models, "run_jobs", lambda jobs, *a, **k: started.extend(jobs) or 4)
+    with pytest.raises(SystemExit) as exit_info:
+        demo_models.main(["--out", str(tmp_path / "out"), "--runs", str(runs), "--data-root", str(tmp_path / "demo")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--overwrite" in err and str(runs / "cat_tiny") in err
+    assert _hashes(runs) == before and not started and not (tmp_path / "out").exists()
+    # with --overwrite the jobs (the trunk's here: its failure stops there) are told to replace
+    assert demo_models.main(["--out", str(tmp_path / "out"), "--runs", str(runs), "--data-root",
+                             str(tmp_path / "demo"), "--overwrite"]) == 4
+    assert [job.name for job in started] == ["trunk"] and "--overwrite" in started[0].argv
+
+
+def test_new_runs_are_started_without_overwrite(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(demo_models, "run_jobs", lambda jobs, *a, **k: started.extend(jobs) or 3)
+    assert demo_models.main(["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"),
+                             "--data-root", str(tmp_path / "demo")]) == 3
+    assert [job.name for job in started] == ["trunk"] and "--overwrite" not in started[0].argv
 
 
 @pytest.mark.slow
