@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from catviz.models.checkpoint import CheckpointError, read_meta, role_of
+from catviz.models.checkpoint import CheckpointError, read_meta
 from catviz.models.device import resolve_device
 from catviz.models.preprocess import ImageLoadError, load_image
 from catviz.train_cli.data import DATASETS
@@ -24,6 +24,7 @@ from catviz.train_cli.errors import ArgumentParser
 from . import demo, figure, inference, system_libs
 from .methods import CAM, METHODS
 from .render import COLORMAPS, DIVERGING
+from .roles import role_of
 from .state import CHECKPOINT_SUFFIXES, expand_paths
 
 _logger = logging.getLogger("catviz")
@@ -228,10 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x800, not {args.size!r}")
     if args.limit < 1:
         parser.error(f"--limit must be at least 1, not {args.limit}")
-    if args.dataset not in (None, "demo") and args.data_root is None:
+    if args.dataset is not None and DATASETS[args.dataset].needs_root and args.data_root is None:
         parser.error(f"--dataset {args.dataset} needs --data-root, the dataset's folder")
     if args.data_root is not None and args.dataset is None:
-        parser.error("--data-root is read only with --dataset (coco, voc, coco-format or demo)")
+        names = list(DATASETS)
+        parser.error(f"--data-root is read only with --dataset ({', '.join(names[:-1])} or {names[-1]})")
     if args.screenshot:  # checked before anything loads; an existing picture is never replaced
         shot = args.screenshot
         if shot.suffix.lower() != ".png":

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from catviz.models.cam import class_activation_maps
-from catviz.models.checkpoint import read_meta, role_of
+from catviz.models.checkpoint import read_meta
 from catviz.models.device import resolve_device
 from catviz.models.preprocess import ImageLoadError, load_image, preprocess
 from catviz.train_cli.data import DatasetError
@@ -43,6 +43,7 @@ from .dataset_report import (
 from .dataset_results import Progress, report_input, run_dataset
 from .dataset_source import open_dataset
 from .figure import colour_bar
+from .roles import role_of
 
 REPORT_FILES = ("summary.json", "per_class.json", "by_size.json", "images.json", "report.html")
 TOP = 20

@@ -42,7 +42,6 @@ NO_BOX = "no box"
 SUMMARY_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
 #: The threshold of catviz-eval's CP ... OF1 (``multilabel_metrics``' default); mAP and AP need none.
 EVAL_THRESHOLD = 0.5
-ROLES = ("baseline", "cat")
 
 
 @dataclass

@@ -11,22 +11,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from catviz import models
-from catviz.models.attribution import attribute, black_baseline
-from catviz.models.cam import class_activation_maps, grad_cam
+from catviz.models.attribution import black_baseline
 from catviz.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
@@ -41,28 +37,28 @@ from catviz.models.faithfulness import (
     box_mass_share,
     perturbation_curves,
     pointing_game,
-    resize_map,
     road_score,
 )
 from catviz.models.preprocess import load_image, preprocess
-from catviz.train_cli.data import DATASETS, DatasetError, load_split
+from catviz.train_cli.data import BOX_COLUMNS, DATASETS, load_split
 from catviz.train_cli.errors import ArgumentParser, RunError, UsageError
 
-#: Method keys (for ``--methods``) and the names the table shows.
-METHODS = {
-    "cam": "complete CAM",
-    "gradcam": "GradCAM",
-    "gradcam++": "GradCAM++",
-    "scorecam": "ScoreCAM",
-    "eigencam": "EigenCAM",
-    "ig": "Integrated Gradients",
-    "occlusion": "Occlusion",
-}
+from .explain import MapRequest, compute_map
+from .methods import METHODS, method_by_key
+
 METRICS = ("deletion", "insertion", "road", "pointing", "box_mass", "chance")
 HEADERS = {"deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "road": "ROAD ↑",
            "pointing": "pointing ↑", "box_mass": "mass in box ↑", "chance": "(chance)"}  # fmt: skip
-ANNOTATIONS = {"demo": "annotations/val.json", "coco-format": "annotations/val.json",
-               "coco": "annotations/instances_val2014.json"}  # fmt: skip
+
+
+def method_keys() -> dict[str, str]:
+    """``--methods`` key → the name the table shows, for every registered map method."""
+    return {m.key: m.table_name for m in METHODS.values()}
+
+
+def default_methods() -> list[str]:
+    """The keys scored when ``--methods`` is not given."""
+    return [m.key for m in METHODS.values() if m.scored_by_default]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             "insertion starts from a Gaussian blur, kernel 11, sigma 5), by grad-cam's "
             "ROADCombined score, and, where the dataset has boxes, by the pointing game and the "
             "share of positive map mass inside the label's boxes (chance: the boxes' area share). "
-            "Methods: " + ", ".join(f"{k} ({v})" for k, v in METHODS.items()) + ". The grad-cam "
+            "Methods: " + ", ".join(f"{k} ({v})" for k, v in method_keys().items()) + ". The grad-cam "
             "methods use the finest level (baseline S5, CAT P3); IG and Occlusion use the black "
             "image as reference; all explain the label's logit."
         ),
@@ -94,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "2-core CPU every method at the defaults takes about 40 s per image and model for the demo "
                         "pair (the default 100 images: over 2 h); try --limit-images 6 --road-percentiles 50 "
                         "(about 3 min) first")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
+    parser.add_argument("--methods", default=",".join(default_methods()),
+                        help=f"comma-separated subset of {','.join(method_keys())} (default: "
+                        f"{','.join(default_methods())})")
     parser.add_argument("--scorecam-limit", type=int, default=0,
                         help="ScoreCAM on the first N of the images only (default 0: all)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
@@ -113,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
     """``args`` with every flag checked and resolved before any work starts (:class:`UsageError`)."""
     args.methods = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in args.methods if m not in METHODS]
+    keys = method_keys()
+    unknown = [m for m in args.methods if m not in keys]
     if unknown or not args.methods:
-        raise UsageError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+        raise UsageError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(keys)}")
     try:
         args.road_percentiles = tuple(int(p) for p in args.road_percentiles.split(","))
     except ValueError as err:
@@ -143,46 +141,6 @@ def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def annotation_file(dataset: str, data_root: str | None) -> Path | None:
-    """The val split's COCO-format annotation file (with boxes), or None (VOC: not read)."""
-    if dataset == "demo":
-        from catviz.train_cli.data.demo import ensure_demo_set
-
-        return ensure_demo_set(Path(data_root) if data_root else None) / ANNOTATIONS[dataset]
-    return Path(data_root).expanduser() / ANNOTATIONS[dataset] if dataset in ANNOTATIONS else None
-
-
-def read_boxes(json_path: Path, class_names: list[str]) -> dict[str, list[tuple[int, tuple[float, ...]]]]:
-    """Image file name → [(label index, (x0, y0, x1, y1))] from a COCO-format file, checked."""
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-        categories = sorted(data["categories"], key=lambda c: c["id"])
-        column = {c["id"]: class_names.index(c["name"]) for c in categories}
-        names = {img["id"]: img["file_name"] for img in data["images"]}
-        boxes: dict[str, list] = {}
-        for ann in data["annotations"]:
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
-                raise ValueError(f"annotation {ann.get('id')} has an invalid bbox {ann['bbox']}")
-            boxes.setdefault(names[ann["image_id"]], []).append((column[ann["category_id"]], (x, y, x + w, y + h)))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DatasetError(f"{json_path}: cannot read boxes ({type(err).__name__}: {err})") from err
-    return boxes
-
-
-@contextmanager
-def _quiet_score_cam():
-    """grad-cam's ScoreCAM prints a tqdm bar per call; keep it off our own bar."""
-    from pytorch_grad_cam import score_cam
-
-    saved = score_cam.tqdm
-    score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, **_: iterable)
-    try:
-        yield
-    finally:
-        score_cam.tqdm = saved
-
-
 @dataclass
 class Explainer:
     """One model, its metadata and the settings its maps are made with."""
@@ -191,32 +149,18 @@ class Explainer:
     meta: CheckpointMeta
     ig_steps: int
 
-    @property
-    def level(self) -> str:
-        """The finest level: where the grad-cam methods look (as the app's "combined")."""
-        return min(self.model.spec.levels, key=lambda lv: lv.stride).name
-
     def maps(self, image: torch.Tensor, labels: list[int], methods: list[str]) -> dict[str, list[np.ndarray]]:
-        """Per method, one (H, W) map per label, at the input's resolution."""
-        import pytorch_grad_cam as gc
-
-        size = tuple(image.shape[-2:])
-        reference = black_baseline(self.meta.mean, self.meta.std).to(image.device)
+        """Per method key, one (H, W) map per label, at the input's resolution: each method at
+        its default level (the complete CAM summed over levels, a layer method the finest
+        level, as the app's "combined"); a label-independent method is computed once."""
+        request = MapRequest(black_baseline(self.meta.mean, self.meta.std).to(image.device), n_steps=self.ig_steps)
         out: dict[str, list[np.ndarray]] = {}
-        if "cam" in methods:
-            combined = class_activation_maps(self.model, image).combined[0]
-            out["cam"] = [resize_map(combined[label], size) for label in labels]
-        classes = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "scorecam": gc.ScoreCAM}
-        for key, cls in classes.items():
-            if key in methods:
-                with _quiet_score_cam():
-                    out[key] = [grad_cam(self.model, image, label, self.level, cls)[0] for label in labels]
-        if "eigencam" in methods:  # label-independent: one map serves every label
-            out["eigencam"] = [grad_cam(self.model, image, labels[0], self.level, gc.EigenCAM)[0]] * len(labels)
-        for key, name in (("ig", "Integrated Gradients"), ("occlusion", "Occlusion")):
-            if key in methods:
-                out[key] = [attribute(self.model, image, label, name, baseline=reference, n_steps=self.ig_steps)[0]
-                            for label in labels]  # fmt: skip
+        for key in methods:
+            method = method_by_key(key)
+            if method.label_independent:  # one map serves every label
+                out[key] = [compute_map(method.name, self.model, image, labels[0], None, request)] * len(labels)
+            else:
+                out[key] = [compute_map(method.name, self.model, image, label, None, request) for label in labels]
         return out
 
 
@@ -234,7 +178,7 @@ def score(model, image, label: int, saliency: np.ndarray, boxes: np.ndarray | No
     return row
 
 
-def evaluate_model(path: str, args, split, samples, boxes, device) -> dict[str, dict[str, list[float]]]:
+def evaluate_model(path: str, args, split, samples, device) -> dict[str, dict[str, list[float]]]:
     """Per method, per metric: the values over (image, label) pairs."""
     model, meta = load_checkpoint(path, device)
     model.eval()
@@ -253,15 +197,17 @@ def evaluate_model(path: str, args, split, samples, boxes, device) -> dict[str, 
         maps = explainer.maps(image, labels, methods)
         scale = np.array([meta.input_size / raw.shape[1], meta.input_size / raw.shape[0]] * 2)
         for i, label in enumerate(labels):
-            label_boxes = None
-            if boxes is not None:
-                label_boxes = np.array([b for c, b in boxes.get(sample.path.name, []) if c == label]).reshape(-1, 4) * scale
-                label_boxes = label_boxes if len(label_boxes) else None
+            corners = sample.boxes[sample.boxes[:, BOX_COLUMNS.index("label")] == label][:, CORNERS] * scale
+            label_boxes = corners if len(corners) else None
             for method, per_label in maps.items():
                 key = f"{sample.path.name}/{label}/{method}"
                 for metric, value in score(model, image, label, per_label[i], label_boxes, args, key).items():
                     values[method][metric].append(value)
     return values
+
+
+#: The box columns (train_cli.data.BOX_COLUMNS) of a box's corners: x0, y0, x1, y1.
+CORNERS = [BOX_COLUMNS.index(c) for c in ("x0", "y0", "x1", "y1")]
 
 
 def summarise(values: list[float]) -> dict[str, float | int]:
@@ -274,10 +220,11 @@ def summarise(values: list[float]) -> dict[str, float | int]:
 
 def format_table(results: list[dict]) -> str:
     columns = [m for m in METRICS if any(r[m]["n"] for r in results)]
-    width = max(len(f"{r['model']} / {METHODS[r['method']]}") for r in results) + 2
+    names = method_keys()
+    width = max(len(f"{r['model']} / {names[r['method']]}") for r in results) + 2
     lines = [f"{'model / method':<{width}}{'pairs':>6}" + "".join(f"{HEADERS[c]:>16}" for c in columns)]
     for r in results:
-        name = f"{r['model']} / {METHODS[r['method']]}"
+        name = f"{r['model']} / {names[r['method']]}"
         cells = "".join(f"{r[c]['mean']:>16.3f}" if r[c]["n"] else f"{'-':>16}" for c in columns)
         lines.append(f"{name:<{width}}{r['deletion']['n']:>6}" + cells)
     return "\n".join(lines)
@@ -288,12 +235,10 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
     val = load_split(dataset, args.data_root, "val")
-    annotations = annotation_file(dataset, args.data_root)
-    boxes = read_boxes(annotations, val.class_names) if annotations else None
     samples = [s for s in val.samples if (s.target == 1).any()][: args.limit or None]
     results = []
     for path in args.checkpoints:
-        per_method = evaluate_model(path, args, val, samples, boxes, device)
+        per_method = evaluate_model(path, args, val, samples, device)
         model_name = f"{read_meta(path).model} ({Path(path).stem})"
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         for method, metrics in per_method.items():
@@ -304,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {k: (list(v) if isinstance(v, tuple) else str(v) if k == "device" else v)
                     for k, v in vars(args).items() if k not in ("json", "faithfulness")}  # fmt: skip
         report = {
-            "dataset": dataset, "images": len(samples), "settings": settings, "methods": METHODS,
+            "dataset": dataset, "images": len(samples), "settings": settings, "methods": method_keys(),
             "protocol": {"deletion_fill": "0 in normalised space (dataset-mean colour)",
                          "insertion_start": "Gaussian blur, kernel 11, sigma 5",
                          "probability": "sigmoid of the label's logit",

@@ -21,20 +21,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from catviz.models.attribution import ATTRIBUTION_METHODS, Cancelled, attribute, black_baseline
-from catviz.models.cam import class_activation_maps, grad_cam
-from catviz.models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint, role_of
+from catviz.models.attribution import black_baseline
+from catviz.models.cam import class_activation_maps
+from catviz.models.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
 from catviz.models.faithfulness import auc, perturbation_curves
 from catviz.models.preprocess import preprocess
 
-from .methods import DeletionScore
-from .results import GRAD_CAM_METHODS, InferenceResult, attention_rollout
+from .explain import MapRequest, compute_map
+from .methods import DeletionScore, method_info
+from .results import CLF_PREFIX, InferenceResult, attention_rollout, lrd_keys
+from .roles import role_of
 
 if TYPE_CHECKING:
     from catviz.models.outputs import ModelSpec
 
 _logger = logging.getLogger(__name__)
-LRD_PREFIX = "lrd."  # attention keys of LRD's layers: "lrd.0", "lrd.1", ...
 
 
 @dataclass
@@ -97,12 +98,12 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
     for key, weights in (out.attention or {}).items():
         w = weights[0].float().cpu().numpy()
         level = key.split(".", 1)[1]
-        if key.startswith("clf.") and level in grids:  # (H, Nq, N) → (H, Nq, h, w) over that level's grid
+        if key.startswith(CLF_PREFIX) and level in grids:  # (H, Nq, N) → (H, Nq, h, w) over that level's grid
             w = w.reshape(*w.shape[:2], *grids[level])
             if w.shape[1] == 1:
                 w = w[:, 0]  # PMA: one pooled query → (H, h, w)
         attention[key] = w
-    lrd = sorted((k for k in attention if k.startswith(LRD_PREFIX)), key=lambda k: int(k[len(LRD_PREFIX):]))
+    lrd = lrd_keys(attention)
     return InferenceResult(
         rollout=attention_rollout([attention[k] for k in lrd]) if lrd else None,
         probabilities=torch.sigmoid(out.logits[0].float()).cpu().numpy(),
@@ -116,33 +117,6 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
         offsets={k: v[0] for k, v in cams.offsets.items()},
         layer_share={k: {source: v[0] for source, v in parts.items()} for k, parts in cams.layer_share.items()},
     )
-
-
-class _GradCamProgress:
-    """Stands in for the ``tqdm`` module inside pytorch_grad_cam (ScoreCAM, AblationCAM):
-    its loops report progress to the calling thread's callback and stop when asked,
-    and nothing is printed to the terminal."""
-
-    _local = threading.local()
-
-    @classmethod
-    def tqdm(cls, iterable, *args, **kwargs):
-        progress, should_stop = getattr(cls._local, "hooks", (None, None))
-        total = len(iterable) if hasattr(iterable, "__len__") else 0
-        for i, item in enumerate(iterable):
-            if should_stop is not None and should_stop():
-                raise Cancelled()
-            yield item
-            if progress is not None and total:
-                progress((i + 1) / total)
-
-
-def _route_grad_cam_progress() -> None:
-    import pytorch_grad_cam.ablation_cam
-    import pytorch_grad_cam.score_cam
-
-    for module in (pytorch_grad_cam.score_cam, pytorch_grad_cam.ablation_cam):
-        module.tqdm = _GradCamProgress
 
 
 def run_deletion_auc(loaded: LoadedModel, image: np.ndarray, label: int, saliency: np.ndarray) -> DeletionScore:
@@ -175,38 +149,25 @@ def run_attribution(
     loaded: LoadedModel,
     image: np.ndarray,
     label: int,
-    level: str,
+    level: str | None,
     method: str,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """One label's attribution map, (H, W) at the model's input size.
+    """One label's map by the registered method ``method`` (:data:`catviz.methods.METHODS`),
+    (H, W) at the model's input size.
 
-    ``method`` is a grad-cam method name (on ``level``'s target layer, scaled to [0, 1] as
-    grad-cam does), or Integrated Gradients / Occlusion (per input pixel, signed logit
-    attribution against the black image; ``level`` is not used). ``progress(fraction)`` is called as the work advances, and
-    ``should_stop()`` is polled: when it returns True, :class:`Cancelled` is raised.
+    ``level``: the level or layer a layer method explains (None: its default, see
+    :mod:`catviz.explain`); input-pixel methods (Integrated Gradients, Occlusion) attribute
+    against the black image and ignore it. ``progress(fraction)`` is called as the work
+    advances, and ``should_stop()`` is polled: when it returns True, :class:`Cancelled` is raised.
     """
+    method_info(method)  # an unknown method is a ValueError naming those offered
     if not 0 <= label < loaded.meta.num_classes:
         raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
     meta = loaded.meta
     tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
-    if method in ATTRIBUTION_METHODS:
-        reference = black_baseline(meta.mean, meta.std).to(loaded.device)
-        with loaded.lock:
-            return attribute(loaded.model, tensor, label, method, baseline=reference,
-                             progress=progress, should_stop=should_stop)[0]
-    if method not in GRAD_CAM_METHODS:
-        raise ValueError(f"unknown attribution method {method!r}")
-    import pytorch_grad_cam
-
-    _route_grad_cam_progress()
-    hooks = _GradCamProgress._local
-    hooks.hooks = (progress, should_stop)
-    try:
-        with loaded.lock:
-            if should_stop is not None and should_stop():
-                raise Cancelled()
-            return grad_cam(loaded.model, tensor, label, level, getattr(pytorch_grad_cam, method))[0]
-    finally:
-        hooks.hooks = (None, None)
+    request = MapRequest(black_baseline(meta.mean, meta.std).to(loaded.device), progress=progress,
+                         should_stop=should_stop)
+    with loaded.lock:
+        return compute_map(method, loaded.model, tensor, label, level, request)

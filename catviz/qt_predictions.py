@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from .qt_events import unsubscribe_on_close
 from .results import InferenceResult
+from .roles import ROLE_TITLES
 from .state import ROLES, AppState, Event
 
 MISSED = QColor("#d32f2f")  # in the ground truth, below the threshold (Fig. 3's red)
@@ -39,7 +40,6 @@ TRUTH = QColor("#1565c0")
 MARK_TIPS = {"hit": "in the ground truth and above the threshold (found)",
              "miss": "in the ground truth, below the threshold (missed)",
              "FP": "above the threshold, not in the ground truth (false positive)"}
-ROLE_TITLES = {"baseline": "Baseline", "cat": "CAT"}
 #: Least height of one label's row of bars: the axis names stay apart and readable; when the
 #: panel is shorter than the rows need, the chart scrolls instead of squeezing them.
 ROW_MIN_PX = 14

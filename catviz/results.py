@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: The grad-cam package's methods offered for any model (computed on a level's target layer).
-GRAD_CAM_METHODS = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "EigenCAM", "ScoreCAM", "LayerCAM", "HiResCAM")
+#: Prefixes of :attr:`InferenceResult.attention`'s keys: LRD's layers ("lrd.0", "lrd.1", ...)
+#: and the classifier's cross-attention over a level ("clf.<level>").
+LRD_PREFIX, CLF_PREFIX = "lrd.", "clf."
 
 
 @dataclass
@@ -42,6 +43,15 @@ class InferenceResult:
                   *self.cams.values(), *self.attention.values(), *self.offsets.values(),
                   *(a for parts in self.layer_share.values() for a in parts.values())]
         return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+    def lrd_keys(self) -> list[str]:
+        """The attention keys of LRD's layers, in layer order ("lrd.0", "lrd.1", ...)."""
+        return lrd_keys(self.attention)
+
+
+def lrd_keys(attention) -> list[str]:
+    """The keys of ``attention`` (a dict of attention maps) that are LRD's layers, in layer order."""
+    return sorted((k for k in attention if k.startswith(LRD_PREFIX)), key=lambda k: int(k[len(LRD_PREFIX):]))
 
 
 def attention_rollout(lrd_layers: list[np.ndarray]) -> np.ndarray:

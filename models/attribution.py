@@ -24,8 +24,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-ATTRIBUTION_METHODS = ("Integrated Gradients", "Occlusion")
-
 #: Inputs per model call (IG: path points x images; Occlusion: window positions x images).
 CHUNK = 8
 
@@ -63,52 +61,72 @@ def occlusion_window(height: int, width: int) -> tuple[int, int]:
     return window, max(1, window // 2)
 
 
-def attribute(
+def _check(model: nn.Module, images: Tensor, label: int) -> None:
+    if model.training:
+        raise ValueError("attributions need a model in eval mode (dropout off): call model.eval() first")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+    if not 0 <= label < model.num_classes:
+        raise ValueError(f"label {label} out of range for a model with {model.num_classes} labels")
+
+
+def _reference(images: Tensor, baseline: float | Tensor) -> Tensor:
+    return torch.as_tensor(baseline, dtype=images.dtype, device=images.device).expand_as(images).contiguous()
+
+
+def integrated_gradients(
     model: nn.Module,
     images: Tensor,
     label: int,
-    method: str,
     *,
     baseline: float | Tensor = 0.0,
     n_steps: int = 32,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """``method``'s attribution of ``label``'s logit: (B, H, W), signed, channels summed.
+    """Integrated Gradients of ``label``'s logit: (B, H, W), signed, channels summed.
 
     ``images``: (B, 3, H, W) normalised model input. ``baseline``: the reference input
     in normalised space (a number or a tensor broadcastable to ``images``; see
-    :func:`black_baseline`). ``n_steps``: IG's path points. Raises :class:`Cancelled`
+    :func:`black_baseline`). ``n_steps``: the path points. Raises :class:`Cancelled`
     when ``should_stop()`` turns true between chunks.
     """
-    from captum.attr import IntegratedGradients, Occlusion
+    from captum.attr import IntegratedGradients
 
-    if model.training:
-        raise ValueError("attributions need a model in eval mode (dropout off): call model.eval() first")
-    if method not in ATTRIBUTION_METHODS:
-        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(ATTRIBUTION_METHODS)}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-    if not 0 <= label < model.num_classes:
-        raise ValueError(f"label {label} out of range for a model with {model.num_classes} labels")
+    _check(model, images, label)
     if n_steps < 1:
         raise ValueError(f"n_steps must be at least 1, got {n_steps}")
+    batch = images.shape[0]
+    forward = _ChunkedForward(model, batch * n_steps, progress, should_stop)
+    attributions = IntegratedGradients(forward).attribute(
+        images, baselines=_reference(images, baseline), target=label, n_steps=n_steps,
+        internal_batch_size=max(CHUNK, batch),
+    )  # fmt: skip
+    return attributions.detach().sum(1).float().cpu().numpy()
+
+
+def occlusion(
+    model: nn.Module,
+    images: Tensor,
+    label: int,
+    *,
+    baseline: float | Tensor = 0.0,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Occlusion of ``label``'s logit: (B, H, W), signed (the window and stride: :func:`occlusion_window`);
+    the arguments as :func:`integrated_gradients`'s."""
+    from captum.attr import Occlusion
+
+    _check(model, images, label)
     batch, _, height, width = images.shape
-    reference = torch.as_tensor(baseline, dtype=images.dtype, device=images.device).expand_as(images).contiguous()
-    if method == "Integrated Gradients":
-        forward = _ChunkedForward(model, batch * n_steps, progress, should_stop)
-        attributions = IntegratedGradients(forward).attribute(
-            images, baselines=reference, target=label, n_steps=n_steps,
-            internal_batch_size=max(CHUNK, batch),
+    window, stride = occlusion_window(height, width)
+    positions = ((height - window) // stride + 1) * ((width - window) // stride + 1)
+    per_eval = max(1, CHUNK // batch)
+    forward = _ChunkedForward(model, batch * (1 + positions), progress, should_stop)
+    with torch.no_grad():
+        attributions = Occlusion(forward).attribute(
+            images, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
+            baselines=_reference(images, baseline), target=label, perturbations_per_eval=per_eval,
         )  # fmt: skip
-    else:
-        window, stride = occlusion_window(height, width)
-        positions = ((height - window) // stride + 1) * ((width - window) // stride + 1)
-        per_eval = max(1, CHUNK // batch)
-        forward = _ChunkedForward(model, batch * (1 + positions), progress, should_stop)
-        with torch.no_grad():
-            attributions = Occlusion(forward).attribute(
-                images, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
-                baselines=reference, target=label, perturbations_per_eval=per_eval,
-            )  # fmt: skip
     return attributions.detach().sum(1).float().cpu().numpy()

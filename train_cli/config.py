@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from catviz import models
 from catviz.models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
-from .data import DATASETS
+from .data import DATASETS, describe_datasets
 from .errors import EXIT_CODES_HELP, ArgumentParser, UsageError
 
 MAX_SEED = 2**63 - 1  # torch's generators take up to 2**64 - 1: room left for seed + rank and seed + epoch
@@ -123,7 +123,7 @@ DATASET_PRESETS = {
 }
 
 CHOICES = {
-    "dataset": list(DATASETS),
+    "dataset": DATASETS,  # the registry: a format registered later is offered too
     "optimizer": ["sgd", "adamw"],
     "schedule": ["step", "cosine", "onecycle"],
     "loss": ["bce", "asl"],
@@ -133,7 +133,7 @@ CHOICES = {
 }
 
 HELP = {
-    "dataset": "coco (MS-COCO 2014), voc (VOC2007), coco-format (annotations/{train,val}.json + images/{train,val}/), demo (generated offline)",
+    "dataset": describe_datasets(),
     "data_root": "dataset folder (required); for demo, where to generate it (default ~/.cache/catviz)",
     "keep_unannotated": "COCO: keep images with no annotation as all-negative (default: drop them, as ML-GCN)",
     "model": "model name (see models.list_models(): cat, baseline, cat_no_lrd, cat_no_clf, cat_mha, fpn, *_tiny)",
@@ -332,7 +332,7 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
     check(0 <= cfg.ema < 1, "ema", "in [0, 1) (0: off; e.g. 0.9997)")
     check(0 <= cfg.cutout <= 1, "cutout", "a probability in [0, 1]")
     check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", "in [0, 1)")
-    if cfg.dataset != "demo" and cfg.data_root is None:
+    if DATASETS[cfg.dataset].needs_root and cfg.data_root is None:
         raise UsageError(f"--data-root is required for --dataset {cfg.dataset}")
     try:
         models.resolve_device(cfg.device)

@@ -189,10 +189,3 @@ def test_checkpoints_are_always_rebuilt_without_pretrained_weights(tmp_path, mon
     monkeypatch.setattr(checkpoint, "create_model", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
     load_checkpoint(path)
     assert calls and all(kw["pretrained"] is False and "pretrained_file" not in kw for kw in calls)
-
-
-def test_role_comes_from_the_model_name(tmp_path):
-    from catviz.models.checkpoint import role_of
-
-    assert role_of(read_meta(_saved(tmp_path, "baseline_tiny")[0])) == "baseline"
-    assert role_of(read_meta(_saved(tmp_path, "cat_no_lrd_tiny")[0])) == "cat"

@@ -1,5 +1,18 @@
-"""Dataset readers (COCO 2014, VOC2007, any COCO-format set, the offline demo set)."""
+"""Dataset registry and readers (COCO 2014, VOC2007, any COCO-format set, the offline demo set)."""
 
-from .readers import DATASETS, DatasetError, MultiLabelSplit, Sample, load_split, load_splits
+from .readers import (
+    BOX_COLUMNS,
+    DATASETS,
+    DatasetError,
+    DatasetFormat,
+    MultiLabelSplit,
+    Sample,
+    dataset_format,
+    describe_datasets,
+    load_split,
+    load_splits,
+    register_dataset,
+)
 
-__all__ = ["DATASETS", "DatasetError", "MultiLabelSplit", "Sample", "load_split", "load_splits"]
+__all__ = ["BOX_COLUMNS", "DATASETS", "DatasetError", "DatasetFormat", "MultiLabelSplit", "Sample", "dataset_format",
+           "describe_datasets", "load_split", "load_splits", "register_dataset"]

@@ -1,4 +1,10 @@
-"""Annotation readers: every dataset becomes a list of (image path, label vector).
+"""The dataset registry and its readers: every dataset becomes a list of (image path, label
+vector, object boxes), read in one pass over its annotation files.
+
+:data:`DATASETS` maps a name (``--dataset``) to its :class:`DatasetFormat`: a description
+for ``--help``, its reader, and how its folder is found. Every command (training,
+``catviz-eval``, the app, the dataset pass and ``--faithfulness``) reads it; adding a format
+is one :func:`register_dataset` call with a reader, and its tests.
 
 All files are checked up front, before any training starts: a missing root, a wrong
 layout, malformed JSON/XML, a malformed entry (a field of the wrong type, a box with a
@@ -9,10 +15,12 @@ category, an empty split all raise :class:`DatasetError` naming the path and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +39,22 @@ class DatasetError(ValueError):
     """A dataset problem, found before training; the message names the path."""
 
 
+#: Columns of a sample's box array: label index, the box's corners in original image pixels
+#: (x0, y0) top left, (x1, y1) bottom right, and 1 for a COCO crowd region.
+BOX_COLUMNS = ("label", "x0", "y0", "x1", "y1", "crowd")
+
+
+def boxes_array(rows: list) -> np.ndarray:
+    """(K, 6) float64 box rows (see :data:`BOX_COLUMNS`); K may be 0."""
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(BOX_COLUMNS))
+
+
 @dataclass(frozen=True)
 class Sample:
     path: Path
     target: np.ndarray  # (C,) int8: 1 present, 0 absent, -1 difficult (ignored by AP)
+    #: (K, 6) the objects' boxes, see BOX_COLUMNS (VOC: its non-difficult objects)
+    boxes: np.ndarray = dataclasses.field(default_factory=lambda: boxes_array([]))
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,9 @@ class MultiLabelSplit:
     name: str
     class_names: list[str]
     samples: list[Sample]
+    #: annotations whose object has no usable box (e.g. ``("annotations[1]",)``): their label
+    #: counts, their object is missing from ``Sample.boxes``
+    unboxed: tuple[str, ...] = ()
 
     def targets(self) -> np.ndarray:
         return np.stack([s.target for s in self.samples])
@@ -180,6 +203,8 @@ def read_coco_json(
     image_entries = _entries(json_path, data, "images", {"id": _ID, "file_name": _FILE_NAME})
     images = {img["id"]: img["file_name"] for img in image_entries}
     labels: dict[int, set[int]] = {}
+    boxes: dict[int, list[tuple[float, ...]]] = {}
+    unboxed = []
     annotations = _entries(json_path, data, "annotations", {"image_id": _ID, "category_id": _ID},
                            optional={"id": _ID, "bbox": _BOX})
     for i, ann in enumerate(annotations):
@@ -190,13 +215,19 @@ def read_coco_json(
             raise DatasetError(f"{json_path}: annotations[{i}]: unknown category_id {ann['category_id']} "
                                "(no categories entry has it)")
         labels.setdefault(ann["image_id"], set()).add(column[ann["category_id"]])
+        if "bbox" not in ann:
+            unboxed.append(f"annotations[{i}]")
+            continue
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        boxes.setdefault(ann["image_id"], []).append(
+            (column[ann["category_id"]], x, y, x + w, y + h, float(bool(ann.get("iscrowd")))))
     samples = []
     for image_id, file_name in sorted(images.items(), key=lambda item: _id_order(item[0])):
         if image_id not in labels and not keep_unannotated:
             continue
         target = np.zeros(len(names), np.int8)
         target[list(labels.get(image_id, ()))] = 1
-        samples.append(Sample(image_dir / file_name, target))
+        samples.append(Sample(image_dir / file_name, target, boxes_array(boxes.get(image_id, []))))
     _logger.info(
         "%s: %d of %d images (%s)", json_path, len(samples), len(images),
         "all kept" if keep_unannotated else "unannotated dropped, ML-GCN convention",
@@ -206,13 +237,28 @@ def read_coco_json(
             f"{json_path}: split {split!r}: 0 of {len(images)} images annotated (unannotated images are dropped, "
             "as ML-GCN; --keep-unannotated keeps them as all-negative)"
         )
-    return _check_split(MultiLabelSplit(split, names, samples), json_path)
+    return _check_split(MultiLabelSplit(split, names, samples, tuple(unboxed)), json_path)
+
+
+def _voc_box(obj: ET.Element) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) of a VOC object's pixel-inclusive ``bndbox``, or None when it has no usable one."""
+    box = obj.find("bndbox")
+    try:
+        x_min, y_min, x_max, y_max = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    corners = (x_min - 1, y_min - 1, x_max, y_max)
+    if not all(math.isfinite(v) for v in corners) or x_max < x_min - 1 or y_max < y_min - 1:
+        return None
+    return corners
 
 
 def read_voc(root: Path, split: str) -> MultiLabelSplit:
     """VOC2007 (``VOCdevkit/VOC2007`` or that folder itself) → label vectors.
 
     A class whose only objects in an image are flagged difficult is -1 for that image.
+    Boxes: the non-difficult objects' (pixel-inclusive ``xmin..xmax`` is ``x0 = xmin - 1``,
+    ``x1 = xmax``); an object without a usable box keeps its label and has no box.
     """
     voc = root / "VOCdevkit" / "VOC2007" if (root / "VOCdevkit").is_dir() else root
     for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
@@ -231,6 +277,7 @@ def read_voc(root: Path, split: str) -> MultiLabelSplit:
         except ET.ParseError as err:
             raise DatasetError(f"{xml_path}: malformed XML: {err}") from err
         target = np.zeros(len(VOC_CLASSES), np.int8)
+        boxes = []
         for obj in objects:
             name = (obj.findtext("name") or "").strip()
             if name not in column:
@@ -238,32 +285,96 @@ def read_voc(root: Path, split: str) -> MultiLabelSplit:
             difficult = (obj.findtext("difficult") or "0").strip() == "1"
             if not difficult:
                 target[column[name]] = 1
+                if (box := _voc_box(obj)) is not None:
+                    boxes.append((column[name], *box, 0.0))
             elif target[column[name]] == 0:
                 target[column[name]] = -1
-        samples.append(Sample(voc / "JPEGImages" / f"{image_id}.jpg", target))
+        samples.append(Sample(voc / "JPEGImages" / f"{image_id}.jpg", target, boxes_array(boxes)))
     return _check_split(MultiLabelSplit(split, list(VOC_CLASSES), samples), ids_file)
 
 
-#: The datasets every command reads (their readers: :func:`load_split`).
-DATASETS = ("coco", "voc", "coco-format", "demo")
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One ``--dataset``: how its folder is found and its splits are read.
+
+    ``read(root, split, keep_unannotated, class_names)`` reads ``"train"`` or ``"val"``
+    under the resolved folder (``class_names``: the labels the split must have, or None).
+    ``prepare_root(data_root or None)``, where given, makes the folder (the demo set is
+    generated) so ``--data-root`` is optional; otherwise ``--data-root`` is required.
+    """
+
+    name: str
+    description: str  # for --help: "coco (MS-COCO 2014)"
+    read: Callable[[Path, str, bool, list[str] | None], MultiLabelSplit]
+    prepare_root: Callable[[Path | None], Path] | None = None
+
+    @property
+    def needs_root(self) -> bool:
+        return self.prepare_root is None
+
+    def root(self, data_root: str | Path | None) -> Path:
+        """The dataset folder (:class:`DatasetError` when it is missing or not given)."""
+        if self.prepare_root is not None:
+            return self.prepare_root(Path(data_root) if data_root else None)
+        if data_root is None:
+            raise DatasetError(f"--data-root is required for dataset {self.name!r}")
+        return _require_dir(Path(data_root).expanduser(), "data root")
 
 
-def _dataset_root(dataset: str, data_root: str | Path | None) -> tuple[str, Path]:
-    """(reader, root): the demo set is built under ``data_root`` when missing and read as coco-format."""
-    if dataset == "demo":
-        from .demo import ensure_demo_set
+#: The datasets every command reads, by ``--dataset`` name (see :func:`load_split`).
+DATASETS: dict[str, DatasetFormat] = {}
 
-        return "coco-format", ensure_demo_set(Path(data_root) if data_root else None)
-    if dataset not in DATASETS:
-        raise DatasetError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
-    if data_root is None:
-        raise DatasetError(f"--data-root is required for dataset {dataset!r}")
-    return dataset, _require_dir(Path(data_root).expanduser(), "data root")
+
+def register_dataset(fmt: DatasetFormat) -> DatasetFormat:
+    """Offer ``fmt`` to every command's ``--dataset``."""
+    if fmt.name in DATASETS:
+        raise ValueError(f"dataset {fmt.name!r} is registered already")
+    DATASETS[fmt.name] = fmt
+    return fmt
+
+
+def dataset_format(name: str) -> DatasetFormat:
+    """The registered format ``name`` (:class:`DatasetError` naming those offered otherwise)."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def describe_datasets() -> str:
+    """``--dataset``'s help: every name with its description."""
+    return ", ".join(f"{f.name} ({f.description})" for f in DATASETS.values())
+
+
+def _read_coco(root: Path, split: str, keep_unannotated: bool, class_names: list[str] | None) -> MultiLabelSplit:
+    return read_coco_json(root / "annotations" / f"instances_{split}2014.json", root / f"{split}2014", split,
+                          keep_unannotated, class_names)
+
+
+def _read_voc(root: Path, split: str, keep_unannotated: bool, class_names: list[str] | None) -> MultiLabelSplit:
+    return read_voc(root, "trainval" if split == "train" else "test")
+
+
+def _read_coco_format(root: Path, split: str, keep_unannotated: bool,
+                      class_names: list[str] | None) -> MultiLabelSplit:
+    return read_coco_json(root / "annotations" / f"{split}.json", root / "images" / split, split, keep_unannotated,
+                          class_names)
+
+
+def _demo_root(data_root: Path | None) -> Path:
+    from .demo import ensure_demo_set
+
+    return ensure_demo_set(data_root)
+
+
+register_dataset(DatasetFormat("coco", "MS-COCO 2014", _read_coco))
+register_dataset(DatasetFormat("voc", "VOC2007", _read_voc))
+register_dataset(DatasetFormat("coco-format", "annotations/{train,val}.json + images/{train,val}/", _read_coco_format))
+register_dataset(DatasetFormat("demo", "generated offline", _read_coco_format, prepare_root=_demo_root))
 
 
 def load_split(dataset: str, data_root: str | Path | None, split: str, keep_unannotated: bool = False,
                class_names: list[str] | None = None) -> MultiLabelSplit:
-    """One split (``"train"`` or ``"val"``) of ``dataset`` under ``data_root``, the other not read:
+    """One split (``"train"`` or ``"val"``) of the registered ``dataset`` under ``data_root``, the other not read:
 
     - ``coco``: ``annotations/instances_{train,val}2014.json``, ``{train,val}2014/``.
     - ``voc``: VOC2007 trainval (train) / test (val).
@@ -271,14 +382,8 @@ def load_split(dataset: str, data_root: str | Path | None, split: str, keep_unan
     - ``demo``: the generated demo set (built under ``data_root`` when missing).
     ``class_names``: the labels the split must have (coco-format: the other split's).
     """
-    reader, root = _dataset_root(dataset, data_root)
-    if reader == "coco":
-        return read_coco_json(root / "annotations" / f"instances_{split}2014.json", root / f"{split}2014", split,
-                              keep_unannotated, class_names)
-    if reader == "voc":
-        return read_voc(root, "trainval" if split == "train" else "test")
-    return read_coco_json(root / "annotations" / f"{split}.json", root / "images" / split, split, keep_unannotated,
-                          class_names)
+    fmt = dataset_format(dataset)
+    return fmt.read(fmt.root(data_root), split, keep_unannotated, class_names)
 
 
 def load_splits(

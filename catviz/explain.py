@@ -1,0 +1,113 @@
+"""The runners of the registered map methods (torch side; :mod:`catviz.methods` names them).
+
+Every runner is ``fn(method, model, image, label, level, request) -> (H, W)`` float numpy
+at the input's resolution, for one image (``image``: (1, 3, H, W), normalised, on the
+model's device; the model in eval mode). ``level`` is a level name, or None for the
+method's default: the complete CAM summed over levels ("combined"), the finest level for
+a layer method. Input-pixel methods ignore it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from torch import Tensor, nn
+
+from catviz.models import attribution
+from catviz.models.attribution import Cancelled
+from catviz.models.cam import class_activation_maps, grad_cam
+from catviz.models.faithfulness import resize_map
+
+from .methods import MapMethod, method_info
+
+
+@dataclass
+class MapRequest:
+    """How to compute a map beyond what to explain: the input methods' reference (an input in
+    normalised space, e.g. :func:`~catviz.models.attribution.black_baseline`), IG's path points,
+    and the caller's progress callback and stop poll (a stop raises :class:`Cancelled`)."""
+
+    reference: float | Tensor = 0.0
+    n_steps: int = 32
+    progress: Callable[[float], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+def finest_level(model: nn.Module) -> str:
+    """The level with the smallest stride: where a layer method looks for "combined"."""
+    return min(model.spec.levels, key=lambda lv: lv.stride).name
+
+
+def compute_map(name: str, model: nn.Module, image: Tensor, label: int, level: str | None = None,
+                request: MapRequest | None = None) -> np.ndarray:
+    """The registered method ``name``'s map of ``label``: (H, W) at the input's size."""
+    method = method_info(name)
+    request = request or MapRequest()
+    if request.should_stop is not None and request.should_stop():
+        raise Cancelled(f"{name} cancelled")
+    return method.runner()(method, model, image, label, level, request)
+
+
+def complete_cam(method: MapMethod, model, image, label, level, request) -> np.ndarray:
+    """The complete CAM at ``level`` (its own grid, resized), or summed over levels."""
+    cams = class_activation_maps(model, image)
+    if level is not None and level not in cams.maps:
+        raise ValueError(f"no level {level!r}; this model has {', '.join(cams.maps)}")
+    maps = cams.combined[0] if level is None else cams.maps[level][0]
+    return resize_map(maps[label], tuple(image.shape[-2:]))
+
+
+class _GradCamProgress:
+    """Stands in for the ``tqdm`` module inside pytorch_grad_cam (ScoreCAM, AblationCAM):
+    its loops report progress to the calling thread's callback and stop when asked,
+    and nothing is printed to the terminal."""
+
+    _local = threading.local()
+
+    @classmethod
+    def tqdm(cls, iterable, *args, **kwargs):
+        progress, should_stop = getattr(cls._local, "hooks", (None, None))
+        total = len(iterable) if hasattr(iterable, "__len__") else 0
+        for i, item in enumerate(iterable):
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            yield item
+            if progress is not None and total:
+                progress((i + 1) / total)
+
+
+def _route_grad_cam_progress() -> None:
+    import pytorch_grad_cam.ablation_cam
+    import pytorch_grad_cam.score_cam
+
+    for module in (pytorch_grad_cam.score_cam, pytorch_grad_cam.ablation_cam):
+        module.tqdm = _GradCamProgress
+
+
+def grad_cam_map(method: MapMethod, model, image, label, level, request) -> np.ndarray:
+    """The grad-cam package's class ``method.name`` on ``level``'s target layer, in [0, 1]."""
+    import pytorch_grad_cam
+
+    layer = finest_level(model) if level is None else level
+    _route_grad_cam_progress()
+    hooks = _GradCamProgress._local
+    hooks.hooks = (request.progress, request.should_stop)
+    try:
+        return grad_cam(model, image, label, layer, getattr(pytorch_grad_cam, method.name))[0]
+    finally:
+        hooks.hooks = (None, None)
+
+
+def integrated_gradients(method: MapMethod, model, image, label, level, request) -> np.ndarray:
+    """Integrated Gradients from ``request.reference`` in ``request.n_steps`` path points."""
+    return attribution.integrated_gradients(model, image, label, baseline=request.reference, n_steps=request.n_steps,
+                                            progress=request.progress, should_stop=request.should_stop)[0]
+
+
+def occlusion(method: MapMethod, model, image, label, level, request) -> np.ndarray:
+    """Occlusion by patches of ``request.reference``."""
+    return attribution.occlusion(model, image, label, baseline=request.reference,
+                                 progress=request.progress, should_stop=request.should_stop)[0]
