@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import precision_score, recall_score
 
 from catviz.dataset_report import (
     NO_BOX,
@@ -17,7 +18,6 @@ from catviz.dataset_report import (
     losses,
     report_json,
 )
-from catviz.train_cli.metrics import multilabel_metrics
 
 # Four images, three labels, input size 100. Boxes: (label, width, height, crowd).
 SIZES = np.array([[100, 200], [50, 50], [400, 400], [100, 100]])  # (height, width)
@@ -115,9 +115,25 @@ def test_gains_and_losses_hold_only_images_where_cat_does_better_or_worse():
 def test_summary_is_catviz_evals_metrics_and_failed_images_are_left_out():
     data = make_input(scored=np.array([True, True, True, False]), failed={3: "3.png: corrupt"})
     report = build_report(data)
-    expected = multilabel_metrics(BASELINE[:3].astype(np.float64), TARGETS[:3])
-    for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"):
-        assert report.summary["baseline"][key] == expected[key]
+    # images 0-2 only. Predicted at 0.5, baseline: a on 0 and 2, b on 2, c on 1 - all true.
+    # Per label (correct / predicted / true): a 2/2/3, b 1/1/2, c 1/1/2.
+    # CP = mean(1, 1, 1); CR = mean(2/3, 1/2, 1/2) = 5/9; CF1 = 2 CP CR / (CP + CR) = 5/7;
+    # OP = 4/4; OR = 4/7; OF1 = 8/11. Every label's positives outrank its negatives: mAP 100.
+    # (With the failed image 3 counted, its a at .5 would be a false positive: CP 8/9, OP 4/5.)
+    expected = {"mAP": 100, "CP": 100, "CR": 500 / 9, "CF1": 500 / 7, "OP": 100, "OR": 400 / 7, "OF1": 800 / 11}
+    assert {key: report.summary["baseline"][key] for key in expected} == pytest.approx(expected)
+    # the CAT: a on 0 and 2, b on 0 and 2, c never: a 2/2/3, b 2/2/2, c 0/0/2;
+    # CP = mean(1, 1, 0) (no prediction: precision 0), CR = mean(2/3, 1, 0) = 5/9, OP 1, OR 4/7
+    expected = {"CP": 200 / 3, "CR": 500 / 9, "OP": 100, "OR": 400 / 7}
+    assert {key: report.summary["cat"][key] for key in expected} == pytest.approx(expected)
+    # sklearn's definitions agree: macro precision / recall, micro precision / recall
+    predicted = BASELINE[:3] >= 0.5
+    assert report.summary["baseline"]["CR"] == pytest.approx(
+        100 * recall_score(TARGETS[:3], predicted, average="macro", zero_division=0))
+    assert report.summary["baseline"]["OR"] == pytest.approx(
+        100 * recall_score(TARGETS[:3], predicted, average="micro", zero_division=0))
+    assert report.summary["cat"]["CP"] == pytest.approx(
+        100 * precision_score(TARGETS[:3], CAT[:3] >= 0.5, average="macro", zero_division=0))
     assert set(report.summary["cat"]["levels"]) == {"P5", "P3"}
     assert report.summary["cat"]["levels"]["P5"] == pytest.approx(report.summary["cat"]["mAP"])
     assert report.ranking.tolist() == [0, 2, 1]

@@ -45,7 +45,6 @@ def test_export_writes_the_figure_for_good_images_and_reports_bad_ones(tmp_path,
     assert (drawn.shape[1] - figure.BAR) % figure.CELL == 0 and 2 <= columns <= 5
     # two images x two models, each a cell and its caption, below the column headers
     assert drawn.shape[0] > figure.HEADER + 4 * figure.CELL
-    assert len(CLASSES) == 5
 
 
 def test_the_figure_has_a_colour_bar_on_the_diverging_scale(tmp_path, checkpoints):
@@ -61,14 +60,41 @@ def test_the_figure_has_a_colour_bar_on_the_diverging_scale(tmp_path, checkpoint
     assert reddest < bluest  # positive on top
 
 
-def _figure_row(truth: set[str] | None) -> figure.FigureRow:
-    """One image's row with made-up results: "cat" found by both models, "dog" missed."""
+def _figure_row(truth: set[str] | None, probabilities: dict[str, list[float]] | None = None) -> figure.FigureRow:
+    """One image's row with made-up results: by default "cat" found by both models, "dog" missed."""
     rng = np.random.default_rng(0)
+    probabilities = probabilities or {role: [0.9, 0.2, 0.1, 0.05, 0.3] for role in ("baseline", "cat")}
     results = {}
-    for role in ("baseline", "cat"):
-        probabilities = np.array([0.9, 0.2, 0.1, 0.05, 0.3], np.float32)
-        results[role] = InferenceResult(probabilities, {}, {}, {}, rng.normal(size=(len(CLASSES), 8, 8)), {}, {}, 0.0)
+    for role, p in probabilities.items():
+        results[role] = InferenceResult(np.array(p, np.float32), {}, {}, {}, rng.normal(size=(len(CLASSES), 8, 8)),
+                                        {}, {}, 0.0)
     return figure.FigureRow("a.png", rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), results, truth)
+
+
+# CLASSES = cat, dog, car, bus, tree. Per case: each model's probabilities, the ground truth,
+# and the label columns worked out by hand at threshold 0.5.
+_COLUMN_CASES = {
+    # the larger of the two models' probabilities: .9 .95 .6 .7 .8, all five predicted;
+    # highest first: dog .95, cat .9, tree .8, bus .7 (car .6 is the fifth: left out)
+    "five predicted, four shown": ({"baseline": [0.9, 0.2, 0.6, 0.7, 0.8], "cat": [0.1, 0.95, 0.3, 0.55, 0.6]},
+                                   None, [1, 0, 4, 3]),
+    # only bus (.7 by the CAT) and cat (.6 by the baseline) reach 0.5
+    "two predicted": ({"baseline": [0.6, 0.2, 0.1, 0.3, 0.4], "cat": [0.1, 0.2, 0.3, 0.7, 0.4]}, None, [3, 0]),
+    # nothing reaches 0.5: the most likely label (tree, .45) is still drawn
+    "none predicted": ({"baseline": [0.1, 0.2, 0.3, 0.05, 0.45], "cat": [0.1, 0.2, 0.3, 0.05, 0.4]}, None, [4]),
+    # the ground truth, not the predictions, picks the columns: alphabetical, the first four
+    # (bus, car, cat, dog; tree left out)
+    "five true, four shown": ({"baseline": [0.1] * 5, "cat": [0.1] * 5}, set(CLASSES), [3, 2, 0, 1]),
+}
+
+
+@pytest.mark.parametrize("case", list(_COLUMN_CASES))
+def test_the_figure_shows_the_image_then_at_most_four_labels(case):
+    probabilities, truth, expected = _COLUMN_CASES[case]
+    row = _figure_row(truth, probabilities)
+    assert figure.labels_to_show(row, CLASSES, 0.5) == expected
+    drawn = figure.render_figure([row], CLASSES)
+    assert drawn.shape[1] == (1 + len(expected)) * figure.CELL + figure.BAR  # the image column + one per label
 
 
 def _red(pixels: np.ndarray) -> bool:

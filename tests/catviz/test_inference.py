@@ -1,5 +1,6 @@
 """The app's model side (no Qt): results as numpy, every attribution method, rollout."""
 
+import copy
 import dataclasses
 from types import SimpleNamespace
 
@@ -49,11 +50,30 @@ def test_run_model_returns_numpy_outputs_cams_and_attention_grids(loaded):
             assert cat.attention[key].shape == (spec.num_heads, *cat.grids[key[4:]])
     finest = min(spec.levels, key=lambda level: level.stride).name
     assert cat.cams[finest].shape == (5, *cat.grids[finest]) == cat.combined_cam.shape
-    layers = [cat.attention[f"lrd.{i}"] for i in range(spec.lrd_layers)]
-    np.testing.assert_allclose(cat.rollout, attention_rollout(layers), rtol=1e-6)  # computed off the GUI thread
+    assert cat.rollout.shape == (n, n)  # computed off the GUI thread (its values: the uniform-attention test)
     base = run_model(loaded["baseline"], IMAGE)
     assert set(base.cams) == set(loaded["baseline"].spec.level_names) and base.attention == {}
     assert base.rollout is None
+
+
+def test_run_model_rolls_out_every_lrd_layer_with_the_residual(loaded):
+    """With its query and key projections zeroed, every LRD head attends uniformly: each
+    layer's weights are J/N (J all ones). With the residual, a layer is A = (I + J/N) / 2;
+    J/N is idempotent, so A^L = (I + (2^L - 1) J/N) / 2^L: the rollout of L layers keeps
+    2^-L of each token on itself and spreads the rest evenly over all N."""
+    uniform = copy.deepcopy(loaded["cat"].model)
+    for block in uniform.lrd:
+        dim = block.attn.embed_dim
+        with torch.no_grad():
+            block.attn.in_proj_weight[: 2 * dim].zero_()  # q and k
+            block.attn.in_proj_bias[: 2 * dim].zero_()
+    result = run_model(dataclasses.replace(loaded["cat"], model=uniform), IMAGE)
+    layers = loaded["cat"].spec.lrd_layers
+    n = result.rollout.shape[0]
+    assert layers == 2 and n == len(result.attention["lrd.0"][0])
+    np.testing.assert_allclose(result.attention["lrd.0"], 1 / n, rtol=1e-5)  # the premise: uniform attention
+    expected = np.eye(n) / 2**layers + (1 - 1 / 2**layers) / n  # 1/4 on the diagonal, 3/(4N) everywhere
+    np.testing.assert_allclose(result.rollout, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_roles_come_from_the_checkpoint(loaded):
@@ -101,14 +121,28 @@ def test_a_label_out_of_range_is_a_clear_error(loaded):
         run_attribution(loaded["cat"], IMAGE, 5, loaded["cat"].spec.level_names[0], "GradCAM")
 
 
-def test_attention_rollout_is_a_row_stochastic_product():
-    rng = np.random.default_rng(0)
-    layers = [rng.random((8, 6, 6)) for _ in range(2)]
-    layers = [w / w.sum(-1, keepdims=True) for w in layers]
-    rollout = attention_rollout(layers)
-    np.testing.assert_allclose(rollout.sum(-1), 1.0)
-    a = [0.5 * w.mean(0) + 0.5 * np.eye(6) for w in layers]
-    np.testing.assert_allclose(rollout, a[1] @ a[0])
+def test_attention_rollout_by_hand_on_two_tokens():
+    """rollout[i, j]: the share of token j (at the input) in token i after the last layer.
+
+    Layer 0: both tokens attend to token 0 (heads [[1, 0], [1, 0]] and the same). With the
+    residual (half the attention, half the token itself) token 0 stays token 0 and token 1
+    becomes half token 0, half token 1.
+    Layer 1: two heads, one attending to token 0, one to token 1: the mean is [[.5, .5],
+    [.5, .5]]; with the residual, token 0 takes 3/4 of itself and 1/4 of token 1, token 1
+    takes 1/4 of token 0 and 3/4 of itself. So, over the input:
+    token 0 = 3/4 (token 0) + 1/4 (1/2, 1/2) = (7/8, 1/8);
+    token 1 = 1/4 (token 0) + 3/4 (1/2, 1/2) = (5/8, 3/8).
+    """
+    to_first = np.array([[[1.0, 0.0], [1.0, 0.0]]] * 2)
+    split = np.array([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    np.testing.assert_allclose(attention_rollout([to_first, split]), [[7 / 8, 1 / 8], [5 / 8, 3 / 8]])
+    # the other order: layer 1 first mixes both tokens 3/4 + 1/4, then layer 0 leaves token 0
+    # as it is and makes token 1 half token 0, half itself: (3/4, 1/4), then
+    # 1/2 (3/4, 1/4) + 1/2 (1/4, 3/4) = (1/2, 1/2)
+    np.testing.assert_allclose(attention_rollout([split, to_first]), [[3 / 4, 1 / 4], [1 / 2, 1 / 2]])
+    # weights whose rows do not sum to 1 (e.g. masked): A + I is renormalised per row:
+    # [[2, 0], [2, 0]] / 2 + I / 2 = [[1.5, 0], [1, .5]] → [[1, 0], [2/3, 1/3]]
+    np.testing.assert_allclose(attention_rollout([np.array([[[2.0, 0.0], [2.0, 0.0]]])]), [[1, 0], [2 / 3, 1 / 3]])
 
 
 class _LessSure(nn.Module):
