@@ -14,7 +14,10 @@ import base64
 import html
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -23,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from catviz.models.cam import class_activation_maps
-from catviz.models.checkpoint import read_meta
+from catviz.models.checkpoint import TEMP_SUFFIX, read_meta
 from catviz.models.device import resolve_device
 from catviz.models.preprocess import ImageLoadError, load_image, preprocess
 from catviz.train_cli.data import DatasetError
@@ -141,12 +144,23 @@ def _roles(loaded: list[inference.LoadedModel]) -> dict[str, inference.LoadedMod
 
 # writing ---------------------------------------------------------------------------------
 def write_report(folder: Path, report: Report, data: ReportInput, roles: dict, dataset: str) -> None:
+    """All of :data:`REPORT_FILES` or none: each is written into a staging folder inside
+    ``folder`` first and moved into place only when every one is complete, so a full disk
+    or an interrupt leaves the folder as it was (the staging folder is removed)."""
     objects = report_json(report, data)
     objects["summary"]["dataset"] = dataset
     objects["summary"]["checkpoints"] = {role: str(m.path) for role, m in roles.items()}
-    for name in ("summary", "per_class", "by_size", "images"):
-        (folder / f"{name}.json").write_text(json.dumps(objects[name], indent=1, ensure_ascii=False) + "\n")
-    (folder / "report.html").write_text(render_html(report, data, roles, objects["summary"]), encoding="utf-8")
+    texts = {f"{name}.json": json.dumps(objects[name], indent=1, ensure_ascii=False) + "\n"
+             for name in ("summary", "per_class", "by_size", "images")}
+    texts["report.html"] = render_html(report, data, roles, objects["summary"])
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".report.", suffix=TEMP_SUFFIX))
+    try:
+        for name in REPORT_FILES:
+            (staging / name).write_text(texts[name], encoding="utf-8")
+        for name in REPORT_FILES:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _png(image: np.ndarray) -> str:

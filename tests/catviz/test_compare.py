@@ -122,3 +122,24 @@ def test_json_with_compare_is_a_usage_error_not_silently_ignored(tmp_path, capsy
                                          (-3.46, "-3.5"), (None, "–"), (float("nan"), "–")])
 def test_differences_that_round_to_zero_carry_no_sign(value, text):
     assert _signed(value) == text
+
+
+def test_a_full_disk_leaves_the_report_folder_as_it_was(small_checkpoints, data_root, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """The report is all files or none: a write that fails part-way (here the last, report.html)
+    leaves the earlier report byte for byte, and no staging folder behind."""
+    report = tmp_path / "report"
+    assert compare(small_checkpoints, data_root, report) == 0
+    before = {p.name: p.read_bytes() for p in report.iterdir()}
+    real_write_text = type(report).write_text
+
+    def disk_full_at_html(self, text, *args, **kwargs):
+        if self.name == "report.html":
+            real_write_text(self, text[: len(text) // 2], *args, **kwargs)  # half of it made it to disk
+            raise OSError(28, "No space left on device")
+        return real_write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(type(report), "write_text", disk_full_at_html)
+    assert compare(small_checkpoints, data_root, report, "--overwrite", "--limit-images", "2") == 1
+    err = capsys.readouterr().err
+    assert f"cannot write the report into {report}" in err and "No space left" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in report.iterdir()} == before
