@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .dataset_state import DatasetState
 from .events import Observable, TypedEvent
 from .render import DIVERGING
 from .results import InferenceResult
-from .roles import ROLES
 
 if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
     from catviz.models.outputs import ModelSpec
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
     from .inference import LoadedModel
     from .methods import DeletionScore
 
+ROLES = ("baseline", "cat")
 #: Results kept per (image, model), oldest dropped first (recomputed on demand): at most this
 #: many, holding at most MAX_RESULT_BYTES. A full-size CAT result at 448² (80 labels' CAMs,
 #: attention) is a few MB; attention over a large input's LRD grid grows with its square.
@@ -123,11 +124,14 @@ class AppState(Observable):
     settings: DisplaySettings = field(default_factory=DisplaySettings)
     messages: list[Message] = field(default_factory=list)
     _decoded: OrderedDict = field(default_factory=OrderedDict, repr=False)  # path → bytes, LRU order
+    #: The Dataset tab's split, pass and results (catviz.dataset_state), with events of its own.
+    dataset: DatasetState = field(init=False, repr=False)
 
     events = Event
 
     def __post_init__(self) -> None:
         Observable.__init__(self, report=self.report)
+        self.dataset = DatasetState(report=self.report)
 
     # images ----------------------------------------------------------------------------
     def add_images(self, paths: list[Path], ground_truth: dict[Path, set[str]] | None = None) -> list[ImageEntry]:

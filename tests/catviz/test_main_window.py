@@ -110,9 +110,12 @@ def test_a_small_image_after_a_large_one_fills_its_panels(qtbot, window, checkpo
     cv2.imwrite(str(small), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     window.state.add_images([large, small])
     wait_results(qtbot, window)
+    views = {1: window.attention_view, 0: window.cam_view}
     for tab in (1, 0):  # both tabs drawn once with the large image
         window.tabs.setCurrentIndex(tab)
-        qtbot.wait(50)
+        shown = [panel for panel in views[tab].panels.values() if panel.view.isVisible()]
+        assert shown
+        qtbot.waitUntil(lambda shown=shown: all(min(np.ptp(r) for r in panel.view.viewRange()) > 500 for panel in shown))
     window.state.select(1)
     wait_results(qtbot, window)
     panels = [*window.cam_view.panels.values(), *window.attention_view.panels.values()]

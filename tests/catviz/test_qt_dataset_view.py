@@ -9,8 +9,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from catviz import dataset_results
+from catviz.dataset_state import DatasetEvent
 from catviz.inference import load_model
-from catviz.qt_dataset_view import LOSS, QtDatasetView, _NumberItem, _signed, _table, finished_text
+from catviz.qt_dataset_tables import LOSS, NumberItem, finished_text, make_table, signed_text
+from catviz.qt_dataset_view import QtDatasetView
 from catviz.state import AppState
 
 from .conftest import CLASSES, make_checkpoint
@@ -99,8 +101,8 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     i = int(view.images_model.rows[0])
     report.fixed[i, 0] = report.broken[i, 1] = True  # Report.fixes and .breaks derive from these
     assert view.images_model.data(view.images_model.index(0, 8)) == "fixes a miss, breaks a hit"
-    view._thumbs.pop(view.data.paths[-1], None)
-    view._thumbnail(view.data.paths[-1])  # asked for (as a painted row does): busy until it arrives
+    view.thumbnails.pixmaps.pop(view.data.paths[-1], None)
+    view.thumbnails.get(view.data.paths[-1])  # asked for (as a painted row does): busy until it arrives
     assert view.busy
     qtbot.waitUntil(lambda: view.images_model.data(view.images_model.index(0, 0), Qt.ItemDataRole.DecorationRole)
                     is not None, timeout=10000)  # thumbnails arrive from a worker
@@ -138,19 +140,19 @@ def test_the_finished_pass_says_how_its_rows_were_got_in_a_few_words():
 
 
 def test_differences_that_round_to_zero_show_as_zero_without_colour():
-    assert _signed(-0.04) == ("0.0", None) and _signed(0.004, 2) == ("0.00", None)
-    assert _signed(-0.06) == ("-0.1", LOSS) and _signed(float("nan")) == ("–", None)
-    item = _NumberItem(-0.01, signed=True)
+    assert signed_text(-0.04) == ("0.0", None) and signed_text(0.004, 2) == ("0.00", None)
+    assert signed_text(-0.06) == ("-0.1", LOSS) and signed_text(float("nan")) == ("–", None)
+    item = NumberItem(-0.01, signed=True)
     assert item.text() == "0.0" and item.foreground().color() != LOSS
 
 
 @pytest.mark.parametrize("order", [Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder])
 def test_numbers_without_a_value_sort_last_in_either_order(qtbot, order):
-    table = _table(["AP"])
+    table = make_table(["AP"])
     qtbot.addWidget(table)
     table.setRowCount(3)
     for r, value in enumerate([1.0, None, 3.0]):
-        table.setItem(r, 0, _NumberItem(value))
+        table.setItem(r, 0, NumberItem(value))
     table.horizontalHeader().setSortIndicator(0, order)
     table.setSortingEnabled(True)
     texts = [table.item(r, 0).text() for r in range(3)]
@@ -181,8 +183,8 @@ def test_cancel_keeps_what_was_computed_and_run_continues(qtbot, view, tmp_path,
     assert not view.results.complete and view.progress.format().startswith("cancelled: 2 of 7")
     assert "press Run to continue" in view.summary_note.text()
     monkeypatch.setattr(dataset_results, "run_dataset", real)
-    shown, on_progress = [], view._on_progress
-    monkeypatch.setattr(view, "_on_progress", lambda values: (on_progress(values), shown.append(view.progress.format())))
+    shown = []  # the bar's text after each progress, as drawn (the view heard it first)
+    view.state.dataset.subscribe(DatasetEvent.PROGRESS_CHANGED, lambda p: shown.append(view.progress.format()))
     with qtbot.waitSignal(view.report_ready, timeout=60000):
         qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
     assert view.results.complete and view.results.computed == len(VAL) - 2
