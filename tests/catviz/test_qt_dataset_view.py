@@ -242,3 +242,12 @@ def test_catviz_dataset_opens_the_tab_and_fills_it(qtbot, tmp_path, monkeypatch,
     assert "shows 4 of the 7 images" in view.list_note.text()
     view.shutdown()
     window.controller.wait()
+
+
+def test_a_closed_tab_no_longer_hears_the_state(qtbot, view):
+    d = view.state.dataset
+    assert d.subscribers(DatasetEvent.REPORT_READY) == 1
+    view.close()
+    assert all(d.subscribers(event) == 0 for event in DatasetEvent)
+    d.opening("voc")
+    assert "Opening" not in view.title.text()
