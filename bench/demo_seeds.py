@@ -120,6 +120,65 @@ def interval_text(values: list[float]) -> tuple[float, str]:
     return mean, f"[{low:+.1f}, {high:+.1f}]" if len(values) > 1 else "– (one seed)"
 
 
+class ResultsError(ValueError):
+    """A results file that is not a study's (hand-edited, truncated): the message says where."""
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_results(results, path: Path) -> dict:
+    """``results`` as :func:`summary` and the study read it, or :class:`ResultsError` naming
+    the file and the first entry that is not what the study writes."""
+    def fail(where: str, what: str) -> ResultsError:
+        return ResultsError(f"{path}: {where} {what}; not a results file of this study (restore it or pass another --json)")
+
+    if not isinstance(results, dict) or not isinstance(results.get("runs", {}), dict):
+        raise fail("the top level", "must be an object with a 'runs' object")
+    results.setdefault("runs", {})
+    if not isinstance(results.get("recipe", {}), dict):
+        raise fail("'recipe'", "must be an object")
+    for seed, rows in results["runs"].items():
+        if not seed.isdigit() or not isinstance(rows, dict):
+            raise fail(f"runs[{seed!r}]", "must be a seed number holding an object of runs")
+        for model, row in rows.items():
+            where = f"runs[{seed!r}][{model!r}]"
+            if not isinstance(row, dict):
+                raise fail(where, "must be an object")
+            if not isinstance(row.get("final"), dict) or not _number(row["final"].get("mAP")):
+                raise fail(f"{where}['final']['mAP']", "must be a number")
+            for key in ("CF1", "OF1"):
+                if key in row["final"] and not _number(row["final"][key]):
+                    raise fail(f"{where}['final'][{key!r}]", "must be a number")
+            if not _number(row.get("best_mAP")):
+                raise fail(f"{where}['best_mAP']", "must be a number")
+            sizes = row.get("size_mAP")
+            if not isinstance(sizes, dict) or not all(_number(sizes.get(s)) for s in SIZES):
+                raise fail(f"{where}['size_mAP']", f"must give a number for each of {', '.join(SIZES)}")
+            if "curve_mAP" in row and (not isinstance(row["curve_mAP"], list) or not row["curve_mAP"]
+                                       or not all(map(_number, row["curve_mAP"]))):
+                raise fail(f"{where}['curve_mAP']", "must be a non-empty list of numbers")
+            if "epochs" in row and (not isinstance(row["epochs"], int) or isinstance(row["epochs"], bool)):
+                raise fail(f"{where}['epochs']", "must be an integer")
+    return results
+
+
+def read_results(path: Path) -> dict:
+    """The study's results file ({"runs": {}} when there is none yet), checked (:func:`check_results`)."""
+    if not path.exists():
+        return {"runs": {}}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path}: cannot read it ({getattr(err, 'strerror', None) or err})") from err
+    try:
+        results = json.loads(text)
+    except ValueError as err:
+        raise ResultsError(f"{path}: not valid JSON ({err}); restore it or pass another --json") from err
+    return check_results(results, path)
+
+
 def summary(results: dict) -> str:
     runs = results["runs"]
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan  # noqa: E731
@@ -293,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--train-args: {err}")
     if args.plot and args.plot.exists() and not args.overwrite:
         parser.error(f"{args.plot} exists; pass --overwrite to replace it")
-    results = json.loads(args.json.read_text()) if args.json.is_file() else {"runs": {}}
+    try:
+        results = read_results(args.json)
+    except ResultsError as err:
+        parser.error(str(err))
     if args.summary:
         print(summary(results))
         if args.plot:

@@ -135,3 +135,24 @@ def test_a_run_folder_of_other_settings_is_not_resumed_into_a_study(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and f"{last.parent} holds a run trained with other settings" in done.stderr
     assert not (tmp_path / "seeds.json").exists()
+
+
+@pytest.mark.parametrize("text, where", [
+    ('{"runs": {"0": {"cat_tiny": {"final": {"mAP": 7', "not valid JSON"),  # truncated
+    ("[1, 2]", "the top level must be an object"),
+    ('{"runs": {"0": {"cat_tiny": {"final": {"mAP": "81.9"}, "best_mAP": 82, '
+     '"size_mAP": {"small": 1, "medium": 2, "large": 3}}}}}', "runs['0']['cat_tiny']['final']['mAP'] must be a number"),
+    ('{"runs": {"0": {"cat_tiny": {"final": {"mAP": 81.9}, "best_mAP": 82, "size_mAP": [1, 2, 3]}}}}',
+     "runs['0']['cat_tiny']['size_mAP'] must give a number"),
+    ('{"runs": {"x": {}}}', "runs['x'] must be a seed number"),
+    ('{"runs": {"0": {"cat_tiny": {"final": {"mAP": 1}, "best_mAP": 1, '
+     '"size_mAP": {"small": 1, "medium": 2, "large": 3}, "curve_mAP": "1,2"}}}}', "['curve_mAP'] must be"),
+])
+def test_a_hand_edited_results_file_is_one_line_naming_it_and_the_entry(tmp_path, text, where):
+    results = tmp_path / "seeds.json"
+    results.write_text(text)
+    done = subprocess.run([sys.executable, "bench/demo_seeds.py", "--summary", "--json", str(results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{results}: " in done.stderr and where in done.stderr
+    assert results.read_text() == text  # never rewritten
