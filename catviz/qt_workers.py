@@ -160,6 +160,11 @@ class InferenceController(QObject):
             self.state.set_model(other_role, None)
             self.state.report(f"{other.path.name} removed from the {other_role} slot: its labels differ "
                               f"from {first.path.name}'s", error=False)
+        # The views never see two label sets at once: slots of the old set that this set
+        # replaces are emptied first, then filled one by one.
+        for role in by_role:
+            if role in self.state.models and not inference.same_labels(first, self.state.models[role]):
+                self.state.set_model(role, None)
         for role, model in by_role.items():
             self.state.set_model(role, model)
         if conflict is not None and answer == "choose" and self.choose_partner is not None:
