@@ -35,7 +35,7 @@ from .render import (
     overlay,
     symmetric_scale,
 )
-from .results import InferenceResult
+from .results import InferenceResult, at_or_above, probability_text
 
 CELL = 192
 LINE = 15  # caption line height (px)
@@ -63,7 +63,7 @@ def labels_to_show(row: FigureRow, class_names: list[str], threshold: float, mos
     if row.ground_truth:
         return [class_names.index(n) for n in sorted(row.ground_truth) if n in class_names][:most]
     scores = np.max([r.probabilities for r in row.results.values()], axis=0)
-    order = [int(i) for i in np.argsort(-scores) if scores[i] >= threshold]
+    order = [int(i) for i in np.argsort(-scores) if at_or_above(scores[i], threshold)]
     return (order or [int(np.argmax(scores))])[:most]
 
 
@@ -144,8 +144,9 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
             cells = [(_wrap(f"{role}: {row.name}", CELL - 8), BLACK)]
             for label in labels:
                 p = float(result.probabilities[label])
-                missed = row.ground_truth is not None and class_names[label] in row.ground_truth and p < threshold
-                cells.append((_wrap(f"{class_names[label]} {p:.2f}", CELL - 8), RED if missed else BLACK))
+                missed = row.ground_truth is not None and class_names[label] in row.ground_truth \
+                    and not at_or_above(p, threshold)
+                cells.append((_wrap(f"{class_names[label]} {probability_text(p, threshold)}", CELL - 8), RED if missed else BLACK))
             block[role] = cells
         captions.append(block)
     caption_h = 6 + LINE * max(len(lines) for block in captions for cells in block.values() for lines, _ in cells)

@@ -46,6 +46,7 @@ from .render import (
     own_share,
     symmetric_scale,
 )
+from .results import at_or_above, probability_text
 from .roles import ROLE_TITLES
 from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
 
@@ -391,8 +392,8 @@ class QtCamView(QWidget):
         names = self.state.class_names
         p = float(result.probabilities[label])
         missed = entry is not None and entry.ground_truth is not None and names[label] in entry.ground_truth \
-            and p < s.threshold
-        head = f"<b>{name}</b> · {names[label]} p={p:.2f}{' (missed)' if missed else ''}"
+            and not at_or_above(p, s.threshold)
+        head = f"<b>{name}</b> · {names[label]} p={probability_text(p, s.threshold)}{' (missed)' if missed else ''}"
         if s.cam_level in result.level_logits and len(result.level_logits) > 1:  # one of several levels shown
             head += f" · {s.cam_level} logit {float(result.level_logits[s.cam_level][label]):+.2f}"
         heat = self.panels[role].heat

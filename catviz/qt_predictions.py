@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from .qt_events import unsubscribe_on_close
-from .results import InferenceResult
+from .results import InferenceResult, at_or_above, probability_text
 from .roles import ROLE_TITLES
 from .state import ROLES, AppState, Event
 
@@ -95,7 +95,7 @@ def mark_for(name: str, p: float, threshold: float, truth: set[str] | None) -> s
     """"hit", "miss", "FP" or "" for one label of one model."""
     if truth is None:
         return ""
-    predicted = p >= threshold
+    predicted = at_or_above(p, threshold)
     if name in truth:
         return "hit" if predicted else "miss"
     return "FP" if predicted else ""
@@ -163,7 +163,7 @@ class QtLabelTable(QTreeWidget):
                     continue
                 p = float(result.probabilities[i])
                 mark = mark_for(name, p, s.threshold, truth)
-                item.setText(p_col, f"{p:.2f}")
+                item.setText(p_col, probability_text(p, s.threshold))
                 item.setText(mark_col, mark)
                 item.setToolTip(p_col, f"{ROLE_TITLES[role]}: p({name}) = {p:.4f}")
                 item.setToolTip(mark_col, MARK_TIPS.get(mark, ""))
@@ -171,7 +171,7 @@ class QtLabelTable(QTreeWidget):
                 if color is not None:
                     item.setForeground(mark_col, QBrush(color))
                     item.setForeground(p_col, QBrush(color))
-                if p >= s.threshold:
+                if at_or_above(p, s.threshold):
                     item.setFont(p_col, bold)
             self.addTopLevelItem(item)
             item.setHidden(bool(self.filter_text) and self.filter_text.lower() not in name.lower())

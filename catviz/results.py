@@ -65,3 +65,24 @@ def attention_rollout(lrd_layers: list[np.ndarray]) -> np.ndarray:
         a = 0.5 * weights.mean(0) + 0.5 * np.eye(weights.shape[-1])
         rollout = (a / a.sum(-1, keepdims=True)) @ rollout
     return rollout
+
+
+#: Probabilities are float32 (float32(0.21) is 0.2099999934 as a Python float): they are compared
+#: with the threshold at this many decimals, and shown with as many as it takes for the shown
+#: number to compare as the value does (0.2096 at threshold 0.21 reads "0.2096", not "0.21").
+PROBABILITY_DECIMALS = 6
+
+
+def at_or_above(p: float, threshold: float) -> bool:
+    """``p`` counts as predicted at ``threshold`` (the rule behind every hit / miss / FP mark)."""
+    return round(float(p), PROBABILITY_DECIMALS) >= round(float(threshold), PROBABILITY_DECIMALS)
+
+
+def probability_text(p: float, threshold: float, decimals: int = 2) -> str:
+    """``p`` with ``decimals`` decimals, or more where fewer would read as on the other side of the threshold."""
+    predicted = at_or_above(p, threshold)
+    for digits in range(decimals, PROBABILITY_DECIMALS + 1):
+        text = f"{float(p):.{digits}f}"
+        if at_or_above(float(text), threshold) == predicted:
+            return text
+    return text

@@ -57,3 +57,37 @@ def test_a_pair_of_another_label_set_replaces_the_pair_and_the_views_never_mix_t
     assert window.state.class_names == ["p", "q", "r"]
     assert all(len(set(slots.values())) <= 1 for slots in seen), seen  # never two label sets at once
     assert window.predictions.isVisible()
+
+
+def _with_probabilities(window, role, values):
+    """The current image's result for ``role`` with these probabilities (the rest as computed)."""
+    import dataclasses
+
+    import numpy as np
+
+    entry = window.state.current_entry
+    result = dataclasses.replace(window.state.result(role), probabilities=np.asarray(values, dtype=np.float32))
+    window.state.set_result(entry.path, role, result)
+
+
+def test_a_probability_is_marked_as_its_shown_value_compares_with_the_threshold(qtbot, window, checkpoints, tmp_path):
+    load_models(qtbot, window, checkpoints)
+    window.state.add_images(write_good_images(tmp_path / "imgs", 1))
+    wait_results(qtbot, window)
+    names = window.state.class_names
+    window.state.current_entry.ground_truth = set(names)  # every label is in the ground truth
+    # 0.2096 rounds to "0.21"; float32(0.21) is 0.2099999934 in float64; 0.2149 also rounds to "0.21"
+    _with_probabilities(window, "baseline", [0.2096, 0.21, 0.2149, 0.5, 0.1])
+    _with_probabilities(window, "cat", [0.21, 0.2096, 0.9, 0.2, 0.21])
+    window.predictions.slider.setValue(21)  # the user's threshold: 0.21
+    assert window.predictions.slider_label.text() == "0.21"
+    for role in ("baseline", "cat"):
+        for label, shown, mark in window.predictions.table.rows(role):
+            # what the user reads must agree with the mark: shown >= threshold is a hit, else a miss
+            assert mark == ("hit" if float(shown) >= 0.21 else "miss"), (role, label, shown, mark)
+    import re
+
+    for role in ("baseline", "cat"):  # the CAM panel's title: "label p=… (missed)"
+        title = window.cam_view.panels[role].title.text
+        shown = float(re.search(r"p=([0-9.]+)", title).group(1))
+        assert ("(missed)" in title) == (shown < 0.21), title
