@@ -11,16 +11,28 @@ named by the SHA-256 of its file, so a changed checkpoint invalidates only its o
 Inside, rows are keyed by the image's path relative to the dataset root and stamped with
 the file's size and modification time (a changed image is recomputed). Rows are written
 every :data:`CHUNK_IMAGES` images, atomically, so an interrupted pass continues where it
-stopped. A cache file is never trusted: one that does not load with ``allow_pickle=False``
-or whose keys, dtypes, shapes, labels or values are not what we write is deleted and its
-images are computed again.
+stopped.
+
+A cache file is an untrusted input, like a checkpoint: each chunk names the format version,
+the checkpoint's SHA-256 and the dataset key it belongs to, and the images of its rows; a
+chunk naming another checkpoint or dataset (a file copied between folders) is not used.
+Sizes are checked before anything is allocated: the zip's declared sizes (at most
+:data:`MAX_CHUNK_BYTES` uncompressed in all, so a compressed bomb is never inflated) and
+every member's ``.npy`` header (dtype, shape; at most :data:`MAX_CHUNK_ROWS` rows) are read
+first. A chunk that fails any check (or does not load with ``allow_pickle=False``, or whose
+keys, dtypes, shapes, labels or values are not what we write) is deleted, said once (logged,
+and in :attr:`DatasetResults.notes` for the caller's messages) and its images are computed
+again. A cache folder that cannot be written (read-only, or a file where the folder should
+be) means running without the cache, said once the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping
@@ -40,10 +52,19 @@ from .dataset_source import DatasetSource
 
 _logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: Rows written per cache file: at most this many images are lost to a hard kill.
 CHUNK_IMAGES = 256
-_CHUNK_KEYS = {"format", "class_names", "levels", "images", "stamps", "sizes", "errors", "probabilities"}
+#: A chunk holding more rows than this, or declaring more bytes uncompressed, is not ours.
+MAX_CHUNK_ROWS = 4096
+MAX_CHUNK_BYTES = 64 << 20
+MAX_NAME_CHARS = 4096  # an image's relative path, in a chunk's string arrays
+_CHUNK_KEYS = {"format", "checkpoint", "dataset", "class_names", "levels", "images", "stamps", "sizes", "errors",
+               "probabilities"}
+#: Each member's dtype kind and number of dimensions, checked from its header (level_* as probabilities).
+_MEMBER_KINDS = {"format": ("i", 1), "checkpoint": ("U", 1), "dataset": ("U", 1), "class_names": ("U", 1),
+                 "levels": ("U", 1), "images": ("U", 1), "stamps": ("i", 2), "sizes": ("i", 2), "errors": ("U", 1),
+                 "probabilities": ("f", 2)}
 
 
 class Model(Protocol):
@@ -128,6 +149,7 @@ class DatasetResults:
     complete: bool = True  # False after a cancel
     computed: int = 0  # images computed in this pass (not read from the cache)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the caller should tell the user (the cache's troubles)
 
     def scored(self) -> np.ndarray:
         """(N,) bool: decoded and scored by every model (what the report uses)."""
@@ -148,38 +170,55 @@ class _Row:
     level_logits: dict[str, np.ndarray]
 
 
+class CacheChunkError(ValueError):
+    """A chunk file that is not one this checkpoint and dataset wrote."""
+
+
 @dataclass
 class ResultCache:
-    """One checkpoint's rows on one dataset: a folder of chunk files."""
+    """One checkpoint's rows on one dataset: a folder of chunk files. ``folder`` None: no
+    cache (nothing read, nothing written)."""
 
-    folder: Path
+    folder: Path | None
     class_names: list[str]
+    checkpoint: str = ""  # the checkpoint's SHA-256, named in every chunk
+    dataset: str = ""  # the dataset key, named in every chunk
     pending: list[tuple[str, _Row]] = field(default_factory=list)
+    say: Callable[[str], None] = _logger.warning
 
     def load(self) -> dict[str, _Row]:
         rows: dict[str, _Row] = {}
+        if self.folder is None:
+            return rows
         for path in sorted(self.folder.glob("chunk-*.npz")):
             try:
                 rows.update(self._read(path))
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-                _logger.warning("discarding a corrupt cache file %s (%s); its images are computed again", path, err)
-                path.unlink(missing_ok=True)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
+                self.say(f"results cache: discarded {path} ({err}); its images are computed again")
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
         return rows
 
     def _read(self, path: Path) -> dict[str, _Row]:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        arrays = read_chunk(path, len(self.class_names))
         levels = arrays.get("levels", np.zeros(0, "<U1"))
         expected = _CHUNK_KEYS | {f"level_{name}" for name in levels.tolist()}
         if set(arrays) != expected:
-            raise ValueError(f"keys {sorted(arrays)} are not {sorted(expected)}")
+            raise CacheChunkError(f"keys {sorted(arrays)} are not {sorted(expected)}")
         n, num_labels = len(arrays["images"]), len(self.class_names)
+        if arrays["format"].shape != (1,) or int(arrays["format"][0]) != CACHE_FORMAT:
+            raise CacheChunkError(f"format {arrays['format'].tolist()}, not {CACHE_FORMAT}")
+        if arrays["checkpoint"].tolist() != [self.checkpoint]:
+            raise CacheChunkError(f"written for another checkpoint (sha256 {arrays['checkpoint'].tolist()})")
+        if arrays["dataset"].tolist() != [self.dataset]:
+            raise CacheChunkError(f"written for another dataset (key {arrays['dataset'].tolist()})")
         checks = [
-            (arrays["format"].shape == (1,) and int(arrays["format"][0]) == CACHE_FORMAT, "format"),
-            (arrays["class_names"].dtype.kind == "U" and arrays["class_names"].tolist() == self.class_names, "labels"),
-            (levels.dtype.kind == "U" and levels.ndim == 1, "levels"),
-            (arrays["images"].dtype.kind == "U" and arrays["images"].ndim == 1, "images"),
-            (arrays["errors"].dtype.kind == "U" and arrays["errors"].shape == (n,), "errors"),
+            (arrays["class_names"].tolist() == self.class_names, "labels"),
+            (levels.ndim == 1, "levels"),
+            (arrays["images"].ndim == 1 and len(set(arrays["images"].tolist())) == n, "images"),
+            (arrays["errors"].shape == (n,), "errors"),
             (arrays["stamps"].dtype == np.int64 and arrays["stamps"].shape == (n, 2), "stamps"),
             (arrays["sizes"].dtype == np.int32 and arrays["sizes"].shape == (n, 2), "sizes"),
         ]
@@ -187,13 +226,13 @@ class ResultCache:
             checks.append((arrays[name].dtype == np.float32 and arrays[name].shape == (n, num_labels), name))
         bad = [name for ok, name in checks if not ok]
         if bad:
-            raise ValueError(f"unexpected {', '.join(bad)}")
+            raise CacheChunkError(f"unexpected {', '.join(bad)}")
         decoded = arrays["errors"] == ""
         probs = arrays["probabilities"][decoded]
         if not (np.isfinite(probs).all() and (probs >= 0).all() and (probs <= 1).all()):
-            raise ValueError("probabilities outside [0, 1]")
+            raise CacheChunkError("probabilities outside [0, 1]")
         if not all(np.isfinite(arrays[f"level_{lv}"][decoded]).all() for lv in levels.tolist()):
-            raise ValueError("non-finite logits")
+            raise CacheChunkError("non-finite logits")
         return {
             image: _Row(tuple(arrays["stamps"][i].tolist()), tuple(arrays["sizes"][i].tolist()), str(arrays["errors"][i]),
                         arrays["probabilities"][i], {lv: arrays[f"level_{lv}"][i] for lv in levels.tolist()})
@@ -201,12 +240,15 @@ class ResultCache:
         }
 
     def add(self, image: str, row: _Row) -> None:
+        if self.folder is None:
+            return
         self.pending.append((image, row))
         if len(self.pending) >= CHUNK_IMAGES:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self.pending or self.folder is None:
+            self.pending = []
             return
         rows, self.pending = self.pending, []
         levels = sorted({lv for _, r in rows for lv in r.level_logits})
@@ -217,7 +259,9 @@ class ResultCache:
 
         nan = np.full(num_labels, np.nan, np.float32)
         arrays = {
-            "format": np.array([CACHE_FORMAT]),
+            "format": np.array([CACHE_FORMAT], np.int64),
+            "checkpoint": np.array([self.checkpoint], dtype=str),
+            "dataset": np.array([self.dataset], dtype=str),
             "class_names": np.array(self.class_names, dtype=str),
             "levels": np.array(levels, dtype=str).reshape(-1),
             "images": np.array([image for image, _ in rows], dtype=str),
@@ -232,7 +276,75 @@ class ResultCache:
                 np.savez(f, **arrays)
 
         name = f"chunk-{time.time_ns():x}-{os.getpid()}.npz"
-        atomic_write(self.folder / name, write)
+        try:
+            atomic_write(self.folder / name, write)
+        except OSError as err:  # e.g. a full disk: the pass goes on without the cache
+            self.say(f"results cache: cannot write into {self.folder} ({err.strerror or err}); "
+                     "going on without the cache")
+            self.folder = None
+
+
+def read_chunk(path: Path, num_labels: int) -> dict[str, np.ndarray]:
+    """A chunk's arrays, every size checked before it is allocated: the zip's declared
+    uncompressed sizes (:data:`MAX_CHUNK_BYTES` in all), then each member's ``.npy`` header
+    (version 1 or 2, a plain dtype of the kind we write, at most :data:`MAX_CHUNK_ROWS` rows,
+    ``num_labels`` or 2 columns, and no more bytes than the member holds). Raises
+    :class:`CacheChunkError` (or the zip's own errors) otherwise."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > 64:
+            raise CacheChunkError(f"{len(members)} members")
+        total = sum(m.file_size for m in members)
+        if total > MAX_CHUNK_BYTES:
+            raise CacheChunkError(f"declares {total} bytes uncompressed, more than the {MAX_CHUNK_BYTES} a chunk may hold")
+        arrays = {}
+        for member in members:
+            key = member.filename.removesuffix(".npy")
+            kind, ndim = _MEMBER_KINDS["probabilities" if key.startswith("level_") else key] \
+                if key in _MEMBER_KINDS or key.startswith("level_") else (None, None)
+            if kind is None or key in arrays:
+                raise CacheChunkError(f"unexpected member {member.filename!r}")
+            with archive.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise CacheChunkError(f"{key}: .npy version {version}")
+                if dtype.hasobject or dtype.kind != kind or len(shape) != ndim or fortran:
+                    raise CacheChunkError(f"{key}: {dtype} {shape} is not what a chunk holds")
+                if shape[0] > MAX_CHUNK_ROWS or (ndim == 2 and shape[1] not in (2, num_labels)):
+                    raise CacheChunkError(f"{key}: shape {shape}, more than a chunk holds")
+                if kind == "U" and dtype.itemsize > 4 * MAX_NAME_CHARS:
+                    raise CacheChunkError(f"{key}: strings of {dtype.itemsize // 4} characters")
+                nbytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+                if nbytes > member.file_size:
+                    raise CacheChunkError(f"{key}: its header declares shape {shape} ({nbytes} bytes) "
+                                          f"in a {member.file_size}-byte member")
+                data = f.read(nbytes)
+                if len(data) != nbytes:
+                    raise CacheChunkError(f"{key}: truncated")
+            arrays[key] = np.frombuffer(data, dtype).reshape(shape)
+    return arrays
+
+
+def _usable_cache(folder: Path, describe: str | None, say: Callable[[str], None]) -> Path | None:
+    """``folder`` created if need be and probed with a real write (``access()`` says yes to
+    root on read-only mounts); None, said once, when it cannot be used: the pass then runs
+    without the cache. ``describe``: written to ``dataset.txt`` there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if describe is not None:
+            atomic_write(folder / "dataset.txt", lambda tmp: Path(tmp).write_text(describe + "\n"))
+        else:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+    except OSError as err:
+        say(f"results cache: cannot write into {folder} ({err.strerror or err}); running without the cache "
+            "(nothing is read from it or written to it)")
+        return None
+    return folder
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -317,11 +429,19 @@ def run_dataset(
     images = [source.relative(s.path) for s in samples]
     stamps = [_stamp(s.path) for s in samples]
     results = DatasetResults(source, {}, np.zeros((n, 2), np.int32), {})
+
+    def say(message: str) -> None:  # once: logged, and kept for the caller's messages
+        _logger.warning("%s", message)
+        results.notes.append(message)
+
+    for loaded in models.values():
+        check_labels(loaded.meta, loaded.path, source)
+    usable = _usable_cache(folder, source.describe(), say)
     caches, todo = {}, {}
     for role, loaded in models.items():
-        check_labels(loaded.meta, loaded.path, source)
         sha = file_sha256(loaded.path)
-        cache = caches[role] = ResultCache(folder / sha, source.class_names)
+        cache = caches[role] = ResultCache(_usable_cache(folder / sha, None, say) if usable else None,
+                                           source.class_names, sha, source.key, say=say)
         scores = results.scores[role] = ModelScores(
             loaded.path, sha, loaded.meta.model, loaded.meta.input_size,
             np.full((n, num_labels), np.nan, np.float32), {})
@@ -333,8 +453,6 @@ def run_dataset(
                 todo[role].append(index)
             else:
                 _fill(results, scores, index, row)
-    (folder / "dataset.txt").parent.mkdir(parents=True, exist_ok=True)
-    (folder / "dataset.txt").write_text(source.describe() + "\n")
     # Models that share input size and normalisation share one loader (one decode per image).
     groups: dict[tuple, list[str]] = {}
     for role, loaded in models.items():

@@ -100,6 +100,9 @@ class DatasetState(Observable):
         self.running = False
         if results is not None:
             self.results, self.data = results, data
+            for note in getattr(results, "notes", ()):  # the cache's troubles, in the app's Messages
+                if self._report is not None:
+                    self._report(note)
         self.emit(DatasetEvent.RUN_ENDED)
 
     def set_report(self, report: Report) -> None:
