@@ -78,6 +78,11 @@ class QtImageList(QListWidget):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # names are elided instead
         self.setAcceptDrops(False)  # the main window takes drops
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)  # figure export: several
+        # A click never scrolls the list under the pointer between press and release (the
+        # release then highlighted another row than the one shown): rows are brought into
+        # view after the release, or at once when chosen elsewhere (keys, the Dataset tab).
+        self.setAutoScroll(False)
+        self._pressed = False
         self.currentRowChanged.connect(self._on_row_changed)
         unsubscribe_on_close(self, [
             state.subscribe(Event.IMAGES_ADDED, self._on_images_added),
@@ -133,7 +138,19 @@ class QtImageList(QListWidget):
         row = self.state.current
         if self.currentRow() != row:  # chosen elsewhere (the Dataset tab): only this row selected, in view
             self.setCurrentRow(row, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        if self.currentItem() is not None:
+        if self.currentItem() is not None and not self._pressed:
+            self.scrollToItem(self.currentItem())
+
+    def mousePressEvent(self, event) -> None:
+        self._pressed = True
+        try:
+            super().mousePressEvent(event)
+        finally:
+            self._pressed = False
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        if self.currentItem() is not None:  # a partly visible row clicked: now wholly in view
             self.scrollToItem(self.currentItem())
 
     def _on_row_changed(self, row: int) -> None:
