@@ -29,6 +29,7 @@ from pathlib import Path
 
 from catviz.models.checkpoint import TEMP_SUFFIX
 
+from . import snapshots
 from .errors import UsageError
 
 _logger = logging.getLogger("catviz.train")
@@ -164,6 +165,8 @@ def open_run_dir(folder: Path, resume: bool, overwrite: bool) -> RunLock:
                 (folder / name).unlink(missing_ok=True)
             for events in (folder / "tensorboard").glob("events.out.tfevents.*"):  # --tensorboard's curves
                 events.unlink()
+            for snapshot in snapshots.find(folder).values():  # --snapshot-every's models
+                snapshot.unlink()
             _logger.warning("--overwrite: removed the previous run's %s from %s", ", ".join(existing), folder)
     except BaseException:
         lock.release()

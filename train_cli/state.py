@@ -169,6 +169,7 @@ def unfinished(path: Path, cfg: TrainConfig) -> str | None:
 
 #: May change on --resume: where and how fast the run goes, not what it computes.
 OPERATIONAL = {"data_root", "workers", "threads", "cache_mib", "out", "resume", "overwrite", "allow_changed_config", "save_every",
+               "snapshot_every", "snapshot_epochs",
                "device", "tensorboard", "channels_last"}
 #: The saved weights or optimizer state depend on these: they never change on --resume.
 STRUCTURAL = ("model", "backbone", "fpn_out_conv", "dataset", "optimizer", "ema", "amp")

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 from safetensors import SafetensorError
-from timm.loss import AsymmetricLossMultiLabel
 from timm.utils import ModelEmaV3
 from torch import nn
 from torch.utils.data import DataLoader
@@ -35,6 +34,7 @@ from catviz.models.checkpoint import (
     unwrap,
 )
 
+from . import snapshots
 from . import state as resume_state
 from .config import TrainConfig, resolve_config
 from .data import DatasetError, MultiLabelSplit, load_splits
@@ -51,6 +51,7 @@ from .errors import (
     UsageError,
     sigterm_as_interrupt,
 )
+from .losses import asymmetric_loss
 from .metrics import multilabel_metrics
 from .run_dir import open_run_dir
 from .schedule import converged, lr_factor, tail_span
@@ -102,9 +103,8 @@ def param_groups(model: nn.Module, decay_bias_norm: bool = True) -> list[dict]:
 
 
 def make_loss(cfg: TrainConfig):
-    if cfg.loss == "asl":
-        asl = AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=0, clip=0.05)
-        return lambda logits, targets: asl(logits, targets.clamp(min=0)) / logits.shape[0]
+    if cfg.loss == "asl":  # the paper's defaults: gamma- 4, gamma+ 0, clip 0.05
+        return asymmetric_loss
 
     def bce(logits, targets):  # difficult (-1) entries carry no loss
         known = (targets >= 0).float()
@@ -137,12 +137,13 @@ def make_loader(split: MultiLabelSplit, transform, train: bool, cfg: TrainConfig
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dist: DistInfo, desc="eval",
-             progress: bool = True):
+             progress: bool = True, levels: bool = False):
     """(probabilities, targets, metrics) over the whole split, gathered across ranks; ``progress``:
-    a tqdm bar on the main rank."""
+    a tqdm bar on the main rank; ``levels``: also ``metrics["level_mAP"]``, the mAP of each
+    classifier level's logits alone (``{"P5": .., "P4": .., "P3": ..}``; NaN as None)."""
     model.eval()
     num_classes = len(loader.dataset.split.class_names)
-    scores, targets = [], []
+    scores, targets, level_scores = [], [], {}
     for batch in tqdm(loader, desc=desc, disable=not (dist.is_main and progress), leave=False):
         if batch is None:
             continue
@@ -151,15 +152,23 @@ def evaluate(model: nn.Module, loader: DataLoader, device, cfg: TrainConfig, dis
         if cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(cfg, device):
-            logits = model(images).logits
+            output = model(images)
+            logits = output.logits
         scores.append(torch.sigmoid(logits.float()).cpu())
+        for name, level in output.level_logits.items() if levels else ():
+            level_scores.setdefault(name, []).append(torch.sigmoid(level.float()).cpu())
         targets.append(target)
     scores = gather_rows(torch.cat(scores) if scores else torch.zeros(0, num_classes), dist)
     targets = gather_rows(torch.cat(targets) if targets else torch.zeros(0, num_classes), dist)
     if len(scores) == 0:
         raise DatasetError(f"no image of the {loader.dataset.split.name!r} split could be read "
                            f"({len(loader.dataset)} failed to decode, see the warnings above); nothing to score")
-    return scores, targets, multilabel_metrics(scores.numpy(), targets.numpy())
+    metrics = multilabel_metrics(scores.numpy(), targets.numpy())
+    if levels:
+        level_map = {name: multilabel_metrics(gather_rows(torch.cat(parts), dist).numpy(), targets.numpy())["mAP"]
+                     for name, parts in level_scores.items()}
+        metrics["level_mAP"] = {name: value if math.isfinite(value) else None for name, value in level_map.items()}
+    return scores, targets, metrics
 
 
 class Trainer:
@@ -378,7 +387,13 @@ class Trainer:
         while self.keep_training():
             epoch_start = time.perf_counter()
             train_loss = self.train_one_epoch()
-            _, _, metrics = evaluate(self.eval_model(), self.val_loader, self.device, cfg, self.dist)
+            _, _, metrics = evaluate(self.eval_model(), self.val_loader, self.device, cfg, self.dist, levels=True)
+            # with --ema the averaged weights are the ones scored, selected as best and saved; the raw
+            # weights are scored too (mAP_raw) so that the curves show what averaging gains
+            metrics["weights"] = "ema" if self.ema is not None else "model"
+            if self.ema is not None:
+                _, _, raw = evaluate(self.model, self.val_loader, self.device, cfg, self.dist, desc="eval raw")
+                metrics["mAP_raw"] = raw["mAP"]
             self.metrics = {k: v for k, v in metrics.items() if k != "AP"} | {"AP": metrics["AP"]}
             self.epoch, self.step_in_epoch, self.epoch_loss = self.epoch + 1, 0, (0.0, 0)
             scored = math.isfinite(metrics["mAP"])
@@ -398,14 +413,21 @@ class Trainer:
                     "epoch": self.epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
                     "images_per_s": self.images_per_s, "seconds": time.perf_counter() - epoch_start,
                     **{k: metrics[k] for k in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")},
+                    **({"mAP_raw": metrics["mAP_raw"]} if "mAP_raw" in metrics else {}),
+                    "weights": metrics["weights"], "level_mAP": metrics["level_mAP"],
                 }
                 record = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in record.items()}
                 with open(self.run_dir / "log.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 if board is not None:
-                    for key, value in record.items():
+                    scalars = {k: v for k, v in record.items() if isinstance(v, int | float) or v is None}
+                    scalars |= {f"level_mAP/{k}": v for k, v in record["level_mAP"].items()}
+                    for key, value in scalars.items():
                         board.add_scalar(key, value, self.epoch)
                     board.flush()
+                if snapshots.due(self.epoch, cfg.snapshot_every, cfg.snapshot_epochs):
+                    # before last.safetensors: a run killed in between redoes this epoch and writes it again
+                    self._write(snapshots.path(self.run_dir, self.epoch), self.eval_model(), self.meta())
                 tqdm.write(
                     f"epoch {self.epoch}: loss {train_loss:.4f}  mAP {metrics['mAP']:.2f}  "
                     f"CF1 {metrics['CF1']:.2f}  OF1 {metrics['OF1']:.2f}  (best {self.best_map:.2f})"
