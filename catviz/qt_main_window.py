@@ -278,7 +278,9 @@ class QtMainWindow(QMainWindow):
         checkpoints = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]
         if checkpoints:
             self.controller.load_checkpoints(checkpoints)
-        self.state.add_images([p for p in paths if p not in checkpoints])
+        added = self.state.add_images([p for p in paths if p not in checkpoints])
+        if added:  # the user opened them to see them: the first new one (an unreadable one gives way)
+            self.state.select(self.state.images.index(added[0]), automatic=True)
 
     def open_images(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif);;All files (*)")

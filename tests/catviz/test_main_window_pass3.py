@@ -91,3 +91,29 @@ def test_a_probability_is_marked_as_its_shown_value_compares_with_the_threshold(
         title = window.cam_view.panels[role].title.text
         shown = float(re.search(r"p=([0-9.]+)", title).group(1))
         assert ("(missed)" in title) == (shown < 0.21), title
+
+
+@pytest.mark.parametrize("route", ["drop", "open folder", "open images"])
+def test_opened_or_dropped_images_are_shown_from_the_first_new_readable_one(qtbot, window, tmp_path, route,
+                                                                           monkeypatch):
+    first = write_good_images(tmp_path / "first", 3)
+    drop(window, first)
+    qtbot.waitUntil(lambda: window.state.current_entry is not None and window.state.current_entry.image is not None,
+                    timeout=20000)
+    window.image_list.setCurrentRow(1)  # the user looks at the second one
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "a_broken.png").write_bytes(b"not a png")  # sorted first, unreadable
+    new = write_good_images(folder, 2)
+    if route == "drop":
+        drop(window, [folder])
+    elif route == "open folder":
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+        window.open_folder()
+    else:
+        monkeypatch.setattr(QFileDialog, "getOpenFileNames",
+                            lambda *a, **k: ([str(folder / "a_broken.png"), *map(str, new)], ""))
+        window.open_images()
+    qtbot.waitUntil(lambda: window.state.current_entry.path == new[0], timeout=20000)
+    assert window.image_list.currentRow() == window.state.current
+    assert [i.row() for i in window.image_list.selectedIndexes()] == [window.state.current]
