@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "models over all of it in the Dataset tab")
     parser.add_argument("--data-root", help="dataset folder for --dataset")
     parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images (the Dataset tab scores all of them)")
-    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--size", help="window size, WIDTHxHEIGHT (default: as the last session left it, "
+                        "kept within the screen; 1280x800 on a first start and for --screenshot)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="once the first image's results are shown (with --dataset: and the pass has ended), save a screenshot "
                         "of the screen and quit")
@@ -222,9 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv[:1] == ["export"]:
         return export_main(argv[1:])
+    if argv[:1] == ["runs"]:  # training curves without a window (catviz/runs_cli.py)
+        from .qt_runs_plot import write_image
+        from .runs_cli import main as runs_main
+
+        return runs_main(argv[1:], write_image)
     parser = build_parser()
     args = parser.parse_args(argv)
-    size = re.fullmatch(r"(\d{2,5})x(\d{2,5})", args.size.lower())
+    size = re.fullmatch(r"(\d{2,5})x(\d{2,5})", (args.size or "1280x800").lower())
     if size is None:
         parser.error(f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x800, not {args.size!r}")
     if args.limit < 1:
@@ -273,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     state = AppState()
     controller = InferenceController(state, str(device))
     window = QtMainWindow(state, controller)
-    window.resize(int(size.group(1)), int(size.group(2)))
-    window.show()
+    window.show_on_screen((int(size.group(1)), int(size.group(2))) if args.size or args.screenshot else None)
     named = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]  # as if dropped: the slot from metadata
     if checkpoints or named:
         controller.load_checkpoints([*checkpoints.values(), *named], {path: role for role, path in checkpoints.items()})
