@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QRect, QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
@@ -52,6 +52,7 @@ NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a basel
                   "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
 #: Below this the maps shrink to a few pixels and the buttons are cut; charts scroll above it.
 MINIMUM_SIZE = (1024, 640)
+DEFAULT_SIZE = (1280, 800)  # a first start's window, and --screenshot's unless --size is given
 MESSAGES_HEIGHT = 120  # px: the Messages panel's height when shown (it can be dragged taller)
 #: Display options kept between sessions: their type and what a valid value is.
 PERSISTED_SETTINGS = {
@@ -392,6 +393,32 @@ class QtMainWindow(QMainWindow):
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         self.add_paths(paths)
         event.acceptProposedAction()
+
+    def show_on_screen(self, size: tuple[int, int] | None = None, available: QRect | None = None) -> None:
+        """Show the window at ``size`` (else as the last session left it, else DEFAULT_SIZE), its
+        frame kept within the screen's available area (``available``, by default the screen's
+        less its panels): a geometry saved on a larger screen, or a window at the screen's full
+        size plus its title bar, no longer opens with the status bar off the screen."""
+        if size is not None or not QSettings().contains("window/geometry"):
+            self.resize(*(size or DEFAULT_SIZE))
+        if available is None and QGuiApplication.platformName() not in ("offscreen", "minimal"):
+            available = (self.screen() or QGuiApplication.primaryScreen()).availableGeometry()
+        if available is not None:
+            self._fit_within(available)
+        self.show()
+        if available is not None:  # the frame's size is known once shown (a window manager adds it)
+            self._fit_within(available)
+
+    def _fit_within(self, available: QRect) -> None:
+        frame, inner = self.frameGeometry(), self.geometry()
+        extra = QSize(frame.width() - inner.width(), frame.height() - inner.height())
+        width = max(self.minimumWidth(), min(inner.width(), available.width() - extra.width()))
+        height = max(self.minimumHeight(), min(inner.height(), available.height() - extra.height()))
+        if (width, height) != (inner.width(), inner.height()):
+            self.resize(width, height)
+        x = min(max(frame.x(), available.left()), available.right() + 1 - width - extra.width())
+        y = min(max(frame.y(), available.top()), available.bottom() + 1 - height - extra.height())
+        self.move(max(x, available.left()), max(y, available.top()))
 
     def _restore_settings(self) -> None:
         """Window geometry and the display options of the last session.

@@ -117,3 +117,25 @@ def test_opened_or_dropped_images_are_shown_from_the_first_new_readable_one(qtbo
     qtbot.waitUntil(lambda: window.state.current_entry.path == new[0], timeout=20000)
     assert window.image_list.currentRow() == window.state.current
     assert [i.row() for i in window.image_list.selectedIndexes()] == [window.state.current]
+
+
+def test_a_saved_geometry_is_kept_within_the_available_screen(qtbot, window):
+    from PySide6.QtCore import QRect, QSettings
+
+    from catviz.qt_main_window import QtMainWindow
+    from catviz.qt_workers import InferenceController
+    from catviz.state import AppState
+
+    window.setGeometry(300, 200, 1280, 800)  # left on a larger screen, or moved down
+    window.close()  # saves the geometry, as on quit
+    assert QSettings().contains("window/geometry")
+    state = AppState()
+    controller = InferenceController(state, "cpu")
+    again = QtMainWindow(state, controller)
+    qtbot.addWidget(again)
+    screen = QRect(0, 0, 1280, 770)  # a 1280x800 screen less a 30-px panel
+    again.show_on_screen(available=screen)
+    assert screen.contains(again.frameGeometry()), again.frameGeometry()
+    assert again.statusBar().isVisible()
+    assert again.width() >= 1024 and again.height() >= 640  # never below the minimum
+    controller.shutdown()
