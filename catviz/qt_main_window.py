@@ -41,8 +41,10 @@ from .qt_cam_view import QtCamView
 from .qt_events import release_subscriptions, unsubscribe_on_close
 from .qt_image_list import QtImageList
 from .qt_predictions import QtPredictions
+from .qt_runs_view import QtRunsView
 from .qt_workers import InferenceController
 from .render import COLORMAPS
+from .runs import is_run
 from .state import CHECKPOINT_SUFFIXES, ROLES, AppState, DisplaySettings, Event, Message
 
 _logger = logging.getLogger(__name__)
@@ -126,6 +128,9 @@ class QtMainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.cam_view, "Class activation maps")
         self.tabs.addTab(self.attention_view, "Attention (LRD, PMA)")
+        # a snapshot goes through the one model-loading path: a worker, then the slot its metadata names
+        self.runs_view = QtRunsView(lambda path: controller.load_checkpoints([path]))
+        self.tabs.addTab(self.runs_view, "Runs")
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("QLabel { background: #fff8e1; color: #5d4037; padding: 6px; }")
@@ -176,6 +181,7 @@ class QtMainWindow(QMainWindow):
             ("Load &baseline checkpoint…", None, lambda: self.open_checkpoint("baseline")),
             ("Load &CAT checkpoint…", None, lambda: self.open_checkpoint("cat")),
             ("&Reopen last checkpoints", None, self.reopen_last_checkpoints),
+            ("Open &run… (training curves, snapshots)", None, self.open_run),
             None,
             ("&Save view as PNG…", QKeySequence.StandardKey.Save, self.save_view),
             ("&Export figure (Fig. 3 style)…", None, self.export_figure),
@@ -292,6 +298,16 @@ class QtMainWindow(QMainWindow):
         if folder:
             self.add_paths([Path(folder)])
 
+    def open_run(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a training run (a catviz-train --out folder)")
+        if folder:
+            self.open_runs([Path(folder)])
+
+    def open_runs(self, folders: list[Path]) -> None:
+        """Show run folders in the Runs tab; a folder without a run is reported there."""
+        self.runs_view.open_runs(folders)
+        self.tabs.setCurrentWidget(self.runs_view)
+
     def open_models(self) -> None:
         """Pick one or two checkpoints; each goes to the slot its metadata names."""
         files, _ = QFileDialog.getOpenFileNames(self, "Open models (a baseline and a CAT checkpoint)", "",
@@ -391,7 +407,10 @@ class QtMainWindow(QMainWindow):
 
     def dropEvent(self, event) -> None:
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        self.add_paths(paths)
+        run_folders = [p for p in paths if is_run(p)]
+        if run_folders:
+            self.open_runs(run_folders)
+        self.add_paths([p for p in paths if p not in run_folders])
         event.acceptProposedAction()
 
     def show_on_screen(self, size: tuple[int, int] | None = None, available: QRect | None = None) -> None:
@@ -399,6 +418,9 @@ class QtMainWindow(QMainWindow):
         frame kept within the screen's available area (``available``, by default the screen's
         less its panels): a geometry saved on a larger screen, or a window at the screen's full
         size plus its title bar, no longer opens with the status bar off the screen."""
+        saved = QSettings().value("window/size")  # restoreGeometry shrinks a too-large one to the minimum
+        if size is None and isinstance(saved, QSize) and saved.isValid():
+            size = (saved.width(), saved.height())
         if size is not None or not QSettings().contains("window/geometry"):
             self.resize(*(size or DEFAULT_SIZE))
         if available is None and QGuiApplication.platformName() not in ("offscreen", "minimal"):
@@ -472,6 +494,7 @@ class QtMainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/size", self.size())
         settings.setValue("window/splitter", self.splitter.saveState())
         QApplication.instance().removeEventFilter(self._arrow_keys)
         self.controller.shutdown()

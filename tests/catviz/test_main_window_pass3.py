@@ -138,4 +138,5 @@ def test_a_saved_geometry_is_kept_within_the_available_screen(qtbot, window):
     assert screen.contains(again.frameGeometry()), again.frameGeometry()
     assert again.statusBar().isVisible()
     assert again.width() >= 1024 and again.height() >= 640  # never below the minimum
+    assert again.frameGeometry().size() == screen.size()  # as large as fits, not shrunk to the minimum
     controller.shutdown()
