@@ -32,12 +32,26 @@ class PanelTitle(pg.LabelItem):
     pyqtgraph's label asks for its text's width (again on every resize), so a longer
     title made its panel wider than the one beside it and could widen the grid past the
     window. Here it asks for at most :data:`TITLE_MIN_WIDTH`: side-by-side panels share
-    the width equally, and a long line may overlap its neighbour's margin.
+    the width equally, and a long line wraps within its panel (see resizeEvent).
     """
 
     def updateMin(self) -> None:
         super().updateMin()
         self.setMinimumWidth(min(self.minimumWidth(), TITLE_MIN_WIDTH))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        option = self.item.document().defaultTextOption()
+        option.setWrapMode(option.WrapMode.WrapAtWordBoundaryOrAnywhere)  # a long label name too
+        self.item.document().setDefaultTextOption(option)
+
+    def resizeEvent(self, event) -> None:
+        """Lines longer than the panel wrap within it (pyqtgraph centres the text block, so
+        a wider one reached past the panel's left edge and was cut there)."""
+        self.item.setTextWidth(-1)
+        if self.item.boundingRect().width() > self.width() > 20:
+            self.item.setTextWidth(self.width())
+        super().resizeEvent(event)
 
     def sizeHint(self, hint, constraint):
         size = super().sizeHint(hint, constraint)
