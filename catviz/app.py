@@ -257,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--device {args.device}: {err}")
     from catviz.train_cli.data import DatasetError
 
+    from .runs import is_run
+
+    run_folders = [p for p in args.paths if is_run(p)]  # shown in the Runs tab
+    args.paths = [p for p in args.paths if p not in run_folders]
     try:
         checkpoints, paths, truth = app_sources(args)
     except DatasetError as err:
@@ -284,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints or named:
         controller.load_checkpoints([*checkpoints.values(), *named], {path: role for role, path in checkpoints.items()})
     state.add_images([p for p in paths if p not in named], truth)
+    if run_folders:
+        window.open_runs(run_folders)
     dataset_view = None
     if args.dataset:  # both models over the whole split, in the background
         from .qt_dataset_view import QtDatasetView

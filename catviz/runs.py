@@ -23,7 +23,7 @@ from catviz.train_cli import snapshots as snapshot_files
 
 LOG = "log.jsonl"
 LOCK = ".lock"
-MARKERS = ("log.jsonl", "last.safetensors", "best.safetensors")
+MARKERS = ("log.jsonl", "last.safetensors", "best.safetensors", "config.yaml")  # config.yaml: written first
 #: The numbers of a log record that are drawn; ``level_mAP`` is a mapping of them.
 NUMBERS = ("train_loss", "lr", "mAP", "mAP_raw")
 
