@@ -13,12 +13,11 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from .qt_events import unsubscribe_on_close
 from .qt_overlay import ColorBar, OverlayPanel, display_image
-from .render import SEQUENTIAL, Scale, colormap_for
+from .render import DIVERGING, Scale, colormap_for
 from .results import CLF_PREFIX, InferenceResult, lrd_keys
 from .state import AppState, Event
 
 ROLLOUT, MEAN = "rollout", "mean"
-ATTENTION_SCALE = Scale(0.0, 1.0)
 #: Two panels a row: three wide photos side by side would leave each a third of the width.
 PANELS_PER_ROW = 2
 HEAD_TIP = "The head shown in the PMA panels and in a chosen LRD layer (the LRD rollout averages the heads)."
@@ -50,12 +49,32 @@ def clf_map(result: InferenceResult, key: str, head) -> np.ndarray | None:
     return weights.mean(0) if head == MEAN else weights[int(head)]
 
 
-def peak_scaled(heat: np.ndarray | None) -> np.ndarray | None:
-    """Attention weights divided by their largest value (the colour bar says so)."""
+#: The colour scale spans at least this factor either side of uniform (log2 units): attention
+#: within 0.8x-1.2x of uniform stays pale instead of filling the scale as "÷ its peak" did.
+MIN_UNIFORM_RANGE = 2  # 1/4x to 4x
+UNIFORM_LABEL = "attention ÷ uniform (1× = 1/N)"
+
+
+def relative_to_uniform(heat: np.ndarray | None) -> np.ndarray | None:
+    """log2 of attention weights ÷ 1/N (N cells; the weights sum to 1): 0 = uniform, 1 = twice it."""
     if heat is None:
         return None
-    peak = float(heat.max())
-    return heat / peak if peak > 0 else heat
+    return np.log2(np.maximum(heat.astype(np.float32) * heat.size, 1e-6))
+
+
+def uniform_scale(maps) -> Scale:
+    """One symmetric log2 scale for every panel: at least MIN_UNIFORM_RANGE, whole powers of two."""
+    peak = max((float(np.abs(m).max()) for m in maps if m is not None and m.size), default=0.0)
+    limit = float(max(MIN_UNIFORM_RANGE, int(np.ceil(peak - 1e-6))))
+    return Scale(-limit, limit)
+
+
+def uniform_ticks(scale: Scale) -> list[tuple[float, str]]:
+    """Colour bar ticks in factors of uniform (log scale): 1/4×, 1/2×, 1×, 2×, 4× ..."""
+    limit = int(scale.limit)
+    step = max(1, limit // 4)
+    return [(float(k), "1×" if k == 0 else f"{2 ** k}×" if k > 0 else f"1/{2 ** -k}×")
+            for k in range(-limit, limit + 1, step)]
 
 
 class QtAttentionView(QWidget):
@@ -174,12 +193,16 @@ class QtAttentionView(QWidget):
         head = s.head if s.head == MEAN or (isinstance(s.head, int) and s.head < heads) else MEAN
         layer = s.lrd_layer if s.lrd_layer == ROLLOUT or (spec and isinstance(s.lrd_layer, int)
                                                         and s.lrd_layer < spec.lrd_layers) else ROLLOUT
-        colormap = s.colormap if s.colormap in SEQUENTIAL else colormap_for(s.colormap, False)
+        colormap = colormap_for(s.colormap, True)  # signed: above uniform one side, below it the other
+        maps = {key: self._map(result, key, level, layer, head) for key in self.panels}
+        relative = {key: relative_to_uniform(heat) for key, (heat, _) in maps.items()}
+        scale = uniform_scale(relative.values())
         for key, panel in self.panels.items():
-            heat, title = self._map(result, key, level, layer, head)
-            panel.set_heat(peak_scaled(heat), ATTENTION_SCALE if heat is not None else None, colormap, s.opacity)
+            heat, title = relative[key], maps[key][1]
+            panel.set_muted(colormap == DIVERGING)  # as under the CAMs: red and blue are the map's alone
+            panel.set_heat(heat, scale if heat is not None else None, colormap, s.opacity)
             panel.set_title(title if heat is not None or result is None else f"{title}<br>(not in this result)")
-        self.bar.show_scale(ATTENTION_SCALE if self.panels else None, colormap, "attention ÷ its peak")
+        self.bar.show_scale(scale if self.panels else None, colormap, UNIFORM_LABEL, uniform_ticks(scale))
         self._place_marker(result, level)
 
     def _map(self, result, key: str, level: str | None, layer, head) -> tuple[np.ndarray | None, str]:

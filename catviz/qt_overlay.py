@@ -153,7 +153,9 @@ class ColorBar(pg.ColorBarItem):
         self.getAxis("left").setWidth(18)  # room for the units, written vertically
         self.setFixedWidth(14 + 18 + 45 + 4)  # bar, units, tick values: never squeezed by the panels
 
-    def show_scale(self, scale: Scale | None, colormap: str = DIVERGING, label: str = "") -> None:
+    def show_scale(self, scale: Scale | None, colormap: str = DIVERGING, label: str = "",
+                   ticks: list[tuple[float, str]] | None = None) -> None:
+        """``ticks``: (value, text) pairs instead of the axis' own numbers (e.g. "2×" on a log scale)."""
         self.scale = scale
         self.setVisible(scale is not None)
         if scale is None:
@@ -161,3 +163,4 @@ class ColorBar(pg.ColorBarItem):
         self.setColorMap(color_map(colormap, scale))
         self.setLevels((scale.low, scale.high))
         self.getAxis("left").setLabel(label, color="k")
+        self.getAxis("right").setTicks([ticks] if ticks else None)

@@ -139,8 +139,12 @@ def normalise(heat: np.ndarray) -> np.ndarray:
 
 
 def upsample(heat: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A low-resolution map stretched over an (height, width) image, bilinear."""
-    return cv2.resize(heat.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    """A map stretched over an (height, width) image: a coarser grid's cells as blocks of one
+    value (one rule for CAMs and attention: a cell is what the model has, no smoothing
+    invents detail between cells); a finer map (IG, Occlusion at the input size) averaged down."""
+    heat = heat.astype(np.float32)
+    enlarge = height >= heat.shape[0] and width >= heat.shape[1]
+    return cv2.resize(heat, (width, height), interpolation=cv2.INTER_NEAREST_EXACT if enlarge else cv2.INTER_AREA)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, colormap: str = "turbo",

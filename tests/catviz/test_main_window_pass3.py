@@ -140,3 +140,43 @@ def test_a_saved_geometry_is_kept_within_the_available_screen(qtbot, window):
     assert again.width() >= 1024 and again.height() >= 640  # never below the minimum
     assert again.frameGeometry().size() == screen.size()  # as large as fits, not shrunk to the minimum
     controller.shutdown()
+
+
+def test_near_uniform_attention_is_drawn_pale_on_a_scale_relative_to_uniform(qtbot, window, checkpoints, tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from catviz.render import colorize
+
+    load_models(qtbot, window, checkpoints)
+    window.state.add_images(write_good_images(tmp_path / "imgs", 1))
+    wait_results(qtbot, window)
+    result = window.state.result("cat")
+    rng = np.random.default_rng(0)
+    attention = {}
+    for key, weights in result.attention.items():  # every map within 0.83x..1.2x of uniform
+        noisy = np.exp(rng.uniform(np.log(0.83), np.log(1.2), weights.shape)).astype(np.float32)
+        attention[key] = noisy / noisy.sum(-1, keepdims=True) if key.startswith("lrd.") else \
+            noisy / noisy.reshape(*noisy.shape[:-2], -1).sum(-1)[..., None, None]
+    lrd = [attention[k] for k in sorted(k for k in attention if k.startswith("lrd."))]
+    from catviz.results import attention_rollout
+    nearly = dataclasses.replace(result, attention=attention, rollout=attention_rollout(lrd) if lrd else None)
+    window.state.set_result(window.state.current_entry.path, "cat", nearly)
+    window.tabs.setCurrentWidget(window.attention_view)
+    view = window.attention_view
+    assert view.panels
+    for key, panel in view.panels.items():
+        assert panel.heat is not None, key
+        rgba = colorize(panel.heat, panel.scale, window.state.settings.colormap, 1.0)
+        assert rgba[..., 3].max() < 0.6 * 255, (key, rgba[..., 3].max())  # pale: never near the scale's end
+    assert "uniform" in view.bar.getAxis("left").labelText
+
+
+def test_grid_maps_are_drawn_as_blocks_one_cell_one_colour():
+    import numpy as np
+
+    from catviz.render import upsample
+
+    grid = np.array([[0.0, 1.0], [2.0, 3.0]], np.float32)
+    assert np.array_equal(upsample(grid, 4, 4), np.kron(grid, np.ones((2, 2), np.float32)))
