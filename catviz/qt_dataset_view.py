@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from . import colors
 from .dataset_report import SUMMARY_KEYS, Report, bucket_names, filter_images
 from .dataset_state import DatasetEvent, PassProgress
 from .qt_dataset_jobs import DatasetController
@@ -53,7 +54,7 @@ from .qt_dataset_tables import (
 from .qt_events import unsubscribe_on_close
 from .state import AppState, Event
 
-BASELINE_COLOR, CAT_COLOR = (150, 150, 150), (47, 109, 181)
+BASELINE_COLOR, CAT_COLOR = colors.rgb(colors.BASELINE), colors.rgb(colors.CAT)  # as in every chart
 
 
 class QtDatasetView(QWidget):

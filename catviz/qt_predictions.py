@@ -4,11 +4,9 @@ the shown label's logit comes from (the layer share)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from . import colors as colors_
 from .qt_events import unsubscribe_on_close
 from .results import InferenceResult, at_or_above, probability_text
 from .roles import ROLE_TITLES
@@ -43,42 +42,9 @@ MARK_TIPS = {"hit": "in the ground truth and above the threshold (found)",
 #: Least height of one label's row of bars: the axis names stay apart and readable; when the
 #: panel is shorter than the rows need, the chart scrolls instead of squeezing them.
 ROW_MIN_PX = 14
-#: One colour per level or source name, the same in every chart and for every model loaded:
-#: each name takes the next of PALETTE when first drawn and keeps it for the session (the
-#: names come from the models' specs, never from here).
-PALETTE = ("#7e57c2", "#26a69a", "#ffa726", "#ec407a", "#8d6e63", "#5c6bc0", "#c0ca33", "#00acc1")
-SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = "#1e88e5", "#9e9e9e", "#bdbdbd"
-_LAYER_COLORS: dict[str, str] = {}
-LAYER_COLORS_KEY = "colors/layers"  # QSettings: the colours handed out so far, kept across sessions
-
-
-def _saved_layer_colors() -> dict[str, str]:
-    """Colours of earlier sessions (untrusted: only names mapped to palette colours are kept)."""
-    try:
-        saved = json.loads(str(QSettings().value(LAYER_COLORS_KEY) or "{}"))
-    except ValueError:
-        return {}
-    if not isinstance(saved, dict):
-        return {}
-    return {k: v for k, v in list(saved.items())[: 4 * len(PALETTE)] if isinstance(k, str) and v in PALETTE}
-
-
-def layer_color(name: str) -> str:
-    """The colour of a level or source name: the first palette colour no other name has, kept
-    for the name in this and later sessions (screenshots and figures compare by colour)."""
-    if name == OFFSET:
-        return OFFSET_COLOR
-    if not _LAYER_COLORS:
-        _LAYER_COLORS.update(_saved_layer_colors())
-    if name not in _LAYER_COLORS:
-        used = set(_LAYER_COLORS.values())
-        free = [c for c in PALETTE if c not in used]
-        _LAYER_COLORS[name] = free[0] if free else PALETTE[len(_LAYER_COLORS) % len(PALETTE)]
-        QSettings().setValue(LAYER_COLORS_KEY, json.dumps(_LAYER_COLORS))
-    return _LAYER_COLORS[name]
-
-
-OFFSET = "offset"
+SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = colors_.CAT, colors_.BASELINE, colors_.OFFSET
+layer_color = colors_.layer_color  # one colour per level and source layer, defined in catviz.colors
+OFFSET = colors_.OFFSET_NAME
 TOP_K = 10
 MAX_TICK_CHARS = 22
 
@@ -338,7 +304,11 @@ class QtLayerShare(_RowBars):
             if result is not None:
                 self.rows += [(f"{ROLE_TITLES[role]} {level}", parts) for level, parts in layer_share(result, index).items()]
         sources = list(dict.fromkeys(source for _, parts in self.rows for source in parts))
-        self.colors = colors = {source: layer_color(source) for source in sources}
+        levels = {level.name for role in ROLES if (spec := self.state.spec(role)) is not None for level in spec.levels}
+        of_baseline = {source for name, parts in self.rows if name.startswith(ROLE_TITLES["baseline"]) for source in parts}
+        self.colors = colors = {source: layer_color(source, colors_.OF_BASELINE if source in of_baseline
+                                                    else colors_.LEVEL if source in levels else colors_.SOURCE)
+                                for source in sources}
         x0, width = np.zeros((len(sources), len(self.rows))), np.zeros((len(sources), len(self.rows)))
         for row, (_, parts) in enumerate(self.rows):  # positive parts stack right of zero, negative left
             right = left = 0.0

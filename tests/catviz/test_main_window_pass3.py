@@ -180,3 +180,30 @@ def test_grid_maps_are_drawn_as_blocks_one_cell_one_colour():
 
     grid = np.array([[0.0, 1.0], [2.0, 3.0]], np.float32)
     assert np.array_equal(upsample(grid, 4, 4), np.kron(grid, np.ones((2, 2), np.float32)))
+
+
+def test_one_colour_per_level_and_model_in_every_chart_whatever_is_drawn_first(qtbot, window, checkpoints, tmp_path,
+                                                                             monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from catviz import colors, qt_dataset_view, qt_predictions
+
+    # a fresh session that draws the baseline's S5 first gets the same colours as one that draws P5 first
+    QSettings().clear()
+    first = {name: qt_predictions.layer_color(name) for name in ("S5", "R5", "P3", "P4", "P5")}
+    QSettings().clear()
+    monkeypatch.setattr(qt_predictions, "_LAYER_COLORS", {}, raising=False)
+    assert {name: qt_predictions.layer_color(name) for name in ("P5", "P4", "P3", "R5", "S5")} == first
+    load_models(qtbot, window, checkpoints)
+    window.state.add_images(write_good_images(tmp_path / "imgs", 1))
+    wait_results(qtbot, window)
+    bars, share = window.predictions.bars.colors, window.predictions.share.colors
+    expected = {"P5": "#7e57c2", "P4": "#26a69a", "P3": "#ffa726"}  # the README's screenshots: purple, teal, orange
+    for level in window.state.spec("cat").levels:
+        assert bars[f"CAT {level.name}"] == expected[level.name] == share.get(level.name, expected[level.name])
+    assert share["R5"] == "#b39ddb"  # P5 after LRD: P5's hue, lighter
+    assert share["S5"] == bars["baseline"] == colors.BASELINE  # the baseline grey everywhere
+    assert bars["CAT sum"] == colors.CAT and share["offset"] == colors.OFFSET
+    assert len({*bars.values(), *share.values()}) == 7  # P5, R5, P4, P3, baseline (S5), CAT sum, offset
+    assert qt_dataset_view.BASELINE_COLOR == colors.rgb(colors.BASELINE)
+    assert qt_dataset_view.CAT_COLOR == colors.rgb(colors.CAT)
