@@ -321,3 +321,39 @@ def report_json(report: Report, data: ReportInput) -> dict[str, object]:
             "probabilities": {names[c]: {role: float(data.probabilities[role][i, c]) for role in roles} for c in shown},
         })
     return clean({"summary": summary, "per_class": report.per_class, "by_size": report.by_size, "images": images})
+
+
+# what one image's row is about ---------------------------------------------------------------
+def _changes(report: Report, data: ReportInput, i: int) -> dict[str, np.ndarray]:
+    """Label indices of image ``i`` by what CAT changes at the report's threshold, each sorted
+    by how much the probability moved (most first)."""
+    probs = {role: np.nan_to_num(data.probabilities[role][i]) for role in ("baseline", "cat")}
+    counted, positives = data.targets[i] != -1, data.targets[i] == 1
+    base_hit, cat_hit = probs["baseline"] >= report.threshold, probs["cat"] >= report.threshold
+    masks = {"fixes a miss": report.fixed[i], "breaks a hit": report.broken[i],
+             "drops a false positive": counted & ~positives & base_hit & ~cat_hit,
+             "adds a false positive": counted & ~positives & ~base_hit & cat_hit}
+    moved = np.abs(probs["cat"] - probs["baseline"])
+    return {what: sorted(np.flatnonzero(mask), key=lambda c: -moved[c]) for what, mask in masks.items()}
+
+
+def change_notes(report: Report, data: ReportInput, i: int) -> str:
+    """What CAT changes for image ``i``, with the labels: "fixes a miss: dog; drops a false positive: car"."""
+    return "; ".join(f"{what}: {', '.join(data.class_names[c] for c in labels)}"
+                     for what, labels in _changes(report, data, i).items() if labels)
+
+
+def focus_label(report: Report, data: ReportInput, i: int, label: int | None = None) -> int | None:
+    """The label image ``i``'s row is about: the filtered ``label``, else the first label CAT
+    fixes, breaks, or whose false positive it drops or adds, else the ground-truth label whose
+    probability moved most; None when the image has none of these."""
+    if label is not None:
+        return label
+    for labels in _changes(report, data, i).values():
+        if labels:
+            return int(labels[0])
+    positives = np.flatnonzero(data.targets[i] == 1)
+    if not len(positives):
+        return None
+    moved = np.abs(np.nan_to_num(data.probabilities["cat"][i] - data.probabilities["baseline"][i]))
+    return int(positives[np.argmax(moved[positives])])

@@ -13,7 +13,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSize, Qt,
 from PySide6.QtGui import QColor, QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from .dataset_report import EVAL_THRESHOLD, SUMMARY_KEYS, Report, ReportInput
+from .dataset_report import EVAL_THRESHOLD, SUMMARY_KEYS, Report, ReportInput, change_notes
 from .qt_tasks import Workers
 
 THUMB = 48
@@ -168,6 +168,8 @@ class ImagesModel(QAbstractTableModel):
             return signed_text(r.f1_gain[i] if column == 5 else r.probability_gain[i], 2)[1]
         if role == Qt.ItemDataRole.ToolTipRole and column == 2:
             return str(d.paths[i])
+        if role == Qt.ItemDataRole.ToolTipRole and column == 8:  # in full where the column cuts it
+            return change_notes(r, d, i).replace("; ", "\n")
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 3, 4, 5, 6):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role != Qt.ItemDataRole.DisplayRole:
@@ -183,7 +185,7 @@ class ImagesModel(QAbstractTableModel):
         if column == 7:
             return ", ".join(d.class_names[c] for c in np.flatnonzero(d.targets[i] == 1))
         if column == 8:
-            return ", ".join(t for t, on in (("fixes a miss", r.fixed[i].any()), ("breaks a hit", r.broken[i].any())) if on)
+            return change_notes(r, d, i)  # which labels CAT fixes or breaks, and false positives it drops or adds
         return None
 
 

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import colors
-from .dataset_report import SUMMARY_KEYS, Report, bucket_names, filter_images
+from .dataset_report import SUMMARY_KEYS, Report, bucket_names, filter_images, focus_label
 from .dataset_state import DatasetEvent, PassProgress
 from .qt_dataset_jobs import DatasetController
 from .qt_dataset_tables import (
@@ -418,8 +418,8 @@ class QtDatasetView(QWidget):
                                    [Qt.ItemDataRole.DecorationRole])
 
     def open_image(self, row: int) -> None:
-        """Show the image in the compare view, with its ground truth, on the filtered label if one is
-        chosen (unless a fixed label is set: it holds for every image)."""
+        """Show the image in the compare view, with its ground truth, on the label its row is about
+        (see dataset_report.focus_label; unless a fixed label is set: it holds for every image)."""
         if self.data is None or not 0 <= row < len(self.images_model.rows):
             return
         i = self.images_model.image_index(row)
@@ -430,9 +430,11 @@ class QtDatasetView(QWidget):
         if self.state.images[index].ground_truth is None:
             self.state.images[index].ground_truth = truth
         self.state.select(index)
-        label = self.label_filter.currentIndex() - 1
-        # As if clicked in the predictions; a label the user fixed for every image stays.
-        if (self.state.settings.label_mode == "top" and 0 <= label < len(self.data.class_names)
+        chosen = self.label_filter.currentIndex() - 1
+        # The label the row is about (the filtered one, else the one CAT changes), as if clicked in
+        # the predictions; a label the user fixed for every image stays.
+        label = focus_label(self.report, self.data, i, chosen if chosen >= 0 else None) if self.report else None
+        if (self.state.settings.label_mode == "top" and label is not None and 0 <= label < len(self.data.class_names)
                 and self.data.class_names[label] in self.state.class_names):
             self.state.update_settings(label=self.data.class_names[label])
         if self.on_open is not None:

@@ -45,6 +45,7 @@ ROW_MIN_PX = 14
 SUM_COLOR, BASELINE_COLOR, OFFSET_COLOR = colors_.CAT, colors_.BASELINE, colors_.OFFSET
 layer_color = colors_.layer_color  # one colour per level and source layer, defined in catviz.colors
 OFFSET = colors_.OFFSET_NAME
+CHOSEN = "chosen"  # the Label box's entry for a label chosen for the image shown (top mode)
 TOP_K = 10
 MAX_TICK_CHARS = 22
 
@@ -426,7 +427,28 @@ class QtPredictions(QWidget):
     def _set_mode(self, index: int) -> None:
         """Fixed mode starts from the label shown now; top mode goes back to each image's own."""
         mode = self.mode.itemData(index)
+        if mode == CHOSEN:  # the label chosen for this image (clicked, or the Dataset tab's row): as it is
+            return
         self.state.update_settings(label_mode=mode, label=self.state.shown_label() if mode == "fixed" else None)
+
+    def _show_mode(self) -> None:
+        """The box says what is shown: the top prediction, a fixed label, or the label chosen for
+        this image (clicked, or opened from the Dataset tab) — then named, not "Top prediction"."""
+        s = self.state.settings
+        chosen = s.label_mode == "top" and s.label is not None and s.label in self.state.class_names
+        at = self.mode.findData(CHOSEN)
+        self.mode.blockSignals(True)
+        if chosen and at < 0:
+            self.mode.addItem("", CHOSEN)
+            at = self.mode.count() - 1
+        if chosen:
+            self.mode.setItemText(at, f"This image: {s.label}")
+            self.mode.setCurrentIndex(at)
+        else:
+            if at >= 0:
+                self.mode.removeItem(at)
+            self.mode.setCurrentIndex(self.mode.findData(s.label_mode))
+        self.mode.blockSignals(False)
 
     def _set_top_k(self, k: int) -> None:
         self.bars.top_k = k
@@ -440,10 +462,7 @@ class QtPredictions(QWidget):
     def refresh(self) -> None:
         s = self.state.settings
         self.slider_label.setText(f"{s.threshold:.2f}")
-        if self.mode.itemData(self.mode.currentIndex()) != s.label_mode:
-            self.mode.blockSignals(True)
-            self.mode.setCurrentIndex(self.mode.findData(s.label_mode))
-            self.mode.blockSignals(False)
+        self._show_mode()
         names = self.state.class_names
         completer = self.search.completer()
         if completer is None or completer.model().rowCount() != len(names):

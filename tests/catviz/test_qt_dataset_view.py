@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from catviz import dataset_results
+from catviz.dataset_report import focus_label
 from catviz.dataset_state import DatasetEvent
 from catviz.inference import load_model
 from catviz.qt_dataset_tables import LOSS, NumberItem, finished_text, make_table, signed_text
@@ -100,7 +101,7 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     view.label_filter.setCurrentIndex(0)
     i = int(view.images_model.rows[0])
     report.fixed[i, 0] = report.broken[i, 1] = True  # Report.fixes and .breaks derive from these
-    assert view.images_model.data(view.images_model.index(0, 8)) == "fixes a miss, breaks a hit"
+    assert view.images_model.data(view.images_model.index(0, 8)).startswith("fixes a miss: cat; breaks a hit: dog")
     view.thumbnails.pixmaps.pop(view.data.paths[-1], None)
     view.thumbnails.get(view.data.paths[-1])  # asked for (as a painted row does): busy until it arrives
     assert view.busy
@@ -115,7 +116,8 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     assert entry.ground_truth == {CLASSES[c] for c in np.flatnonzero(view.data.targets[i] == 1)}
     assert view.opened == [entry]
     assert "shows 1 of the 7 images" in view.list_note.text()
-    assert view.state.settings.label is None  # no label filter: the top prediction, as any image
+    focus = focus_label(report, view.data, i)  # no label filter: the label the row is about (issue 27)
+    assert view.state.settings.label == (CLASSES[focus] if focus is not None else None)
 
     view.label_filter.setCurrentIndex(1 + CLASSES.index("dog"))
     view.open_image(0)
