@@ -30,7 +30,7 @@ from catviz.models.checkpoint import TEMP_SUFFIX, read_meta
 from catviz.models.device import resolve_device
 from catviz.models.preprocess import ImageLoadError, load_image, preprocess
 from catviz.train_cli.data import DatasetError
-from catviz.train_cli.errors import RunError, UsageError
+from catviz.train_cli.errors import RunError, UsageError, check_output_path
 from catviz.train_cli.evaluate import format_table, row_names
 
 from . import inference, render
@@ -77,6 +77,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--compare takes exactly two checkpoints (baseline, CAT), got {len(args.checkpoints)}")
     if args.report is None:
         raise UsageError("--compare needs --report DIR")
+    check_output_path(args.report, "--report", folder=True)
     if args.report.exists() and not args.report.is_dir():
         raise UsageError(f"--report {args.report}: exists and is not a folder")
     if args.report.is_dir() and any(args.report.iterdir()) and not args.overwrite:

@@ -88,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = job_parser(argv)
     try:
         with sigterm_as_interrupt():
-            args, run = parse(parser, argv)
+            try:
+                args, run = parse(parser, argv)
+            except SystemExit as stop:  # argparse: a malformed or out-of-range flag (2), printed; --help exits
+                if stop.code in (0, None):
+                    raise
+                return stop.code if isinstance(stop.code, int) else EXIT_USAGE
             return run(args)
     except UsageError as err:
         print(f"{parser.prog}: error: {err}\n(all options: {parser.prog} --help)", file=sys.stderr)

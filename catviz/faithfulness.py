@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -41,10 +40,21 @@ from catviz.models.faithfulness import (
 )
 from catviz.models.preprocess import load_image, preprocess
 from catviz.train_cli.data import BOX_COLUMNS, DATASETS, load_split
-from catviz.train_cli.errors import ArgumentParser, RunError, UsageError
+from catviz.train_cli.errors import (
+    ArgumentParser,
+    RunError,
+    UsageError,
+    check_output_path,
+    int_range,
+)
 
 from .explain import MapRequest, compute_map
 from .methods import METHODS, method_by_key
+
+#: The largest values the numeric flags take (a value past them is a usage error, exit 2).
+MAX_STEPS = 1000  # --steps, --ig-steps: one model call per step and pair
+MAX_IMAGES = 1_000_000  # --limit-images, --scorecam-limit
+MAX_PERCENTILES = 9  # --road-percentiles: one ROAD pass each
 
 METRICS = ("deletion", "insertion", "road", "pointing", "box_mass", "chance")
 HEADERS = {"deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "road": "ROAD ↑",
@@ -85,22 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=DATASETS,
                         help="dataset whose val split is used (default: the first checkpoint's)")
     parser.add_argument("--data-root", help="dataset folder (demo: where it is generated)")
-    parser.add_argument("--limit-images", "--limit", dest="limit", metavar="N", type=int, default=100,
-                        help="the first N val images that have a label (default 100; 0: all). On a "
+    parser.add_argument("--limit-images", "--limit", dest="limit", metavar="N", type=int_range(0, MAX_IMAGES), default=100,
+                        help=f"the first N val images that have a label, N in [0, {MAX_IMAGES}] (default 100; 0: all). On a "
                         "2-core CPU every method at the defaults takes about 40 s per image and model for the demo "
                         "pair (the default 100 images: over 2 h); try --limit-images 6 --road-percentiles 50 "
                         "(about 3 min) first")
     parser.add_argument("--methods", default=",".join(default_methods()),
                         help=f"comma-separated subset of {','.join(method_keys())} (default: "
                         f"{','.join(default_methods())})")
-    parser.add_argument("--scorecam-limit", type=int, default=0,
-                        help="ScoreCAM on the first N of the images only (default 0: all)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"deletion/insertion steps (default {DEFAULT_STEPS})")
-    parser.add_argument("--ig-steps", type=int, default=32, help="Integrated Gradients path points (default 32)")
+    parser.add_argument("--scorecam-limit", metavar="N", type=int_range(0, MAX_IMAGES), default=0,
+                        help=f"ScoreCAM on the first N of the images only, N in [0, {MAX_IMAGES}] (default 0: all)")
+    parser.add_argument("--steps", metavar="N", type=int_range(1, MAX_STEPS), default=DEFAULT_STEPS,
+                        help=f"deletion/insertion steps, in [1, {MAX_STEPS}] (default {DEFAULT_STEPS})")
+    parser.add_argument("--ig-steps", metavar="N", type=int_range(1, MAX_STEPS), default=32,
+                        help=f"Integrated Gradients path points, in [1, {MAX_STEPS}] (default 32)")
     parser.add_argument("--road-percentiles", default="20,50,80",
-                        help="ROAD percentiles, comma-separated (default 20,50,80)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of ROAD's imputation noise (default 0)")
+                        help=f"ROAD percentiles, comma-separated, each an integer in [1, 99], at most {MAX_PERCENTILES} "
+                        "(default 20,50,80)")
+    parser.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0,
+                        help="seed of ROAD's imputation noise, in [0, 2**63 - 1] (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -120,21 +133,16 @@ def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
         raise UsageError(f"--road-percentiles: {args.road_percentiles!r} is not a comma-separated list of integers") from err
     if not all(0 < p < 100 for p in args.road_percentiles):
         raise UsageError("--road-percentiles: each must lie strictly between 0 and 100")
-    if args.limit < 0:
-        raise UsageError("--limit-images must be 0 (all) or more")
-    for flag, name in (("steps", "--steps"), ("ig_steps", "--ig-steps")):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"{name} must be at least 1")
-    if args.scorecam_limit < 0:
-        raise UsageError("--scorecam-limit must be 0 (all) or more")
+    if not 1 <= len(args.road_percentiles) <= MAX_PERCENTILES:
+        raise UsageError(f"--road-percentiles: give 1 to {MAX_PERCENTILES} percentiles, not {len(args.road_percentiles)}")
     try:
         args.device = models.resolve_device(args.device)
     except (ValueError, RuntimeError) as err:
         raise UsageError(f"--device: {err}") from err
+    if args.json:  # the name first: exists() raises on a name too long
+        check_output_path(args.json, "--json")
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise UsageError(f"--json: {args.json} exists; pass --overwrite to replace it")
-    if args.json and not (Path(args.json).parent.is_dir() and os.access(Path(args.json).parent, os.W_OK)):
-        raise UsageError(f"--json: folder {Path(args.json).parent} does not exist or is not writable")
     if not args.checkpoints:  # the bundled demo pair (package data, as the app finds it)
         assets = Path(str(resources.files("catviz.assets")))
         args.checkpoints = [str(assets / "demo_baseline.safetensors"), str(assets / "demo_cat.safetensors")]
@@ -230,10 +238,25 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def left_out_line(results: list[dict]) -> str:
+    """Which metrics were left out or scored on fewer pairs, and why (boxes are optional:
+    the pointing game and the mass in the box need them), or ``""``."""
+    pairs = max((r["deletion"]["n"] for r in results), default=0)
+    boxed = max((r["pointing"]["n"] for r in results), default=0)
+    if not pairs or boxed == pairs:
+        return ""
+    if not boxed:
+        return "left out: pointing game and mass in box (the dataset has no boxes for these labels)"
+    return f"pointing game and mass in box: scored on the {boxed} of {pairs} pairs whose label has a box"
+
+
 def run(args: argparse.Namespace) -> int:
     """Score every method's maps for each checkpoint, print the table (exit status 0); errors raise."""
     device = args.device
-    dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
+    metas = [read_meta(path) for path in args.checkpoints]  # every checkpoint checked before the dataset is read
+    dataset = args.dataset or metas[0].dataset
+    if not dataset:
+        raise UsageError(f"{args.checkpoints[0]} does not say which dataset it was trained on; pass --dataset")
     val = load_split(dataset, args.data_root, "val")
     samples = [s for s in val.samples if (s.target == 1).any()][: args.limit or None]
     results = []
@@ -245,6 +268,9 @@ def run(args: argparse.Namespace) -> int:
             results.append({"checkpoint": str(path), "sha256": digest, "model": model_name, "method": method,
                             **{k: summarise(v) for k, v in metrics.items()}})  # fmt: skip
     print(format_table(results))
+    left_out = left_out_line(results)
+    if left_out:
+        print(left_out)
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else str(v) if k == "device" else v)
                     for k, v in vars(args).items() if k not in ("json", "faithfulness")}  # fmt: skip
@@ -254,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
                          "insertion_start": "Gaussian blur, kernel 11, sigma 5",
                          "probability": "sigmoid of the label's logit",
                          "ig_reference": "black image", "occlusion": "window: input side // 8, stride: window // 2, black fill"},
-            "results": results}  # fmt: skip
+            "left_out": left_out or None, "results": results}  # fmt: skip
         try:
             atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))
         except OSError as err:

@@ -9,10 +9,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -65,3 +69,77 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(all options: {self.prog} --help)\n")
+
+
+def int_range(low: int, high: int):
+    """An argparse ``type``: an integer in [low, high], else a usage error (exit 2) naming the
+    range. State the range in the flag's help (:func:`range_text`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer in {range_text(low, high)}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {range_text(low, high)}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_range(low: float, high: float, low_open: bool = False, high_open: bool = False):
+    """An argparse ``type``: a finite number between ``low`` and ``high`` (open ends as given)."""
+    text_range = range_text(low, high, low_open, high_open)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number in {text_range}") from None
+        inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"{value} is outside {text_range}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def range_text(low, high, low_open: bool = False, high_open: bool = False) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+#: The longest name of one file or folder on Linux/macOS file systems (NAME_MAX), in bytes.
+NAME_MAX = 255
+
+
+def output_path_problem(path: Path, folder: bool = False) -> str | None:
+    """Why ``path`` cannot be written (each name at most :data:`NAME_MAX` bytes, the folder it
+    goes into exists, is a folder and takes a new file: a real probe, since ``access()`` says
+    yes to root on read-only mounts), or ``None``. ``folder``: ``path`` is a folder the
+    command writes into (creating it if need be): it, or its nearest existing parent, is probed."""
+    long = [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]
+    if long:
+        return f"the name {long[0][:40]}... is {len(os.fsencode(long[0]))} bytes long; at most {NAME_MAX} are allowed"
+    parent = path.absolute() if folder else path.absolute().parent
+    if folder:  # the folder itself when it exists, else the nearest existing one above (created later)
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.exists():
+        return f"the folder {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        return f"cannot write into {parent} ({err.strerror or err})"
+    return None
+
+
+def check_output_path(path: str | Path, flag: str, folder: bool = False) -> None:
+    """:class:`UsageError` (exit 2) naming ``flag`` when :func:`output_path_problem` finds one."""
+    problem = output_path_problem(Path(path), folder)
+    if problem:
+        raise UsageError(f"{flag} {str(path)[:80]}{'...' if len(str(path)) > 80 else ''}: {problem}")

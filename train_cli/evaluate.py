@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from catviz import models
-from catviz.models.checkpoint import CheckpointError, load_checkpoint, read_meta
+from catviz.models.checkpoint import CheckpointError, atomic_write, load_checkpoint, read_meta
 
 from .config import TrainConfig, default_workers
 from .data import DATASETS, load_split
 from .data.dataset import TransformConfig
 from .distributed import DistInfo
-from .errors import RunError, UsageError
+from .errors import RunError, UsageError, check_output_path, int_range
 from .paths import distinct_tail
 from .train import evaluate, make_loader
+
+#: The largest values of the numeric flags (past them: a usage error, exit 2).
+MAX_BATCH, MAX_WORKERS, MAX_IMAGES = 4096, 64, 10**9
 
 COLUMNS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
 #: The metrics as train_cli.metrics defines them (ML-GCN's), in words for --help.
@@ -41,11 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="COCO: keep unannotated val images as all-negative (default: ML-GCN's convention)")
     parser.add_argument("--per-class", action=argparse.BooleanOptionalAction, default=None,
                         help="print per-class AP rows (default: on for VOC, as in Table 1)")
-    parser.add_argument("--batch-size", type=int, default=32, help="evaluation batch size")
-    parser.add_argument("--workers", type=int, default=default_workers(),
-                        help="DataLoader worker processes (default: min(4, CPU cores - 1))")
+    parser.add_argument("--batch-size", metavar="N", type=int_range(1, MAX_BATCH), default=32,
+                        help=f"evaluation batch size, in [1, {MAX_BATCH}] (default 32)")
+    parser.add_argument("--workers", metavar="N", type=int_range(0, MAX_WORKERS), default=default_workers(),
+                        help=f"DataLoader worker processes, in [0, {MAX_WORKERS}] (default: min(4, CPU cores - 1))")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
-    parser.add_argument("--limit-images", type=int, default=0, help="score only the first N images (0: all)")
+    parser.add_argument("--limit-images", metavar="N", type=int_range(0, MAX_IMAGES), default=0,
+                        help=f"score only the first N images, N in [0, {MAX_IMAGES}] (0: all)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
 
@@ -100,11 +104,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     except (ValueError, RuntimeError) as err:
         raise UsageError(f"--device {args.device!r}: {err}") from err
     if args.json:
-        folder = Path(args.json).parent
-        if not folder.is_dir():
-            raise UsageError(f"--json: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise UsageError(f"--json: folder {folder} is not writable")
+        check_output_path(args.json, "--json")
         if Path(args.json).exists() and not args.overwrite:
             raise UsageError(f"--json: {args.json} exists; pass --overwrite to replace it")
 
@@ -142,14 +142,15 @@ def run(args: argparse.Namespace) -> int:
     if excluded:
         print(f"\nexcluded from mAP (no positive image): {quoted([val.class_names[i] for i in excluded])}")
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(
+        text = json.dumps(
                 {"dataset": dataset, "split": val.name, "images": total, "scored": scored,
                  "unreadable": total - scored, "limit_images": args.limit_images or None,
                  "class_names": val.class_names,
                  "results": [{"checkpoint": str(p), "name": n, **m}
                              for p, (n, m) in zip(args.checkpoints, rows, strict=True)]},
-                indent=2))
+                indent=2) + "\n"
+        try:  # a temporary name beside it, then a rename: a full disk leaves the previous file whole
+            atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(text))
         except OSError as err:
             raise RunError(f"cannot write {args.json}: {err.strerror or err}") from err
     return 0

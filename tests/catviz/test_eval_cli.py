@@ -51,11 +51,13 @@ def test_scores_the_val_split_alone_and_says_what_was_scored(small_checkpoints, 
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--batch-size", "0"], "--batch-size must be"),
-    (["--workers", "-1"], "--workers must be"),
-    (["--limit-images", "-1"], "--limit-images must be"),
+    (["--batch-size", "0"], "--batch-size: 0 is outside [1, 4096]"),
+    (["--batch-size", "100000"], "--batch-size: 100000 is outside [1, 4096]"),
+    (["--workers", "-1"], "--workers: -1 is outside [0, 64]"),
+    (["--limit-images", "-1"], "--limit-images: -1 is outside [0, 1e+09]"),
     (["--device", "tpu9"], "--device"),
-    (["--json", "/nonexistent/dir/e.json"], "--json: folder /nonexistent/dir does not exist"),
+    (["--json", "/nonexistent/dir/e.json"], "--json /nonexistent/dir/e.json: the folder /nonexistent/dir does not exist"),
+    (["--json", "x" * 261 + ".json"], "at most 255 are allowed"),
 ])
 def test_eval_usage_errors(flags, message, capsys, tmp_path):
     assert eval_cli.main([str(tmp_path / "missing.safetensors"), "--data-root", "/nonexistent", *flags]) == 2
