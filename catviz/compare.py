@@ -1,9 +1,15 @@
-"""``catviz-eval B C --compare --report DIR``: the Dataset tab's report, headless.
+"""``catviz-eval C1 C2 ... --compare --report DIR``: the Dataset tab's report, headless.
 
-Writes ``DIR/summary.json``, ``per_class.json``, ``by_size.json``, ``images.json`` (every
-scored image ranked by CAT's gain) and ``report.html``: a self-contained page (PNGs
-embedded as base64) with per-class AP deltas, the size buckets, and the 20 largest gains
-and losses (only images where CAT does better / worse, with how many there are) with both
+Any number (two or more) of checkpoints over one split, each against a reference
+(``--reference NAME``, else the first baseline model given, else the first checkpoint):
+Table 3 live with intervals (:mod:`catviz.study`, :mod:`catviz.stats`) and the complete
+CAMs aggregated over the split (:mod:`catviz.explain_study`). Writes ``DIR/report.json``
+(the contract in docs/compare.md), ``scores.npz`` (targets and every model's
+probabilities, to recompute any number) and ``report.html``: a self-contained page (PNGs
+embedded as base64). With two models, the two-model report too (columns ``baseline`` =
+the reference, ``cat`` = the other): ``summary.json``, ``per_class.json``,
+``by_size.json``, ``images.json`` (every scored image ranked by the gain) and, in the page,
+per-class AP deltas, the size buckets and the 20 largest gains and losses with both
 models' class activation maps. Definitions: :mod:`catviz.dataset_report`.
 """
 
@@ -26,29 +32,31 @@ import torch
 from tqdm import tqdm
 
 from catviz.models.cam import class_activation_maps
-from catviz.models.checkpoint import TEMP_SUFFIX, read_meta
+from catviz.models.checkpoint import TEMP_SUFFIX, CheckpointError, read_meta
 from catviz.models.device import resolve_device
 from catviz.models.preprocess import ImageLoadError, load_image, preprocess
 from catviz.train_cli.data import DatasetError
-from catviz.train_cli.errors import RunError, UsageError, check_output_path
+from catviz.train_cli.errors import RunError, UsageError, check_output_path, int_range, range_text
 from catviz.train_cli.evaluate import format_table, row_names
 
-from . import inference, render
+from . import inference, render, stats, study
 from .dataset_report import (
     SUMMARY_KEYS,
     Report,
     ReportInput,
-    build_report,
     gains,
     losses,
     report_json,
 )
-from .dataset_results import Progress, report_input, run_dataset
+from .dataset_results import Progress, file_sha256, report_input, run_dataset
 from .dataset_source import open_dataset
+from .explain_study import explain_models
 from .figure import colour_bar
 from .roles import role_of
 
 REPORT_FILES = ("summary.json", "per_class.json", "by_size.json", "images.json", "report.html")
+#: Written for any number of models (report.html: the two-model page with these sections, or theirs alone).
+STUDY_FILES = ("report.json", "scores.npz")
 TOP = 20
 LEGEND = "<span style='color:#999'>■</span> baseline, <span style='color:#2f6db5'>■</span> CAT"
 THUMB = 128
@@ -56,25 +64,53 @@ SHOWN = 192  # the page draws every card image this tall (CSS below)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("comparing two models (baseline, CAT) over the dataset")
+    group = parser.add_argument_group("comparing models over the dataset (Table 3 live)")
     group.add_argument("--compare", action="store_true",
-                       help="compare exactly two checkpoints (baseline, CAT): per class, per object size, per image; "
+                       help="compare two or more checkpoints, each against a reference: per class, per object size, "
+                       "per level, per image, every difference with a 95%% interval (paired bootstrap over images); "
                        "needs --report DIR, where the report is written")
     group.add_argument("--report", metavar="DIR", type=Path,
-                       help="with --compare: write the JSON files and report.html into DIR")
+                       help="with --compare: write report.json, scores.npz and report.html (two models: also the "
+                       "JSON files of the two-model report) into DIR")
+    group.add_argument("--reference", metavar="NAME",
+                       help="with --compare: the model the others are compared with, by checkpoint path, file name "
+                       "(with or without .safetensors) or model name (default: the first baseline model given, "
+                       "else the first checkpoint)")
+    group.add_argument("--bootstrap", metavar="N", type=int_range(stats.MIN_RESAMPLES, stats.MAX_RESAMPLES),
+                       default=stats.RESAMPLES,
+                       help="with --compare: bootstrap resamples of the images, in "
+                       f"{range_text(stats.MIN_RESAMPLES, stats.MAX_RESAMPLES)} (default %(default)s)")
+    group.add_argument("--seed", metavar="S", type=int_range(0, 2**32 - 1), default=stats.SEED,
+                       help="with --compare: the bootstrap's random seed, in [0, 2**32 - 1] (default %(default)s); "
+                       "the same seed gives the same intervals")
+    group.add_argument("--no-explanations", action="store_true",
+                       help="with --compare: skip the explanations aggregated over the split (complete CAMs of every "
+                       "true label: layer share, evidence totals, share in the boxes, pointing game)")
     group.add_argument("--overwrite", action="store_true", help="replace the files of an existing --report folder or an existing --json file")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """:class:`UsageError` (exit 2) before any work: wrong count, missing or occupied report folder."""
+    """:class:`UsageError` (exit 2) before any work: wrong count, the same checkpoint twice,
+    bootstrap settings out of range, missing or occupied report folder."""
     if args.json and args.compare:
         raise UsageError("--json does not apply to --compare: the report folder (--report DIR) holds its JSON")
     if not args.compare:
-        if args.report:
-            raise UsageError("--report: need --compare (the report compares two checkpoints)")
+        for flag, given in (("--report", args.report), ("--reference", args.reference),
+                            ("--no-explanations", args.no_explanations),
+                            ("--bootstrap", args.bootstrap != stats.RESAMPLES), ("--seed", args.seed != stats.SEED)):
+            if given:
+                raise UsageError(f"{flag}: need --compare (the report compares checkpoints)")
         return
-    if len(args.checkpoints) != 2:
-        raise UsageError(f"--compare takes exactly two checkpoints (baseline, CAT), got {len(args.checkpoints)}")
+    if len(args.checkpoints) < 2:
+        raise UsageError(f"--compare takes two or more checkpoints (the first baseline, or --reference, is the "
+                         f"reference), got {len(args.checkpoints)}")
+    seen: dict[Path, str] = {}
+    for path in args.checkpoints:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise UsageError(f"--compare: {path} is given twice (as {seen[resolved]} and {path}); a model is not "
+                             "compared with itself")
+        seen[resolved] = path
     if args.report is None:
         raise UsageError("--compare needs --report DIR")
     check_output_path(args.report, "--report", folder=True)
@@ -92,10 +128,25 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run both models over the split (cached, see ``catviz.dataset_results``) and write the report."""
+    """Run every model over the split (cached, see ``catviz.dataset_results``), compare each
+    with the reference (:mod:`catviz.study`) and write the report."""
     device = resolve_device(args.device)
     loaded = [inference.load_model(path, device) for path in args.checkpoints]
-    roles = _roles(loaded)
+    names = row_names([m.meta.model for m in loaded], [m.path for m in loaded])
+    reference = _reference(args.reference, loaded, names)
+    _refuse_duplicates_and_other_labels(loaded, reference)
+    if len(loaded) == 2:  # the two-model report's columns: "baseline" (the reference) and "cat"
+        keys = ["baseline" if k == reference else "cat" for k in range(2)]
+        if reference == 1 and args.reference is None:
+            print(f"catviz-eval: {loaded[0].path} is the CAT model and {loaded[1].path} the baseline "
+                  "(taken from their metadata)", file=sys.stderr)
+        elif {role_of(m.meta) for m in loaded} != {"baseline", "cat"}:  # e.g. an ablation against CAT: said
+            print(f"catviz-eval: {loaded[reference].path} takes the 'baseline' column (the reference) and "
+                  f"{loaded[1 - reference].path} the 'cat' column", file=sys.stderr)
+    else:
+        keys = names
+    models = dict(zip(keys, loaded, strict=True))
+    titles = dict(zip(keys, names, strict=True))
     dataset = args.dataset or read_meta(args.checkpoints[0]).dataset
     if not dataset:
         raise DatasetError("the checkpoint does not say which dataset it was trained on; pass --dataset")
@@ -107,61 +158,131 @@ def run(args: argparse.Namespace) -> int:
             bars.append(tqdm(total=p.total, desc="compare", unit="img", leave=False))
         bars[0].update(p.done - bars[0].n)
 
-    results = run_dataset(source, roles, args.batch_size, args.workers, progress=progress)
+    results = run_dataset(source, models, args.batch_size, args.workers, progress=progress)
     for bar in bars:
         bar.close()
     data = report_input(results)
-    report = build_report(data)
+    ref_key = keys[reference]
+    found = study.build_study(data, titles, ref_key, args.bootstrap, args.seed)
+    report = found.report
+    explanations = None
+    if not args.no_explanations:
+        explained = explain_models(source, models, report.images, results.sizes, args.batch_size, args.workers)
+        explanations = study.aggregate_explanations(explained, titles, ref_key, report, args.bootstrap, args.seed)
+    described = [{"checkpoint": str(m.path), "sha256": results.scores[k].sha256, "model": m.meta.model}
+                 for k, m in models.items()]
     try:
-        write_report(args.report, report, data, roles, source.describe())
+        files = write_report(args.report, found, data, models, source.describe(), described, explanations)
     except OSError as err:
         raise RunError(f"cannot write the report into {args.report}: {err.strerror or err}") from err
-    names = row_names([roles[role].meta.model for role in roles], [roles[role].path for role in roles])
-    rows = [(f"{role}: {name}", report.summary[role]) for role, name in zip(roles, names, strict=True)
-            if report.summary[role]]
+    rows = [(f"{key}: {name}" if len(titles) == 2 else name, report.summary[key])  # two: the columns' roles too
+            for key, name in titles.items() if report.summary[key]]
     if rows:
         print(format_table(rows))
+    for row in found.comparisons:
+        print(f"{row['b']} − {row['a']}: ΔmAP {_signed(row['delta_mAP'], 2)} {_ci_text(row['ci95'])}, "
+              f"ΔCF1 {_signed(row['delta_CF1'], 2)} {_ci_text(row['ci95_CF1'])}, "
+              f"ΔOF1 {_signed(row['delta_OF1'], 2)} {_ci_text(row['ci95_OF1'])}; labels fixed "
+              f"{row['labels']['fixed']}, broken {row['labels']['broken']} (exact McNemar p = {row['labels']['p']:.3g})")
+    print(f"95% intervals: paired bootstrap over the images, {args.bootstrap} resamples, seed {args.seed}")
     print(f"\nscored on the {source.split.name} split: {len(report.images)} of {len(data.paths)} images" +
           (f" (the first {len(data.paths)}, --limit-images {args.limit_images})" if args.limit_images else "") +
-          (f"; {len(report.failed)} could not be decoded (unreadable images, listed in summary.json)" if report.failed else "") +
+          (f"; {len(report.failed)} could not be decoded (unreadable images, listed in report.json)" if report.failed else "") +
           (f"; {results.computed} computed, the rest from the cache" if results.computed < len(data.paths) else ""))
-    print(f"report written to {args.report}/ ({', '.join(REPORT_FILES)})")
+    print(f"report written to {args.report}/ ({', '.join(files)})")
     return 0
 
 
-def _roles(loaded: list[inference.LoadedModel]) -> dict[str, inference.LoadedModel]:
-    """Roles from the checkpoints' metadata; the order given decides only between two of a kind."""
-    kinds = [role_of(m.meta) for m in loaded]
-    if kinds == ["cat", "baseline"]:
-        print(f"catviz-eval: {loaded[0].path} is the CAT model and {loaded[1].path} the baseline "
-              "(taken from their metadata)", file=sys.stderr)
-        loaded = loaded[::-1]
-    elif kinds[0] == kinds[1]:  # e.g. an ablation against CAT: allowed, but said
-        print(f"catviz-eval: both checkpoints are {kinds[0]} models; {loaded[0].path} takes the "
-              f"'baseline' column and {loaded[1].path} the 'cat' column (the order given)", file=sys.stderr)
-    inference.check_compatible(loaded[1], loaded[0])
-    return {"baseline": loaded[0], "cat": loaded[1]}
+def _reference(name: str | None, loaded: list[inference.LoadedModel], names: list[str]) -> int:
+    """The reference's index: ``--reference`` by path, file name or model name (exactly one
+    must match), else the first baseline model, else the first checkpoint."""
+    if name is None:
+        return next((k for k, m in enumerate(loaded) if role_of(m.meta) == "baseline"), 0)
+
+    def matches(m: inference.LoadedModel) -> bool:
+        return name in (str(m.path), m.path.name, m.path.stem, m.meta.model) or \
+            Path(name).resolve() == m.path.resolve()
+
+    hits = [k for k, m in enumerate(loaded) if matches(m)]
+    if len(hits) != 1:
+        which = "; ".join(f"{m.path} (model {m.meta.model})" for m in loaded)
+        raise UsageError(f"--reference {name!r} matches {'none' if not hits else 'several'} of the checkpoints: "
+                         f"{which}" + ("; name its file instead" if hits else ""))
+    return hits[0]
+
+
+def _refuse_duplicates_and_other_labels(loaded: list[inference.LoadedModel], reference: int) -> None:
+    """The same file content given twice is said (usage error); labels must be the reference's."""
+    seen: dict[str, Path] = {}
+    for m in loaded:
+        digest = file_sha256(m.path)
+        if digest in seen:
+            raise UsageError(f"--compare: {seen[digest]} and {m.path} are the same checkpoint (sha256 "
+                             f"{digest[:12]}...); a model is not compared with itself")
+        seen[digest] = m.path
+    ref = loaded[reference]
+    for m in loaded:
+        if m.meta.class_names != ref.meta.class_names:
+            raise CheckpointError(
+                f"{m.path}: its {m.meta.num_classes} labels ({', '.join(m.meta.class_names[:5])} ...) differ from "
+                f"those of the reference {ref.path} ({', '.join(ref.meta.class_names[:5])} ...)")
+
+
+def _ci_text(ci) -> str:
+    return "[–]" if ci is None or ci[0] is None or not math.isfinite(ci[0]) else \
+        f"[{_signed(ci[0], 2)}, {_signed(ci[1], 2)}]"
 
 
 # writing ---------------------------------------------------------------------------------
-def write_report(folder: Path, report: Report, data: ReportInput, roles: dict, dataset: str) -> None:
-    """All of :data:`REPORT_FILES` or none: each is written into a staging folder inside
+def write_report(folder: Path, found: study.Study, data: ReportInput, models: dict, dataset: str,
+                 described: list[dict], explanations: dict | None) -> tuple[str, ...]:
+    """All of the report's files or none: each is written into a staging folder inside
     ``folder`` first and moved into place only when every one is complete, so a full disk
-    or an interrupt leaves the folder as it was (the staging folder is removed)."""
-    objects = report_json(report, data)
-    objects["summary"]["dataset"] = dataset
-    objects["summary"]["checkpoints"] = {role: str(m.path) for role, m in roles.items()}
-    texts = {f"{name}.json": json.dumps(objects[name], indent=1, ensure_ascii=False) + "\n"
-             for name in ("summary", "per_class", "by_size", "images")}
-    texts["report.html"] = render_html(report, data, roles, objects["summary"])
+    or an interrupt leaves the folder as it was (the staging folder is removed). Two
+    models: :data:`REPORT_FILES` too (the two-model report, columns ``baseline`` and ``cat``)."""
+    report = found.report
+    contract = study.study_json(found, data, described)
+    contract["dataset"] = dataset
+    contract["explanations"] = explanations
+    contract["failed_images"] = {str(data.paths[i]): why for i, why in sorted(report.failed.items())}
+    texts = {"report.json": json.dumps(contract, indent=1, ensure_ascii=False) + "\n"}
+    sections = study_html(contract)
+    if set(models) == {"baseline", "cat"}:
+        objects = report_json(report, data)
+        objects["summary"]["dataset"] = dataset
+        objects["summary"]["checkpoints"] = {role: str(m.path) for role, m in models.items()}
+        texts |= {f"{name}.json": json.dumps(objects[name], indent=1, ensure_ascii=False) + "\n"
+                  for name in ("summary", "per_class", "by_size", "images")}
+        texts["report.html"] = render_html(report, data, models, objects["summary"], sections)
+    else:
+        texts["report.html"] = study_page(contract, sections)
+    names = (*(n for n in REPORT_FILES if n in texts), *STUDY_FILES)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".report.", suffix=TEMP_SUFFIX))
     try:
-        for name in REPORT_FILES:
-            (staging / name).write_text(texts[name], encoding="utf-8")
-        for name in REPORT_FILES:
+        for name in names:
+            if name == "scores.npz":
+                write_scores(staging / name, found, data)
+            else:
+                (staging / name).write_text(texts[name], encoding="utf-8")
+        for name in names:
             os.replace(staging / name, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return names
+
+
+def write_scores(path: Path, found: study.Study, data: ReportInput) -> None:
+    """``scores.npz``: ``targets`` (images x labels, 1/0/-1) and ``probabilities`` (models x
+    images x labels) over the scored images, ``models`` and ``class_names`` beside them, so
+    every number of the report can be recomputed."""
+    scored = found.report.images
+    with open(path, "wb") as f:
+        np.savez(f, targets=data.targets[scored].astype(np.int8),
+                 probabilities=np.stack([data.probabilities[k][scored] for k in found.names]).astype(np.float32),
+                 models=np.array(list(found.names.values()), dtype=str),
+                 class_names=np.array(data.class_names, dtype=str),
+                 images=np.array([str(data.paths[i]) for i in scored], dtype=str),
+                 reference=np.array([found.names[found.reference]], dtype=str))
 
 
 def _png(image: np.ndarray) -> str:
@@ -280,7 +401,7 @@ def _how_many(images: np.ndarray, side: str) -> str:
     return count + (f"; the {TOP} largest shown" if len(images) > TOP else "")
 
 
-def render_html(report: Report, data: ReportInput, roles: dict, summary: dict) -> str:
+def render_html(report: Report, data: ReportInput, roles: dict, summary: dict, sections: str = "") -> str:
     models = summary["models"]
     head = "".join(f"<th>{k}</th>" for k in SUMMARY_KEYS)
     table = [f"<tr><th>model</th>{head}</tr>"]
@@ -342,6 +463,163 @@ beside the maps, in logit units).</p>
 <h2>Largest losses</h2>
 <p>{_how_many(worse, "worse")}</p>
 {_example_cards(worse[:TOP], report, data, roles, gain=False)}
+{sections}
+{'<h2>Images that could not be decoded</h2><ul>' + failed + '</ul>' if failed else ''}
+</body></html>
+"""
+
+
+# any number of models: the sections from report.json ---------------------------------------
+def _v(value, digits: int = 1) -> str:
+    return _fmt(value if value is not None else float("nan"), digits)
+
+
+def _d(value, ci, digits: int = 1) -> str:
+    """A difference with its interval; a zero-spanning interval is marked (≈0)."""
+    if value is None:
+        return "–"
+    mark = " <span class='zero' title='the 95% interval contains 0'>≈0</span>" if ci and ci[0] is not None \
+        and not (ci[0] > 0 or ci[1] < 0) else ""
+    return f"{_signed(value, digits)} {_ci_text(ci if ci and ci[0] is not None else None)}{mark}"
+
+
+def _error_bars_svg(rows: list[tuple[str, float | None, list | None]], width: int = 620) -> str:
+    """Per row a point (the difference) and a line (its 95 % interval); grey when it spans 0."""
+    ends = [abs(x) for _, v, ci in rows for x in ([v] + list(ci or [])) if x is not None and math.isfinite(x)]
+    limit = max(ends, default=1.0) or 1.0
+    height, label_w = 16, 150
+    half = (width - label_w - 90) / 2
+    mid = label_w + half
+
+    def x(value: float) -> float:
+        return mid + half * value / limit
+
+    parts = [f'<svg width="{width}" height="{height * len(rows) + 4}" xmlns="http://www.w3.org/2000/svg" '
+             'font-family="sans-serif" font-size="11">',
+             f'<line x1="{mid}" x2="{mid}" y1="0" y2="{height * len(rows)}" stroke="#888"/>']
+    for k, (name, value, ci) in enumerate(rows):
+        y = k * height + height / 2
+        parts.append(f'<text x="{label_w - 6}" y="{y + 4}" text-anchor="end">{html.escape(name[:24])}</text>')
+        if value is None or not math.isfinite(value):
+            continue
+        zero = not ci or ci[0] is None or not (ci[0] > 0 or ci[1] < 0)
+        color = "#999" if zero else ("#2a9d4a" if value > 0 else "#d0453a")
+        if ci and ci[0] is not None:
+            parts.append(f'<line x1="{x(ci[0]):.1f}" x2="{x(ci[1]):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"/>')
+        parts.append(f'<circle cx="{x(value):.1f}" cy="{y}" r="3.5" fill="{color}"/>')
+        parts.append(f'<text x="{width - 4}" y="{y + 4}" text-anchor="end">{_signed(value)}{" ≈0" if zero else ""}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def study_html(contract: dict) -> str:
+    """The N-model sections: models, comparisons, per class and per size with intervals, explanations."""
+    boot = contract["bootstrap"]
+    keys = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
+    head = "".join(f"<th>{k}</th>" for k in keys)
+    models = "".join(
+        f"<tr><td>{html.escape(m['name'])}{' (reference)' if m['reference'] else ''}</td>"
+        + "".join(f"<td>{_v(m.get(k))}</td>" for k in keys)
+        + "<td>" + ", ".join(f"{html.escape(lv)} {_v(v['mAP'])} {_ci_text(v['ci95'])}" for lv, v in m["levels"].items())
+        + "</td></tr>" for m in contract["models"])
+    comparisons = "".join(
+        f"<tr><td>{html.escape(c['b'])} − {html.escape(c['a'])}</td><td>{_d(c['delta_mAP'], c['ci95'], 2)}</td>"
+        f"<td>{_d(c['delta_CF1'], c['ci95_CF1'], 2)}</td><td>{_d(c['delta_OF1'], c['ci95_OF1'], 2)}</td>"
+        f"<td>{c['labels']['fixed']} / {c['labels']['broken']} (p = {c['labels']['p']:.3g})</td>"
+        f"<td>{c['decisions']['fixed']} / {c['decisions']['broken']} (p = {c['decisions']['p']:.3g})</td></tr>"
+        for c in contract["comparisons"])
+    others = [c["b"] for c in contract["comparisons"]]
+    per_class = "".join(
+        f"<h3>{html.escape(name)} − {html.escape(contract['reference'])}: AP per class (positives)</h3>"
+        + _error_bars_svg([(f"{r['label']} ({r['positives']})", r["delta"].get(name), r["ci95"].get(name))
+                           for r in contract["per_class"]]) for name in others)
+    spanning = {name: [r["label"] for r in contract["per_class"] if r["spans_zero"].get(name)] for name in others}
+    spans = "".join(f"<li>{html.escape(n)}: {html.escape(', '.join(v)) or 'none'}</li>" for n, v in spanning.items())
+    sizes = []
+    for kind, rows in contract["by_size"].items():
+        body = "".join(f"<tr><td>{html.escape(r['bucket'])}</td><td>{html.escape(r['range'])}</td><td>{r['pairs']}</td>"
+                       + "".join(f"<td>{_v(r['AP'].get(m['name']))}</td>" for m in contract["models"])
+                       + "".join(f"<td>{_d(r['delta'].get(n), r['ci95'].get(n))}</td>" for n in others) + "</tr>"
+                       for r in rows)
+        sizes.append(f"<h3>By {'area in input pixels' if kind == 'pixels' else 'share of the image'}</h3><table><tr>"
+                     "<th>bucket</th><th>range</th><th>pairs</th>"
+                     + "".join(f"<th>AP {html.escape(m['name'])}</th>" for m in contract["models"])
+                     + "".join(f"<th>ΔAP {html.escape(n)} [95%]</th>" for n in others) + f"</tr>{body}</table>")
+    return f"""<h2>Every model against {html.escape(contract['reference'])}, with 95% intervals</h2>
+<p class="note">Intervals: {boot['method']}, {boot['resamples']} resamples, seed {boot['seed']} (<code>--bootstrap</code>,
+<code>--seed</code>); ≈0 marks an interval that contains 0. Fixed / broken: true labels the reference misses and
+the model finds / the reference finds and the model misses (decisions: every counted image-label decision), with the
+exact McNemar p-value (pairs taken as independent). Levels: each classifier's logits alone.</p>
+<table><tr><th>model</th>{head}<th>levels alone (mAP [95%])</th></tr>{models}</table>
+<table><tr><th>comparison</th><th>ΔmAP [95%]</th><th>ΔCF1 [95%]</th><th>ΔOF1 [95%]</th><th>labels fixed / broken</th>
+<th>decisions fixed / broken</th></tr>{comparisons}</table>
+<h2>Per class, with intervals</h2>{per_class}
+<p class="note">Classes whose interval contains 0:</p><ul>{spans}</ul>
+<h2>By object size, with intervals</h2>{''.join(sizes)}
+{_explanations_html(contract.get('explanations'))}"""
+
+
+def _explanations_html(ex: dict | None) -> str:
+    if not ex:
+        return ""
+    share_rows, evidence_rows = [], []
+    for model, levels in ex["layer_share"].items():
+        for level, buckets in levels.items():
+            for bucket, row in buckets.items():
+                sources = [k for k in row if k not in ("logit", "n", "ci95")]
+                share_rows.append(
+                    f"<tr><td>{html.escape(model)}</td><td>{html.escape(level)}</td><td>{html.escape(bucket)}</td>"
+                    f"<td>{row['n']}</td><td>{_v(row['logit'], 2)}</td><td>"
+                    + ", ".join(f"{html.escape(s)} {_v(row[s], 2)} {_ci_text(row['ci95'][s])}" for s in sources)
+                    + "</td></tr>")
+    for model, levels in ex["evidence"].items():
+        for level, buckets in levels.items():
+            for bucket, row in buckets.items():
+                evidence_rows.append(
+                    f"<tr><td>{html.escape(model)}</td><td>{html.escape(level)}</td><td>{html.escape(bucket)}</td>"
+                    + "".join(f"<td>{_v(row[m]['mean'], 2)} {_ci_text(row[m]['ci95'])}</td>"
+                              for m in ("positive", "negative", "in_box", "in_box_chance", "pointing", "pointing_chance"))
+                    + "</tr>")
+    contrasts = []
+    for kind, title in (("fine_minus_coarse", "finest − coarsest level of each model"),
+                        ("against_reference", "each model's finest level − the reference's finest")):
+        for model, groups in ex[kind].items():
+            levels = groups["levels"]
+            for bucket, row in groups.items():
+                if bucket == "levels":
+                    continue
+                contrasts.append(f"<tr><td>{title}</td><td>{html.escape(model)} ({' − '.join(levels)})</td>"
+                                 f"<td>{html.escape(bucket)}</td>"
+                                 + "".join(f"<td>{_d(row[m]['mean'], row[m]['ci95'], 3)}</td>" for m in ("in_box", "pointing"))
+                                 + "</tr>")
+    return f"""<h2>Explanations over the split</h2>
+<p class="note">Complete CAMs of every true (image, label) pair, per level, by the largest object's size bucket
+(mean over pairs [95% bootstrap interval over images]). Layer share: the level logit split by source layer and
+offset (the parts sum to the logit). Positive / negative: the map's positive and negative parts (mean over the
+grid, logit units). At token depth (each level's own grid): in box = share of the positive evidence inside the
+label's boxes (cells weighted by their covered fraction), against its chance (the boxes' share of the image);
+pointing = the largest cell touches a box, against its chance (the share of cells that touch one).</p>
+<h3>Layer share of the level logit</h3><table><tr><th>model</th><th>level</th><th>bucket</th><th>pairs</th>
+<th>logit</th><th>sources</th></tr>{''.join(share_rows)}</table>
+<h3>Evidence and localisation</h3><table><tr><th>model</th><th>level</th><th>bucket</th><th>positive</th>
+<th>negative</th><th>in box</th><th>chance</th><th>pointing</th><th>chance</th></tr>{''.join(evidence_rows)}</table>
+<h3>Paired contrasts</h3><table><tr><th>contrast</th><th>model</th><th>bucket</th><th>Δ in box</th><th>Δ pointing</th></tr>
+{''.join(contrasts)}</table>"""
+
+
+def study_page(contract: dict, sections: str) -> str:
+    """The report page for three or more models: the sections above, self-contained."""
+    failed = "".join(f"<li>{html.escape(why)}</li>" for why in contract["failed_images"].values())
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>catviz: {len(contract['models'])} models compared</title>
+<style>
+body {{ font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }}
+table {{ border-collapse: collapse; margin: 8px 0; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }} .note {{ color: #555; font-size: 13px; }} .zero {{ color: #999; }}
+</style></head><body>
+<h1>{len(contract['models'])} models over {html.escape(contract.get('dataset', ''))}</h1>
+<p>{contract['images_scored']} of {contract['images_total']} images scored. Threshold {contract['threshold']:g}.
+Reference: {html.escape(contract['reference'])}.</p>
+{sections}
 {'<h2>Images that could not be decoded</h2><ul>' + failed + '</ul>' if failed else ''}
 </body></html>
 """

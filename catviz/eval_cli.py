@@ -1,5 +1,5 @@
-"""``catviz-eval``: score checkpoints (:mod:`catviz.train_cli.evaluate`), compare two over a
-split (:mod:`catviz.compare`, ``--compare``) or score their explanation maps
+"""``catviz-eval``: score checkpoints (:mod:`catviz.train_cli.evaluate`), compare two or more over
+a split with intervals (:mod:`catviz.compare`, ``--compare``) or score their explanation maps
 (:mod:`catviz.faithfulness`, ``--faithfulness``).
 
 One error channel: the jobs raise typed errors and :func:`main` alone turns them into a
@@ -36,7 +36,8 @@ EXIT_CODES_HELP = (
     "exit codes: 0 success; 1 failure (unreadable checkpoint or dataset, a checkpoint whose labels differ "
     "from the dataset's, an output file that cannot be written), the message names the file; 2 usage error (invalid "
     "flag value, --json file or --report folder that exists without --overwrite, --compare without two "
-    "checkpoints or --report), found before any checkpoint or data is loaded; 130 interrupted (Ctrl-C), "
+    "checkpoints or --report, the same checkpoint given twice, --bootstrap or --seed out of range, a --reference "
+    "that matches none), found before any checkpoint or data is loaded; 130 interrupted (Ctrl-C), "
     "143 terminated (SIGTERM); nothing is written then"
 )
 

@@ -30,7 +30,7 @@ def test_summary_equals_catviz_eval_and_every_file_is_written(small_checkpoints,
     report = tmp_path / "report"
     assert compare(small_checkpoints, data_root, report) == 0
     assert sorted(p.name for p in report.iterdir()) == sorted(
-        ["summary.json", "per_class.json", "by_size.json", "images.json", "report.html"])
+        ["summary.json", "per_class.json", "by_size.json", "images.json", "report.html", "report.json", "scores.npz"])
     summary = json.loads((report / "summary.json").read_text())
     for role, row in zip(("baseline", "cat"), expected, strict=True):
         for key in SUMMARY_KEYS:
@@ -74,7 +74,7 @@ def test_an_existing_report_is_not_overwritten(small_checkpoints, data_root, tmp
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--compare", "--report", "R"], "exactly two"),
+    (["--compare", "--report", "R"], "two or more checkpoints"),
     (["--report", "R"], "need --compare"),
 ])
 def test_usage_errors_come_before_any_work(small_checkpoints, tmp_path, capsys, argv, message):  # noqa: F811
@@ -96,7 +96,7 @@ def test_help_says_compare_needs_report(capsys):
     with pytest.raises(SystemExit):
         eval_cli.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "per class, per object size, per image; needs --report DIR" in out
+    assert "per class, per object size, per level, per image" in out and "needs --report DIR" in out
 
 
 def test_compare_without_report_is_a_usage_error_naming_the_flag(tmp_path, capsys):

@@ -1,0 +1,130 @@
+"""Intervals for a comparison over images: a paired bootstrap and the exact McNemar test.
+
+numpy only (the Dataset tab imports it). The bootstrap resamples **images** with
+replacement, the same draw for every model, so a difference is computed on the same
+images for both sides (paired). A resample is a row of counts (how often each image was
+drawn, :func:`bootstrap_counts`); every statistic below is computed from the counts as it
+would be on the resampled list of images with each image's copies next to each other in
+the original order, so no resampled array is ever built. The interval is the percentile
+interval: the 2.5th and 97.5th percentiles of the resampled values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Defaults of ``--bootstrap`` and ``--seed``.
+RESAMPLES = 1000
+SEED = 0
+#: What ``--bootstrap`` accepts.
+MIN_RESAMPLES, MAX_RESAMPLES = 100, 100_000
+LEVEL = 0.95
+_CHUNK = 256  # resamples per block: memory O(block x images)
+
+
+def bootstrap_counts(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """(resamples, n) int32: how often each of ``n`` images is drawn in each resample."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.int32) if n else \
+        np.zeros((resamples, 0), np.int32)
+
+
+def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The percentile interval of resampled values (NaN resamples left out)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return (float("nan"), float("nan"))
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+def spans_zero(ci: tuple[float, float]) -> bool:
+    """An interval that contains 0 (or is undefined): the difference is not shown to be real."""
+    return not (ci[0] > 0 or ci[1] < 0)
+
+
+def _harmonic(n: int) -> np.ndarray:
+    """H[k] = 1 + 1/2 + ... + 1/k for k = 0..n (H[0] = 0)."""
+    return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
+
+
+def average_precision_counts(scores: np.ndarray, positive: np.ndarray, keep: np.ndarray,
+                             counts: np.ndarray) -> np.ndarray:
+    """Non-interpolated AP of one label (as ``train_cli.metrics.average_precision``) in each resample.
+
+    ``scores, positive, keep``: (n,) over the images; only ``keep`` images count (e.g. not
+    difficult). ``counts``: (R, n) from :func:`bootstrap_counts`. Image i drawn c times at a
+    place where N images (TP of them positive) rank above it contributes, if positive,
+    ``sum_{j=1..c} (TP + j) / (N + j) = c - (N - TP) (H[N + c] - H[N])`` to the sum of
+    precisions at the hits. NaN where a resample has no positive.
+    """
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    pos = (np.asarray(positive, bool) & np.asarray(keep, bool))[order]
+    kept = np.asarray(keep, bool)[order]
+    total = int(counts.sum(1).max()) if counts.size else 0
+    harmonic = _harmonic(total)
+    result = np.empty(len(counts))
+    for start in range(0, len(counts), _CHUNK):
+        w = counts[start : start + _CHUNK][:, order] * kept  # (r, n)
+        above = np.cumsum(w, 1) - w  # images ranked above each one
+        hits_above = np.cumsum(w * pos, 1) - w * pos
+        gained = w - (above - hits_above) * (harmonic[above + w] - harmonic[above])
+        hits = (w * pos).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result[start : start + len(w)] = np.where(hits > 0, (gained * pos).sum(1) / hits, np.nan)
+    return result
+
+
+def mean_ap_counts(scores: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-label AP (R, L), mAP (R,)) in percent, per resample; labels without a positive
+    in a resample are left out of its mAP, as ``multilabel_metrics`` does."""
+    aps = np.stack([average_precision_counts(scores[:, c], targets[:, c] == 1, targets[:, c] != -1, counts)
+                    for c in range(scores.shape[1])], axis=1) * 100 if scores.shape[1] else np.zeros((len(counts), 0))
+    found = np.isfinite(aps)
+    m = np.where(found.any(1), np.where(found, aps, 0).sum(1) / np.maximum(found.sum(1), 1), np.nan)
+    return aps, m
+
+
+def f1_counts(predicted: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """CF1 and OF1 (percent, ``train_cli.metrics``' definitions) per resample: the per-label
+    counts Nc, Np, Ng of a resample are the counts-weighted sums over images."""
+    positives = (targets == 1).astype(np.float64)
+    pred = predicted.astype(np.float64)  # a predicted difficult label counts in Np, as in multilabel_metrics
+    w = counts.astype(np.float64)
+    n_correct, n_predicted, n_truth = w @ (pred * positives), w @ pred, w @ positives
+    valid = n_truth > 0
+    op = n_correct.sum(1) / np.maximum(n_predicted.sum(1), 1.0)
+    orec = n_correct.sum(1) / np.maximum(n_truth.sum(1), 1.0)
+    cp = (n_correct / np.maximum(n_predicted, 1.0)).mean(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cr = np.where(valid.any(1), np.where(valid, n_correct / np.where(valid, n_truth, 1), 0).sum(1)
+                      / np.maximum(valid.sum(1), 1), 0.0)
+    return {"CF1": 100 * _f1(cp, cr), "OF1": 100 * _f1(op, orec)}
+
+
+def _f1(p: np.ndarray, r: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
+
+
+def weighted_mean_counts(sums: np.ndarray, numbers: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """A mean over pairs grouped by image (``sums[i]``: the image's summed values,
+    ``numbers[i]``: its pairs) in each resample; NaN where a resample draws no pair."""
+    w = counts.astype(np.float64)
+    total = w @ np.asarray(numbers, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (w @ np.asarray(sums, np.float64)) / np.where(total > 0, total, 1), np.nan)
+
+
+def mcnemar_exact(fixed: int, broken: int) -> float:
+    """Two-sided exact McNemar test: the binomial test of ``fixed`` successes in
+    ``fixed + broken`` trials at p = 1/2, p = min(1, 2 P(X <= min(b, c)))."""
+    n = fixed + broken
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(fixed, broken) + 1))
+    return min(1.0, 2 * tail / 2**n)
