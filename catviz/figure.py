@@ -124,8 +124,9 @@ def colour_bar(height: int, scale: Scale, colormap: str) -> np.ndarray:
 
 def render_figure(rows: list[FigureRow], class_names: list[str], threshold: float = 0.5, opacity: float = 0.75,
                   colormap: str = DIVERGING, method: str = CAM, shared_scale: bool = True,
-                  positive_only: bool = False) -> np.ndarray:
-    """An RGB uint8 figure; width fits the image with the most labels.
+                  positive_only: bool = False, caption: str = "") -> np.ndarray:
+    """An RGB uint8 figure; width fits the image with the most labels; ``caption`` (see
+    :func:`caption_text`) is written under the legend.
 
     ``method``'s maps (CAM: each result's complete CAM; others: ``row.maps``) are drawn
     with ``colormap`` (signed maps stay diverging over a muted image, as in the app).
@@ -181,7 +182,23 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
         parts.append(block_image)
     truth = any(row.ground_truth for row in rows)
     parts.append(_legend(width, info, colour, threshold, shared_scale, truth))
+    if caption:
+        lines = _wrap(caption, width - 12)
+        strip = np.full((8 + LINE * len(lines), width, 3), PAPER, np.uint8)
+        _text(strip, lines, 6, 2, GREY)
+        parts.append(strip)
     return np.concatenate(parts, axis=0)
+
+
+def caption_text(models: dict[str, tuple[str, str]], label: str | None, threshold: float, method: str,
+                 level: str, image: str | None = None) -> str:
+    """What a saved view or figure shows, in one line: the image, each model (its name and
+    file), the label, the threshold, the map method and the level (the depth it explains)."""
+    parts = [image] if image else []
+    parts += [f"{role}: {name} ({file})" for role, (name, file) in models.items()]
+    parts += [f"label {label}"] if label else []
+    parts += [f"threshold {threshold:.2f}", method, f"level {level}"]
+    return " · ".join(parts)
 
 
 def header_text(columns: int, title: str, bar: bool = True) -> list[str]:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSettings, QSize, Qt
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QFontMetrics, QGuiApplication, QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
@@ -34,8 +34,9 @@ from PySide6.QtWidgets import (
 
 from catviz.models.device import available_devices
 
-from . import __version__, demo
+from . import __version__, demo, figure
 from .inference import LoadedModel
+from .methods import CAM, method_info
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
 from .qt_events import release_subscriptions, unsubscribe_on_close
@@ -358,13 +359,41 @@ class QtMainWindow(QMainWindow):
                 return ""
         return path
 
+    def view_caption(self) -> str:
+        """What the view shows: image, models, label, threshold, method and level (or LRD layer and head)."""
+        s, entry = self.state.settings, self.state.current_entry
+        models = {role: (m.meta.model, m.path.name) for role, m in self.state.models.items()}
+        if self.tabs.currentWidget() is self.attention_view:
+            method, level = "attention", f"LRD layer {s.lrd_layer}, head {s.head}"
+        else:
+            method = method_info(s.cam_method).title
+            level = s.cam_level if s.cam_method == CAM else (self.state.attribution_level("cat") or s.cam_level)
+        return figure.caption_text(models, self.state.shown_label(), s.threshold, method, level,
+                                   entry.path.name if entry is not None else None)
+
+    def _captioned_grab(self) -> QImage:
+        """The current tab as on screen, under a strip with :meth:`view_caption` (wrapped to its width)."""
+        shot = self.tabs.currentWidget().grab().toImage()
+        text, font = self.view_caption(), self.font()
+        bounds = QFontMetrics(font).boundingRect(QRect(0, 0, shot.width() - 16, 10_000),
+                                                 Qt.TextFlag.TextWordWrap, text)
+        image = QImage(shot.width(), shot.height() + bounds.height() + 12, QImage.Format.Format_RGB32)
+        image.fill(Qt.GlobalColor.white)
+        painter = QPainter(image)
+        painter.setFont(font)
+        painter.setPen(Qt.GlobalColor.black)
+        painter.drawText(QRect(8, 6, shot.width() - 16, bounds.height()), Qt.TextFlag.TextWordWrap, text)
+        painter.drawImage(0, bounds.height() + 12, shot)
+        painter.end()
+        return image
+
     def save_view(self, path: str | None = None) -> None:
         path = path or self._ask_png_path("Save view", "catviz-view.png")
         if not path:
             return
         if (why := unwritable(path)) is not None:
             self.state.report(f"{path}: view not saved, {why}")
-        elif self.tabs.currentWidget().grab().save(path, "PNG"):
+        elif self._captioned_grab().save(path, "PNG"):
             self.state.report(f"view saved to {path}", error=False)
         else:
             self.state.report(f"{path}: could not write PNG")

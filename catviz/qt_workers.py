@@ -26,7 +26,7 @@ from catviz.models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrin
 
 from . import figure, inference
 from .inference import LoadedModel
-from .methods import CAM, DeletionScore
+from .methods import CAM, DeletionScore, method_info
 from .qt_tasks import Task, Workers
 from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
@@ -263,6 +263,9 @@ class InferenceController(QObject):
             return
         class_names = self.state.class_names
         levels = {role: self.state.attribution_level(role) for role in loaded}
+        caption = figure.caption_text({role: (m.meta.model, m.path.name) for role, m in loaded.items()}, None,
+                                      s.threshold, method_info(s.cam_method).title,
+                                      s.cam_level if s.cam_method == CAM else ", ".join(dict.fromkeys(levels.values())))
         generations = dict(self.state.generation)
         paths = {e.path for e in entries}
         cached = {key: r for key, r in self.state.results.items() if key[0] in paths}
@@ -294,7 +297,7 @@ class InferenceController(QObject):
                 raise ImageLoadError(f"{path} not written: no selected image could be read ({'; '.join(skipped)})")
             figure.save_figure(path, figure.render_figure(
                 rows, class_names, s.threshold, s.opacity, s.colormap, s.cam_method,
-                shared_scale=not s.per_panel_scale, positive_only=s.positive_only))
+                shared_scale=not s.per_panel_scale, positive_only=s.positive_only, caption=caption))
             return path, skipped
 
         def written(outcome: tuple[str, list[str]]) -> None:

@@ -207,3 +207,36 @@ def test_one_colour_per_level_and_model_in_every_chart_whatever_is_drawn_first(q
     assert len({*bars.values(), *share.values()}) == 7  # P5, R5, P4, P3, baseline (S5), CAT sum, offset
     assert qt_dataset_view.BASELINE_COLOR == colors.rgb(colors.BASELINE)
     assert qt_dataset_view.CAT_COLOR == colors.rgb(colors.CAT)
+
+
+def test_saved_views_and_exported_figures_say_what_they_show(qtbot, window, checkpoints, tmp_path, monkeypatch):
+    import cv2
+
+    from catviz import figure
+
+    load_models(qtbot, window, checkpoints)
+    images = write_good_images(tmp_path / "imgs", 1)
+    window.state.add_images(images)
+    wait_results(qtbot, window)
+    window.state.update_settings(label="dog")
+    window.predictions.slider.setValue(35)
+    caption = window.view_caption()
+    for part in (images[0].name, "baseline_tiny", "baseline.safetensors", "cat_tiny", "cat.safetensors", "dog",
+                 "threshold 0.35", "CAM", "level combined"):
+        assert part in caption, (part, caption)
+    path = tmp_path / "view.png"
+    window.save_view(str(path))
+    saved = cv2.imread(str(path))
+    grabbed = window.tabs.currentWidget().grab()
+    assert saved.shape[1] == grabbed.width() and saved.shape[0] > grabbed.height() + 10  # a caption strip on top
+    strip = saved[: saved.shape[0] - grabbed.height()]
+    assert (strip < 100).any()  # with dark text in it
+
+    captured = {}
+    real = figure.render_figure
+    monkeypatch.setattr(figure, "render_figure", lambda *a, **k: captured.update(k) or real(*a, **k))
+    done = tmp_path / "figure.png"
+    window.export_figure(str(done))
+    qtbot.waitUntil(done.exists, timeout=30000)
+    assert "baseline_tiny" in captured["caption"] and "threshold 0.35" in captured["caption"]
+    assert cv2.imread(str(done)) is not None
