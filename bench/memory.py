@@ -7,6 +7,11 @@ runs ``catviz export`` on each in a fresh process and reports that process's pea
 alone, the first row; the others also show their peak above it). Targets (issue 11):
 30 x 6000² < 1.5 GB, the 16000² PNG < 1 GB. Writes
 bench/results/memory.json. Defaults to the bundled demo models.
+
+``--mode many`` (issue 28): a folder of ``--many`` small images (default 2,000 PNGs of
+96x96), exported in pages of ``catviz export``'s default ``--per-page``: memory is bounded
+by the page, not by the folder (target: < 0.5 GB above the one-image row). Writes
+bench/results/memory_many.json.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.catviz.hostile_images
 
 from catviz import demo  # noqa: E402
+from catviz.train_cli.errors import int_range  # noqa: E402
 from tests.catviz.hostile_images import write_blank_png, write_photo_jpeg  # noqa: E402
+from tests.fixtures import write_image  # noqa: E402
 
 EXPORT = "import sys; from catviz.app import main; sys.exit(main(sys.argv[1:]))"
 GB = 2**30
@@ -48,9 +55,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, default=demo.DEMO_CHECKPOINTS["baseline"])
     parser.add_argument("--cat", type=Path, default=demo.DEMO_CHECKPOINTS["cat"])
-    parser.add_argument("--photos", type=int, default=30, help="number of 6000x6000 photos")
+    parser.add_argument("--photos", type=int_range(1, 1000), default=30,
+                        help="number of 6000x6000 photos, in [1, 1000] (default 30)")
+    parser.add_argument("--mode", choices=("hostile", "many"), default="hostile",
+                        help="hostile: the cases above (default); many: a folder of --many small images")
+    parser.add_argument("--many", type=int_range(1, 10_000), default=2000,
+                        help="--mode many: number of small images, in [1, 10000] (default 2000)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.mode == "many":
+        return many(args)
     models = ["--baseline", str(args.baseline), "--cat", str(args.cat), "--device", args.device]
     with tempfile.TemporaryDirectory(prefix="catviz-memory-") as tmp:
         root = Path(tmp)
@@ -87,9 +101,44 @@ def main() -> None:
               f"{target:>8} {r['seconds']:>6.1f}")
     result = dict(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(), device=args.device,
                   baseline=str(args.baseline), cat=str(args.cat), rows=rows)
-    out = Path(__file__).parent / "results" / "memory.json"
+    write_result(result, "memory.json")
+
+
+def many(args) -> None:
+    """Peak RSS of exporting a folder of ``args.many`` small images, next to one image."""
+    models = ["--baseline", str(args.baseline), "--cat", str(args.cat), "--device", args.device]
+    with tempfile.TemporaryDirectory(prefix="catviz-memory-") as tmp:
+        root = Path(tmp)
+        write_image(root / "one" / "0000.png", seed=0, size=96)
+        first = (root / "one" / "0000.png").read_bytes()
+        folder = root / "many"
+        folder.mkdir()
+        for i in range(args.many):  # copies: decoding is the same work for each
+            (folder / f"{i:04d}.png").write_bytes(first)
+        rows = []
+        for name, inputs in (("one 96² image (imports + models)", root / "one"),
+                             (f"{args.many} images of 96² PNG, default --per-page", folder)):
+            out = root / f"fig{len(rows)}.png"
+            code, peak, seconds, tail = peak_rss([str(inputs), "--out", str(out), *models])
+            pages = sorted(p.name for p in root.glob(f"fig{len(rows)}*.png"))
+            rows.append(dict(case=name, exit=code, peak_rss_gb=round(peak, 3), seconds=round(seconds, 1),
+                             figures=len(pages), last_message=tail))
+    rows[1]["above_reference_gb"] = round(rows[1]["peak_rss_gb"] - rows[0]["peak_rss_gb"], 3)
+    for r in rows:
+        print(f"{r['case']:<46} exit {r['exit']}  peak RSS {r['peak_rss_gb']:.3f} GB  {r['figures']} figure(s)  "
+              f"{r['seconds']:.1f} s")
+    write_result(dict(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(), device=args.device,
+                      images=args.many, rows=rows), "memory_many.json")
+
+
+def write_result(result: dict, name: str) -> None:
+    """Atomically (a temporary name, then a rename): a results file is whole or as it was."""
+    from catviz.models.checkpoint import atomic_write
+
+    out = Path(__file__).parent / "results" / name
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     print(f"wrote {out}")
 
 

@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from catviz.models.checkpoint import CheckpointError, read_meta
 from catviz.models.device import resolve_device
-from catviz.models.preprocess import ImageLoadError, load_image
+from catviz.models.preprocess import ImageLoadError, load_image, read_header
 from catviz.train_cli.data import DATASETS
-from catviz.train_cli.errors import ArgumentParser
+from catviz.train_cli.errors import ArgumentParser, int_range, output_path_problem
 
 from . import demo, figure, inference, system_libs
 from .methods import CAM, METHODS
@@ -68,8 +68,15 @@ def build_export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cat", type=Path, help="CAT checkpoint")
     parser.add_argument("--demo", action="store_true", help="the bundled demo models and sample images")
     parser.add_argument("--out", type=Path, required=True,
-                        help=f"figure file to write; the format follows the suffix ({', '.join(figure.ENCODINGS)})")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (else refused)")
+                        help=f"figure file to write; the format follows the suffix ({', '.join(figure.ENCODINGS)}). "
+                        "More images than --per-page give one figure per page, named after it: fig.png gives "
+                        "fig-001.png, fig-002.png ...")
+    parser.add_argument("--per-page", metavar="N", type=int_range(1, MAX_PER_PAGE), default=PER_PAGE,
+                        help=f"images per figure, in [1, {MAX_PER_PAGE}] (default {PER_PAGE}); memory grows with N, "
+                        f"not with the number of images. At most {MAX_EXPORT_IMAGES} images in all, refused before "
+                        "any is decoded")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out (or its page files) if they exist (else refused before any work)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability threshold in (0, 1): ground-truth labels below it are captioned in red")
     parser.add_argument("--method", choices=METHODS, default=CAM,
@@ -90,6 +97,9 @@ def _check_export_args(parser: argparse.ArgumentParser, args) -> None:
     if not (math.isfinite(args.opacity) and 0 < args.opacity <= 1):
         parser.error(f"--opacity must be a number in (0, 1], not {args.opacity}")
     out = args.out
+    problem = output_path_problem(out)  # first: a name too long makes even exists() fail
+    if problem:
+        parser.error(f"--out {str(out)[:80]}{'...' if len(str(out)) > 80 else ''}: {problem}")
     if out.suffix.lower() not in figure.ENCODINGS:
         parser.error(f"--out {out}: unknown figure format {out.suffix!r}; use one of {', '.join(figure.ENCODINGS)}")
     if out.is_dir():
@@ -134,10 +144,31 @@ def export_main(argv: list[str]) -> int:
     if not images:
         parser.error(f"no image to draw: {', '.join(map(str, paths))} holds no image files" if paths
                      else "no image to draw: give image files or folders (or --demo for the sample images)")
+    if len(images) > MAX_EXPORT_IMAGES:
+        parser.error(f"{len(images)} images to draw; catviz export draws at most {MAX_EXPORT_IMAGES} "
+                     "(choose a subfolder)")
+    outs = page_files(args.out, len(images), args.per_page)
+    problem = output_path_problem(outs[-1]) if len(outs) > 1 else None
+    if problem:
+        parser.error(f"--out: the page file {outs[-1].name[:60]}...: {problem}")
+    taken = [str(p) for p in outs if p.exists()] if len(outs) > 1 and not args.overwrite else []
+    if taken:
+        parser.error(f"--out: {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} exist(s); "
+                     "pass --overwrite to replace them")
     try:
         device = resolve_device(args.device)
     except (RuntimeError, ValueError) as err:
         parser.error(f"--device {args.device}: {err}")
+    unreadable = []
+    for path in images:  # headers only, before any model is loaded
+        try:
+            read_header(path)
+        except ImageLoadError as err:
+            unreadable.append(path)
+            print(f"catviz export: skipped {err}", file=sys.stderr)
+    if len(unreadable) == len(images):
+        print("catviz export: no readable image; nothing drawn (no model was loaded)", file=sys.stderr)
+        return 1
     try:
         metas = {role: read_meta(path) for role, path in checkpoints.items()}
         for role, meta in metas.items():
@@ -156,31 +187,58 @@ def export_main(argv: list[str]) -> int:
         print(f"catviz export: {err}", file=sys.stderr)
         return 2
     class_names = next(iter(loaded.values())).meta.class_names
-    rows = []
-    for path in tqdm(images, desc="catviz export", unit="image", file=sys.stderr):
+    skip = set(unreadable)
+    readable = [path for path in images if path not in skip]
+    pages = [readable[i:i + args.per_page] for i in range(0, len(readable), args.per_page)]
+    outs = page_files(args.out, len(readable), args.per_page)
+    drawn_images, written = 0, []
+    bar = tqdm(total=len(readable), desc="catviz export", unit="image", file=sys.stderr)
+    for page, out in zip(pages, outs, strict=True):  # one page in memory at a time
+        rows = []
+        for path in page:
+            try:
+                rows.append(_figure_row(path, loaded, truth.get(path), class_names, args))
+            except ImageLoadError as err:
+                tqdm.write(f"catviz export: skipped {err}", file=sys.stderr)
+            except (RuntimeError, ValueError) as err:  # e.g. out of memory on the device
+                tqdm.write(f"catviz export: skipped {path}: the model failed on it ({err})", file=sys.stderr)
+            bar.update()
+        if not rows:
+            continue
+        drawn = figure.render_figure(rows, class_names, args.threshold, args.opacity, args.colormap, args.method,
+                                     shared_scale=args.scale == "shared")
+        if out.exists() and not args.overwrite:  # appeared while we worked: still never replaced
+            print(f"catviz export: {out} appeared meanwhile; not replaced (pass --overwrite)", file=sys.stderr)
+            return 1
         try:
-            rows.append(_figure_row(path, loaded, truth.get(path), class_names, args))
-        except ImageLoadError as err:
-            tqdm.write(f"catviz export: skipped {err}", file=sys.stderr)
-        except (RuntimeError, ValueError) as err:  # e.g. out of memory on the device
-            tqdm.write(f"catviz export: skipped {path}: the model failed on it ({err})", file=sys.stderr)
-    if not rows:
+            figure.save_figure(out, drawn)
+        except OSError as err:
+            print(f"catviz export: cannot write {out}: {err}", file=sys.stderr)
+            return 1
+        drawn_images, written = drawn_images + len(rows), [*written, out]
+        del rows, drawn
+    bar.close()
+    if not written:
         print("catviz export: no readable image; nothing drawn", file=sys.stderr)
         return 1
-    drawn = figure.render_figure(rows, class_names, args.threshold, args.opacity, args.colormap, args.method,
-                                 shared_scale=args.scale == "shared")
-    if args.out.exists() and not args.overwrite:  # appeared while we worked: still never replaced
-        print(f"catviz export: {args.out} appeared meanwhile; not replaced (pass --overwrite)", file=sys.stderr)
-        return 1
-    try:
-        figure.save_figure(args.out, drawn)
-    except OSError as err:
-        print(f"catviz export: cannot write {args.out}: {err}", file=sys.stderr)
-        return 1
-    skipped = len(images) - len(rows)
-    print(f"wrote {args.out} ({len(rows)} image{'s' * (len(rows) != 1)}"
+    skipped = len(images) - drawn_images
+    names = str(written[0]) if len(written) == 1 else f"{len(written)} figures, {written[0]} ... {written[-1]}"
+    print(f"wrote {names} ({drawn_images} image{'s' * (drawn_images != 1)}"
           + (f"; {skipped} skipped, see above)" if skipped else ")"))
     return 0
+
+
+#: catviz export: images per figure (--per-page), its largest value, and the most images in all.
+PER_PAGE, MAX_PER_PAGE, MAX_EXPORT_IMAGES = 50, 200, 10_000
+
+
+def page_files(out: Path, images: int, per_page: int) -> list[Path]:
+    """The figure files of ``images`` images: ``out`` itself when one page holds them, else
+    ``<stem>-001<suffix>``, ``<stem>-002<suffix>`` ... beside it."""
+    pages = max(1, math.ceil(images / per_page))
+    if pages == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{k:03d}{out.suffix}") for k in range(1, pages + 1)]
 
 
 def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: list[str], args) -> figure.FigureRow:

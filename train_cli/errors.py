@@ -127,9 +127,9 @@ def output_path_problem(path: Path, folder: bool = False) -> str | None:
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
     if not parent.exists():
-        return f"the folder {parent} does not exist"
+        return f"cannot write into {parent} (no such folder)"
     if not parent.is_dir():
-        return f"{parent} is not a folder"
+        return f"cannot write into {parent} (not a folder)"
     try:
         with tempfile.TemporaryFile(dir=parent):
             pass

@@ -56,7 +56,7 @@ def test_scores_the_val_split_alone_and_says_what_was_scored(small_checkpoints, 
     (["--workers", "-1"], "--workers: -1 is outside [0, 64]"),
     (["--limit-images", "-1"], "--limit-images: -1 is outside [0, 1e+09]"),
     (["--device", "tpu9"], "--device"),
-    (["--json", "/nonexistent/dir/e.json"], "--json /nonexistent/dir/e.json: the folder /nonexistent/dir does not exist"),
+    (["--json", "/nonexistent/dir/e.json"], "--json /nonexistent/dir/e.json: cannot write into /nonexistent/dir (no such folder)"),
     (["--json", "x" * 261 + ".json"], "at most 255 are allowed"),
 ])
 def test_eval_usage_errors(flags, message, capsys, tmp_path):
