@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import math
+import os
 import re
 import sys
 import tempfile
@@ -277,6 +278,7 @@ def app_sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv_given = argv is not None  # called from Python (tests): return; as the program: exit at once
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv[:1] == ["export"]:
@@ -360,9 +362,28 @@ def main(argv: list[str] | None = None) -> int:
         _screenshot_when_ready(app, window, args.screenshot, dataset_view)
     _close_on_signals(window)
     code = app.exec()
-    controller.shutdown()  # closeEvent did, unless the app quit another way
-    gc.collect()  # cycles of Qt wrappers freed while Qt is still up (see catviz.qt_gc)
-    return code
+    controller.shutdown(QUIT_WAIT_MS)  # closeEvent did, unless the app quit another way
+    if argv_given:
+        gc.collect()  # cycles of Qt wrappers freed while Qt is still up (see catviz.qt_gc)
+        return code
+    _exit_now(code)
+
+
+#: On quit, running work gets this long to stop (a model's forward pass cannot be interrupted).
+QUIT_WAIT_MS = 300
+
+
+def _exit_now(code: int) -> None:
+    """End the process once the window is closed: settings written, logs flushed, then no
+    interpreter teardown (freeing torch, Qt and thread pools took 3-6 s, work still running
+    was waited for). Nothing is lost: settings are synced here, files are written atomically."""
+    from PySide6.QtCore import QSettings
+
+    QSettings().sync()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _close_on_signals(window) -> None:

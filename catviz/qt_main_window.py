@@ -56,6 +56,7 @@ NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a basel
 #: Below this the maps shrink to a few pixels and the buttons are cut; charts scroll above it.
 MINIMUM_SIZE = (1024, 640)
 DEFAULT_SIZE = (1280, 800)  # a first start's window, and --screenshot's unless --size is given
+QUIT_WAIT_MS = 300  # how long running work gets to stop when the window closes
 MESSAGES_HEIGHT = 120  # px: the Messages panel's height when shown (it can be dragged taller)
 #: Display options kept between sessions: their type and what a valid value is.
 PERSISTED_SETTINGS = {
@@ -65,6 +66,9 @@ PERSISTED_SETTINGS = {
     "positive_only": (bool, lambda v: True),
     "per_panel_scale": (bool, lambda v: True),
 }
+#: Keys of the File menu's standard actions where the platform names none.
+FALLBACK_KEYS = {QKeySequence.StandardKey.Open: "Ctrl+O", QKeySequence.StandardKey.Save: "Ctrl+S",
+                 QKeySequence.StandardKey.Quit: "Ctrl+Q"}
 NO_IMAGES_HINT = "No images. Use File ▸ Open images… or Open folder…, or drop image files or folders on the window."
 
 
@@ -196,7 +200,10 @@ class QtMainWindow(QMainWindow):
             text, shortcut, slot = spec
             action = QAction(text, self)
             if shortcut is not None:
-                action.setShortcut(shortcut)
+                # The platform's keys, else the usual ones: with no desktop theme (a bare X server,
+                # some window managers) Qt's StandardKey.Quit is empty and Ctrl+Q did nothing.
+                action.setShortcuts(QKeySequence.keyBindings(shortcut) or [QKeySequence(FALLBACK_KEYS[shortcut])])
+                action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)  # from a dock or a tab too
             action.triggered.connect(slot)
             file_menu.addAction(action)
         go = self.menuBar().addMenu("&Go")
@@ -281,6 +288,16 @@ class QtMainWindow(QMainWindow):
         self.hint.setVisible(bool(hints))
 
     # actions ----------------------------------------------------------------------------
+    def _dialog(self, show, *args):
+        """Run a modal dialog, then give the keys back to the window: without a window manager
+        that does it (or with some that do not), Ctrl+Q and the arrows went nowhere until the
+        window was clicked."""
+        try:
+            return show(*args)
+        finally:
+            self.activateWindow()
+            self.raise_()
+
     def add_paths(self, paths: list[Path]) -> None:
         """Dropped or opened files: checkpoints are loaded as one set, the rest listed as images."""
         checkpoints = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]
@@ -291,16 +308,16 @@ class QtMainWindow(QMainWindow):
             self.state.select(self.state.images.index(added[0]), automatic=True)
 
     def open_images(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif);;All files (*)")
+        files, _ = self._dialog(QFileDialog.getOpenFileNames, self, "Open images", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif);;All files (*)")
         self.add_paths([Path(f) for f in files])
 
     def open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        folder = self._dialog(QFileDialog.getExistingDirectory, self, "Open a folder of images")
         if folder:
             self.add_paths([Path(folder)])
 
     def open_run(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a training run (a catviz-train --out folder)")
+        folder = self._dialog(QFileDialog.getExistingDirectory, self, "Open a training run (a catviz-train --out folder)")
         if folder:
             self.open_runs([Path(folder)])
 
@@ -311,13 +328,13 @@ class QtMainWindow(QMainWindow):
 
     def open_models(self) -> None:
         """Pick one or two checkpoints; each goes to the slot its metadata names."""
-        files, _ = QFileDialog.getOpenFileNames(self, "Open models (a baseline and a CAT checkpoint)", "",
+        files, _ = self._dialog(QFileDialog.getOpenFileNames, self, "Open models (a baseline and a CAT checkpoint)", "",
                                                 "catviz checkpoints (*.safetensors);;All files (*)")
         if files:
             self.controller.load_checkpoints(files)
 
     def open_checkpoint(self, role: str) -> None:
-        file, _ = QFileDialog.getOpenFileName(self, f"Load {role} checkpoint", "", "catviz checkpoints (*.safetensors);;All files (*)")
+        file, _ = self._dialog(QFileDialog.getOpenFileName, self, f"Load {role} checkpoint", "", "catviz checkpoints (*.safetensors);;All files (*)")
         if file:
             self.controller.load_checkpoint(file, role)
 
@@ -334,7 +351,7 @@ class QtMainWindow(QMainWindow):
         clear = box.addButton(f"Load it, and clear the {other.role} slot", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(choose)
-        box.exec()
+        self._dialog(box.exec)
         return {id(choose): "choose", id(clear): "clear"}.get(id(box.clickedButton()), "cancel")
 
     def reopen_last_checkpoints(self) -> None:
@@ -348,7 +365,7 @@ class QtMainWindow(QMainWindow):
         used last time; "" when cancelled."""
         settings = QSettings()
         folder = settings.value("paths/save_folder") or str(Path.cwd())  # first time: where Open starts too
-        path = QFileDialog.getSaveFileName(self, title, str(Path(str(folder)) / name), "PNG (*.png)")[0]
+        path = self._dialog(QFileDialog.getSaveFileName, self, title, str(Path(str(folder)) / name), "PNG (*.png)")[0]
         if not path:
             return ""
         settings.setValue("paths/save_folder", str(Path(path).parent))
@@ -427,7 +444,7 @@ class QtMainWindow(QMainWindow):
         return "<br>".join(lines)
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About catviz", self.about_text())
+        self._dialog(QMessageBox.about, self, "About catviz", self.about_text())
 
     # drag and drop, settings ---------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -526,7 +543,7 @@ class QtMainWindow(QMainWindow):
         settings.setValue("window/size", self.size())
         settings.setValue("window/splitter", self.splitter.saveState())
         QApplication.instance().removeEventFilter(self._arrow_keys)
-        self.controller.shutdown()
+        self.controller.shutdown(QUIT_WAIT_MS)  # cancelled; a forward pass still running is not waited out
         release_subscriptions(self)  # the views in the window get no close event of their own
         super().closeEvent(event)
 

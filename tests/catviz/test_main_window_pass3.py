@@ -240,3 +240,27 @@ def test_saved_views_and_exported_figures_say_what_they_show(qtbot, window, chec
     qtbot.waitUntil(done.exists, timeout=30000)
     assert "baseline_tiny" in captured["caption"] and "threshold 0.35" in captured["caption"]
     assert cv2.imread(str(done)) is not None
+
+
+def test_ctrl_q_quits_right_after_a_file_dialog(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    def dialog(*args, **kwargs):  # a real modal dialog, answered and closed: focus left it
+        box = QDialog()
+        box.setModal(True)
+        box.show()
+        qtbot.waitExposed(box)
+        box.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is box)
+        box.accept()
+        box.deleteLater()
+        return [], ""
+
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", dialog)
+    window.open_images()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)  # the window has the keys again
+    target = QApplication.focusWidget() or window
+    qtbot.keyClick(target, "q", modifier=__import__("PySide6.QtCore").QtCore.Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)

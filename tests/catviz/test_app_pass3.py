@@ -1,0 +1,29 @@
+"""Issue 27: ``catviz`` as a process: quitting is quick and keeps the settings."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .conftest import write_good_images
+
+
+def test_the_app_quits_within_a_second_with_its_settings_written(tmp_path, checkpoints):
+    images = write_good_images(tmp_path / "imgs", 2)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    process = subprocess.Popen([sys.executable, "-m", "catviz.app", str(images[0].parent),
+                                "--baseline", str(checkpoints["baseline"]), "--cat", str(checkpoints["cat"])],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    settings = tmp_path / "cfg" / "catviz" / "catviz.conf"
+    deadline = time.monotonic() + 60
+    while not (settings.exists() and "cat=" in settings.read_text()):  # both models loaded (written as they load)
+        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+        time.sleep(0.05)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)  # as File ▸ Quit: the window closes
+    code = process.wait(timeout=30)
+    took = time.monotonic() - started
+    assert code == 0, process.stdout.read()
+    assert took <= 1.0, f"quitting took {took:.1f} s"
+    assert "geometry=" in settings.read_text()  # nothing lost: the window's geometry was saved
