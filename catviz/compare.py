@@ -162,19 +162,12 @@ def run(args: argparse.Namespace) -> int:
     for bar in bars:
         bar.close()
     data = report_input(results)
-    ref_key = keys[reference]
-    found = study.build_study(data, titles, ref_key, args.bootstrap, args.seed)
-    report = found.report
-    explanations = None
-    if not args.no_explanations:
-        explained = explain_models(source, models, report.images, results.sizes, args.batch_size, args.workers)
-        explanations = study.aggregate_explanations(explained, titles, ref_key, report, args.bootstrap, args.seed)
-    described = [{"checkpoint": str(m.path), "sha256": results.scores[k].sha256, "model": m.meta.model}
-                 for k, m in models.items()]
     try:
-        files = write_report(args.report, found, data, models, source.describe(), described, explanations)
+        found, files = export_report(args.report, results, data, models, titles, keys[reference], args.bootstrap,
+                                     args.seed, not args.no_explanations, args.batch_size, args.workers)
     except OSError as err:
         raise RunError(f"cannot write the report into {args.report}: {err.strerror or err}") from err
+    report = found.report
     rows = [(f"{key}: {name}" if len(titles) == 2 else name, report.summary[key])  # two: the columns' roles too
             for key, name in titles.items() if report.summary[key]]
     if rows:
@@ -191,6 +184,22 @@ def run(args: argparse.Namespace) -> int:
           (f"; {results.computed} computed, the rest from the cache" if results.computed < len(data.paths) else ""))
     print(f"report written to {args.report}/ ({', '.join(files)})")
     return 0
+
+
+def export_report(folder: Path, results, data: ReportInput, models: dict, titles: dict[str, str], reference: str,
+                  resamples: int = stats.RESAMPLES, seed: int = stats.SEED, explain: bool = True, batch_size: int = 32,
+                  workers: int = 0, threshold: float = 0.5) -> tuple[study.Study, tuple[str, ...]]:
+    """The study of a finished pass (``results``, ``data``) written into ``folder``: what
+    ``--compare --report`` and the app's Dataset tab (Write report…) both write."""
+    found = study.build_study(data, titles, reference, resamples, seed, threshold)
+    explanations = None
+    if explain:
+        explained = explain_models(results.source, models, found.report.images, results.sizes, batch_size, workers)
+        explanations = study.aggregate_explanations(explained, titles, reference, found.report, resamples, seed)
+    described = [{"checkpoint": str(m.path), "sha256": results.scores[k].sha256, "model": m.meta.model}
+                 for k, m in models.items()]
+    files = write_report(folder, found, data, models, results.source.describe(), described, explanations)
+    return found, files
 
 
 def _reference(name: str | None, loaded: list[inference.LoadedModel], names: list[str]) -> int:

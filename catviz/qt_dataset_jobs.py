@@ -10,14 +10,15 @@ importing this module loads no torch; the GUI thread never runs a model.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from .dataset_report import build_report
 from .dataset_state import PassProgress
 from .qt_tasks import Task, Workers
 from .state import ROLES, AppState, Event
+from .study import report_with_intervals
 
 #: Progress reaches the GUI at most this often (the worker may finish batches faster).
 PROGRESS_INTERVAL_S = 0.1
@@ -71,6 +72,32 @@ class DatasetController(QObject):
 
         self.workers.submit(load, opened, lambda message: self.dataset.open_failed(dataset, message), PASS_PRIORITY)
 
+    # the report files ---------------------------------------------------------------------
+    def write_report(self, folder: Path, done: Callable[[str], None]) -> bool:
+        """Write the command's report (``catviz-eval --compare --report``: report.json,
+        scores.npz, report.html and the two-model files) of the last pass into ``folder``, in
+        a worker; ``done(message)`` when written. False (said) when there is no finished pass."""
+        d, models = self.dataset, self.dataset.models_run
+        if d.data is None or d.results is None or models is None or d.running:
+            d.error("Write report: run the pass over the dataset first")
+            return False
+        results, data, threshold = d.results, d.data, self.state.settings.threshold
+        batch, loader_workers = self.batch_size, self.loader_workers
+
+        def work(task: Task):
+            from catviz.train_cli.evaluate import row_names
+
+            from .compare import export_report
+
+            loaded = list(models.values())
+            titles = dict(zip(models, row_names([m.meta.model for m in loaded], [m.path for m in loaded]), strict=True))
+            _, files = export_report(folder, results, data, models, titles, "baseline", batch_size=batch,
+                                     workers=loader_workers, threshold=threshold)
+            return f"Report written to {folder} ({', '.join(files)})"
+
+        self.workers.submit(work, done, d.error, PASS_PRIORITY)
+        return True
+
     # the pass -----------------------------------------------------------------------------
     def _models(self) -> dict | None:
         models = {role: self.state.models.get(role) for role in ROLES}
@@ -117,7 +144,7 @@ class DatasetController(QObject):
 
             results = run_dataset(source, models, batch, loader_workers, cache_dir, report_progress, task.should_stop)
             data = report_input(results)
-            return results, data, build_report(data, threshold)
+            return results, data, report_with_intervals(data, threshold)
 
         self.workers.submit(work, self._finished, self.dataset.run_failed, PASS_PRIORITY, PASS,
                             self.dataset.set_progress, lambda: self._finished(None))
@@ -145,4 +172,4 @@ class DatasetController(QObject):
         d = self.dataset
         if "threshold" in keys and d.data is not None and not d.running:
             data, threshold = d.data, self.state.settings.threshold
-            self.workers.submit(lambda task: build_report(data, threshold), d.set_report, d.error, PASS_PRIORITY)
+            self.workers.submit(lambda task: report_with_intervals(data, threshold), d.set_report, d.error, PASS_PRIORITY)

@@ -111,6 +111,23 @@ class NumberItem(QTableWidgetItem):
         return table is not None and table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
 
 
+def interval_item(ci, spans_zero: bool | None, report) -> QTableWidgetItem:
+    """``[lo, hi]`` of a difference, sorted by its low end; grey and marked ≈0 when it
+    contains 0 (the difference is not told apart from none)."""
+    finite = ci is not None and ci[0] is not None and np.isfinite(ci[0])
+    item = NumberItem(ci[0] if finite else None, signed=True)
+    item.setText(f"[{signed_text(ci[0])[0]}, {signed_text(ci[1])[0]}]" + (" ≈0" if spans_zero else "")
+                 if finite else "–")
+    intervals = report.summary.get("cat", {}).get("intervals", {}) if report is not None else {}
+    item.setToolTip("95% paired bootstrap interval over the images"
+                    + (f" ({intervals['resamples']} resamples, seed {intervals['seed']})" if intervals else "")
+                    + ("; it contains 0" if spans_zero else ""))
+    if finite:
+        item.setForeground(QColor("#888") if spans_zero else (signed_text(ci[0] if ci[0] > 0 else ci[1])[1]
+                                                              or QColor("#222")))
+    return item
+
+
 def make_table(headers: list[str]) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)

@@ -48,6 +48,7 @@ from .qt_dataset_tables import (
     finished_text,
     finished_tooltip,
     format_seconds,
+    interval_item,
     is_are,
     make_table,
 )
@@ -147,6 +148,11 @@ class QtDatasetView(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
+        self.write_button = QPushButton("Write report…")
+        self.write_button.setToolTip("write the catviz-eval --compare report of this pass (report.json, scores.npz, "
+                                     "report.html with 95% intervals and the explanations over the split) into a folder")
+        self.write_button.clicked.connect(self.choose_report_folder)
+        self.write_button.setEnabled(False)
         self.failed_button = QPushButton("")
         self.failed_button.setFlat(True)
         self.failed_button.clicked.connect(self.show_failed)
@@ -154,7 +160,7 @@ class QtDatasetView(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         bar = QHBoxLayout()
-        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button):
+        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button):
             bar.addWidget(widget)
         bar.addWidget(self.progress, 1)
         bar.addWidget(self.failed_button)
@@ -171,7 +177,7 @@ class QtDatasetView(QWidget):
         layout.addStretch(1)
         self.views.addTab(summary, "Summary")
 
-        self.per_class = make_table(["label", "positives", "AP baseline", "AP CAT", "Δ AP"])
+        self.per_class = make_table(["label", "positives", "AP baseline", "AP CAT", "Δ AP", "Δ AP 95% interval"])
         # Largest gain first, losses at the bottom: the tab's question is where CAT beats the baseline.
         self.per_class.horizontalHeader().setSortIndicator(4, Qt.SortOrder.DescendingOrder)
         self.per_class.setSortingEnabled(True)
@@ -322,6 +328,7 @@ class QtDatasetView(QWidget):
         self._show_per_class()
         self._show_sizes()
         self._apply_filters()
+        self.write_button.setEnabled(True)
         self.report_ready.emit()
 
     def _show_summary(self) -> None:
@@ -356,6 +363,7 @@ class QtDatasetView(QWidget):
             table.setItem(r, 2, NumberItem(row.get("AP_baseline")))
             table.setItem(r, 3, NumberItem(row.get("AP_cat")))
             table.setItem(r, 4, NumberItem(row.get("delta"), signed=True))
+            table.setItem(r, 5, interval_item(row.get("ci95"), row.get("spans_zero"), self.report))
         table.setSortingEnabled(True)
 
     def _show_sizes(self) -> None:
@@ -439,6 +447,23 @@ class QtDatasetView(QWidget):
             self.state.update_settings(label=self.data.class_names[label])
         if self.on_open is not None:
             self.on_open()
+
+    def choose_report_folder(self) -> None:
+        """File dialog, then :meth:`write_report` (an empty or new folder: nothing is overwritten)."""
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Write the report into a folder")
+        if folder:
+            self.write_report(Path(folder))
+
+    def write_report(self, folder: Path) -> bool:
+        """The command's report files into ``folder`` (in a worker); an occupied folder is refused."""
+        if folder.is_dir() and any(folder.iterdir()):
+            self.message.setText(f"<span style='color:#b00'>{folder} already holds files; choose an empty folder</span>")
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        self.message.setText(f"Writing the report into {folder} (the maps over the split take a while)…")
+        return self.controller.write_report(folder, self.message.setText)
 
     def show_failed(self) -> None:
         if self.report is None:

@@ -300,3 +300,20 @@ def aggregate_explanations(explained: dict[str, ExplanationPairs], names: dict[s
                        for m in ("in_box", "pointing")} for g, keep in groups.items()}}
     return clean({"resamples": resamples, "seed": seed, "layer_share": layer_share, "evidence": evidence,
                   "evidence_by_class": by_class, **contrasts})
+
+
+def report_with_intervals(data: ReportInput, threshold: float = 0.5, resamples: int = stats.RESAMPLES,
+                          seed: int = stats.SEED) -> Report:
+    """The Dataset tab's report of its two slots (``baseline`` the reference, ``cat``), each
+    per-class and pixel-bucket row carrying ``ci95`` (of CAT − baseline) and ``spans_zero``."""
+    if not {"baseline", "cat"} <= set(data.probabilities):
+        return build_report(data, threshold)
+    found = build_study(data, {"baseline": "baseline", "cat": "cat"}, "baseline", resamples, seed, threshold)
+    report = found.report
+    for row, interval_row in zip(report.per_class, found.per_class, strict=True):
+        row["ci95"], row["spans_zero"] = interval_row["ci95"]["cat"], interval_row["spans_zero"]["cat"]
+    for kind, rows in report.by_size.items():
+        for row, interval_row in zip(rows, found.by_size[kind], strict=True):
+            row["ci95"], row["spans_zero"] = interval_row["ci95"].get("cat"), interval_row["spans_zero"].get("cat")
+    report.summary["cat"]["intervals"] = {"resamples": resamples, "seed": seed, **found.comparisons[0]}
+    return report
