@@ -162,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
     for bar in bars:
         bar.close()
     data = report_input(results)
+    if not data.scored.any():
+        raise RunError(f"no image of the {source.split.name} split could be scored ({len(data.failed)} could not be "
+                       "decoded); nothing written")
     try:
         found, files = export_report(args.report, results, data, models, titles, keys[reference], args.bootstrap,
                                      args.seed, not args.no_explanations, args.batch_size, args.workers)

@@ -306,7 +306,7 @@ def report_with_intervals(data: ReportInput, threshold: float = 0.5, resamples: 
                           seed: int = stats.SEED) -> Report:
     """The Dataset tab's report of its two slots (``baseline`` the reference, ``cat``), each
     per-class and pixel-bucket row carrying ``ci95`` (of CAT − baseline) and ``spans_zero``."""
-    if not {"baseline", "cat"} <= set(data.probabilities):
+    if not {"baseline", "cat"} <= set(data.probabilities) or not data.scored.any():  # e.g. cancelled at once
         return build_report(data, threshold)
     found = build_study(data, {"baseline": "baseline", "cat": "cat"}, "baseline", resamples, seed, threshold)
     report = found.report

@@ -176,3 +176,12 @@ def test_label_boxes_scale_to_the_input_and_prefer_solid_boxes():
                                                                        40 * 32 / 80]])
     np.testing.assert_allclose(label_boxes(rows[:1], 1, (80, 120), 32), [[0, 0, 16, 24]])  # crowd: only one
     assert label_boxes(rows, 3, (80, 120), 32).shape == (0, 4)
+
+
+def test_a_split_with_no_readable_image_is_a_failure_not_a_traceback(small_checkpoints, tmp_path, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("CATVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_boxes_dataset(tmp_path / "data", broken=tuple(range(len(VAL))))
+    assert compare([small_checkpoints["baseline"], small_checkpoints["cat"]], root, tmp_path / "r") == 1
+    err = capsys.readouterr().err
+    assert "no image of the val split could be scored" in err and "Traceback" not in err
+    assert not any((tmp_path / "r").iterdir())
