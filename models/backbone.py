@@ -68,3 +68,17 @@ def check_input(images: Tensor, min_size: int) -> None:
             f"input {tuple(images.shape[-2:])} is smaller than the backbone's total stride "
             f"{min_size}; use images of at least {min_size}x{min_size}"
         )
+
+
+def stage_module(trunk: nn.Module, stage: int) -> nn.Module:
+    """The module of a timm features-only ``trunk`` whose output is backbone stage ``stage``.
+
+    Stages count from the top as the paper does: the last of five is stage 5 (S5), so
+    stage 3 is the one at stride 8. Any stage of the network is found, also one the trunk
+    does not return (the baseline returns S5 only).
+    """
+    info = trunk.feature_info.info
+    index = len(info) - 1 - (5 - stage)
+    if not 0 <= index < len(info):
+        raise ValueError(f"the backbone has {len(info)} stages; no stage {stage}")
+    return trunk.get_submodule(info[index]["module"].replace(".", "_"))

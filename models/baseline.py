@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .backbone import DEFAULT_BACKBONE, check_input, create_backbone
+from .backbone import DEFAULT_BACKBONE, check_input, create_backbone, stage_module
 from .outputs import LevelSpec, ModelOutput, ModelSpec
 
 
@@ -25,7 +25,13 @@ class Baseline(nn.Module):
         """One GAP + linear level on the last stage (see :class:`ModelSpec`)."""
         stride = self.backbone.feature_info.reduction()[-1]
         return ModelSpec(role="baseline", levels=(LevelSpec("S5", stride, "gap", ("S5",)),),
-                         num_heads=0, lrd_layers=0, clf=None, attention_keys=())
+                         num_heads=0, lrd_layers=0, clf=None, attention_keys=(),
+                         depths=("tokens", *self.depth_cuts()))
+
+    def depth_cuts(self) -> dict[str, nn.Module | None]:
+        """Below the S5 tokens: depth → the module whose output cuts the network there
+        (None: the input). ``"s3"``: backbone stage 3 (stride 8), as for CAT."""
+        return {"s3": stage_module(self.backbone, 3), "input": None}
 
     def target_layers(self) -> dict[str, nn.Module]:
         """The last stage's module, whose (B, C, h, w) output a gradient CAM explains."""

@@ -33,7 +33,8 @@ Three kinds:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import AttentionBlock
+from .frozen import FrozenPoint
 from .outputs import ModelOutput, ModelSpec
 
 EXPLANATION_MARKDOWN = """\
@@ -77,7 +79,30 @@ the upper positions, and the map says so rather than smoothing it away.
 
 This is exact for this image only: other images freeze other weights, scales and gates
 (the same idea as DecompX and ALTI for language transformers).
+
+**Depth.** The same frozen point carries the split further down, to any feature map
+that cuts the network: the FPN outputs (P5 before LRD, P4, P3), the backbone stages
+S3–S5, stage 3 alone, or the **input pixels** (the default in the app). A feature map's
+share at a position is its value times the logit's derivative there (held at this
+image). Every bias met above the chosen depth — convolution and BatchNorm shifts,
+LayerNorm shifts, the attention's and the FFN's biases — is credited to the positions
+where it is added (FullGrad's bias terms, Srinivas & Fleuret 2019) and spread evenly
+over the input pixels (or the finer cells) of each position's stride block; the
+pooled PMA query belongs to the whole image and is spread over all of it. Positional
+encodings only steer the (frozen) attention weights, so they carry no share. Below the
+tokens the only offset left is the level classifier's own bias. PMA's max over positions
+splits a tie evenly among the tied positions; the backbone's 3×3 max-pool gives a tie
+to the first position of its window (torch's rule).
 """
+
+#: The depths a model can be explained at (``model.spec.depths``), as titles say them.
+DEPTH_TITLES = {
+    "tokens": "classifier tokens",
+    "fpn": "FPN outputs (before LRD and fusion)",
+    "stages": "backbone stages S3-S5",
+    "s3": "backbone stage 3 (stride 8)",
+    "input": "input pixels",
+}
 
 
 @dataclass
@@ -101,6 +126,8 @@ class CAMResult:
     level_logits: dict[str, np.ndarray]
     offsets: dict[str, np.ndarray]
     layer_share: dict[str, dict[str, np.ndarray]]
+    depth: str = "tokens"
+    labels: tuple[int, ...] | None = None  # the labels on axis 1 (None: all, in order)
 
 
 def _require_eval(model: nn.Module) -> None:
@@ -198,13 +225,22 @@ def _fusion_level(
         maps = pulled  # the block's query is the output of the block above (max over one token with PMA)
     query = features[f"{sources[1]}.query"]  # the first fusion block's query, from the upper tokens
     upper = features[spec.levels[0].name].flatten(2)  # (B, C, N5): R5 (or P5 without LRD)
-    if spec.clf == "pma":  # route each channel's share to the position its max came from
-        where = upper.argmax(-1)[:, None].expand(-1, maps.shape[2], -1)  # (B, R, C)
-        routed = maps[:, 0] * query[:, 0, None]
-        shares[sources[0]] = upper.new_zeros(batch, maps.shape[2], upper.shape[-1]).scatter_add_(2, where, routed)
+    if spec.clf == "pma":  # route each channel's share to the position(s) its max came from
+        shares[sources[0]] = route_max(upper, maps[:, 0] * query[:, 0, None])
     else:  # MHA: query token i is upper position i
         shares[sources[0]] = torch.einsum("bqrc,bqc->brq", maps, query)
     return shares, offset
+
+
+def route_max(upper: Tensor, credit: Tensor) -> Tensor:
+    """Each channel's credit given to the position its max over positions came from.
+
+    ``upper`` (B, C, N), ``credit`` (B, R, C) → (B, R, N). A max reached at several
+    positions (a tie) is split evenly among them, so the place never depends on the scan
+    order (the rule ``torch.amax``'s derivative follows too).
+    """
+    tied = (upper == upper.amax(-1, keepdim=True)).to(credit.dtype)
+    return credit @ (tied / tied.sum(-1, keepdim=True))
 
 
 def _coarse_index(fine: int, coarse: int, ratio: int) -> Tensor:
@@ -228,14 +264,159 @@ def _spread(shares: Tensor, grid: tuple[int, int], ratio: int) -> Tensor:
     return dense[..., rows.to(shares.device), :][..., cols.to(shares.device)]
 
 
-@torch.no_grad()
-def class_activation_maps(model: nn.Module, images: Tensor, output: ModelOutput | None = None) -> CAMResult:
-    """Complete CAMs of every label at every level, from one forward pass (module docstring).
+def class_activation_maps(
+    model: nn.Module,
+    images: Tensor,
+    output: ModelOutput | None = None,
+    *,
+    depth: str | None = None,
+    labels: Sequence[int] | None = None,
+) -> CAMResult:
+    """Complete CAMs at every level, at ``depth`` (module docstring).
 
-    ``output``: that pass's result when the caller already ran it with
-    ``return_features=True``, so the CAMs cost no second forward.
+    ``depth``: one of ``model.spec.depths`` (default: the first, ``"tokens"``). At the
+    token depth one forward pass explains every label; below it, each requested label
+    costs one backward pass per level, so ask only for the ``labels`` shown (default:
+    all). The result's label axis holds the requested labels in the order given
+    (``CAMResult.labels``). ``output``: a forward pass's result run with
+    ``return_features=True``, reused at the token depth so the CAMs cost no second forward.
     """
     _require_eval(model)
+    depths = model.spec.depths
+    depth = depths[0] if depth is None else depth
+    if depth not in depths:
+        raise ValueError(f"no depth {depth!r}; this model is explained at {', '.join(depths)}")
+    chosen = tuple(range(model.num_classes)) if labels is None else tuple(int(i) for i in labels)
+    for label in chosen:
+        check_label(model, label)
+    if depth == depths[0]:
+        result = _token_maps(model, images, output)
+        return result if labels is None else _select(result, list(chosen))
+    return _deep_maps(model, images, depth, chosen)
+
+
+def _select(result: CAMResult, labels: list[int]) -> CAMResult:
+    """The result restricted to ``labels`` (the label axis, axis 1, of every array)."""
+    pick = lambda a: a[:, labels]  # noqa: E731
+    return CAMResult(
+        maps={k: pick(v) for k, v in result.maps.items()}, exact=result.exact, combined=pick(result.combined),
+        logits=pick(result.logits), level_logits={k: pick(v) for k, v in result.level_logits.items()},
+        offsets={k: pick(v) for k, v in result.offsets.items()},
+        layer_share={k: {s: pick(v) for s, v in d.items()} for k, d in result.layer_share.items()},
+        depth=result.depth, labels=tuple(labels))
+
+
+def _stride(size: tuple[int, int], grid: tuple[int, int]) -> int:
+    """Input pixels per cell of a (ceil-divided) grid: the power of two nearest the ratio."""
+    return 2 ** round(math.log2(max(size[0] / grid[0], 1.0)))
+
+
+def _carry(totals: Tensor, grid: tuple[int, int], ratio: int) -> Tensor:
+    """(B, R, h, w) per-cell totals → (B, R, *grid) totals, each cell's spread evenly over
+    the cells of ``grid`` it covers (its stride block); the sum is kept."""
+    if tuple(totals.shape[-2:]) == tuple(grid):
+        return totals
+    return _spread(totals, grid, ratio) / (grid[0] * grid[1])
+
+
+def _site_totals(grad: Tensor, token_grids: dict[int, tuple[int, int]]) -> Tensor:
+    """A bias probe's gradient → (B, 1, h, w) credit per position (tokens: on their grid;
+    one token, e.g. PMA's pooled query, belongs to the whole image: a 1 x 1 grid)."""
+    if grad.ndim == 4:
+        return grad if grad.shape[1] == 1 else grad.movedim(-1, 1)  # (B,1,h,w) or channels-last
+    tokens = grad.shape[1]
+    grid = (1, 1) if tokens == 1 else token_grids[tokens]
+    return grad[..., 0].unflatten(1, grid)[:, None]
+
+
+@torch.no_grad()
+def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, ...]) -> CAMResult:
+    """Complete CAMs below the tokens, at the frozen point (:mod:`models.frozen`).
+
+    For each level and label: one backward pass from the level logit to the depth's cut
+    (its feature maps, or the input) and to every bias probe above it. A cut tensor's
+    credit at a position is ``Σ_c F · ∂logit/∂F``; a bias's credit is spread evenly over
+    the cut grid's cells its own cell covers (a feature cell over its stride block; PMA's
+    pooled query over the whole image); coarser cut tensors are spread the same way onto
+    the finest. The level classifier's bias is the only offset.
+    """
+    spec: ModelSpec = model.spec
+    module = model.depth_cuts()[depth]
+    size = tuple(images.shape[-2:])
+    token_grids = {h * w: (h, w) for h, w in (lvl.grid(*size) for lvl in spec.levels)}
+    batch, count = images.shape[0], len(labels)
+    with torch.enable_grad(), FrozenPoint(model, skip=tuple(model.classifiers.values()),
+                                          cuts={} if module is None else {depth: module}) as point:
+        x = images.detach().clone().requires_grad_(module is None)
+        out = model(x)
+        cut = [x] if module is None else point.cut_outputs[depth]
+        sites = point.sites_above(None if module is None else depth)
+        names = _cut_names(spec, depth, len(cut))
+        grid = max((tuple(t.shape[-2:]) for t in cut), key=lambda g: g[0] * g[1])
+        grid_stride = _stride(size, grid)
+        inputs = [*cut, *(site.probe for site in sites)]
+        maps: dict[str, Tensor] = {}
+        layer_share: dict[str, dict[str, Tensor]] = {}
+        for lvl in spec.levels:
+            level_logit = out.level_logits[lvl.name]
+            totals = x.new_zeros(batch, count, *grid)
+            parts = {name: x.new_zeros(batch, count) for name in (*names, "biases")}
+            for j, label in enumerate(labels):
+                grads = torch.autograd.grad(level_logit[:, label].sum(), inputs, retain_graph=True, allow_unused=True)
+                for name, tensor, grad in zip(names, cut, grads, strict=False):
+                    if grad is None:
+                        continue
+                    credit = (tensor * grad).sum(1, keepdim=True)
+                    parts[name][:, j] = credit.sum((1, 2, 3))
+                    totals[:, j] += _carry(credit, grid, _stride(size, credit.shape[-2:]) // grid_stride)[:, 0]
+                by_grid: dict[tuple[int, int], Tensor] = {}
+                for grad in grads[len(cut):]:
+                    if grad is not None:
+                        credit = _site_totals(grad, token_grids)
+                        key = tuple(credit.shape[-2:])
+                        by_grid[key] = by_grid[key] + credit if key in by_grid else credit
+                for key, credit in by_grid.items():
+                    parts["biases"][:, j] += credit.sum((1, 2, 3))
+                    ratio = _stride(size, key) // grid_stride if key != (1, 1) else max(grid)
+                    totals[:, j] += _carry(credit, grid, ratio)[:, 0]
+            maps[lvl.name] = totals * (grid[0] * grid[1])
+            bias = model.classifiers[lvl.name].bias[list(labels)].expand(batch, -1)
+            layer_share[lvl.name] = parts | {"offset": bias}
+        logits = out.logits.detach()[:, list(labels)]
+        level_logits = {k: v.detach()[:, list(labels)] for k, v in out.level_logits.items()}
+    offsets = {name: parts["offset"] for name, parts in layer_share.items()}
+    exact = {
+        name: bool(torch.allclose(maps[name].mean((2, 3)) + offsets[name], level_logits[name], rtol=1e-3,
+                                  atol=1e-3 * float(sum(p.abs() for p in layer_share[name].values()).max())))
+        for name in maps
+    }
+    return CAMResult(
+        maps={k: _numpy(v) for k, v in maps.items()},
+        exact=exact,
+        combined=_numpy(sum(maps.values())),
+        logits=_numpy(logits),
+        level_logits={k: _numpy(v) for k, v in level_logits.items()},
+        offsets={k: _numpy(v) for k, v in offsets.items()},
+        layer_share={k: {s: _numpy(v) for s, v in d.items()} for k, d in layer_share.items()},
+        depth=depth,
+        labels=labels,
+    )
+
+
+def _cut_names(spec: ModelSpec, depth: str, count: int) -> tuple[str, ...]:
+    """The layer names of a cut's tensors, fine first as the modules return them."""
+    if depth == "input":
+        return ("input",)
+    if depth == "fpn":
+        return ("P3", "P4", "P5")[-count:]
+    if depth == "stages":
+        return tuple(f"S{5 - count + 1 + i}" for i in range(count))
+    return (depth.upper(),)
+
+
+@torch.no_grad()
+def _token_maps(model: nn.Module, images: Tensor, output: ModelOutput | None = None) -> CAMResult:
+    """Complete CAMs of every label at every level at the token depth, from one forward pass."""
     out = output if output is not None and output.features else model(images, return_features=True)
     spec: ModelSpec = model.spec
     features = out.features

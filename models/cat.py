@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import AttentionBlock, sine_position_encoding
-from .backbone import DEFAULT_BACKBONE, check_input, create_backbone
+from .backbone import DEFAULT_BACKBONE, check_input, create_backbone, stage_module
 from .fpn import FPN, OutConv
 from .outputs import LevelSpec, ModelOutput, ModelSpec
 
@@ -105,7 +105,14 @@ class CAT(nn.Module):
             lrd_layers=len(self.lrd),
             clf=self.clf_kind,
             attention_keys=tuple(f"lrd.{i}" for i in range(len(self.lrd))) + tuple(f"clf.{k}" for k in self.clf),
+            depths=("tokens", *self.depth_cuts()),
         )
+
+    def depth_cuts(self) -> dict[str, nn.Module | None]:
+        """Below the tokens, coarse first: depth → the module whose output cuts the network
+        there (None: the input). ``"fpn"``: P5 (before LRD), P4, P3; ``"stages"``: the
+        backbone's S3, S4, S5; ``"s3"``: stage 3 alone (stride 8)."""
+        return {"fpn": self.fpn, "stages": self.backbone, "s3": stage_module(self.backbone, 3), "input": None}
 
     def target_layers(self) -> dict[str, nn.Module]:
         """Per level, the module whose (B, C, h, w) output a gradient CAM explains.

@@ -48,6 +48,10 @@ class ModelSpec:
         clf: the cross-layer fusion, ``"pma"``, ``"mha"`` or None.
         attention_keys: the keys of ``ModelOutput.attention`` with
             ``return_attention=True``, e.g. ``("lrd.0", "lrd.1", "clf.P4", "clf.P3")``.
+        depths: where complete CAMs can be taken (``models.cam.class_activation_maps``
+            ``depth=``), coarse first: ``"tokens"`` (the positions the classifiers read),
+            then feature maps further down (``"fpn"``, ``"stages"``, ``"s3"``, see
+            :data:`models.cam.DEPTH_TITLES`), last ``"input"`` (the pixels).
     """
 
     role: str
@@ -56,6 +60,7 @@ class ModelSpec:
     lrd_layers: int
     clf: str | None
     attention_keys: tuple[str, ...]
+    depths: tuple[str, ...] = ("tokens",)
 
     @property
     def level_names(self) -> tuple[str, ...]:
