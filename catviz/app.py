@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", help="window size, WIDTHxHEIGHT (default: as the last session left it, "
                         "kept within the screen; 1280x800 on a first start and for --screenshot)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="once the first image's results are shown (with --dataset: and the pass has ended), save a screenshot "
-                        "of the screen and quit")
+                        help="once the first image's results are shown (with --dataset: and the pass has ended), save a picture "
+                        "of the window at its size (--size) and quit")
     return parser
 
 
@@ -293,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     size = re.fullmatch(r"(\d{2,5})x(\d{2,5})", (args.size or "1280x800").lower())
     if size is None:
         parser.error(f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x800, not {args.size!r}")
+    from .qt_main_window import MINIMUM_SIZE  # Qt's widgets module only: no display needed yet
+
+    if int(size.group(1)) < MINIMUM_SIZE[0] or int(size.group(2)) < MINIMUM_SIZE[1]:
+        parser.error(f"--size {args.size}: the window needs at least {MINIMUM_SIZE[0]}x{MINIMUM_SIZE[1]} "
+                     "(below it the maps and the label table are cut)")
     if args.limit < 1:
         parser.error(f"--limit must be at least 1, not {args.limit}")
     if args.dataset is not None and DATASETS[args.dataset].needs_root and args.data_root is None:
@@ -432,7 +437,7 @@ def _screenshot_when_ready(app, window, path: Path, dataset_view=None) -> None:
                 _logger.warning("--screenshot: still not ready after %d s; grabbing the screen as it is", timeout)
 
             def grab() -> None:
-                if not window.screen().grabWindow(0).save(str(path)):
+                if not window.grab().save(str(path)):  # the window at its size, on any Qt platform
                     _logger.error("--screenshot: could not write %s", path)
                     app.exit(1)
                 else:

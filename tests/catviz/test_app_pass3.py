@@ -27,3 +27,28 @@ def test_the_app_quits_within_a_second_with_its_settings_written(tmp_path, check
     assert code == 0, process.stdout.read()
     assert took <= 1.0, f"quitting took {took:.1f} s"
     assert "geometry=" in settings.read_text()  # nothing lost: the window's geometry was saved
+
+
+def test_a_size_below_the_minimum_is_refused_naming_the_minimum(monkeypatch, capsys):
+    import pytest
+
+    from catviz import app
+
+    monkeypatch.setattr(app.system_libs, "main", lambda: 1)  # never reach Qt
+    with pytest.raises(SystemExit) as stop:
+        app.main(["--size", "800x600"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "800x600" in err and "1024x640" in err
+
+
+def test_the_screenshot_is_the_window_at_its_size_on_the_offscreen_platform(tmp_path):
+    import cv2
+
+    image = write_good_images(tmp_path / "imgs", 1)[0]
+    shot = tmp_path / "shot.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    done = subprocess.run([sys.executable, "-m", "catviz.app", str(image), "--size", "1100x700", "--screenshot",
+                           str(shot)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert cv2.imread(str(shot)).shape[:2] == (700, 1100)  # the offscreen "screen" is 800x800
