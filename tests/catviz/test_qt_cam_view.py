@@ -58,20 +58,19 @@ def test_computing_looks_the_same_for_every_method_and_the_panels_do_not_move(qt
     state.update_settings(cam_method=method)
     for role in view.panels:
         state.set_progress(role, ATTRIBUTION, 0.5)
-    qtbot.wait(50)
 
     def geometry():
         return [(p.title.sceneBoundingRect(), p.view.sceneBoundingRect()) for p in view.panels.values()]
 
+    qtbot.waitUntil(lambda: "computing" in view.panels["cat"].title.text and view.cancel.isVisible())
+    qtbot.waitUntil(lambda: all(p.view.sceneBoundingRect().height() > 0 for p in view.panels.values()))
     computing = geometry()
     assert all(p.heat is None and p.muted for p in view.panels.values())  # one "computing" look: the grey image
-    assert "computing" in view.panels["cat"].title.text and view.cancel.isVisible()
     for role in view.panels:
         state.set_attribution(state.attribution_key(role), np.random.default_rng(0).random((12, 12)))
         state.set_progress(role, ATTRIBUTION, None)
-    qtbot.wait(50)
-    assert all(p.heat is not None for p in view.panels.values()) and not view.cancel.isVisible()
-    assert geometry() == computing
+    qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()) and not view.cancel.isVisible())
+    qtbot.waitUntil(lambda: geometry() == computing, timeout=2000)  # (after any relayout) the panels did not move
 
 
 def test_deletion_auc_is_shown_as_a_share_of_the_probability_with_the_raw_area_in_the_tooltip(qtbot, filled):
