@@ -265,13 +265,18 @@ def dataset_images(dataset: str, data_root: str | None, limit: int) -> tuple[lis
     return [s.path for s in samples], truth
 
 
+#: Data sets read in the background once the window is up (the demo set is generated on a
+#: first start, ~30 s): their first --limit images join the list when the Dataset tab has read them.
+DEFERRED_DATASETS = ("demo",)
+
+
 def app_sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]]:
     """What the window opens: checkpoints, images and ground truth. The demo data set comes
     with the demo models when no checkpoint is given; a bad dataset raises DatasetError."""
     checkpoints, paths, truth = _sources(args)
     if not checkpoints and args.dataset == "demo" and demo.demo_available():
         checkpoints = dict(demo.DEMO_CHECKPOINTS)
-    if args.dataset:
+    if args.dataset and args.dataset not in DEFERRED_DATASETS:
         more, more_truth = dataset_images(args.dataset, args.data_root, args.limit)
         paths, truth = paths + more, {**truth, **more_truth}
     return checkpoints, paths, truth
@@ -363,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         window.tabs.addTab(dataset_view, "Dataset")
         window.tabs.setCurrentWidget(dataset_view)
         dataset_view.open(args.dataset, args.data_root)
+        if args.dataset in DEFERRED_DATASETS:  # its images join the list once the tab has read the split
+            _list_when_opened(state, args.limit)
     if args.screenshot:
         _screenshot_when_ready(app, window, args.screenshot, dataset_view)
     _close_on_signals(window)
@@ -389,6 +396,18 @@ def _exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _list_when_opened(state, limit: int) -> None:
+    """The first ``limit`` images of the split the Dataset tab opens, listed with their ground truth."""
+    from .dataset_state import DatasetEvent
+
+    def opened(source) -> None:
+        samples, names = source.split.samples[:limit], source.split.class_names
+        truth = {s.path: {names[i] for i in (s.target == 1).nonzero()[0]} for s in samples}
+        state.add_images([s.path for s in samples], truth)
+
+    state.dataset.subscribe(DatasetEvent.OPENED, opened)
 
 
 def _close_on_signals(window) -> None:

@@ -76,10 +76,11 @@ class QtDatasetView(QWidget):
         d = self.dataset
         unsubscribe_on_close(self, [
             state.subscribe(Event.IMAGES_ADDED, lambda entries: self._show_list_note()),
-            d.subscribe(DatasetEvent.OPENING, lambda name: self.title.setText(f"Opening the {name} dataset…")),
+            d.subscribe(DatasetEvent.OPENING, self._on_opening),
             d.subscribe(DatasetEvent.OPENED, self._on_opened),
             d.subscribe(DatasetEvent.OPEN_FAILED,
-                        lambda name, message: self.title.setText(f"Could not open the {name} dataset.")),
+                        lambda name, message: (self.title.setText(f"Could not open the {name} dataset."),
+                                               self.progress.setRange(0, 1))),
             d.subscribe(DatasetEvent.WAITING_FOR_MODELS,
                         lambda: self.message.setText("Waiting for both models (baseline and CAT) to be loaded…")),
             d.subscribe(DatasetEvent.RUN_STARTED, self._on_run_started),
@@ -259,7 +260,15 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.views, 1)
 
     # the state → widgets -----------------------------------------------------------------
+    def _on_opening(self, name: str) -> None:
+        """Reading (for the demo on a first start: generating) the split: a busy bar until it is read."""
+        self.title.setText(f"Opening the {name} dataset… (the first time, the demo set is generated: about "
+                           "half a minute)" if name == "demo" else f"Opening the {name} dataset…")
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("")
+
     def _on_opened(self, source) -> None:
+        self.progress.setRange(0, 1)
         self.title.setText(f"<b>{source.describe()}</b>")
         self.label_filter.blockSignals(True)
         self.label_filter.clear()

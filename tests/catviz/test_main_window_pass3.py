@@ -264,3 +264,33 @@ def test_ctrl_q_quits_right_after_a_file_dialog(qtbot, window, monkeypatch):
     target = QApplication.focusWidget() or window
     qtbot.keyClick(target, "q", modifier=__import__("PySide6.QtCore").QtCore.Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)
+
+
+def test_the_demo_dataset_window_opens_at_once_and_lists_the_split_when_read(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from catviz import app
+    from catviz.qt_main_window import QtMainWindow
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+
+    def too_early(*args):
+        raise AssertionError("the split was read (the demo set generated) before the window opened")
+
+    monkeypatch.setattr(app, "dataset_images", too_early)
+    seen = []
+    monkeypatch.setattr(QApplication, "exec", lambda self: seen.append(
+        [w for w in QApplication.topLevelWidgets() if isinstance(w, QtMainWindow) and w.isVisible()]) or 0)
+    assert app.main(["--dataset", "demo", "--limit", "5", "--device", "cpu"]) == 0
+    window = seen[0][-1]
+    qtbot.addWidget(window)
+    try:
+        qtbot.waitUntil(lambda: len(window.state.images) == 5, timeout=120000)  # listed once the tab has read it
+        assert all(entry.ground_truth is not None for entry in window.state.images)
+    finally:
+        window.controller.shutdown()
+        for i in range(window.tabs.count()):
+            if hasattr(window.tabs.widget(i), "shutdown"):
+                window.tabs.widget(i).shutdown()
