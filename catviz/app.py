@@ -23,7 +23,7 @@ from catviz.train_cli.data import DATASETS
 from catviz.train_cli.errors import ArgumentParser, int_range, output_path_problem
 
 from . import demo, figure, inference, system_libs
-from .methods import CAM, METHODS
+from .methods import CAM, DEFAULT_DEPTH, DEPTH_TITLES, METHODS
 from .render import COLORMAPS, DIVERGING
 from .roles import role_of
 from .state import CHECKPOINT_SUFFIXES, expand_paths
@@ -82,6 +82,11 @@ def build_export_parser() -> argparse.ArgumentParser:
                         help="probability threshold in (0, 1): ground-truth labels below it are captioned in red")
     parser.add_argument("--method", choices=METHODS, default=CAM,
                         help="map method (default: the complete CAM, in logit units)")
+    parser.add_argument("--depth", choices=DEPTH_TITLES, default=DEFAULT_DEPTH,
+                        help=f"the complete CAM's depth (default {DEFAULT_DEPTH}: input pixels; tokens: the positions "
+                        "the classifiers read, the cheapest). Each shown label below the tokens costs about one "
+                        "backward pass per level. A depth one of the models lacks is refused (the baseline has "
+                        "tokens, s3, input)")
     parser.add_argument("--colormap", choices=COLORMAPS, default=DIVERGING,
                         help="colour map (default: diverging, centred on zero; unsigned maps use a sequential one)")
     parser.add_argument("--scale", choices=("shared", "each"), default="shared",
@@ -187,6 +192,12 @@ def export_main(argv: list[str]) -> int:
     except CheckpointError as err:
         print(f"catviz export: {err}", file=sys.stderr)
         return 2
+    lacking = {role: m.model.spec.depths for role, m in loaded.items() if args.depth not in m.model.spec.depths}
+    if args.method == CAM and lacking:
+        role, depths = next(iter(lacking.items()))
+        print(f"catviz export: --depth {args.depth}: the {role} model has no such depth; it has {', '.join(depths)}",
+              file=sys.stderr)
+        return 2
     class_names = next(iter(loaded.values())).meta.class_names
     skip = set(unreadable)
     readable = [path for path in images if path not in skip]
@@ -207,7 +218,8 @@ def export_main(argv: list[str]) -> int:
         if not rows:
             continue
         drawn = figure.render_figure(rows, class_names, args.threshold, args.opacity, args.colormap, args.method,
-                                     shared_scale=args.scale == "shared")
+                                     shared_scale=args.scale == "shared",
+                                     depth=args.depth if args.method == CAM else None)
         if out.exists() and not args.overwrite:  # appeared while we worked: still never replaced
             print(f"catviz export: {out} appeared meanwhile; not replaced (pass --overwrite)", file=sys.stderr)
             return 1
@@ -247,11 +259,12 @@ def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: l
     image = load_image(path)
     results = {role: replace(inference.run_model(m, image), attention={}) for role, m in loaded.items()}
     row = figure.FigureRow(path.name, figure.thumbnail(image), results, truth)
-    if args.method != CAM:
+    if args.method != CAM or args.depth != "tokens":  # token-depth CAMs came with the forward pass
         for label in figure.labels_to_show(row, class_names, args.threshold):
             for role, m in loaded.items():
-                level = m.spec.levels[-1].name  # the finest level, as the app's default
-                row.maps.setdefault(role, {})[label] = inference.run_attribution(m, image, label, level, args.method)
+                level = None if args.method == CAM else m.spec.levels[-1].name  # CAM: combined; else the finest
+                row.maps.setdefault(role, {})[label] = inference.run_attribution(m, image, label, level, args.method,
+                                                                                 depth=args.depth)
     return row
 
 

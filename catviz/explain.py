@@ -21,17 +21,18 @@ from catviz.models.attribution import Cancelled
 from catviz.models.cam import class_activation_maps, grad_cam
 from catviz.models.faithfulness import resize_map
 
-from .methods import MapMethod, method_info
+from .methods import DEFAULT_DEPTH, MapMethod, method_info
 
 
 @dataclass
 class MapRequest:
     """How to compute a map beyond what to explain: the input methods' reference (an input in
     normalised space, e.g. :func:`~catviz.models.attribution.black_baseline`), IG's path points,
-    and the caller's progress callback and stop poll (a stop raises :class:`Cancelled`)."""
+    the complete CAM's depth, and the caller's progress callback and stop poll (a stop raises :class:`Cancelled`)."""
 
     reference: float | Tensor = 0.0
     n_steps: int = 32
+    depth: str | None = None  # the complete CAM's depth (``model.spec.depths``; None: its default, the input)
     progress: Callable[[float], None] | None = None
     should_stop: Callable[[], bool] | None = None
 
@@ -52,12 +53,15 @@ def compute_map(name: str, model: nn.Module, image: Tensor, label: int, level: s
 
 
 def complete_cam(method: MapMethod, model, image, label, level, request) -> np.ndarray:
-    """The complete CAM at ``level`` (its own grid, resized), or summed over levels."""
-    cams = class_activation_maps(model, image)
-    if level is not None and level not in cams.maps:
-        raise ValueError(f"no level {level!r}; this model has {', '.join(cams.maps)}")
+    """The complete CAM of ``label`` at ``request.depth`` (default: the input pixels) and
+    ``level`` (None: summed over levels), on its own grid resized to the input (a coarser
+    grid's cells repeated, so its values stay in logit units per cell)."""
+    if level is not None and level not in model.spec.level_names:
+        raise ValueError(f"no level {level!r}; this model has {', '.join(model.spec.level_names)}")
+    depth = request.depth or DEFAULT_DEPTH
+    cams = class_activation_maps(model, image, depth=depth, labels=[label])
     maps = cams.combined[0] if level is None else cams.maps[level][0]
-    return resize_map(maps[label], tuple(image.shape[-2:]))
+    return resize_map(maps[0], tuple(image.shape[-2:]))
 
 
 class _GradCamProgress:

@@ -49,7 +49,7 @@ from catviz.train_cli.errors import (
 )
 
 from .explain import MapRequest, compute_map
-from .methods import METHODS, method_by_key
+from .methods import CAM, DEFAULT_DEPTH, DEPTH_TITLES, METHODS, depth_title, method_by_key
 
 #: The largest values the numeric flags take (a value past them is a usage error, exit 2).
 MAX_STEPS = 1000  # --steps, --ig-steps: one model call per step and pair
@@ -64,6 +64,15 @@ HEADERS = {"deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "ro
 def method_keys() -> dict[str, str]:
     """``--methods`` key → the name the table shows, for every registered map method."""
     return {m.key: m.table_name for m in METHODS.values()}
+
+
+def row_name(row: str) -> str:
+    """The table's name of a row key: a method key, or ``cam@<depth>`` (one row per depth)."""
+    key, _, depth = row.partition("@")
+    name = method_keys()[key]
+    if not depth and key == METHODS[CAM].key:
+        depth = DEFAULT_DEPTH
+    return f"{name} ({depth_title(depth)})" if depth else name
 
 
 def default_methods() -> list[str]:
@@ -103,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", default=",".join(default_methods()),
                         help=f"comma-separated subset of {','.join(method_keys())} (default: "
                         f"{','.join(default_methods())})")
+    parser.add_argument("--depths", default=DEFAULT_DEPTH,
+                        help=f"the complete CAM's depths, comma-separated, each a method row ({', '.join(DEPTH_TITLES)}; "
+                        f"default {DEFAULT_DEPTH}). Below the tokens each label costs about one backward pass per "
+                        "level; a depth a model lacks (the baseline has tokens, s3, input) leaves its row empty")
     parser.add_argument("--scorecam-limit", metavar="N", type=int_range(0, MAX_IMAGES), default=0,
                         help=f"ScoreCAM on the first N of the images only, N in [0, {MAX_IMAGES}] (default 0: all)")
     parser.add_argument("--steps", metavar="N", type=int_range(1, MAX_STEPS), default=DEFAULT_STEPS,
@@ -127,6 +140,13 @@ def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
     unknown = [m for m in args.methods if m not in keys]
     if unknown or not args.methods:
         raise UsageError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(keys)}")
+    depths = list(dict.fromkeys(d.strip().lower() for d in args.depths.split(",") if d.strip()))
+    if not depths or any(d not in DEPTH_TITLES for d in depths):
+        raise UsageError(f"--depths: {args.depths!r}; choose from {', '.join(DEPTH_TITLES)}")
+    args.depths = depths
+    cam = METHODS[CAM].key
+    rows = [m if d == DEFAULT_DEPTH else f"{m}@{d}" for m in (cam,) for d in depths]  # "cam": at the default depth
+    args.methods = [row for m in args.methods for row in (rows if m == cam else [m])]
     try:
         args.road_percentiles = tuple(int(p) for p in args.road_percentiles.split(","))
     except ValueError as err:
@@ -161,14 +181,18 @@ class Explainer:
         """Per method key, one (H, W) map per label, at the input's resolution: each method at
         its default level (the complete CAM summed over levels, a layer method the finest
         level, as the app's "combined"); a label-independent method is computed once."""
-        request = MapRequest(black_baseline(self.meta.mean, self.meta.std).to(image.device), n_steps=self.ig_steps)
+        reference = black_baseline(self.meta.mean, self.meta.std).to(image.device)
         out: dict[str, list[np.ndarray]] = {}
-        for key in methods:
+        for row in methods:
+            key, _, depth = row.partition("@")  # cam@<depth>: the complete CAM at that depth ("cam": the default)
+            if depth and depth not in self.model.spec.depths:
+                continue
             method = method_by_key(key)
+            request = MapRequest(reference, n_steps=self.ig_steps, depth=depth or None)
             if method.label_independent:  # one map serves every label
-                out[key] = [compute_map(method.name, self.model, image, labels[0], None, request)] * len(labels)
+                out[row] = [compute_map(method.name, self.model, image, labels[0], None, request)] * len(labels)
             else:
-                out[key] = [compute_map(method.name, self.model, image, label, None, request) for label in labels]
+                out[row] = [compute_map(method.name, self.model, image, label, None, request) for label in labels]
         return out
 
 
@@ -228,7 +252,7 @@ def summarise(values: list[float]) -> dict[str, float | int]:
 
 def format_table(results: list[dict]) -> str:
     columns = [m for m in METRICS if any(r[m]["n"] for r in results)]
-    names = method_keys()
+    names = {r["method"]: row_name(r["method"]) for r in results}
     width = max(len(f"{r['model']} / {names[r['method']]}") for r in results) + 2
     lines = [f"{'model / method':<{width}}{'pairs':>6}" + "".join(f"{HEADERS[c]:>16}" for c in columns)]
     for r in results:
@@ -275,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {k: (list(v) if isinstance(v, tuple) else str(v) if k == "device" else v)
                     for k, v in vars(args).items() if k not in ("json", "faithfulness")}  # fmt: skip
         report = {
-            "dataset": dataset, "images": len(samples), "settings": settings, "methods": method_keys(),
+            "dataset": dataset, "images": len(samples), "settings": settings, "methods": method_keys() | {r["method"]: row_name(r["method"]) for r in results},
             "protocol": {"deletion_fill": "0 in normalised space (dataset-mean colour)",
                          "insertion_start": "Gaussian blur, kernel 11, sigma 5",
                          "probability": "sigmoid of the label's logit",

@@ -24,7 +24,7 @@ import numpy as np
 
 from catviz.models.checkpoint import atomic_write
 
-from .methods import CAM, method_info
+from .methods import CAM, depth_title, method_info
 from .render import (
     DIVERGING,
     Scale,
@@ -100,7 +100,7 @@ def _text(canvas: np.ndarray, lines: list[str], x: int, y: int, color) -> None:
 
 
 def _map_of(row: FigureRow, role: str, label: int, method: str) -> np.ndarray | None:
-    if method == CAM:
+    if method == CAM and not row.maps.get(role):  # token depth: the CAMs of the forward pass
         return cam_map(row.results[role], label)
     return row.maps.get(role, {}).get(label)
 
@@ -124,9 +124,10 @@ def colour_bar(height: int, scale: Scale, colormap: str) -> np.ndarray:
 
 def render_figure(rows: list[FigureRow], class_names: list[str], threshold: float = 0.5, opacity: float = 0.75,
                   colormap: str = DIVERGING, method: str = CAM, shared_scale: bool = True,
-                  positive_only: bool = False, caption: str = "") -> np.ndarray:
+                  positive_only: bool = False, caption: str = "", depth: str | None = None) -> np.ndarray:
     """An RGB uint8 figure; width fits the image with the most labels; ``caption`` (see
-    :func:`caption_text`) is written under the legend.
+    :func:`caption_text`) is written under the legend; ``depth``: the complete CAM's,
+    named in the header.
 
     ``method``'s maps (CAM: each result's complete CAM; others: ``row.maps``) are drawn
     with ``colormap`` (signed maps stay diverging over a muted image, as in the app).
@@ -153,7 +154,7 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
     caption_h = 6 + LINE * max(len(lines) for block in captions for cells in block.values() for lines, _ in cells)
     width = columns * CELL + (BAR if bar else 0)
 
-    parts = [_header(columns, width, info.title, bar)]
+    parts = [_header(columns, width, info.title + (f" at {depth_title(depth)}" if depth else ""), bar)]
     for (row, labels), block in zip(plans, captions, strict=True):
         maps = {(role, label): _map_of(row, role, label, method) for role in row.results for label in labels}
         present = [m for m in maps.values() if m is not None]

@@ -153,9 +153,10 @@ def run_attribution(
     method: str,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    depth: str | None = None,
 ) -> np.ndarray:
     """One label's map by the registered method ``method`` (:data:`catviz.methods.METHODS`),
-    (H, W) at the model's input size.
+    (H, W) at the model's input size; ``depth``: the complete CAM's (None: the input pixels).
 
     ``level``: the level or layer a layer method explains (None: its default, see
     :mod:`catviz.explain`); input-pixel methods (Integrated Gradients, Occlusion) attribute
@@ -168,6 +169,6 @@ def run_attribution(
     meta = loaded.meta
     tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
     request = MapRequest(black_baseline(meta.mean, meta.std).to(loaded.device), progress=progress,
-                         should_stop=should_stop)
+                         should_stop=should_stop, depth=depth)
     with loaded.lock:
         return compute_map(method, loaded.model, tensor, label, level, request)

@@ -34,6 +34,23 @@ INTEGRATED_GRADIENTS = "catviz.explain:integrated_gradients"
 OCCLUSION = "catviz.explain:occlusion"
 
 
+#: The complete CAM's depths (a model's ``spec.depths``, coarse first), as titles say them.
+DEPTH_TITLES = {
+    "tokens": "classifier tokens",
+    "fpn": "FPN outputs (before LRD and fusion)",
+    "stages": "backbone stages S3-S5",
+    "s3": "backbone stage 3 (stride 8)",
+    "input": "input pixels",
+}
+#: The depth shown and exported unless another is chosen.
+DEFAULT_DEPTH = "input"
+
+
+def depth_title(depth: str) -> str:
+    """How titles name ``depth`` (an unknown name is shown as it is)."""
+    return DEPTH_TITLES.get(depth, depth)
+
+
 #: "How are these computed?" continues with this after the CAM explanation of :mod:`models.cam`.
 DISPLAY_MARKDOWN = """\
 ### Reading the display

@@ -95,15 +95,6 @@ splits a tie evenly among the tied positions; the backbone's 3×3 max-pool gives
 to the first position of its window (torch's rule).
 """
 
-#: The depths a model can be explained at (``model.spec.depths``), as titles say them.
-DEPTH_TITLES = {
-    "tokens": "classifier tokens",
-    "fpn": "FPN outputs (before LRD and fusion)",
-    "stages": "backbone stages S3-S5",
-    "s3": "backbone stage 3 (stride 8)",
-    "input": "input pixels",
-}
-
 
 @dataclass
 class CAMResult:

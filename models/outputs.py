@@ -50,8 +50,9 @@ class ModelSpec:
             ``return_attention=True``, e.g. ``("lrd.0", "lrd.1", "clf.P4", "clf.P3")``.
         depths: where complete CAMs can be taken (``models.cam.class_activation_maps``
             ``depth=``), coarse first: ``"tokens"`` (the positions the classifiers read),
-            then feature maps further down (``"fpn"``, ``"stages"``, ``"s3"``, see
-            :data:`models.cam.DEPTH_TITLES`), last ``"input"`` (the pixels).
+            then feature maps further down (``"fpn"``: P5 before LRD, P4, P3;
+            ``"stages"``: backbone S3-S5; ``"s3"``: stage 3 alone), last ``"input"``
+            (the pixels).
     """
 
     role: str

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from catviz import models
-from catviz.models.cam import DEPTH_TITLES, class_activation_maps, route_max
+from catviz.methods import DEPTH_TITLES
+from catviz.models.cam import class_activation_maps, route_max
 from catviz.models.frozen import FrozenPoint
 
 NAMES = models.list_models()
