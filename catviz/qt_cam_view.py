@@ -152,9 +152,13 @@ class QtCamView(QWidget):
         self.progress_label = QLabel()
         self.cancel = QPushButton("Cancel")
         self.cancel.clicked.connect(self._cancel)
+        self.run_again = QPushButton("Run again")
+        self.run_again.setToolTip("Compute the map that was cancelled or failed, for this image, label and level")
+        self.run_again.clicked.connect(self._run_again)
         progress = QHBoxLayout()
         progress.addWidget(self.progress_label, 1)
         progress.addWidget(self.cancel)
+        progress.addWidget(self.run_again)
         for widget in (self.progress_label, self.cancel):  # the row keeps its room: the panels do not jump
             policy = widget.sizePolicy()
             policy.setRetainSizeWhenHidden(True)
@@ -176,6 +180,7 @@ class QtCamView(QWidget):
             *(state.subscribe(event, lambda *_: self.refresh())
               for event in (Event.RESULT_READY, Event.ATTRIBUTION_READY, Event.DELETION_AUC_READY)),
             state.subscribe(Event.PROGRESS_CHANGED, lambda *_: self._update_progress()),
+            state.subscribe(Event.ATTRIBUTION_READY, lambda *_: self._show_progress()),  # or stopped: Run again
             state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
         ])
         self._on_models_changed()
@@ -274,9 +279,21 @@ class QtCamView(QWidget):
         if method == CAM:  # nothing is computed for it; what still runs is being cancelled
             running = {}
         text = ", ".join(f"{ROLE_TITLES.get(r, r)} {f:.0%}" for r, f in running.items())
-        self.progress_label.setText(f"Computing {method_info(method).title}: {text}" if running else "")
-        self.progress_label.setVisible(bool(running))
+        stopped = {r: why for r in ROLE_TITLES if (why := self.state.attribution_status(r))}
+        if running:
+            self.progress_label.setText(f"Computing {method_info(method).title}: {text}")
+        else:
+            self.progress_label.setText("; ".join(f"{ROLE_TITLES[r]}: {why}" for r, why in stopped.items()))
+        self.progress_label.setVisible(bool(running or stopped))
         self.cancel.setVisible(bool(running))
+        self.run_again.setVisible(bool(stopped) and not running)
+
+    def _run_again(self) -> None:
+        """Ask again for the maps that stopped: a change of method clears what stopped (the
+        workers then compute the wanted map again), so the method is left and chosen again."""
+        method = self.state.settings.cam_method
+        self.state.update_settings(cam_method=next(m for m in METHODS if m != method))
+        self.state.update_settings(cam_method=method)
 
     def _cancel(self) -> None:
         for role, what in list(self.state.progress):

@@ -1,6 +1,7 @@
 """Issue 27 (the app, third pass): the main window driven with real events."""
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from catviz.state import Event
@@ -294,3 +295,25 @@ def test_the_demo_dataset_window_opens_at_once_and_lists_the_split_when_read(qtb
         for i in range(window.tabs.count()):
             if hasattr(window.tabs.widget(i), "shutdown"):
                 window.tabs.widget(i).shutdown()
+
+
+def test_a_cancelled_map_is_run_again_from_its_panel(qtbot, window, checkpoints, tmp_path):
+    from catviz.state import ATTRIBUTION
+
+    load_models(qtbot, window, checkpoints)
+    window.state.add_images(write_good_images(tmp_path / "imgs", 1))
+    wait_results(qtbot, window)
+    view = window.cam_view
+    window.state.update_settings(cam_method="ScoreCAM")
+    qtbot.waitUntil(lambda: view.cancel.isVisible(), timeout=30000)
+    qtbot.mouseClick(view.cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.controller.pending == 0, timeout=30000)
+    stopped = [r for r in ("baseline", "cat") if window.state.attribution_status(r)]
+    assert stopped and "cancelled" in window.state.attribution_status(stopped[0])
+    assert view.run_again.isVisible() and not view.cancel.isVisible()
+    qtbot.mouseClick(view.run_again, Qt.MouseButton.LeftButton)
+    assert window.state.settings.cam_method == "ScoreCAM"  # the same map, not another method
+    qtbot.waitUntil(lambda: all(window.state.attribution(r) is not None for r in stopped)
+                    or any((r, ATTRIBUTION) in window.state.progress for r in stopped), timeout=30000)
+    assert not any(window.state.attribution_status(r) for r in stopped)
+    assert not view.run_again.isVisible()
