@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "models over all of it in the Dataset tab")
     parser.add_argument("--data-root", help="dataset folder for --dataset")
     parser.add_argument("--limit", type=int, default=200, help="list at most N dataset images (the Dataset tab scores all of them)")
+    parser.add_argument("--labels", type=Path, metavar="FILE",
+                        help="ground truth for the images, matched by file name: a CSV (path,label;label) or a "
+                        "COCO-style JSON file (File ▸ Open labels… does the same); names that match no image are "
+                        "reported")
     parser.add_argument("--size", help="window size, WIDTHxHEIGHT (default: as the last session left it, "
                         "kept within the screen; 1280x800 on a first start and for --screenshot)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
@@ -349,6 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as err:
         print(f"catviz: {err}", file=sys.stderr)
         return 1
+    unmatched: list[str] = []
+    if args.labels is not None:
+        from .labels import LabelsError, match, read_labels
+
+        try:
+            labelled, unmatched = match(expand_paths(paths), read_labels(args.labels))
+        except LabelsError as err:
+            parser.error(f"--labels {err}")
+        truth = {**truth, **labelled}
     if system_libs.main() != 0:  # Qt would abort on a missing xcb library: say which to install
         return 1
 
@@ -371,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints or named:
         controller.load_checkpoints([*checkpoints.values(), *named], {path: role for role, path in checkpoints.items()})
     state.add_images([p for p in paths if p not in named], truth)
+    if unmatched:
+        state.report(f"{args.labels.name}: {len(unmatched)} name{'s' * (len(unmatched) != 1)} match no listed image: "
+                     + ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))
     if run_folders:
         window.open_runs(run_folders)
     dataset_view = None

@@ -36,6 +36,7 @@ from catviz.models.device import available_devices
 
 from . import __version__, demo, figure
 from .inference import LoadedModel
+from .labels import LabelsError, labels_beside, match, read_labels
 from .methods import CAM, method_info
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
@@ -46,7 +47,15 @@ from .qt_runs_view import QtRunsView
 from .qt_workers import InferenceController
 from .render import COLORMAPS
 from .runs import is_run
-from .state import CHECKPOINT_SUFFIXES, ROLES, AppState, DisplaySettings, Event, Message
+from .state import (
+    CHECKPOINT_SUFFIXES,
+    ROLES,
+    AppState,
+    DisplaySettings,
+    Event,
+    Message,
+    expand_paths,
+)
 
 _logger = logging.getLogger(__name__)
 #: Widgets that use the arrow keys themselves: with focus, they keep them (no image change).
@@ -182,6 +191,7 @@ class QtMainWindow(QMainWindow):
         actions = [
             ("Open &images…", QKeySequence.StandardKey.Open, self.open_images),
             ("Open &folder…", None, self.open_folder),
+            ("Open &labels… (ground truth, CSV or COCO JSON)", None, self.open_labels),
             ("Open &models… (baseline and CAT)", None, self.open_models),
             ("Load &baseline checkpoint…", None, lambda: self.open_checkpoint("baseline")),
             ("Load &CAT checkpoint…", None, lambda: self.open_checkpoint("cat")),
@@ -303,7 +313,15 @@ class QtMainWindow(QMainWindow):
         checkpoints = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]
         if checkpoints:
             self.controller.load_checkpoints(checkpoints)
-        added = self.state.add_images([p for p in paths if p not in checkpoints])
+        images = [p for p in paths if p not in checkpoints]
+        truth: dict[Path, set[str]] = {}
+        for folder in (p for p in images if p.is_dir()):  # a folder's own labels file (the samples' ground truth)
+            if (found := labels_beside(folder)) is not None:
+                try:
+                    truth.update(match(expand_paths([folder]), read_labels(found))[0])
+                except LabelsError as err:
+                    self.state.report(str(err))
+        added = self.state.add_images(images, truth)
         if added:  # the user opened them to see them: the first new one (an unreadable one gives way)
             self.state.select(self.state.images.index(added[0]), automatic=True)
 
@@ -325,6 +343,32 @@ class QtMainWindow(QMainWindow):
         """Show run folders in the Runs tab; a folder without a run is reported there."""
         self.runs_view.open_runs(folders)
         self.tabs.setCurrentWidget(self.runs_view)
+
+    def open_labels(self) -> None:
+        """Ground truth for the listed images from a CSV (path,label;label) or COCO-style JSON file."""
+        file, _ = self._dialog(QFileDialog.getOpenFileName, self, "Open labels (ground truth by file name)", "",
+                               "Labels (*.csv *.json);;All files (*)")
+        if file:
+            self.apply_labels(Path(file))
+
+    def apply_labels(self, path: Path) -> None:
+        """Give the listed images the labels ``path`` names for their file names; say what matched."""
+        try:
+            labels = read_labels(path)
+        except LabelsError as err:
+            self.state.report(str(err))
+            return
+        matched, unmatched = match([e.path for e in self.state.images], labels)
+        for entry in self.state.images:
+            if entry.path in matched:
+                entry.ground_truth = matched[entry.path]
+        text = f"{path.name}: ground truth for {len(matched)} of {len(self.state.images)} listed images"
+        if unmatched:
+            text += (f"; {len(unmatched)} name{'s' * (len(unmatched) != 1)} in the file match no listed image: "
+                     + ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))
+        self.state.report(text, error=not matched)
+        if self.state.current_entry is not None:  # the marks and titles of the image shown are redrawn
+            self.state.emit(Event.SELECTION_CHANGED, self.state.current_entry)
 
     def open_models(self) -> None:
         """Pick one or two checkpoints; each goes to the slot its metadata names."""

@@ -317,3 +317,47 @@ def test_a_cancelled_map_is_run_again_from_its_panel(qtbot, window, checkpoints,
                     or any((r, ATTRIBUTION) in window.state.progress for r in stopped), timeout=30000)
     assert not any(window.state.attribution_status(r) for r in stopped)
     assert not view.run_again.isVisible()
+
+
+def test_labels_from_a_csv_or_coco_json_and_a_folders_own_file(qtbot, window, tmp_path, monkeypatch):
+    import json
+
+    from catviz import demo
+
+    window.add_paths([demo.SAMPLES])  # a folder with its ground_truth.json beside the images
+    qtbot.waitUntil(lambda: len(window.state.images) >= 8, timeout=20000)
+    assert window.state.entry(demo.SAMPLES / "demo_00.png").ground_truth == {"0", "4", "7"}
+
+    own = write_good_images(tmp_path / "mine", 3)
+    window.add_paths([tmp_path / "mine"])
+    assert all(window.state.entry(p).ground_truth is None for p in own)
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text(f"path,labels\n{own[0]},cat;dog\n{own[1].name},car\nnot_listed.png,bus\n")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(csv_file), ""))
+    window.open_labels()
+    assert window.state.entry(own[0]).ground_truth == {"cat", "dog"}
+    assert window.state.entry(own[1]).ground_truth == {"car"}
+    assert window.state.entry(own[2]).ground_truth is None
+    assert "not_listed.png" in window.state.messages[-1].text  # unmatched names reported
+
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": f"x/{own[2].name}"}],
+                                "annotations": [{"image_id": 1, "category_id": 7}],
+                                "categories": [{"id": 7, "name": "tree"}]}))
+    window.apply_labels(coco)
+    assert window.state.entry(own[2]).ground_truth == {"tree"}
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    window.apply_labels(bad)
+    assert window.state.messages[-1].error and "bad.json" in window.state.messages[-1].text
+
+
+def test_catviz_labels_flag(tmp_path, monkeypatch, capsys):
+    from catviz import app
+
+    monkeypatch.setattr(app.system_libs, "main", lambda: 1)  # stop before Qt
+    bad = tmp_path / "labels.csv"
+    bad.write_text("a.png,x,y\n")
+    with pytest.raises(SystemExit) as stop:
+        app.main(["--labels", str(bad), str(tmp_path)])
+    assert stop.value.code == 2 and "labels.csv, line 1" in capsys.readouterr().err
