@@ -353,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as err:
         print(f"catviz: {err}", file=sys.stderr)
         return 1
+    from .labels import truth_beside
+
+    beside, label_errors = truth_beside(paths)  # a folder's own labels file (the samples' ground truth)
+    truth = {**beside, **truth}
     unmatched: list[str] = []
     if args.labels is not None:
         from .labels import LabelsError, match, read_labels
@@ -384,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints or named:
         controller.load_checkpoints([*checkpoints.values(), *named], {path: role for role, path in checkpoints.items()})
     state.add_images([p for p in paths if p not in named], truth)
+    for error in label_errors:
+        state.report(error)
     if unmatched:
         state.report(f"{args.labels.name}: {len(unmatched)} name{'s' * (len(unmatched) != 1)} match no listed image: "
                      + ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))

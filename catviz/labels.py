@@ -77,3 +77,18 @@ def match(paths: list[Path], labels: dict[str, set[str]]) -> tuple[dict[Path, se
     matched = {p: labels[p.name] for p in paths if p.name in labels}
     names = {p.name for p in paths}
     return matched, sorted(n for n in labels if n not in names)
+
+
+def truth_beside(paths: list[Path]) -> tuple[dict[Path, set[str]], list[str]]:
+    """The ground truth of the images in the folders among ``paths``, from each folder's own
+    labels file (:data:`BESIDE`), and why a file found there could not be read."""
+    from .state import expand_paths
+
+    truth, errors = {}, []
+    for folder in (Path(p) for p in paths if Path(p).is_dir()):
+        if (found := labels_beside(folder)) is not None:
+            try:
+                truth.update(match(expand_paths([folder]), read_labels(found))[0])
+            except LabelsError as err:
+                errors.append(str(err))
+    return truth, errors

@@ -36,7 +36,7 @@ from catviz.models.device import available_devices
 
 from . import __version__, demo, figure
 from .inference import LoadedModel
-from .labels import LabelsError, labels_beside, match, read_labels
+from .labels import LabelsError, match, read_labels, truth_beside
 from .methods import CAM, method_info
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
@@ -54,7 +54,6 @@ from .state import (
     DisplaySettings,
     Event,
     Message,
-    expand_paths,
 )
 
 _logger = logging.getLogger(__name__)
@@ -314,13 +313,9 @@ class QtMainWindow(QMainWindow):
         if checkpoints:
             self.controller.load_checkpoints(checkpoints)
         images = [p for p in paths if p not in checkpoints]
-        truth: dict[Path, set[str]] = {}
-        for folder in (p for p in images if p.is_dir()):  # a folder's own labels file (the samples' ground truth)
-            if (found := labels_beside(folder)) is not None:
-                try:
-                    truth.update(match(expand_paths([folder]), read_labels(found))[0])
-                except LabelsError as err:
-                    self.state.report(str(err))
+        truth, errors = truth_beside(images)  # a folder's own labels file (the samples' ground truth)
+        for error in errors:
+            self.state.report(error)
         added = self.state.add_images(images, truth)
         if added:  # the user opened them to see them: the first new one (an unreadable one gives way)
             self.state.select(self.state.images.index(added[0]), automatic=True)

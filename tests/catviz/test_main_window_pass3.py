@@ -361,3 +361,24 @@ def test_catviz_labels_flag(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         app.main(["--labels", str(bad), str(tmp_path)])
     assert stop.value.code == 2 and "labels.csv, line 1" in capsys.readouterr().err
+
+
+def test_a_folder_named_on_the_command_line_brings_its_own_ground_truth(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from catviz import app, demo
+    from catviz.qt_main_window import QtMainWindow
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    seen = []
+    monkeypatch.setattr(QApplication, "exec", lambda self: seen.append(
+        [w for w in QApplication.topLevelWidgets() if isinstance(w, QtMainWindow) and w.isVisible()]) or 0)
+    assert app.main([str(demo.SAMPLES), "--device", "cpu"]) == 0
+    window = seen[0][-1]
+    qtbot.addWidget(window)
+    try:
+        assert window.state.entry(demo.SAMPLES / "demo_00.png").ground_truth == {"0", "4", "7"}
+    finally:
+        window.controller.shutdown()
