@@ -27,11 +27,13 @@ from PySide6.QtWidgets import (
 
 from .methods import (
     CAM,
+    DEPTH_TITLES,
     DISPLAY_MARKDOWN,
     LOGIT_UNITS,
     METHODS,
     DeletionScore,
     MapMethod,
+    depth_title,
     method_info,
 )
 from .qt_events import unsubscribe_on_close
@@ -93,6 +95,10 @@ class QtCamView(QWidget):
         for name, method in METHODS.items():  # shown by its menu name, kept by its name
             self.method.addItem(method.menu_name, name)
         self.method.setCurrentIndex(self.method.findData(s.cam_method))
+        self.depth = QComboBox()
+        for name, title in DEPTH_TITLES.items():  # shown by its title, kept by its name
+            self.depth.addItem(title, name)
+        self.depth.setCurrentIndex(self.depth.findData(s.cam_depth))
         self.level = QComboBox()
         self.level.addItem(COMBINED)
         self.colormap = QComboBox()
@@ -118,13 +124,14 @@ class QtCamView(QWidget):
         self.deletion.clicked.connect(self.request_deletion_auc)
         self.method.currentIndexChanged.connect(lambda _: state.update_settings(cam_method=self.method.currentData()))
         self.level.currentTextChanged.connect(lambda t: state.update_settings(cam_level=t) if t else None)
+        self.depth.currentIndexChanged.connect(lambda _: state.update_settings(cam_depth=self.depth.currentData()))
         self.colormap.currentTextChanged.connect(lambda t: state.update_settings(colormap=t))
         self.opacity.valueChanged.connect(lambda v: state.update_settings(opacity=v / 100))
         self.positive_only.toggled.connect(lambda on: state.update_settings(positive_only=on))
         self.per_panel.toggled.connect(lambda on: state.update_settings(per_panel_scale=on))
 
         first, second = QHBoxLayout(), QHBoxLayout()
-        for row, pairs in ((first, (("Method", self.method), ("CAT level", self.level))),
+        for row, pairs in ((first, (("Method", self.method), ("Depth", self.depth), ("CAT level", self.level))),
                            (second, (("Colours", self.colormap), ("Opacity", self.opacity)))):
             for text, widget in pairs:
                 row.addWidget(QLabel(text))
@@ -187,7 +194,7 @@ class QtCamView(QWidget):
 
     # state → widgets ----------------------------------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:
-        if keys & {"cam_method", "cam_level", "label", "label_mode", "colormap", "opacity", "positive_only",
+        if keys & {"cam_method", "cam_level", "cam_depth", "label", "label_mode", "colormap", "opacity", "positive_only",
                    "per_panel_scale", "threshold"}:  # the threshold decides a title's "(missed)"
             self._update_controls()
             self._show_progress()
@@ -249,6 +256,7 @@ class QtCamView(QWidget):
             self.level.setToolTip("The CAT panel shows this level (combined: the sum of every level).")
         for method in METHODS:
             set_item_enabled(self.method, method, self._unavailable(method))
+        self._update_depths(info)
         signed = info.signed
         self.positive_only.setEnabled(signed)
         self.positive_only.setToolTip(
@@ -258,6 +266,23 @@ class QtCamView(QWidget):
         self.per_panel.setToolTip(
             "Scale each panel to its own largest value (the panels no longer compare)." if signed
             else f"{info.name} maps are unsigned: each is already scaled 0-1 on its own.")
+
+    def _update_depths(self, info: MapMethod) -> None:
+        """The depth box: the complete CAM's only; a depth a loaded model lacks is disabled, named."""
+        depth = self.state.settings.cam_depth
+        if self.depth.currentData() != depth:
+            self.depth.blockSignals(True)
+            self.depth.setCurrentIndex(self.depth.findData(depth))
+            self.depth.blockSignals(False)
+        self.depth.setEnabled(info.name == CAM)
+        self.depth.setToolTip("Where the complete CAM splits the logit: the positions the classifiers read "
+                              "(tokens), feature maps further down, or the input pixels (every bias credited "
+                              "where it is added)" if info.name == CAM else f"{info.title} has no depth choice")
+        specs = {role: self.state.spec(role) for role in self.state.models}
+        for name in DEPTH_TITLES:
+            lacking = [ROLE_TITLES.get(r, r) for r, spec in specs.items() if spec is not None and name not in spec.depths]
+            set_item_enabled(self.depth, name, f"{' and '.join(lacking)} cannot be explained at "
+                                               f"{depth_title(name)}" if lacking else None)
 
     def _unavailable(self, method: str) -> str | None:
         """Why ``method`` cannot apply to the loaded models (None: it can)."""
@@ -276,7 +301,7 @@ class QtCamView(QWidget):
         map the view wants, and cancel any other when the method changes."""
         method = self.state.settings.cam_method
         running = {role: f for (role, what), f in self.state.progress.items() if what == ATTRIBUTION}
-        if method == CAM:  # nothing is computed for it; what still runs is being cancelled
+        if method == CAM and self.state.settings.cam_depth == "tokens":  # computed with the forward pass
             running = {}
         text = ", ".join(f"{ROLE_TITLES.get(r, r)} {f:.0%}" for r, f in running.items())
         stopped = {r: why for r in ROLE_TITLES if (why := self.state.attribution_status(r))}
@@ -337,7 +362,7 @@ class QtCamView(QWidget):
             self._draw(panel, levels[level], level_scale.get(level), True)
             panel.set_title(*self._level_title(level, label))
         self._show_bar(self.bottom_bar, level_scale, cam)
-        row = "CAT per level: complete CAM, logit contribution (map mean + offset = level logit)"
+        row = "CAT per level: complete CAM at the classifier tokens, logit contribution (map mean + offset = level logit)"
         if s.cam_method != CAM:
             row += f"<br>{method_info(s.cam_method).title}, chosen in the method menu, is shown in the top row only"
         self.bottom_caption.setText(row if self.level_panels else "")
@@ -354,7 +379,10 @@ class QtCamView(QWidget):
             detail = level if level != COMBINED else f"{COMBINED} ({'+'.join(result.cams)})"
             if wanted != level:
                 detail += f", this model has no {wanted}"
-            return cam_map(result, label, level), detail
+            depth = self.state.settings.cam_depth
+            if depth == "tokens":
+                return cam_map(result, label, level), f"{detail}, at the classifier tokens"
+            return self.state.attribution(role), f"{detail}, at the {depth_title(depth)}"
         key = self.state.attribution_key(role)
         if key is None or not info.layered:
             return self.state.attribution(role), "input pixels"
@@ -415,7 +443,7 @@ class QtCamView(QWidget):
             head += f" · {s.cam_level} logit {float(result.level_logits[s.cam_level][label]):+.2f}"
         heat = self.panels[role].heat
         progress = self.state.progress.get((role, ATTRIBUTION))
-        if info.name != CAM and heat is None:
+        if (info.name != CAM or s.cam_depth != "tokens") and heat is None:
             stopped = self.state.attribution_status(role)
             state = stopped or (f"computing … {progress:.0%}" if progress is not None else "waiting …")
             return f"{head}<br>{info.title} · {detail}<br>{state}", "k", ""

@@ -309,7 +309,7 @@ class InferenceController(QObject):
 
     # attributions (grad-cam methods, IG, Occlusion) -------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:
-        if keys & {"cam_method", "label", "label_mode", "cam_level"}:
+        if keys & {"cam_method", "label", "label_mode", "cam_level", "cam_depth"}:
             self._request_attributions()
 
     def _request_attributions(self) -> None:
@@ -333,8 +333,11 @@ class InferenceController(QObject):
         label = loaded.meta.class_names.index(label_name)
         started = time.perf_counter()
 
+        name, _, depth = method.partition("@")  # "CAM@<depth>": the complete CAM at that depth
+
         def compute(task: Task):
-            return inference.run_attribution(loaded, image, label, level, method, task.progress, task.should_stop)
+            return inference.run_attribution(loaded, image, label, level, name, task.progress, task.should_stop,
+                                             depth=depth or None)
 
         def done(heat) -> None:
             self._end_progress(key, role)

@@ -70,6 +70,7 @@ class DisplaySettings:
     label: str | None = None  # selected label name (None: the top prediction)
     cam_method: str = "CAM"  # "CAM" or an attribution method name
     cam_level: str = "combined"  # "combined" or a level name of the model's spec
+    cam_depth: str = "input"  # the complete CAM's depth (catviz.methods.DEPTH_TITLES); "tokens": no backward pass
     colormap: str = DIVERGING  # see catviz.render.COLORMAPS
     positive_only: bool = False  # signed maps: hide negative evidence
     per_panel_scale: bool = False  # signed maps: each panel its own scale instead of one shared
@@ -281,10 +282,18 @@ class AppState(Observable):
         return min(spec.levels, key=lambda level: level.stride).name
 
     def attribution_key(self, role: str) -> tuple | None:
-        """(path, role, label, level, method, generation) of the map the view wants, if any."""
+        """(path, role, label, level, method, generation) of the map the view wants, if any.
+
+        The complete CAM below the tokens is computed per label too: its method is
+        ``"CAM@<depth>"`` and its level None for combined (the baseline's panel: always)."""
         s, entry, label = self.settings, self.current_entry, self.shown_label()
-        if s.cam_method == "CAM" or entry is None or label is None or role not in self.models:
+        cam = s.cam_method == "CAM"
+        if (cam and s.cam_depth == "tokens") or entry is None or label is None or role not in self.models:
             return None
+        if cam:
+            spec = self.spec(role)
+            level = s.cam_level if role == "cat" and spec is not None and s.cam_level in spec.level_names else None
+            return (entry.path, role, label, level, f"CAM@{s.cam_depth}", self.generation[role])
         return (entry.path, role, label, self.attribution_level(role), s.cam_method, self.generation[role])
 
     def set_attribution(self, key: tuple, heat: np.ndarray) -> bool:
@@ -354,7 +363,7 @@ class AppState(Observable):
         changed = {key for key, value in changes.items() if getattr(self.settings, key) != value}
         for key in changed:
             setattr(self.settings, key, changes[key])
-        if changed & {"cam_method", "label", "label_mode", "cam_level"}:
+        if changed & {"cam_method", "label", "label_mode", "cam_level", "cam_depth"}:
             self.stopped.clear()
         if changed:
             self.emit(Event.SETTINGS_CHANGED, changed)

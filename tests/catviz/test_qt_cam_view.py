@@ -24,6 +24,7 @@ def filled(qtbot, checkpoints, tmp_path):
     down, so the test alone says what is computing and what is done."""
     pg.setConfigOptions(imageAxisOrder="row-major")
     state = AppState()
+    state.update_settings(cam_depth="tokens")  # the CAMs of the forward pass (the default depth: test_qt_cam_depth)
     controller = InferenceController(state, "cpu")
     view = QtCamView(state)
     qtbot.addWidget(view)
@@ -47,7 +48,7 @@ def test_the_progress_row_names_the_method_being_computed_after_a_switch(qtbot):
     assert view.progress_label.text() == "Computing GradCAM: CAT 0%"
     state.update_settings(cam_method="GradCAMPlusPlus")  # the workers restart at 0%: no progress event
     assert view.progress_label.text() == "Computing GradCAM++: CAT 0%"
-    state.update_settings(cam_method="CAM")  # nothing to compute; the old work is being cancelled
+    state.update_settings(cam_method="CAM", cam_depth="tokens")  # nothing to compute; the old work is cancelled
     assert not view.progress_label.isVisibleTo(view) and not view.cancel.isVisibleTo(view)
 
 
