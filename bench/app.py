@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QApplication
 
 from catviz import demo, inference, models
 from catviz.models.cam import class_activation_maps
-from catviz.models.checkpoint import CheckpointMeta, save_checkpoint
+from catviz.models.checkpoint import CheckpointMeta, atomic_write_text, save_checkpoint
 from catviz.models.preprocess import (
     load_image,
     preprocess,
@@ -36,6 +36,7 @@ from catviz.models.preprocess import (
 from catviz.qt_main_window import QtMainWindow
 from catviz.qt_workers import InferenceController
 from catviz.state import AppState
+from catviz.train_cli.errors import int_range
 
 
 def wait(app, condition, timeout=600.0) -> None:
@@ -64,10 +65,17 @@ def main() -> None:
     parser.add_argument("--cat", type=Path, default=demo.DEMO_CHECKPOINTS["cat"])
     parser.add_argument("--full-size", action="store_true",
                         help="untrained full-size models (80 labels, 448²) instead of --baseline/--cat")
-    parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--images", type=int_range(1, 1000), default=6, help="in [1, 1000]")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--startup", type=int_range(1, 20), metavar="RUNS",
+                        help="instead: time start-up in fresh processes (import to first paint, to all panels)")
     parser.add_argument("--json", type=Path, help="results file (default bench/results/app-<device>-<cat model>.json)")
     args = parser.parse_args()
+    if args.startup:
+        result = startup(args.startup)
+        out = args.json or Path(__file__).parent / "results" / "app-startup-cpu.json"
+        atomic_write_text(out, json.dumps({"runs": args.startup, "seconds": result}, indent=1) + "\n")
+        return
     if args.full_size:
         with tempfile.TemporaryDirectory() as folder:
             paths = full_size_checkpoints(Path(folder))
@@ -135,9 +143,67 @@ def run(args: argparse.Namespace, baseline: Path, cat: Path) -> None:
           f"ratio {result['cams_vs_forward']:.2f} (target <= 1.2)")
     out = args.json or Path(__file__).parent / "results" / f"app-{device.type}-{loaded['cat'].meta.model}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    atomic_write_text(out, json.dumps(result, indent=2))
     print(f"wrote {out}")
     window.close()
+
+
+STARTUP_CHILD = r"""
+import time
+t0 = time.perf_counter()
+import json, os, sys
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+from catviz import app, qt_main_window
+marks = {"imports": time.perf_counter() - t0}
+
+class FirstPaint(QObject):
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.Paint and "window" not in marks:
+            marks["window"] = time.perf_counter() - t0
+        return False
+
+painted = FirstPaint()
+show = qt_main_window.QtMainWindow.show
+
+def shown(window):
+    window.installEventFilter(painted)
+    show(window)
+
+    def check():
+        s, panels = window.state, window.cam_view.panels
+        if s.current_entry is not None and s.current_entry.image is not None and len(s.models) == 2                 and all(s.result(r) is not None for r in s.models) and all(p.heat is not None for p in panels.values()):
+            marks["panels"] = time.perf_counter() - t0
+            timer.stop()
+            print(json.dumps(marks), flush=True)
+            QApplication.instance().exit(0)
+
+    timer = QTimer(window)
+    timer.timeout.connect(check)
+    timer.start(10)
+
+qt_main_window.QtMainWindow.show = shown
+app.main(["--device", "cpu", "--size", "1280x800"])
+"""
+
+
+def startup(runs: int) -> dict:
+    """Seconds from the interpreter's first import to the window's first paint, and to every panel
+    of the demo drawn (both models' results and maps), each in a fresh process (median of ``runs``)."""
+    import subprocess
+    import sys
+
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as home:
+            env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": home}
+            done = subprocess.run([sys.executable, "-c", STARTUP_CHILD], env=env, capture_output=True, text=True,
+                                  timeout=300, check=True)
+            times.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    result = {key: statistics.median(t[key] for t in times) for key in times[0]}
+    print(f"start-up (median of {runs}, fresh process, demo): imports {result['imports']:.2f} s, "
+          f"window painted {result['window']:.2f} s, all panels {result['panels']:.2f} s")
+    return result
 
 
 if __name__ == "__main__":
