@@ -29,9 +29,11 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QApplication
 
 from catviz import demo
+from catviz.models.checkpoint import atomic_write_text
 from catviz.qt_main_window import QtMainWindow
 from catviz.qt_workers import InferenceController
 from catviz.state import AppState, Event
+from catviz.train_cli.errors import int_range
 
 GB = 2**30
 
@@ -50,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, default=demo.DEMO_CHECKPOINTS["baseline"])
     parser.add_argument("--cat", type=Path, default=demo.DEMO_CHECKPOINTS["cat"])
-    parser.add_argument("--photos", type=int, default=30, help="number of 6000x6000 photos")
+    parser.add_argument("--photos", type=int_range(1, 1000), default=30, help="number of 6000x6000 photos, in [1, 1000]")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
@@ -116,7 +118,7 @@ def main() -> None:
                   baseline=str(args.baseline), cat=str(args.cat), **row)
     out = Path(__file__).parent / "results" / "app_images.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
 

@@ -34,7 +34,9 @@ from catviz import demo
 from catviz.dataset_results import make_loader, run_dataset
 from catviz.dataset_source import open_dataset
 from catviz.inference import load_model
+from catviz.models.checkpoint import atomic_write_text
 from catviz.models.device import resolve_device
+from catviz.train_cli.errors import int_range
 
 
 def in_worker_thread(fn, *args):
@@ -120,10 +122,10 @@ def main() -> None:
     parser.add_argument("--data-root")
     parser.add_argument("--baseline", type=Path, default=demo.DEMO_CHECKPOINTS["baseline"])
     parser.add_argument("--cat", type=Path, default=demo.DEMO_CHECKPOINTS["cat"])
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (the app uses 0)")
-    parser.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating bare / runner rounds (best of each)")
+    parser.add_argument("--batch-size", type=int_range(1, 4096), default=32, help="in [1, 4096]")
+    parser.add_argument("--workers", type=int_range(0, 64), default=0, help="DataLoader worker processes, in [0, 64] (the app uses 0)")
+    parser.add_argument("--limit", type=int_range(0, 10**9), default=0, help="first N images only, in [0, 1e9] (0: all)")
+    parser.add_argument("--rounds", type=int_range(1, 100), default=3, help="alternating bare / runner rounds (best of each), in [1, 100]")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -152,7 +154,7 @@ def main() -> None:
         print(f"{name:<{width}}  {value:>14}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"dataset-{device.type}.json"
-    path.write_text(json.dumps({
+    atomic_write_text(path, json.dumps({
         "machine": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "device": str(device),
         "dataset": source.describe(), "batch_size": args.batch_size, "workers": args.workers,
         "models": {role: m.meta.model for role, m in models.items()},

@@ -51,7 +51,7 @@ from catviz.train_cli.data import load_splits
 from catviz.train_cli.data.dataset import TransformConfig
 from catviz.train_cli.data.demo import MAX_SIZE, MIN_SIZE, ensure_demo_set
 from catviz.train_cli.distributed import DistInfo
-from catviz.train_cli.errors import UsageError
+from catviz.train_cli.errors import UsageError, int_range
 from catviz.train_cli.metrics import multilabel_metrics
 from catviz.train_cli.schedule import tail_span
 from catviz.train_cli.side_by_side import Job, isa_env, recorded_isa, run_jobs
@@ -323,15 +323,16 @@ def train_all(tasks: list[tuple], args: argparse.Namespace, demo_root: Path,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int_range(0, 2**31 - 1), nargs="+", default=[0, 1, 2, 3, 4],
+                        help="training seeds, each in [0, 2**31 - 1] (default 0 1 2 3 4)")
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--json", type=Path, default=RESULTS, help="results file (default %(default)s)")
     parser.add_argument("--runs", type=Path, default=Path("runs/demo-seeds"), help="training run folders")
     parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="DataLoader workers per run (0: fastest on 2 cores; never changes the weights)")
-    parser.add_argument("--jobs", type=int, default=usable_cores(),
-                        help="runs trained side by side (default %(default)s: one per core). Each run trains on "
+    parser.add_argument("--workers", type=int_range(0, 64), default=0,
+                        help="DataLoader workers per run, in [0, 64] (0: fastest on 2 cores; never changes the weights)")
+    parser.add_argument("--jobs", type=int_range(1, 64), default=usable_cores(),
+                        help="runs trained side by side, in [1, 64] (default %(default)s: one per core). Each run trains on "
                         "one thread, as the shipped pair (make demo-models), whatever --jobs is: the thread count "
                         "sets the order of float sums, so it changes the weights' last bits and is part of a "
                         "study's recipe. On a 2-core CPU two runs side by side train a pair 1.5-2x faster "

@@ -28,6 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from catviz.models.checkpoint import atomic_write_text
+from catviz.train_cli.errors import int_range
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
@@ -213,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="summary file (default bench/results/gpu-check-cuda.json; "
                                                   "dry run: none, only the printed table)")
     parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--ddp-steps", type=int, default=20, help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, default=128, help=argparse.SUPPRESS)
+    parser.add_argument("--ddp-steps", type=int_range(1, 10_000), default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int_range(32, 1024), default=128, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ddp_worker:
         return ddp_worker(args)
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.json or (None if dry else RESULTS / "gpu-check-cuda.json")
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(summary, indent=2))
+            atomic_write_text(path, json.dumps(summary, indent=2))
             print(f"wrote {path}")
         shutil.rmtree(tmp, ignore_errors=True)  # the demo epoch's run and, in a dry run, the per-step JSON
     return 0 if all(s.status == "ok" for s in steps) else 1

@@ -23,6 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from catviz import models
 from catviz.models.attention import AttentionBlock
+from catviz.models.checkpoint import atomic_write_text
+from catviz.train_cli.errors import int_range
 
 VARIANTS = [
     ("baseline", {}),
@@ -91,11 +93,11 @@ def clf_step(kind: str, size: int, batch: int, device, dtype, channels: int = 10
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=448)
+    parser.add_argument("--size", type=int_range(32, 2048), default=448, help="input side, in [32, 2048]")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--num-classes", type=int, default=80)
-    parser.add_argument("--clf-batch", type=int, default=16)
+    parser.add_argument("--num-classes", type=int_range(1, 10_000), default=80, help="in [1, 10000]")
+    parser.add_argument("--clf-batch", type=int_range(1, 1024), default=16, help="in [1, 1024]")
     parser.add_argument("--tiny", action="store_true", help="the *_tiny variants (smoke runs, e.g. bench/gpu_check.py --dry-run)")
     parser.add_argument("--json", type=Path, help="results file (default bench/results/models-<device>-<dtype>.json)")
     args = parser.parse_args()
@@ -137,7 +139,7 @@ def main() -> None:
           f"memory x{clf['mha']['saved_activation_MiB'] / clf['pma']['saved_activation_MiB']:.1f}")
     out = args.json or Path(__file__).parent / "results" / f"models-{device.type}-{args.dtype}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "device": str(device), "dtype": args.dtype, "size": args.size,
+    atomic_write_text(out, json.dumps({"machine": machine, "device": str(device), "dtype": args.dtype, "size": args.size,
                                "matmul_GFLOPs": peak, "models": rows, "clf_step": clf}, indent=2))
     print(f"\nwrote {out}")
 

@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from catviz import models
+from catviz.models.checkpoint import atomic_write_text
 from catviz.train_cli.config import TrainConfig
 from catviz.train_cli.data import load_splits
 from catviz.train_cli.distributed import DistInfo
+from catviz.train_cli.errors import int_range
 from catviz.train_cli.train import make_loader, transform_config
 
 
@@ -61,10 +63,10 @@ def images_per_second(batches, step, device, warmup: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["baseline_tiny", "cat_tiny"])
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--size", type=int_range(32, 1024), default=128, help="image side, in [32, 1024]")
+    parser.add_argument("--batch-size", type=int_range(1, 1024), default=16, help="in [1, 1024]")
+    parser.add_argument("--steps", type=int_range(1, 10_000), default=20, help="timed steps, in [1, 10000]")
+    parser.add_argument("--workers", type=int_range(0, 64), default=2, help="in [0, 64]")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none")
     parser.add_argument("--channels-last", action="store_true", help="channels_last model and inputs")
     parser.add_argument("--json", type=Path, help="results file (default bench/results/train-<device>-<size>px-w<workers>.json)")
@@ -117,7 +119,7 @@ def main() -> None:
         print(f"data pipeline, {workers} workers: {rate:.0f} img/s ({per:.0f} per worker{' (main process)' if not workers else ''})")
     out = args.json or Path(__file__).parent / "results" / f"train-{device.type}-{args.size}px-w{args.workers}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "device": str(device), "size": args.size,
+    atomic_write_text(out, json.dumps({"machine": machine, "device": str(device), "size": args.size,
                                "batch_size": args.batch_size, "amp": args.amp, "channels_last": args.channels_last, "models": rows,
                                "pipeline_img_s": {str(k): v for k, v in pipeline.items()}}, indent=2))
     print(f"wrote {out}")

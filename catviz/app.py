@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--data-root is read only with --dataset ({', '.join(names[:-1])} or {names[-1]})")
     if args.screenshot:  # checked before anything loads; an existing picture is never replaced
         shot = args.screenshot
+        problem = output_path_problem(shot)  # first: a name too long makes even exists() fail
+        if problem:
+            parser.error(f"--screenshot {str(shot)[:80]}: {problem}")
         if shot.suffix.lower() != ".png":
             parser.error(f"--screenshot {shot}: write a .png file")
         if shot.exists():
@@ -366,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         except LabelsError as err:
             parser.error(f"--labels {err}")
         truth = {**truth, **labelled}
+    for path in [*checkpoints.values(), *(p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES)]:
+        try:  # a refused checkpoint is said on stderr too, not only in the window's Messages
+            read_meta(path)
+        except (CheckpointError, OSError, ValueError) as err:
+            print(f"catviz: {err}", file=sys.stderr)
     if system_libs.main() != 0:  # Qt would abort on a missing xcb library: say which to install
         return 1
 

@@ -84,6 +84,11 @@ def atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """``path.write_text(text)``, atomically (see :func:`atomic_write`): a results file is whole or as it was."""
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 #: Tensors under this prefix are training state (see ``train_cli.state``), not weights.
 RESUME_PREFIX = "resume/"
 

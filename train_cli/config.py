@@ -28,6 +28,10 @@ from .errors import EXIT_CODES_HELP, ArgumentParser, UsageError
 
 MAX_SEED = 2**63 - 1  # torch's generators take up to 2**64 - 1: room left for seed + rank and seed + epoch
 MAX_HYPERPARAMETER = 1e3  # largest --lr, --lr-gamma, --weight-decay, --warmup-epochs: far past any sane value
+#: The integer options' ranges (inclusive): checked before any work (exit 2) and stated in --help.
+RANGES = {"epochs": (1, 10_000), "max_epochs": (0, 10_000), "converge_window": (2, 1_000),
+          "batch_size": (1, 65_536), "lr_step": (1, 10_000), "limit_images": (0, 10**9),
+          "save_every": (0, 10**9), "cache_mib": (0, 1 << 20)}
 
 
 def default_workers() -> int:
@@ -234,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         demo = DATASET_PRESETS["demo"].get(f.name)
         # A help text that states its default in words is not followed by the field's raw value.
         notes = ([] if "default" in HELP[f.name] else [f"default: {f.default}"]) + ([f"demo: {demo}"] if demo is not None else [])
+        if f.name in RANGES:
+            notes.insert(0, "in [{}, {}]".format(*RANGES[f.name]))
         text = HELP[f.name] + (f" ({'; '.join(notes)})" if notes else "")
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
@@ -351,6 +357,8 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
     check(math.isfinite(cfg.converge_delta) and cfg.converge_delta > 0, "converge_delta", "a finite number > 0")
     for name in ("limit_images", "save_every", "workers", "threads", "seed", "cache_mib"):
         check(getattr(cfg, name) >= 0, name, "an integer >= 0")
+    for name, (low, high) in RANGES.items():  # the upper bounds: a billion epochs is a typo, not a plan
+        check(low <= getattr(cfg, name) <= high, name, f"an integer in [{low}, {high}]")
     check(cfg.threads <= max_workers(), "threads", f"at most {max_workers()} on this machine ({usable_cores()} cores)")
     check(cfg.workers <= max_workers(), "workers",
           f"at most {max_workers()} on this machine ({usable_cores()} cores; each worker is a process)")

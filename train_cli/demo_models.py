@@ -39,10 +39,17 @@ from catviz.models.checkpoint import (
     save_checkpoint,
 )
 
-from .config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS, DEMO_THREADS, TrainConfig
+from .config import DEMO_CPU_ISA, DEMO_PRETRAIN_THREADS, DEMO_THREADS, MAX_SEED, TrainConfig
 from .data import load_splits
 from .data.demo import ensure_demo_set
-from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ArgumentParser, Terminated
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    ArgumentParser,
+    Terminated,
+    int_range,
+    output_path_problem,
+)
 from .run_dir import RUN_FILES
 from .side_by_side import Job, isa_env, run_jobs
 from .state import LENGTH, unfinished
@@ -105,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/demo-models"),
                         help="training run folders (default %(default)s)")
     parser.add_argument("--data-root", type=Path, help="demo set folder (default ~/.cache/catviz)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="DataLoader workers per run (default 0: on a 2-core CPU a worker process slows the "
+    parser.add_argument("--workers", type=int_range(0, 64), default=0,
+                        help="DataLoader workers per run, in [0, 64] (default 0: on a 2-core CPU a worker process slows the "
                         "two compute threads, ~9%% on cat_tiny; the count never changes the weights)")
     parser.add_argument("--jobs", type=int, choices=[1, 2], default=2,
                         help="train the pair side by side (2, default: 1.5-2x faster on 2 cores) or one after "
@@ -115,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="paper: pretrained glyph trunk + the paper's recipe scaled (default); "
                         "scratch: the earlier from-scratch recipe")
     parser.add_argument("--trunk", type=Path, help="reuse this pretrained trunk instead of pretraining one")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED,
-                        help="training seed of both models (default %(default)s: the shipped pair's, the seed study's median)")
+    parser.add_argument("--seed", type=int_range(0, MAX_SEED), default=DEMO_SEED,
+                        help="training seed of both models, in [0, 2**63 - 1] (default %(default)s: the shipped pair's, the seed study's median)")
     parser.add_argument("--from-runs", type=Path, metavar="DIR",
                         help="ship the pair of finished runs DIR/baseline_tiny and DIR/cat_tiny (e.g. one seed of "
                         "bench/demo_seeds.py) instead of training")
@@ -124,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace the checkpoints, trunk and samples already in --out (the shipped ones are in git) "
                         "and the runs already in --runs; without it both are left as they are and the command refuses")
     args = parser.parse_args(argv)
+    for flag, folder in (("--out", args.out), ("--runs", args.runs)):  # names first: exists() fails on one too long
+        problem = output_path_problem(folder, folder=True)
+        if problem:
+            parser.error(f"{flag} {str(folder)[:80]}: {problem}")
     outputs = [args.out / f"demo_{role}.safetensors" for role in ROLES] + [args.out / "samples"]
     if args.recipe == "paper" and args.trunk is None and not args.from_runs:
         outputs.append(args.out / TRUNK)

@@ -107,7 +107,10 @@ def float_range(low: float, high: float, low_open: bool = False, high_open: bool
 
 
 def range_text(low, high, low_open: bool = False, high_open: bool = False) -> str:
-    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    def text(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return f"{'(' if low_open else '['}{text(low)}, {text(high)}{')' if high_open else ']'}"
 
 
 #: The longest name of one file or folder on Linux/macOS file systems (NAME_MAX), in bytes.

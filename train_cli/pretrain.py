@@ -37,6 +37,7 @@ from .errors import (
     EXIT_TERMINATED,
     ArgumentParser,
     Terminated,
+    output_path_problem,
     sigterm_as_interrupt,
 )
 from .schedule import lr_factor
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if not timm.is_model(args.backbone):
         parser.error(f"unknown timm model {args.backbone!r}")
+    problem = output_path_problem(args.out)  # first: a name too long makes even exists() fail
+    if problem:
+        parser.error(f"--out {str(args.out)[:80]}: {problem}")
     if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
     if not args.out.parent.is_dir():
