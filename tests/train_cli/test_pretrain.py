@@ -58,7 +58,7 @@ def test_bad_flags_are_usage_errors_before_any_work(tmp_path, capsys, flags, mes
 def test_out_in_a_missing_folder_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         pretrain.main(["--out", str(tmp_path / "typo" / "w.safetensors")])
-    assert exit_.value.code == 2 and "does not exist" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "(no such folder)" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
 
 
