@@ -149,6 +149,18 @@ def register_method(method: MapMethod) -> MapMethod:
     return method
 
 
+#: Complete maps at the input pixels concentrate the logit on few pixels with large values of both
+#: signs (they cancel): like Integrated Gradients', their colour scale ends at this percentile of |value|.
+PIXEL_SCALE_PERCENTILE = 99.0
+
+
+def display_percentile(method: MapMethod, depth: str) -> float:
+    """Where the colour scale of ``method``'s maps at ``depth`` ends, as a percentile of |value|."""
+    if method.name == CAM and depth == "input":
+        return PIXEL_SCALE_PERCENTILE
+    return method.scale_percentile
+
+
 def method_info(name: str) -> MapMethod:
     """What ``name``'s maps are; a ValueError names the methods offered for an unknown one."""
     try:

@@ -34,6 +34,7 @@ from .methods import (
     DeletionScore,
     MapMethod,
     depth_title,
+    display_percentile,
     method_info,
 )
 from .qt_events import unsubscribe_on_close
@@ -99,6 +100,10 @@ class QtCamView(QWidget):
         for name, title in DEPTH_TITLES.items():  # shown by its title, kept by its name
             self.depth.addItem(title, name)
         self.depth.setCurrentIndex(self.depth.findData(s.cam_depth))
+        for box in (self.method, self.depth):  # sized to a short entry: the long ones show in the open list
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(14)
+            box.view().setMinimumWidth(box.view().sizeHintForColumn(0) + 24)
         self.level = QComboBox()
         self.level.addItem(COMBINED)
         self.colormap = QComboBox()
@@ -109,6 +114,7 @@ class QtCamView(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(round(s.opacity * 100))
         self.opacity.setMaximumWidth(90)
+        self.opacity.setMinimumWidth(60)
         self.positive_only = QCheckBox("Positive evidence only")
         self.positive_only.setToolTip("Hide negative contributions; the scale runs from 0 to the largest positive value.")
         self.per_panel = QCheckBox("Per-panel scale")
@@ -136,11 +142,11 @@ class QtCamView(QWidget):
             for text, widget in pairs:
                 row.addWidget(QLabel(text))
                 row.addWidget(widget)
-        first.addWidget(derivation)
         first.addWidget(self.deletion)
         first.addStretch()
         second.addWidget(self.positive_only)
         second.addWidget(self.per_panel)
+        second.addWidget(derivation)
         second.addStretch()
 
         self.canvas = pg.GraphicsLayoutWidget()
@@ -341,7 +347,7 @@ class QtCamView(QWidget):
         label = self.current_label() if image is not None else None
         info = method_info(s.cam_method)
         top = {role: self._top_map(role, label, info) for role in self.panels}
-        top_scale = self._scales({r: m for r, (m, _) in top.items()}, info.signed, info.scale_percentile)
+        top_scale = self._scales({r: m for r, (m, _) in top.items()}, info.signed, display_percentile(info, s.cam_depth))
         self.shown = {}
         for role, panel in self.panels.items():
             heat, detail = top[role]
@@ -453,7 +459,7 @@ class QtCamView(QWidget):
         if info.signed and s.per_panel_scale and self.panels[role].scale is not None:
             text += f" · {self.panels[role].scale.describe('')}".rstrip()
         elif info.signed and heat is not None and self.panels[role].scale is not None:
-            share = own_share(heat, self.panels[role].scale, s.positive_only, info.scale_percentile)
+            share = own_share(heat, self.panels[role].scale, s.positive_only, display_percentile(info, s.cam_depth))
             if share < FAINT_SHARE:  # the other model's map set the shared scale: say why this one looks blank
                 text += f"<br>reaches {share:.0%} of the shared scale: Per-panel scale shows its shape"
         key = self.shown.get(role)
