@@ -24,6 +24,7 @@ from .dataset_state import DatasetState
 from .events import Observable, TypedEvent
 from .render import DIVERGING
 from .results import InferenceResult
+from .roles import ROLES
 
 if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
     from catviz.models.outputs import ModelSpec
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # plain-data types only; importing them here would load torch
     from .inference import LoadedModel
     from .methods import DeletionScore
 
-ROLES = ("baseline", "cat")
 #: Results kept per (image, model), oldest dropped first (recomputed on demand): at most this
 #: many, holding at most MAX_RESULT_BYTES. A full-size CAT result at 448² (80 labels' CAMs,
 #: attention) is a few MB; attention over a large input's LRD grid grows with its square.
