@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from catviz.train_cli.errors import ArgumentParser
+from catviz.train_cli.errors import ArgumentParser, output_path_problem
 
 from .runs import NotARun, Run, open_run
 
@@ -43,6 +43,9 @@ def main(argv: list[str], draw: Callable[[list[Run], Path, tuple[int, int]], Non
     parser = build_parser()
     args = parser.parse_args(argv)
     out: Path = args.out
+    problem = output_path_problem(out)  # a name too long, a missing or unwritable folder: before exists()
+    if problem:
+        parser.error(f"--out {str(out)[:80]}{'...' if len(str(out)) > 80 else ''}: {problem}")
     if out.suffix.lower() not in SUFFIXES:
         parser.error(f"--out {out}: write a {' or '.join(SUFFIXES[:2])} file")
     if out.exists() and not args.overwrite:

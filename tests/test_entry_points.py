@@ -35,6 +35,7 @@ CASES = [  # (entry point, arguments ({tmp}: a fresh folder), exit status, words
     ("export", ["--demo", "--out", f"{{tmp}}/{LONG}.png"], 2, ["--out", "at most 255"]),
     ("export", ["{tmp}/missing.png", "--demo", "--out", "{tmp}/f.png"], 2, ["missing.png"]),
     ("runs", ["{tmp}/no-such-run", "--out", "{tmp}/c.png"], 2, ["no-such-run"]),
+    ("runs", ["{tmp}", "--out", f"{{tmp}}/{LONG}.png"], 2, ["--out", "at most 255"]),
     ("train", ["--dataset", "demo", "--epochs", "1000000000"], 2, ["--epochs", "[1, 10000]"]),
     ("train", ["--config", "{tmp}/missing.yaml"], 2, ["missing.yaml"]),
     ("eval", ["{tmp}/missing.safetensors"], 1, ["missing.safetensors"]),
