@@ -32,6 +32,15 @@ MAX_HYPERPARAMETER = 1e3  # largest --lr, --lr-gamma, --weight-decay, --warmup-e
 RANGES = {"epochs": (1, 10_000), "max_epochs": (0, 10_000), "converge_window": (2, 1_000),
           "batch_size": (1, 65_536), "lr_step": (1, 10_000), "limit_images": (0, 10**9),
           "save_every": (0, 10**9), "cache_mib": (0, 1 << 20)}
+#: The real-valued options' ranges as --help states them (checked in :func:`validate`).
+FLOAT_RANGES = {"lr": f"in (0, {MAX_HYPERPARAMETER:g}]", "lr_gamma": f"in (0, {MAX_HYPERPARAMETER:g}]",
+                "weight_decay": f"in [0, {MAX_HYPERPARAMETER:g}]", "warmup_epochs": f"in [0, {MAX_HYPERPARAMETER:g}]",
+                "momentum": "in [0, 1)", "ema": "in [0, 1)", "cutout": "in [0, 1]", "dropout": "in [0, 1)",
+                "converge_delta": "a finite number > 0"}
+#: Ranges that depend on this machine or on the models, as --help states them.
+OTHER_RANGES = {"img_size": f"in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}]", "seed": f"in [0, {MAX_SEED}]",
+                "workers": "in [0, max(8, 4 x CPU cores)]", "threads": "in [0, max(8, 4 x CPU cores)]",
+                "snapshot_every": "in [1, 10000]"}
 
 
 def default_workers() -> int:
@@ -240,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         notes = ([] if "default" in HELP[f.name] else [f"default: {f.default}"]) + ([f"demo: {demo}"] if demo is not None else [])
         if f.name in RANGES:
             notes.insert(0, "in [{}, {}]".format(*RANGES[f.name]))
+        elif f.name in FLOAT_RANGES or f.name in OTHER_RANGES:
+            notes.insert(0, FLOAT_RANGES.get(f.name) or OTHER_RANGES[f.name])
         text = HELP[f.name] + (f" ({'; '.join(notes)})" if notes else "")
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
@@ -349,6 +360,7 @@ def validate(cfg: TrainConfig, where: dict[str, str] | None = None) -> None:
           f"0 with --schedule {cfg.schedule} (its learning rate is laid out over exactly --epochs)")
     # 0 is the default (off); given, it is a mistake
     check(cfg.snapshot_every >= (1 if "snapshot_every" in where else 0), "snapshot_every", "an integer >= 1")
+    check(cfg.snapshot_every <= 10_000, "snapshot_every", "an integer in [1, 10000]")
     try:
         snapshots.parse_epochs(cfg.snapshot_epochs)
     except ValueError as err:

@@ -172,3 +172,10 @@ def test_a_fixed_length_schedule_drops_the_presets_on_until_converged():
     assert resolve_config(["--dataset", "demo", "--schedule", "cosine"]).max_epochs == 0  # was refused naming it
     scratch = resolve_config(["--dataset", "demo", *demo_models.SCRATCH])  # make demo-models --recipe scratch
     assert (scratch.epochs, scratch.max_epochs, scratch.schedule) == (12, 0, "cosine")
+
+
+def test_every_numeric_option_states_its_range_in_help():
+    """Issue 28: a number's range is said before it is checked (workers/threads: 'at most' per machine)."""
+    unstated = [action.option_strings[0] for action in build_parser()._actions
+                if action.type in (int, float) and not re.search(r"in [\[(]|> 0|at most|>= ?0", action.help or "")]
+    assert unstated == [], unstated
