@@ -369,11 +369,6 @@ def main(argv: list[str] | None = None) -> int:
         except LabelsError as err:
             parser.error(f"--labels {err}")
         truth = {**truth, **labelled}
-    for path in [*checkpoints.values(), *(p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES)]:
-        try:  # a refused checkpoint is said on stderr too, not only in the window's Messages
-            read_meta(path)
-        except (CheckpointError, OSError, ValueError) as err:
-            print(f"catviz: {err}", file=sys.stderr)
     if system_libs.main() != 0:  # Qt would abort on a missing xcb library: say which to install
         return 1
 

@@ -76,7 +76,8 @@ def test_dropped_checkpoints_and_images_fill_every_panel(qtbot, window, checkpoi
     wait_results(qtbot, window)
     assert not window.hint.isVisible()
     assert window.image_list.count() == 3
-    assert window.cam_view.panels["cat"].heat is not None and window.cam_view.panels["baseline"].heat is not None
+    # the maps at the default depth (input pixels) follow the forward pass, computed in a worker
+    qtbot.waitUntil(lambda: all(window.cam_view.panels[r].heat is not None for r in ("cat", "baseline")), timeout=60000)
     assert re.fullmatch(r"forward: baseline \d+ ms, cat \d+ ms", window.timings.text())
     assert window.timings_separator.isVisible()
     window.activateWindow()
@@ -115,7 +116,8 @@ def test_a_small_image_after_a_large_one_fills_its_panels(qtbot, window, checkpo
         window.tabs.setCurrentIndex(tab)
         shown = [panel for panel in views[tab].panels.values() if panel.view.isVisible()]
         assert shown
-        qtbot.waitUntil(lambda shown=shown: all(min(np.ptp(r) for r in panel.view.viewRange()) > 500 for panel in shown))
+        # (the display copy of the 800x600 image may be shrunk to 640x480: "large" is > 400 px here)
+        qtbot.waitUntil(lambda shown=shown: all(min(np.ptp(r) for r in panel.view.viewRange()) > 400 for panel in shown))
     window.state.select(1)
     wait_results(qtbot, window)
     panels = [*window.cam_view.panels.values(), *window.attention_view.panels.values()]
