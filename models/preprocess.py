@@ -47,7 +47,7 @@ _TRUNCATED = ("Truncated File Read", "image file is truncated")
 
 def _truncated(path: Path, err: Exception) -> ImageLoadError | None:
     """The error for a file that ends early (an incomplete download or copy), else ``None``."""
-    if isinstance(err, OSError) and str(err).startswith(_TRUNCATED):
+    if any(marker in str(err) for marker in _TRUNCATED):  # also inside Pillow's "cannot identify ..." summary
         return ImageLoadError(f"{path}: the image file is truncated (incomplete download?)")
     return None
 

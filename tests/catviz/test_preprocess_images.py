@@ -37,6 +37,23 @@ def test_common_formats_decode_to_the_same_pixels(tmp_path):
     assert load_image(tmp_path / "palette.png").shape == (60, 90, 3)
 
 
+def test_a_truncation_reported_inside_pillows_summary_is_called_truncated(tmp_path, monkeypatch):
+    """Pillow may fold a plugin's "Truncated File Read" into its "cannot identify image file"
+    summary (the hostile round's truncated JPEG): still called truncated, not "not an image"."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)
+
+    def refuse(*args, **kwargs):
+        raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}\nJPEG: Truncated File Read")
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    assert str(info.value) == f"{path}: the image file is truncated (incomplete download?)"
+
+
 def test_bad_files_raise_a_message_naming_the_file(tmp_path):
     for path in write_bad_files(tmp_path):
         with pytest.raises(ImageLoadError, match=path.name):
