@@ -113,3 +113,26 @@ def write_bad_files(folder):
     good.unlink()
     (folder / "truncated.png").write_bytes(data[: len(data) // 3])
     return sorted(folder.iterdir())
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window at 1280x800 with its own settings file and a CPU controller."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QSettings
+
+    from catviz.qt_main_window import QtMainWindow
+    from catviz.qt_workers import InferenceController
+    from catviz.state import AppState
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    state = AppState()
+    controller = InferenceController(state, "cpu")
+    win = QtMainWindow(state, controller)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    yield win
+    controller.shutdown()

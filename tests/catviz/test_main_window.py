@@ -6,7 +6,6 @@ import time
 
 import cv2
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
@@ -21,21 +20,6 @@ from catviz.render import DIVERGING
 from catviz.state import ATTRIBUTION, AppState, DisplaySettings, Event
 
 from .conftest import make_checkpoint, write_bad_files, write_good_images, write_odd_images
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    state = AppState()
-    controller = InferenceController(state, "cpu")
-    win = QtMainWindow(state, controller)
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    yield win
-    controller.shutdown()
 
 
 def drop(window, paths):

@@ -6,11 +6,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from catviz.state import Event
 
-from . import test_main_window
 from .conftest import make_checkpoint, write_good_images
 from .test_main_window import drop, load_models, wait_results
-
-window = test_main_window.window  # the same fixture
 
 
 @pytest.fixture(scope="module")

@@ -5,32 +5,10 @@ import subprocess
 import sys
 import time
 
-import pyqtgraph as pg
-import pytest
-from PySide6.QtCore import QSettings
-
-from catviz.qt_main_window import QtMainWindow
-from catviz.qt_workers import InferenceController
-from catviz.state import AppState
 from tests.fixtures import write_coco_format
 
 TRAIN = ["--dataset", "coco-format", "--model", "cat_tiny", "--no-pretrained", "--img-size", "64",
          "--batch-size", "4", "--workers", "0", "--optimizer", "adamw", "--lr", "0.003", "--threads", "1"]
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    state = AppState()
-    controller = InferenceController(state, "cpu")
-    win = QtMainWindow(state, controller)
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    yield win
-    controller.shutdown()
 
 
 def _logged(run) -> int:
