@@ -170,3 +170,12 @@ def test_no_module_imports_itself_back():
     """No cycle between modules (a package's __init__ re-exporting its submodules is no cycle
     unless a submodule imports the package back)."""
     assert cycles(import_graph()) == []
+
+
+def test_lower_folders_never_import_the_catviz_package_itself():
+    """``from catviz import models`` in train_cli/ reads as an import of the app's package: lower
+    folders name their target module (``import catviz.models as models``)."""
+    offenders = [f"{p.relative_to(ROOT)}:{node.lineno}" for folder in ("models", "train_cli")
+                 for p in (ROOT / folder).rglob("*.py") for node in ast.walk(ast.parse(p.read_text()))
+                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "catviz"]
+    assert not offenders, offenders

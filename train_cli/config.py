@@ -19,7 +19,7 @@ import timm
 import yaml
 from safetensors import SafetensorError, safe_open
 
-from catviz import models
+import catviz.models as models  # the models layer (not the catviz package above)
 from catviz.models.checkpoint import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 from . import snapshots

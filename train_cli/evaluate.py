@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from catviz import models
+import catviz.models as models  # the models layer (not the catviz package above)
 from catviz.models.checkpoint import CheckpointError, atomic_write, load_checkpoint, read_meta
 
 from .config import TrainConfig, default_workers

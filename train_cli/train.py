@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from catviz import models
+import catviz.models as models  # the models layer (not the catviz package above)
 from catviz.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
