@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from catviz.models import attribution
 from catviz.models.attribution import Cancelled
 from catviz.models.cam import class_activation_maps, grad_cam
-from catviz.models.faithfulness import resize_map
 
+from .evidence import area_resample
 from .methods import DEFAULT_DEPTH, MapMethod, method_info
 
 
@@ -55,13 +55,14 @@ def compute_map(name: str, model: nn.Module, image: Tensor, label: int, level: s
 def complete_cam(method: MapMethod, model, image, label, level, request) -> np.ndarray:
     """The complete CAM of ``label`` at ``request.depth`` (default: the input pixels) and
     ``level`` (None: summed over levels), on its own grid resized to the input (a coarser
-    grid's cells repeated, so its values stay in logit units per cell)."""
+    grid's cells repeated, so its values stay in logit units per cell and the mean, hence
+    ``mean + offset == logit``, is kept exactly: :func:`catviz.evidence.area_resample`)."""
     if level is not None and level not in model.spec.level_names:
         raise ValueError(f"no level {level!r}; this model has {', '.join(model.spec.level_names)}")
     depth = request.depth or DEFAULT_DEPTH
     cams = class_activation_maps(model, image, depth=depth, labels=[label])
     maps = cams.combined[0] if level is None else cams.maps[level][0]
-    return resize_map(maps[0], tuple(image.shape[-2:]))
+    return area_resample(maps[0], tuple(image.shape[-2:]))
 
 
 class _GradCamProgress:

@@ -116,6 +116,7 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
         seconds=seconds,
         offsets={k: v[0] for k, v in cams.offsets.items()},
         layer_share={k: {source: v[0] for source, v in parts.items()} for k, parts in cams.layer_share.items()},
+        biases={k: c.bias.detach().float().cpu().numpy() for k, c in loaded.model.classifiers.items()},
     )
 
 

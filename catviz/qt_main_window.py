@@ -73,6 +73,8 @@ PERSISTED_SETTINGS = {
     "opacity": (float, lambda v: 0 <= v <= 1),
     "positive_only": (bool, lambda v: True),
     "per_panel_scale": (bool, lambda v: True),
+    "small_values": (bool, lambda v: True),
+    "cam_difference": (bool, lambda v: True),
 }
 #: Keys of the File menu's standard actions where the platform names none.
 FALLBACK_KEYS = {QKeySequence.StandardKey.Open: "Ctrl+O", QKeySequence.StandardKey.Save: "Ctrl+S",

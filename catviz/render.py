@@ -102,22 +102,45 @@ def lookup_table(name: str, scale: Scale | None = None) -> np.ndarray:
     return colored[:, ::-1].copy()  # BGR → RGB
 
 
-def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity: float = 0.5) -> np.ndarray:
+#: "Show small values": a non-zero value below this share of the scale's limit is drawn as if
+#: it reached it (its sign's colour, opacity ``opacity * sqrt(SMALL_VALUE_FLOOR)``), so weak
+#: evidence spread over many cells stays visible next to a strong peak.
+SMALL_VALUE_FLOOR = 0.3
+
+
+def _magnitude(heat: np.ndarray, scale: Scale, floor: float) -> np.ndarray:
+    """|value| / limit in [0, 1] as drawn: raised to ``floor`` where non-zero (0: as it is)."""
+    magnitude = np.clip(np.abs(heat) / scale.limit, 0.0, 1.0)
+    return np.where(heat != 0, np.maximum(magnitude, floor), 0.0) if floor > 0 else magnitude
+
+
+def drawn_alpha(heat: np.ndarray, scale: Scale, opacity: float = 0.5, floor: float = 0.0) -> np.ndarray:
+    """The opacity each value of a signed map is drawn with (see :func:`colorize`)."""
+    heat = np.where(np.isfinite(heat), heat, 0.0).astype(np.float32)
+    if not scale.signed:
+        heat = np.clip(heat, 0.0, None)
+    return opacity * np.sqrt(_magnitude(heat, scale, floor))
+
+
+def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity: float = 0.5,
+             floor: float = 0.0) -> np.ndarray:
     """An (h, w, 4) uint8 RGBA rendering of ``heat`` over ``scale``.
 
     Diverging: colour by value, opacity ``opacity * sqrt(|value| / limit)`` (zero is
     transparent; the square root keeps moderate evidence visible next to the peak; values
-    past the scale saturate). Sequential: colour by value, constant ``opacity``.
+    past the scale saturate); ``floor`` > 0 draws a non-zero value below ``floor * limit``
+    as ``±floor * limit`` (:data:`SMALL_VALUE_FLOOR`). Sequential: colour by value,
+    constant ``opacity``.
     """
     heat = heat.astype(np.float32)
     heat[~np.isfinite(heat)] = 0.0
     if colormap == DIVERGING:
-        limit = scale.limit
         if not scale.signed:
             heat = np.clip(heat, 0.0, None)
-        t = np.clip((heat + limit) / (2 * limit), 0.0, 1.0)
+        magnitude = _magnitude(heat, scale, floor)
+        t = 0.5 + 0.5 * np.sign(heat) * magnitude
         rgb = lookup_table(DIVERGING)[np.round(t * 255).astype(np.int64)]
-        alpha = opacity * np.sqrt(np.clip(np.abs(heat) / limit, 0.0, 1.0))
+        alpha = opacity * np.sqrt(magnitude)
     else:
         t = np.clip((heat - scale.low) / (scale.high - scale.low), 0.0, 1.0)
         rgb = lookup_table(colormap)[np.round(t * 255).astype(np.int64)]
@@ -148,10 +171,10 @@ def upsample(heat: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, colormap: str = "turbo",
-            scale: Scale = UNIT_SCALE) -> np.ndarray:
+            scale: Scale = UNIT_SCALE, floor: float = 0.0) -> np.ndarray:
     """RGB image blended with a colour-mapped heat map of any resolution (see :func:`colorize`)."""
     h, w = image.shape[:2]
-    rgba = colorize(upsample(heat, h, w), scale, colormap, opacity).astype(np.float32)
+    rgba = colorize(upsample(heat, h, w), scale, colormap, opacity, floor).astype(np.float32)
     alpha = rgba[..., 3:] / 255
     return np.round(image * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
 

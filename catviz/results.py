@@ -35,14 +35,31 @@ class InferenceResult:
     #: (N, N) attention rollout over the LRD layers (None without LRD), computed in the worker:
     #: at large inputs N is in the thousands and the product would stall the GUI thread.
     rollout: np.ndarray | None = None
+    #: level → (L,) the level classifier's bias: the offset of the complete CAMs at every depth below
+    #: the tokens (where every other bias is credited to positions), as ``offsets`` is at the tokens
+    biases: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays (the state's cache is bounded by it)."""
         arrays = [self.probabilities, self.combined_cam, self.rollout, *self.level_logits.values(),
                   *self.cams.values(), *self.attention.values(), *self.offsets.values(),
-                  *(a for parts in self.layer_share.values() for a in parts.values())]
+                  *(a for parts in self.layer_share.values() for a in parts.values()), *self.biases.values()]
         return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+    def logit(self, label: int, level: str = "combined") -> float:
+        """``level``'s logit of ``label`` (``combined``, or a level this model lacks: the sum of its levels)."""
+        chosen = [level] if level in self.level_logits else list(self.level_logits)
+        return sum(float(self.level_logits[k][label]) for k in chosen)
+
+    def offset(self, label: int, level: str = "combined", depth: str = "tokens") -> float | None:
+        """The part of ``level``'s logit a complete CAM at ``depth`` leaves to no position
+        (``combined``: the levels' sum): ``mean(map) + offset == logit``. None when unknown."""
+        source = self.offsets if depth == "tokens" else self.biases
+        chosen = [level] if level in self.level_logits else list(self.level_logits)
+        if not chosen or any(k not in source for k in chosen):
+            return None
+        return sum(float(source[k][label]) for k in chosen)
 
     def lrd_keys(self) -> list[str]:
         """The attention keys of LRD's layers, in layer order ("lrd.0", "lrd.1", ...)."""

@@ -75,6 +75,8 @@ class DisplaySettings:
     positive_only: bool = False  # signed maps: hide negative evidence
     per_panel_scale: bool = False  # signed maps: each panel its own scale instead of one shared
     opacity: float = 0.75  # the most opaque a map gets (signed maps: at the scale's limit)
+    small_values: bool = False  # signed maps: draw small non-zero values visibly (catviz.render.SMALL_VALUE_FLOOR)
+    cam_difference: bool = False  # the CAM tab's third panel: CAT − baseline on the input pixels
     lrd_layer: int | str = "rollout"  # layer index or "rollout"
     head: int | str = "mean"  # head index or "mean"
     query: tuple[int, int] | None = None  # clicked cell of the LRD level (row, col)
