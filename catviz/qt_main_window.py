@@ -144,7 +144,9 @@ class QtMainWindow(QMainWindow):
         self.tabs.addTab(self.cam_view, "Class activation maps")
         self.tabs.addTab(self.attention_view, "Attention (LRD, PMA)")
         # a snapshot goes through the one model-loading path: a worker, then the slot its metadata names
-        self.runs_view = QtRunsView(lambda path: controller.load_checkpoints([path]))
+        self.runs_view = QtRunsView(lambda path: controller.load_checkpoints([path]), state,
+                                    lambda: [i.row() for i in self.image_list.selectedIndexes()],
+                                    lambda: controller.device, self._ask_png_path)
         self.tabs.addTab(self.runs_view, "Runs")
         self.hint = QLabel()
         self.hint.setWordWrap(True)
@@ -585,6 +587,7 @@ class QtMainWindow(QMainWindow):
         settings.setValue("window/splitter", self.splitter.saveState())
         QApplication.instance().removeEventFilter(self._arrow_keys)
         self.controller.shutdown(QUIT_WAIT_MS)  # cancelled; a forward pass still running is not waited out
+        self.runs_view.shutdown()  # its folder reads and a maps export (a view gets no close event of its own)
         release_subscriptions(self)  # the views in the window get no close event of their own
         super().closeEvent(event)
 

@@ -1,28 +1,12 @@
 """catviz runs: run folders read by catviz.runs and drawn headless by the Runs tab's plots."""
 
-import json
-
 import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
 from catviz import app, runs
 from catviz.qt_runs_plot import QtRunCurves
-
-
-def write_run(folder, records, lines_after=(), config="model: cat_tiny\nepochs: 3\n"):
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(config)
-    text = "".join(json.dumps(r) + "\n" for r in records) + "".join(lines_after)
-    (folder / "log.jsonl").write_text(text)
-    return folder
-
-
-def record(epoch, loss, m, raw=None, levels=None, lr=0.01):
-    out = {"epoch": epoch, "train_loss": loss, "lr": lr, "mAP": m, "level_mAP": levels or {"P5": m - 5, "P3": m + 1}}
-    if raw is not None:
-        out |= {"mAP_raw": raw, "weights": "ema"}
-    return out
+from tests.catviz.runs_fixtures import record, write_header, write_run
 
 
 def test_series_from_a_log_and_a_damaged_line_named_while_the_rest_is_kept(tmp_path):
@@ -95,16 +79,47 @@ def test_a_folder_without_a_run_exits_2_naming_it(tmp_path, capsys):
     assert not (tmp_path / "c.png").exists()
 
 
-def test_a_snapshot_of_another_model_is_named_and_left_off(tmp_path):
-    import struct
-
+def test_a_snapshot_of_another_model_or_label_set_is_named_and_left_off(tmp_path):
     run = write_run(tmp_path / "a", [record(1, 1.0, 40)])
-    (run / "snapshots").mkdir()
-    for epoch, model in ((1, "cat_tiny"), (2, "baseline_tiny")):
-        header = json.dumps({"__metadata__": {"format": "catviz/1", "catviz": json.dumps({"model": model})}}).encode()
-        (run / "snapshots" / f"epoch-{epoch:03d}.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
-    (run / "snapshots" / "epoch-003.safetensors").write_bytes(b"\x01")  # truncated
+    snapshots = run / "snapshots"
+    labels = ["cat", "dog"]
+    write_header(run / "last.safetensors", {"model": "cat_tiny", "class_names": labels})
+    for epoch, meta in ((1, {"model": "cat_tiny", "class_names": labels}),
+                        (2, {"model": "baseline_tiny", "class_names": labels}),
+                        (4, {"model": "cat_tiny", "class_names": ["0", "1", "2", "3", "4", "5"]}),
+                        (5, {"model": "cat_tiny"})):
+        write_header(snapshots / f"epoch-{epoch:03d}.safetensors", meta)
+    (snapshots / "epoch-003.safetensors").write_bytes(b"\x01")  # truncated
     read = runs.open_run(run)
-    assert list(read.snapshots) == [1]
-    assert any("epoch-002.safetensors: a snapshot of 'baseline_tiny'" in p for p in read.problems)
-    assert any("epoch-003.safetensors: not a readable catviz checkpoint" in p for p in read.problems)
+    assert list(read.snapshots) == [1] and read.class_names == ("cat", "dog")
+    problems = "\n".join(read.problems)
+    assert f"{snapshots / 'epoch-002.safetensors'}: a snapshot of 'baseline_tiny'" in problems
+    assert f"{snapshots / 'epoch-003.safetensors'}: not a readable catviz checkpoint" in problems
+    assert (f"{snapshots / 'epoch-004.safetensors'}: a snapshot of another label set (6 labels: 0, 1, 2, 3 ...), "
+            "not this run's (2 labels: cat, dog); left off the slider") in problems
+    assert f"{snapshots / 'epoch-005.safetensors'}: its class names are missing" in problems
+
+
+def test_without_a_last_checkpoint_the_label_set_most_snapshots_have_is_the_runs(tmp_path):
+    run = write_run(tmp_path / "a", [record(1, 1.0, 40)])
+    for epoch, names in ((1, ["x", "y"]), (2, ["a", "b", "c"]), (3, ["a", "b", "c"])):
+        write_header(run / "snapshots" / f"epoch-{epoch:03d}.safetensors", {"model": "cat_tiny", "class_names": names})
+    read = runs.open_run(run)
+    assert list(read.snapshots) == [2, 3] and read.class_names == ("a", "b", "c")
+    assert "epoch-001.safetensors: a snapshot of another label set (2 labels: x, y)" in read.problems[0]
+
+
+def test_catviz_runs_band_draws_seed_groups_and_names_the_runs_on_their_own(tmp_path, capsys, qapp):
+    from tests.catviz.runs_fixtures import seed_config
+
+    folders = [write_run(tmp_path / f"s{seed}", [record(1, 1.0, 40 + seed), record(2, 0.8, 50 + seed)],
+                         config=seed_config(seed)) for seed in (0, 1)]
+    folders.append(write_run(tmp_path / "noseed", [record(1, 1.0, 30)], config={"model": "cat_tiny"}))
+    out = tmp_path / "band.png"
+    code, printed, _ = _run_cli([*folders, "--band", "std", "--out", out], capsys)
+    assert code == 0 and out.is_file()
+    assert (f"cat_tiny · paper: mean and ±1 std band of seeds 0, 1 ({folders[0]}, {folders[1]}), over epochs 1-2"
+            in printed)
+    assert f"{folders[2]}: drawn on its own, config.yaml: no seed" in printed
+    code, _, err = _run_cli([*folders, "--band", "wide", "--out", tmp_path / "x.png"], capsys)
+    assert code == 2 and "--band: invalid choice: 'wide'" in err
