@@ -127,32 +127,36 @@ def _by_size(data: ReportInput, report: Report, names: dict[str, str], ref: str,
     indices = {"pixels": report.pixel_bucket[scored],
                "share": np.where(data.targets[scored] == 1, bucket_index(report.share[scored], SHARE_BUCKETS), -1)}
     buckets = {"pixels": PIXEL_BUCKETS, "share": SHARE_BUCKETS}
-    result = {}
-    for kind, rows in report.by_size.items():
-        table = []
-        for k, row in enumerate(rows):
-            k = k if row["bucket"] != "no box" else len(buckets[kind])
-            in_bucket = positives & (indices[kind] == k)
-            labels = np.flatnonzero(in_bucket.any(0))
-            resampled = {}
-            for key, p in probs.items():
-                per_label = np.stack([stats.average_precision_counts(p[:, c], in_bucket[:, c],
-                                                                     in_bucket[:, c] | (targets[:, c] == 0), counts)
-                                      for c in labels], axis=1) if len(labels) else np.full((len(counts), 1), np.nan)
-                found = np.isfinite(per_label)
-                resampled[key] = 100 * np.where(found.any(1), np.where(found, per_label, 0).sum(1)
-                                                / np.maximum(found.sum(1), 1), np.nan)
-            out = {key: row[key] for key in ("bucket", "range", "pairs", "images", "labels")}
-            out["AP"] = {names[key]: row[f"AP_{key}"] for key in names}
-            out["recall"] = {names[key]: row[f"recall_{key}"] for key in names}
-            out["delta"], out["ci95"], out["spans_zero"] = {}, {}, {}
-            for key in names:
-                if key != ref:
-                    out["delta"][names[key]] = row[f"AP_{key}"] - row[f"AP_{ref}"]
-                    ci = _ci(resampled[key] - resampled[ref])
-                    out["ci95"][names[key]], out["spans_zero"][names[key]] = ci, stats.spans_zero(ci)
-            table.append(out)
-        result[kind] = table
+    groups = [(kind, j, j if row["bucket"] != "no box" else len(buckets[kind]))
+              for kind, rows in report.by_size.items() for j, row in enumerate(rows)]
+    in_buckets = [positives & (indices[kind] == code) for kind, _, code in groups]
+    # Each label's AP in every bucket at once: one ranking and one pass over its negatives per model.
+    aps = {key: np.full((len(groups), len(counts), targets.shape[1]), np.nan) for key in probs}
+    for c in range(targets.shape[1]):
+        wanted = [g for g, mask in enumerate(in_buckets) if mask[:, c].any()]
+        for key, p in probs.items() if wanted else ():
+            aps[key][wanted, :, c] = stats.average_precision_sets(
+                p[:, c], [in_buckets[g][:, c] for g in wanted], targets[:, c] == 0, counts).T
+    result: dict[str, list[dict]] = {kind: [] for kind in report.by_size}
+    for g, (kind, j, _) in enumerate(groups):
+        row = report.by_size[kind][j]
+        labels = np.flatnonzero(in_buckets[g].any(0))
+        resampled = {}
+        for key in probs:
+            per_label = aps[key][g][:, labels]
+            found = np.isfinite(per_label)
+            resampled[key] = 100 * np.where(found.any(1), np.where(found, per_label, 0).sum(1)
+                                            / np.maximum(found.sum(1), 1), np.nan)
+        out = {key: row[key] for key in ("bucket", "range", "pairs", "images", "labels")}
+        out["AP"] = {names[key]: row[f"AP_{key}"] for key in names}
+        out["recall"] = {names[key]: row[f"recall_{key}"] for key in names}
+        out["delta"], out["ci95"], out["spans_zero"] = {}, {}, {}
+        for key in names:
+            if key != ref:
+                out["delta"][names[key]] = row[f"AP_{key}"] - row[f"AP_{ref}"]
+                ci = _ci(resampled[key] - resampled[ref])
+                out["ci95"][names[key]], out["spans_zero"][names[key]] = ci, stats.spans_zero(ci)
+        result[kind].append(out)
     return result
 
 
