@@ -29,7 +29,7 @@ numpy only (the Qt view imports it; the torch side produces its inputs). Definit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,13 @@ class ReportInput:
     input_size: int  # the evaluated input's side (CAT's; both models', when they agree)
     failed: dict[int, str]  # image index → reason it was not decoded
     scored: np.ndarray  # (N,) bool
+
+
+def rekey(data: ReportInput, keys: dict[str, str]) -> ReportInput:
+    """``data`` with its models renamed and chosen (``keys``: new key → key in ``data``, in the
+    order wanted): e.g. ``{"baseline": a, "cat": b}`` for the two-model report of any two models."""
+    return replace(data, probabilities={new: data.probabilities[old] for new, old in keys.items()},
+                   level_logits={new: data.level_logits.get(old, {}) for new, old in keys.items()})
 
 
 @dataclass

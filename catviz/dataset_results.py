@@ -49,6 +49,7 @@ from catviz.models.preprocess import ImageLoadError, load_image, read_header, re
 
 from .dataset_report import ReportInput
 from .dataset_source import DatasetSource
+from .roles import role_of
 
 _logger = logging.getLogger(__name__)
 
@@ -543,8 +544,8 @@ def _fill(results: DatasetResults, scores: ModelScores, index: int, row: _Row) -
 def report_input(results: DatasetResults) -> ReportInput:
     """What :func:`catviz.dataset_report.build_report` reads, from a finished (or cancelled) pass."""
     source = results.source
-    sizes = [s.input_size for role, s in results.scores.items() if role == "cat"] or \
-        [s.input_size for s in results.scores.values()]
+    sizes = [s.input_size for s in results.scores.values() if role_of(s) == "cat"] or \
+        [s.input_size for s in results.scores.values()]  # a CAT model's input, as catviz-eval --compare
     return ReportInput(
         class_names=source.class_names,
         paths=[s.path for s in source.split.samples],

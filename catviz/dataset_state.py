@@ -2,8 +2,9 @@
 
 ``AppState.dataset`` holds the split being scored (:class:`catviz.dataset_source.DatasetSource`),
 the pass over it (running or not, its progress, the models it ran with) and what it gave:
-the scores (:class:`catviz.dataset_results.DatasetResults`), the report's input and the
-report (:mod:`catviz.dataset_report`). The worker side
+the scores (:class:`catviz.dataset_results.DatasetResults`), the report's input, the
+study of every loaded model against the reference (:class:`catviz.study.Study`) and the
+two panels' report (:mod:`catviz.dataset_report`). The worker side
 (``catviz.qt_dataset_jobs.DatasetController``) fills it on the GUI thread; views observe
 it through :class:`DatasetEvent`.
 """
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # plain-data types; importing dataset_results here would load
     from .dataset_report import Report, ReportInput
     from .dataset_results import DatasetResults
     from .dataset_source import DatasetSource
+    from .study import Study
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,14 @@ class DatasetEvent(TypedEvent):
     OPENING = ("opening", (("dataset", str),), "reading a split and its boxes")
     OPENED = ("opened", (("source", object),), "the split is read: state.source (a DatasetSource)")
     OPEN_FAILED = ("open_failed", (("dataset", str), ("message", str)), "the split could not be read")
-    WAITING_FOR_MODELS = ("waiting_for_models", (), "a pass was asked for before both models were loaded")
+    WAITING_FOR_MODELS = ("waiting_for_models", (), "a pass was asked for before two models were loaded")
     RUN_STARTED = ("run_started", (), "a pass started: cached rows are read, the rest computed")
     PROGRESS_CHANGED = ("progress_changed", (("progress", PassProgress),), "after a batch (at most 10 a second)")
     CANCELLING = ("cancelling", (), "the user asked the pass to stop")
     RUN_FAILED = ("run_failed", (("message", str),), "the pass stopped with an error")
     RUN_ENDED = ("run_ended", (), "the pass ended, complete or cancelled: state.results and state.data")
     REPORT_READY = ("report_ready", (("report", object),), "a report (a dataset_report.Report) of state.data")
+    STUDY_READY = ("study_ready", (("study", object),), "every model against the reference (a study.Study)")
     ERROR = ("error", (("message", str),), "something the tab shows as an error (also in the app's Messages)")
 
 
@@ -63,7 +66,9 @@ class DatasetState(Observable):
         self.report: Report | None = None
         self.running = False
         self.rerun = False  # run again once the running pass ends (a model changed under it)
-        self.models_run: dict | None = None  # role → the LoadedModel the last pass ran with
+        self.models_run: dict | None = None  # name → the LoadedModel the last pass ran with, in load order
+        self.study: Study | None = None
+        self.reference: str | None = None  # the name chosen as the reference (None: catviz-eval's default)
         self.progress: PassProgress | None = None
 
     # opening ------------------------------------------------------------------------------
@@ -108,6 +113,10 @@ class DatasetState(Observable):
     def set_report(self, report: Report) -> None:
         self.report = report
         self.emit(DatasetEvent.REPORT_READY, report)
+
+    def set_study(self, study: Study) -> None:
+        self.study = study
+        self.emit(DatasetEvent.STUDY_READY, study)
 
     def waiting_for_models(self) -> None:
         self.emit(DatasetEvent.WAITING_FOR_MODELS)

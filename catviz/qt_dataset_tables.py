@@ -111,20 +111,38 @@ class NumberItem(QTableWidgetItem):
         return table is not None and table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
 
 
-def interval_item(ci, spans_zero: bool | None, report) -> QTableWidgetItem:
+def interval_text(ci) -> str:
+    """``[lo, hi]`` with signs, "–" when undefined."""
+    if ci is None or ci[0] is None or not np.isfinite(ci[0]):
+        return "–"
+    return f"[{signed_text(ci[0])[0]}, {signed_text(ci[1])[0]}]"
+
+
+def interval_item(ci, spans_zero: bool | None, bootstrap: str = "") -> QTableWidgetItem:
     """``[lo, hi]`` of a difference, sorted by its low end; grey and marked ≈0 when it
-    contains 0 (the difference is not told apart from none)."""
+    contains 0 (the difference is not told apart from none). ``bootstrap``: its resamples and seed."""
     finite = ci is not None and ci[0] is not None and np.isfinite(ci[0])
     item = NumberItem(ci[0] if finite else None, signed=True)
-    item.setText(f"[{signed_text(ci[0])[0]}, {signed_text(ci[1])[0]}]" + (" ≈0" if spans_zero else "")
-                 if finite else "–")
-    intervals = report.summary.get("cat", {}).get("intervals", {}) if report is not None else {}
-    item.setToolTip("95% paired bootstrap interval over the images"
-                    + (f" ({intervals['resamples']} resamples, seed {intervals['seed']})" if intervals else "")
+    item.setText(interval_text(ci) + (" ≈0" if spans_zero and finite else ""))
+    item.setToolTip("95% paired bootstrap interval over the images" + (f" ({bootstrap})" if bootstrap else "")
                     + ("; it contains 0" if spans_zero else ""))
     if finite:
         item.setForeground(QColor("#888") if spans_zero else (signed_text(ci[0] if ci[0] > 0 else ci[1])[1]
                                                               or QColor("#222")))
+    return item
+
+
+def difference_item(delta: float | None, ci, bootstrap: str = "") -> QTableWidgetItem:
+    """A difference and its interval in one cell, ``+7.8 [+6.7, +8.9]``, sorted by the
+    difference; grey and marked ≈0 when the interval contains 0."""
+    spans = ci is None or ci[0] is None or not (ci[0] > 0 or ci[1] < 0)
+    interval = interval_item(ci, spans, bootstrap)
+    item = NumberItem(delta, signed=True)
+    if np.isfinite(item.value):
+        item.setText(f"{item.text()} {interval.text()}")
+    item.setToolTip(interval.toolTip())
+    if spans:
+        item.setForeground(QColor("#888"))
     return item
 
 

@@ -1,5 +1,8 @@
-"""The Dataset tab: both loaded models over a whole split — summary, per class, by object
-size, per image — with a progress bar (images/s, ETA) and a cancel.
+"""The Dataset tab: every loaded model over a whole split — Table 3 live (each model, each
+level alone, per object size, with Δ against the reference and its 95 % paired-bootstrap
+interval; fixed / broken labels with the exact McNemar p), per class ΔAP with intervals
+drawn as error bars, and the two panels' models summary, by size and per image — with a
+progress bar (images/s, ETA) and a cancel.
 
 A view only: it draws ``state.dataset`` (:mod:`catviz.dataset_state`) and asks its
 controller (:class:`catviz.qt_dataset_jobs.DatasetController`, the app's one job system)
@@ -20,6 +23,7 @@ from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -27,6 +31,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QTableView,
     QTableWidgetItem,
     QTabWidget,
@@ -35,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import colors
-from .dataset_report import SUMMARY_KEYS, Report, bucket_names, filter_images, focus_label
+from .dataset_report import SUMMARY_KEYS, Report, bucket_names, filter_images, focus_label, rekey
 from .dataset_state import DatasetEvent, PassProgress
 from .qt_dataset_jobs import DatasetController
 from .qt_dataset_tables import (
@@ -44,18 +49,35 @@ from .qt_dataset_tables import (
     NumberItem,
     Thumbnails,
     could_not_be_decoded,
+    difference_item,
     eval_note,
     finished_text,
     finished_tooltip,
     format_seconds,
     interval_item,
+    interval_text,
     is_are,
     make_table,
+    number_text,
 )
 from .qt_events import unsubscribe_on_close
+from .roles import ROLES
 from .state import AppState, Event
+from .study import Study
 
 BASELINE_COLOR, CAT_COLOR = colors.rgb(colors.BASELINE), colors.rgb(colors.CAT)  # as in every chart
+MODEL_HEADERS = ["model", "mAP", "Δ mAP [95%]", "CF1", "Δ CF1 [95%]", "OF1", "Δ OF1 [95%]", "labels fixed / broken",
+                 "McNemar p", "each level alone: mAP [95%]"]
+#: The compared models' colours in the error-bar plot (the reference has none: it is the 0 line).
+SERIES_COLORS = [(47, 109, 181), (214, 110, 30), (42, 157, 74), (150, 70, 170), (190, 60, 60), (30, 150, 160)]
+
+
+def names_of(found: Study) -> list[str]:
+    return list(found.names.values())
+
+
+def finite(*values) -> bool:
+    return all(v is not None and np.isfinite(v) for v in values)
 
 
 class QtDatasetView(QWidget):
@@ -82,12 +104,14 @@ class QtDatasetView(QWidget):
                         lambda name, message: (self.title.setText(f"Could not open the {name} dataset."),
                                                self.progress.setRange(0, 1))),
             d.subscribe(DatasetEvent.WAITING_FOR_MODELS,
-                        lambda: self.message.setText("Waiting for both models (baseline and CAT) to be loaded…")),
+                        lambda: self.message.setText("Waiting for two models or more to be loaded (File ▸ Open "
+                                                     "models…)…")),
             d.subscribe(DatasetEvent.RUN_STARTED, self._on_run_started),
             d.subscribe(DatasetEvent.PROGRESS_CHANGED, self._on_progress),
             d.subscribe(DatasetEvent.CANCELLING, lambda: self.progress.setFormat("cancelling…")),
             d.subscribe(DatasetEvent.RUN_FAILED, self._on_run_failed),
             d.subscribe(DatasetEvent.RUN_ENDED, self._on_run_ended),
+            d.subscribe(DatasetEvent.STUDY_READY, self._show_study),
             d.subscribe(DatasetEvent.REPORT_READY, self._show_report),
             d.subscribe(DatasetEvent.ERROR,
                         lambda message: self.message.setText(f"<span style='color:#b00'>{message}</span>")),
@@ -111,6 +135,19 @@ class QtDatasetView(QWidget):
         return self.dataset.report
 
     @property
+    def pair_data(self):
+        """``data`` with the two panels' models as ``baseline`` (left) and ``cat`` (right): what
+        the two-model report (Summary, By size, Per image) reads."""
+        pair = self.controller.shown_pair
+        if self.data is None or pair is None:  # no comparison yet (or data keyed baseline and cat already)
+            return self.data
+        return rekey(self.data, dict(zip(ROLES, pair, strict=True)))
+
+    @property
+    def study(self) -> Study | None:
+        return self.dataset.study
+
+    @property
     def busy(self) -> bool:
         """Opening the dataset, running the pass or loading thumbnails (``catviz --screenshot`` waits for it)."""
         return self.controller.busy
@@ -132,6 +169,22 @@ class QtDatasetView(QWidget):
 
     # construction -----------------------------------------------------------------------
     def _build(self, batch_size: int) -> None:
+        self._build_bar(batch_size)
+        self.views = QTabWidget()
+        self._build_models()
+        self._build_summary()
+        self._build_per_class()
+        self._build_sizes()
+        self._build_per_image()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.list_note)
+        layout.addLayout(self.bar)
+        layout.addWidget(self.message)
+        layout.addWidget(self.pair_note)
+        layout.addWidget(self.views, 1)
+
+    def _build_bar(self, batch_size: int) -> None:
         self.title = QLabel("No dataset: start catviz with --dataset (demo, coco, voc, coco-format).")
         self.title.setWordWrap(True)
         self.list_note = QLabel("")
@@ -160,14 +213,40 @@ class QtDatasetView(QWidget):
         self.failed_button.setVisible(False)
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        bar = QHBoxLayout()
-        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button):
-            bar.addWidget(widget)
-        bar.addWidget(self.progress, 1)
-        bar.addWidget(self.failed_button)
+        self.reference_box = QComboBox()
+        self.reference_box.setToolTip("the model every other is compared with (default: the first baseline model "
+                                      "loaded, as catviz-eval --compare)")
+        self.reference_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.reference_box.activated.connect(lambda _: self.controller.set_reference(self.reference_box.currentText()))
+        self.pair_note = QLabel("")
+        self.pair_note.setWordWrap(True)
+        self.bar = QHBoxLayout()
+        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button,
+                       QLabel("Reference"), self.reference_box):
+            self.bar.addWidget(widget)
+        self.bar.addWidget(self.progress, 1)
+        self.bar.addWidget(self.failed_button)
 
-        self.views = QTabWidget()
-        self.summary = make_table(["metric", "baseline", "CAT", "CAT − baseline"])
+    def _build_models(self) -> None:
+        """Table 3 live: a row per model, Δ against the reference with its interval; per size below."""
+        self.models_table = make_table(MODEL_HEADERS)
+        self.models_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.models_sizes = make_table(["bucket", "range", "pairs"])
+        self.models_sizes.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.models_note = QLabel("")
+        self.models_note.setWordWrap(True)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.models_table)
+        layout.addWidget(QLabel("AP by the largest object's area in input pixels (each model's input), Δ against "
+                                "the reference [95% interval]"))
+        layout.addWidget(self.models_sizes)
+        layout.addWidget(self.models_note)
+        layout.addStretch(1)
+        self.views.addTab(page, "Models")
+
+    def _build_summary(self) -> None:
+        self.summary = make_table(["metric", "left", "right", "right − left"])
         self.summary.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.summary_note = QLabel("")
         self.summary_note.setWordWrap(True)
@@ -178,14 +257,27 @@ class QtDatasetView(QWidget):
         layout.addStretch(1)
         self.views.addTab(summary, "Summary")
 
-        self.per_class = make_table(["label", "positives", "AP baseline", "AP CAT", "Δ AP", "Δ AP 95% interval"])
-        # Largest gain first, losses at the bottom: the tab's question is where CAT beats the baseline.
-        self.per_class.horizontalHeader().setSortIndicator(4, Qt.SortOrder.DescendingOrder)
+    def _build_per_class(self) -> None:
+        """Every model's AP per class, ΔAP [95%] against the reference; the intervals as error bars."""
+        self.per_class = make_table(["label", "positives"])
+        # Largest gain first, losses at the bottom: the tab's question is where a model beats the reference.
         self.per_class.setSortingEnabled(True)
         self.per_class.itemSelectionChanged.connect(self._on_class_selected)
-        self.per_class.cellDoubleClicked.connect(lambda *_: self.views.setCurrentIndex(3))
-        self.views.addTab(self.per_class, "Per class")
+        self.per_class.cellDoubleClicked.connect(lambda *_: self.views.setCurrentWidget(self.per_image_page))
+        self.class_plot = pg.PlotWidget(background="w")
+        self.class_plot.setMinimumWidth(260)
+        self.class_plot.invertY(True)
+        self.class_plot.setLabel("bottom", "Δ AP against the reference (95% interval)")
+        self.class_plot.addLegend(offset=(-10, 10))
+        self.class_bars: dict[str, pg.ErrorBarItem] = {}  # model name → its intervals, one row per class
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.per_class)
+        splitter.addWidget(self.class_plot)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        self.views.addTab(splitter, "Per class")
 
+    def _build_sizes(self) -> None:
         self.size_mode = QComboBox()
         self.size_mode.addItems(["area in pixels of the input", "share of the image area"])
         self.size_mode.currentIndexChanged.connect(lambda _: self._show_sizes())
@@ -209,6 +301,7 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.size_note)
         self.views.addTab(sizes, "By size")
 
+    def _build_per_image(self) -> None:
         self.label_filter = QComboBox()
         self.bucket_filter = QComboBox()
         self.bucket_filter.addItem("any size")
@@ -250,14 +343,8 @@ class QtDatasetView(QWidget):
         layout.addLayout(filters)
         layout.addWidget(self.images, 1)
         layout.addWidget(self.gain_note)
+        self.per_image_page = per_image
         self.views.addTab(per_image, "Per image")
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
-        layout.addWidget(self.list_note)
-        layout.addLayout(bar)
-        layout.addWidget(self.message)
-        layout.addWidget(self.views, 1)
 
     # the state → widgets -----------------------------------------------------------------
     def _on_opening(self, name: str) -> None:
@@ -333,12 +420,132 @@ class QtDatasetView(QWidget):
         failed = len(report.failed)
         self.failed_button.setVisible(bool(failed))
         self.failed_button.setText(f"{failed} image{'s' * (failed != 1)} not decoded…")
+        left, right = self.controller.shown_pair or ("baseline", "CAT")
+        self.summary.setHorizontalHeaderLabels(["metric", left, right, "right − left"])
+        self.size_table.setHorizontalHeaderLabels(["bucket", "range", "pairs", f"recall {left}", f"recall {right}",
+                                                   f"AP {left}", f"AP {right}"])
+        self.pair_note.setText(
+            f"Summary, By size and Per image compare the two panels' models: left <b>{left}</b>, right "
+            f"<b>{right}</b> (Models ▸ Left/Right panel). Models and Per class compare every loaded model with "
+            "the reference.")
         self._show_summary()
-        self._show_per_class()
         self._show_sizes()
         self._apply_filters()
         self.write_button.setEnabled(True)
         self.report_ready.emit()
+
+    def _show_study(self, found: Study) -> None:
+        """Every model against the reference: the reference box, the Models tab, Per class."""
+        names = list(found.names.values())
+        self.reference_box.clear()
+        self.reference_box.addItems(names)
+        self.reference_box.setCurrentText(found.names[found.reference])
+        self._show_models(found)
+        self._show_per_class(found)
+        self._show_class_plot(found)
+
+    def _bootstrap(self, found: Study) -> str:
+        return f"{found.resamples} resamples, seed {found.seed}"
+
+    def _show_models(self, found: Study) -> None:
+        table, summary = self.models_table, found.report.summary
+        comparisons = {row["b"]: row for row in found.comparisons}
+        table.setRowCount(len(found.names))
+        boot = self._bootstrap(found)
+        for r, (key, name) in enumerate(found.names.items()):
+            m, c = summary.get(key, {}), comparisons.get(name)
+            item = QTableWidgetItem(name + ("  (reference)" if key == found.reference else ""))
+            item.setToolTip(str(self.dataset.models_run[key].path) if self.dataset.models_run else name)
+            table.setItem(r, 0, item)
+            for column, metric, delta in ((1, "mAP", "ci95"), (3, "CF1", "ci95_CF1"), (5, "OF1", "ci95_OF1")):
+                table.setItem(r, column, NumberItem(m.get(metric)))
+                table.setItem(r, column + 1, difference_item(c and c[f"delta_{metric}"], c and c[delta], boot)
+                              if c else QTableWidgetItem("reference"))
+            labels = c["labels"] if c else None
+            table.setItem(r, 7, QTableWidgetItem(f"{labels['fixed']} / {labels['broken']}" if labels else "–"))
+            table.item(r, 7).setToolTip("true labels the reference misses and this model finds / the reference "
+                                        "finds and this model misses (threshold " f"{found.report.threshold:g})")
+            table.setItem(r, 8, NumberItem(labels["p"] if labels else None, 3))
+            table.setItem(r, 9, QTableWidgetItem(", ".join(
+                f"{level} {number_text(v['mAP'])} {interval_text(v['ci95'])}" for level, v in found.levels[key].items())
+                or "–"))
+        sizes = self.models_sizes
+        others = [name for key, name in found.names.items() if key != found.reference]
+        headers = ["bucket", "range", "pairs", *(f"AP {n}" for n in names_of(found)), *(f"Δ {n} [95%]" for n in others)]
+        rows = found.by_size["pixels"]
+        sizes.setColumnCount(len(headers))
+        sizes.setHorizontalHeaderLabels(headers)
+        sizes.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            sizes.setItem(r, 0, QTableWidgetItem(row["bucket"]))
+            sizes.setItem(r, 1, QTableWidgetItem(row["range"]))
+            sizes.setItem(r, 2, NumberItem(row["pairs"], 0))
+            for k, name in enumerate(names_of(found)):
+                sizes.setItem(r, 3 + k, NumberItem(row["AP"].get(name)))
+            for k, name in enumerate(others):
+                sizes.setItem(r, 3 + len(found.names) + k,
+                              difference_item(row["delta"].get(name), row["ci95"].get(name), boot))
+        self.models_note.setText(
+            f"Δ: each model − the reference ({found.names[found.reference]}); 95% intervals from a paired bootstrap "
+            f"over the {len(found.report.images)} scored images ({boot}), ≈0 where the interval contains 0. Fixed / "
+            "broken: true labels the reference misses and the model finds, and the opposite; McNemar p: the exact "
+            "two-sided test of those counts (pairs taken as independent). The numbers of catviz-eval --compare.")
+
+    def _show_per_class(self, found: Study) -> None:
+        table, names = self.per_class, names_of(found)
+        others = [name for key, name in found.names.items() if key != found.reference]
+        one = len(others) == 1
+        headers = ["label", "positives", *(f"AP {n}" for n in names)]
+        for name in others:
+            headers += ["Δ AP" if one else f"Δ AP {name}", "Δ AP 95% interval" if one else f"95% {name}"]
+        boot = self._bootstrap(found)
+        table.setSortingEnabled(False)
+        table.clearContents()
+        table.setColumnCount(len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        table.setRowCount(len(found.per_class))
+        for r, row in enumerate(found.per_class):
+            label = QTableWidgetItem(row["label"])
+            label.setData(Qt.ItemDataRole.UserRole, r)
+            table.setItem(r, 0, label)
+            table.setItem(r, 1, NumberItem(row["positives"], 0))
+            for k, name in enumerate(names):
+                table.setItem(r, 2 + k, NumberItem(row["AP"].get(name)))
+            for k, name in enumerate(others):
+                column = 2 + len(names) + 2 * k
+                table.setItem(r, column, NumberItem(row["delta"].get(name), signed=True))
+                table.setItem(r, column + 1, interval_item(row["ci95"].get(name), row["spans_zero"].get(name), boot))
+        table.setSortingEnabled(True)
+        table.sortItems(2 + len(names), Qt.SortOrder.DescendingOrder)  # the first model's largest gain first
+
+    def _show_class_plot(self, found: Study) -> None:
+        """Per class, each model's ΔAP against the reference as a point and its 95% interval as an
+        error bar (rows: classes, top to bottom); hollow where the interval contains 0."""
+        plot = self.class_plot
+        plot.clear()
+        self.class_bars = {}
+        others = [name for key, name in found.names.items() if key != found.reference]
+        step = 0.7 / max(len(others), 1)
+        for k, name in enumerate(others):
+            color = SERIES_COLORS[k % len(SERIES_COLORS)]
+            rows = [(r, row["delta"][name], row["ci95"][name], row["spans_zero"][name])
+                    for r, row in enumerate(found.per_class) if finite(row["delta"].get(name), *row["ci95"][name])]
+            if not rows:
+                continue
+            y = np.array([r for r, *_ in rows], float) + (k - (len(others) - 1) / 2) * step
+            x = np.array([d for _, d, _, _ in rows], float)
+            lo, hi = np.array([ci[0] for *_, ci, _ in rows], float), np.array([ci[1] for *_, ci, _ in rows], float)
+            bars = pg.ErrorBarItem(x=x, y=y, left=x - lo, right=hi - x, beam=step * 0.5, pen=pg.mkPen(color, width=2))
+            plot.addItem(bars)
+            self.class_bars[name] = bars
+            spans = np.array([z for *_, z in rows], bool)
+            brushes = [pg.mkBrush(255, 255, 255) if z else pg.mkBrush(*color) for z in spans]
+            plot.addItem(pg.ScatterPlotItem(x=x, y=y, size=8, pen=pg.mkPen(color, width=1.5), brush=brushes,
+                                            name=f"{name} − {found.names[found.reference]}"))
+        plot.addItem(pg.InfiniteLine(0, angle=90, pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DashLine)))
+        plot.getAxis("left").setTicks([[(r, row["label"] + (" ≈0" if any(row["spans_zero"].values()) else ""))
+                                        for r, row in enumerate(found.per_class)]])
+        plot.setYRange(-0.6, len(found.per_class) - 0.4)
 
     def _show_summary(self) -> None:
         report, table = self.report, self.summary
@@ -359,21 +566,6 @@ class QtDatasetView(QWidget):
                if report.failed else "")
             + (" (pass cancelled: press Run to continue)" if self.results is not None and not self.results.complete else "")
             + f". Threshold {report.threshold:g}. " + eval_note(report.threshold))
-
-    def _show_per_class(self) -> None:
-        table = self.per_class
-        table.setSortingEnabled(False)
-        table.setRowCount(len(self.report.per_class))
-        for r, row in enumerate(self.report.per_class):
-            label = QTableWidgetItem(row["label"])
-            label.setData(Qt.ItemDataRole.UserRole, r)
-            table.setItem(r, 0, label)
-            table.setItem(r, 1, NumberItem(row["positives"], 0))
-            table.setItem(r, 2, NumberItem(row.get("AP_baseline")))
-            table.setItem(r, 3, NumberItem(row.get("AP_cat")))
-            table.setItem(r, 4, NumberItem(row.get("delta"), signed=True))
-            table.setItem(r, 5, interval_item(row.get("ci95"), row.get("spans_zero"), self.report))
-        table.setSortingEnabled(True)
 
     def _show_sizes(self) -> None:
         if self.report is None:
@@ -422,7 +614,7 @@ class QtDatasetView(QWidget):
         bucket = self.bucket_filter.currentIndex() - 1
         rows = filter_images(self.report, label if label >= 0 else None, bucket if bucket >= 0 else None,
                              self.fixes_filter.isChecked(), self.breaks_filter.isChecked())
-        self.images_model.set_rows(self.report, self.data, rows)
+        self.images_model.set_rows(self.report, self.pair_data, rows)
         for column in range(1, self.images_model.columnCount()):  # not the thumbnails: only visible rows load them
             self.images.resizeColumnToContents(column)  # from the first rows only (resizeContentsPrecision)
         self.image_count.setText(f"{len(rows)} of {len(self.report.images)} images")
@@ -450,7 +642,7 @@ class QtDatasetView(QWidget):
         chosen = self.label_filter.currentIndex() - 1
         # The label the row is about (the filtered one, else the one CAT changes), as if clicked in
         # the predictions; a label the user fixed for every image stays.
-        label = focus_label(self.report, self.data, i, chosen if chosen >= 0 else None) if self.report else None
+        label = focus_label(self.report, self.pair_data, i, chosen if chosen >= 0 else None) if self.report else None
         if (self.state.settings.label_mode == "top" and label is not None and 0 <= label < len(self.data.class_names)
                 and self.data.class_names[label] in self.state.class_names):
             self.state.update_settings(label=self.data.class_names[label])
@@ -458,21 +650,52 @@ class QtDatasetView(QWidget):
             self.on_open()
 
     def choose_report_folder(self) -> None:
-        """File dialog, then :meth:`write_report` (an empty or new folder: nothing is overwritten)."""
-        from PySide6.QtWidgets import QFileDialog
+        """Write report…: as File ▸ Export report…."""
+        self.export_report()
 
-        folder = QFileDialog.getExistingDirectory(self, "Write the report into a folder")
-        if folder:
-            self.write_report(Path(folder))
-
-    def write_report(self, folder: Path) -> bool:
-        """The command's report files into ``folder`` (in a worker); an occupied folder is refused."""
+    def export_report(self, folder: Path | None = None) -> bool:
+        """File ▸ Export report…: ``catviz-eval --compare --report``'s files for every loaded model
+        into a folder (chosen in a dialog unless given). A folder that holds files is written
+        into only when the user confirms (the report's own files there are replaced)."""
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(self, "Export the report (report.html, report.json, scores.npz) "
+                                                      "into a folder")
+            if not chosen:
+                return False
+            folder = Path(chosen)
         if folder.is_dir() and any(folder.iterdir()):
+            answer = QMessageBox.question(
+                self, "Replace the report?",
+                f"{folder} already holds files. Write the report into it anyway? report.html, report.json and "
+                "scores.npz (and with two models the two-model report's JSON files) are replaced; other files stay.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                self.message.setText(f"Report not written: {folder} already holds files")
+                return False
+            return self.write_report(folder, overwrite=True)
+        return self.write_report(folder)
+
+    def write_report(self, folder: Path, overwrite: bool = False) -> bool:
+        """The command's report files into ``folder`` (in a worker); a folder that holds files
+        is refused unless ``overwrite``."""
+        if folder.exists() and not folder.is_dir():
+            self.message.setText(f"<span style='color:#b00'>{folder} is a file; choose a folder</span>")
+            return False
+        if not overwrite and folder.is_dir() and any(folder.iterdir()):
             self.message.setText(f"<span style='color:#b00'>{folder} already holds files; choose an empty folder</span>")
             return False
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            self.dataset.error(f"Report not written: cannot create {folder} ({err.strerror or err})")
+            return False
         self.message.setText(f"Writing the report into {folder} (the maps over the split take a while)…")
-        return self.controller.write_report(folder, self.message.setText)
+
+        def done(text: str) -> None:
+            self.message.setText(text)
+            self.state.report(text, error=False)
+
+        return self.controller.write_report(folder, done)
 
     def show_failed(self) -> None:
         if self.report is None:

@@ -42,10 +42,12 @@ from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
 from .qt_events import release_subscriptions, unsubscribe_on_close
 from .qt_image_list import QtImageList
+from .qt_model_menu import QtModelsMenu
 from .qt_predictions import QtPredictions
 from .qt_runs_view import QtRunsView
 from .qt_workers import InferenceController
 from .render import COLORMAPS
+from .roles import ROLE_TITLES, model_names
 from .runs import is_run
 from .state import (
     CHECKPOINT_SUFFIXES,
@@ -144,7 +146,7 @@ class QtMainWindow(QMainWindow):
         self.tabs.addTab(self.cam_view, "Class activation maps")
         self.tabs.addTab(self.attention_view, "Attention (LRD, PMA)")
         # a snapshot goes through the one model-loading path: a worker, then the slot its metadata names
-        self.runs_view = QtRunsView(lambda path: controller.load_checkpoints([path]), state,
+        self.runs_view = QtRunsView(lambda path: controller.load_checkpoints([path], replace=True), state,
                                     lambda: [i.row() for i in self.image_list.selectedIndexes()],
                                     lambda: controller.device, self._ask_png_path)
         self.tabs.addTab(self.runs_view, "Runs")
@@ -174,6 +176,7 @@ class QtMainWindow(QMainWindow):
             *(state.subscribe(event, lambda *_: self._update_hint())
               for event in (Event.MODELS_CHANGED, Event.IMAGES_ADDED, Event.MESSAGE)),
             state.subscribe(Event.MODELS_CHANGED, lambda role: self._update_device_label()),
+            state.subscribe(Event.LOADED_CHANGED, lambda count: self._update_device_label()),
         ]
         controller.busy_changed.connect(self._on_busy)
         controller.timings_changed.connect(self._on_timings)
@@ -195,7 +198,7 @@ class QtMainWindow(QMainWindow):
             ("Open &images…", QKeySequence.StandardKey.Open, self.open_images),
             ("Open &folder…", None, self.open_folder),
             ("Open &labels… (ground truth, CSV or COCO JSON)", None, self.open_labels),
-            ("Open &models… (baseline and CAT)", None, self.open_models),
+            ("Open &models… (any number, one label set)", None, self.open_models),
             ("Load &baseline checkpoint…", None, lambda: self.open_checkpoint("baseline")),
             ("Load &CAT checkpoint…", None, lambda: self.open_checkpoint("cat")),
             ("&Reopen last checkpoints", None, self.reopen_last_checkpoints),
@@ -203,6 +206,7 @@ class QtMainWindow(QMainWindow):
             None,
             ("&Save view as PNG…", QKeySequence.StandardKey.Save, self.save_view),
             ("&Export figure (Fig. 3 style)…", None, self.export_figure),
+            ("Export &report… (every loaded model over the dataset)", None, self.export_report),
             None,
             ("&Quit", QKeySequence.StandardKey.Quit, self.close),
         ]
@@ -231,6 +235,8 @@ class QtMainWindow(QMainWindow):
         reset.setToolTip("Threshold 0.5, colour map, opacity and scale options as on a first start")
         reset.triggered.connect(self.reset_display_settings)
         view.addAction(reset)
+        self.models_menu = QtModelsMenu(self.state, self)  # any loaded model in either panel
+        self.menuBar().addMenu(self.models_menu)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About catviz", self)
         about.triggered.connect(self.show_about)
@@ -289,7 +295,10 @@ class QtMainWindow(QMainWindow):
         self.timings_separator.setVisible(bool(text))
 
     def _update_device_label(self) -> None:
-        names = ", ".join(f"{r}: {m.meta.model}" for r, m in self.state.models.items()) or "no models"
+        loaded = self.state.loaded
+        titles = dict(zip(map(id, loaded), model_names(loaded), strict=True)) if loaded else {}
+        names = ", ".join(f"{ROLE_TITLES[r]}: {titles.get(id(m), m.meta.model)}" for r, m in self.state.models.items())
+        names = (names or "no models") + (f" ({len(loaded)} loaded)" if len(loaded) > 2 else "")
         self.device_label.setText(f"{names} on {self.controller.device}")
 
     def _update_hint(self) -> None:
@@ -370,8 +379,9 @@ class QtMainWindow(QMainWindow):
             self.state.emit(Event.SELECTION_CHANGED, self.state.current_entry)
 
     def open_models(self) -> None:
-        """Pick one or two checkpoints; each goes to the slot its metadata names."""
-        files, _ = self._dialog(QFileDialog.getOpenFileNames, self, "Open models (a baseline and a CAT checkpoint)", "",
+        """Pick checkpoints: all are loaded (one label set), the first of each kind into the slot its
+        metadata names; Models ▸ Left/Right panel shows any of them."""
+        files, _ = self._dialog(QFileDialog.getOpenFileNames, self, "Open models (any number with one label set)", "",
                                                 "catviz checkpoints (*.safetensors);;All files (*)")
         if files:
             self.controller.load_checkpoints(files)
@@ -473,6 +483,19 @@ class QtMainWindow(QMainWindow):
             self.state.report(f"{Path(path).name}: {len(unreadable)} of {len(entries)} images left out, unreadable: "
                               + "; ".join(e.error for e in unreadable))
         self.controller.export_figure(path, entries)
+
+    def export_report(self, folder: str | None = None) -> None:
+        """File ▸ Export report…: ``catviz-eval --compare --report``'s files for every loaded
+        model, from the Dataset tab's last pass (see QtDatasetView.export_report)."""
+        from .qt_dataset_view import QtDatasetView
+
+        view = next((w for i in range(self.tabs.count()) if isinstance(w := self.tabs.widget(i), QtDatasetView)), None)
+        if view is None:
+            self.state.report("Export report: no dataset is open; start catviz with --dataset (e.g. catviz --dataset "
+                              "demo) and the Dataset tab compares the loaded models over its split")
+            return
+        self.tabs.setCurrentWidget(view)
+        view.export_report(Path(folder) if folder else None)
 
     def about_text(self) -> str:
         lines = [f"<b>catviz {__version__}</b> — CAT vs its baseline (Zhang et al., ICASSP 2022).<br>"

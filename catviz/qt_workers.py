@@ -59,6 +59,7 @@ class InferenceController(QObject):
         #: The main window asks the user; without one, such a model is refused.
         self.resolve_label_conflict: Callable[[LoadedModel, LoadedModel], str] | None = None
         self.choose_partner: Callable[[str], None] | None = None
+        self.digests: dict[Path, str] = {}  # a loaded checkpoint's SHA-256: the same content is not loaded twice
         self._subscriptions = [
             state.subscribe(Event.SELECTION_CHANGED, self._on_selection_changed),
             state.subscribe(Event.IMAGES_ADDED, self._on_images_added),
@@ -106,56 +107,96 @@ class InferenceController(QObject):
         the user asked for; a model of the other kind goes to its own slot, with a message)."""
         self.load_checkpoints([path], {Path(path): role} if role else None)
 
-    def load_checkpoints(self, paths: list[str | Path], requested: dict[Path, str] | None = None) -> None:
+    def load_checkpoints(self, paths: list[str | Path], requested: dict[Path, str] | None = None,
+                         replace: bool = False) -> None:
         """Load files in a worker and place them as a set: a baseline and a CAT dropped together
-        are checked against each other, not against the models they replace. A bad file is
-        reported and the model in its slot stays. ``requested``: the slot the user named for a
-        file (``--baseline``, File ▸ Load CAT checkpoint); the file's own metadata decides."""
+        are checked against each other, not against the models they replace. Every file joins
+        the loaded models (``state.loaded``, one label set); the first of each kind goes to its
+        slot, the others wait in the Models menu. A bad file is reported and the model in its
+        slot stays; a file whose content is loaded already is said and not loaded twice.
+        ``requested``: the slot the user named for a file (``--baseline``, File ▸ Load CAT
+        checkpoint); the file's own metadata decides. ``replace``: a model this load puts out
+        of its slot is unloaded too (the Runs tab's snapshots: one epoch at a time)."""
         paths = [Path(p) for p in paths]
         device = self.device
 
         def load(task: Task):
+            from .dataset_results import file_sha256
+
             loaded, errors = [], []
             for path in paths:
                 try:
-                    loaded.append(inference.load_model(path, device))
+                    loaded.append((inference.load_model(path, device), file_sha256(path)))
                 except (CheckpointError, OSError, ValueError) as err:
                     errors.append(str(err))
             return loaded, errors
 
-        self._submit(load, lambda result: self._place_models(*result, requested or {}), priority=LOAD_MODEL)
+        self._submit(load, lambda result: self._place_models(*result, requested or {}, replace), priority=LOAD_MODEL)
 
-    def _place_models(self, loaded: list[LoadedModel], errors: list[str], requested: dict[Path, str]) -> None:
+    def _once(self, loaded: list[tuple[LoadedModel, str]]) -> list[LoadedModel]:
+        """The models whose content is not loaded under another name (said for each that is);
+        a file loaded again under its own name is a reload."""
+        seen = {self.digests[m.path]: m.path for m in self.state.loaded if m.path in self.digests}
+        kept = []
+        for model, digest in loaded:
+            twin = seen.get(digest)
+            if any(model.path == m.path for m in kept):
+                self.state.report(f"{model.path.name} is given twice: loaded once", error=False)
+                continue
+            if twin is not None and twin != model.path:
+                self._refuse(f"{model.path.name} is the same checkpoint as {twin} (sha256 {digest[:12]}…): "
+                             "not loaded twice, a model is not compared with itself")
+                continue
+            seen[digest], self.digests[model.path] = model.path, digest
+            kept.append(model)
+        return kept
+
+    def _place_models(self, loaded: list[tuple[LoadedModel, str]], errors: list[str], requested: dict[Path, str],
+                      replace: bool = False) -> None:
         """On the GUI thread: put freshly loaded models in their slots (see load_checkpoints)."""
         for error in errors:
             self._refuse(error)
+        models = self._once(loaded)
+        if not models:
+            return
+        odd = next((m for m in models if not inference.same_labels(models[0], m)), None)
+        if odd is not None:
+            first = models[0]
+            self._refuse(f"{first.path.name} and {odd.path.name} have different labels "
+                         f"({first.meta.num_classes} and {odd.meta.num_classes}): "
+                         + ("neither was loaded" if len(models) == 2 else f"none of the {len(models)} was loaded"))
+            return
+        in_slot = {m.path: role for role, m in self.state.models.items()}  # a reload goes back where it was
+        loaded_paths = {m.path for m in self.state.loaded}
         by_role: dict[str, LoadedModel] = {}
-        for model in loaded:
+        for model in models:
+            role = in_slot.get(model.path)
+            if role is None and model.path in loaded_paths:
+                continue  # reloaded, still in no slot
             asked = requested.get(model.path)
-            if asked is not None and model.role != asked:
+            if role is None and asked is not None and model.role != asked:
                 self.state.report(f"{model.path.name} is a {model.role} model ({model.meta.model}): "
                                   f"loaded into the {model.role} slot, not the {asked} slot", error=False)
-            if model.role in by_role:
-                self.state.report(f"{by_role[model.role].path.name} and {model.path.name} are both {model.role} "
-                                  f"models: using {model.path.name}")
-            by_role[model.role] = model
+            role = role or model.role
+            if role in by_role:
+                self.state.report(f"{by_role[role].path.name} and {model.path.name} are both {role} models: "
+                                  f"{by_role[role].path.name} is shown, {model.path.name} is loaded too "
+                                  "(Models menu: put it in either panel)", error=False)
+                continue
+            by_role[role] = model
         if not by_role:
+            self.state.add_models(models)
             return
-        first, *rest = by_role.values()
-        if rest and not inference.same_labels(first, rest[0]):
-            self._refuse(f"{first.path.name} and {rest[0].path.name} have different labels "
-                         f"({first.meta.num_classes} and {rest[0].meta.num_classes}): neither was loaded")
-            return
+        first = next(iter(by_role.values()))
         others = {r: m for r, m in self.state.models.items() if r not in by_role}
         conflict = next(((r, m) for r, m in others.items() if not inference.same_labels(first, m)), None)
         if conflict is not None:
             other_role, other = conflict
             answer = self.resolve_label_conflict(first, other) if self.resolve_label_conflict else "cancel"
             if answer == "cancel":
-                try:
-                    inference.check_compatible(first, other)
-                except CheckpointError as err:
-                    self._refuse(f"{err}: not loaded")
+                self._refuse(f"{first.path}: its {first.meta.num_classes} labels ({', '.join(first.meta.class_names[:5])} "
+                             f"...) differ from those of {other.path} ({other.meta.num_classes}: "
+                             f"{', '.join(other.meta.class_names[:5])} ...), loaded already: not loaded")
                 return
             self.state.set_model(other_role, None)
             self.state.report(f"{other.path.name} removed from the {other_role} slot: its labels differ "
@@ -165,8 +206,11 @@ class InferenceController(QObject):
         for role in by_role:
             if role in self.state.models and not inference.same_labels(first, self.state.models[role]):
                 self.state.set_model(role, None)
+        put_out = [self.state.models[role] for role in by_role if replace and role in self.state.models]
+        self.state.add_models(models)
         for role, model in by_role.items():
             self.state.set_model(role, model)
+        self.state.remove_models([m for m in put_out if self.state.slot_of(m) is None])
         if conflict is not None and answer == "choose" and self.choose_partner is not None:
             self.choose_partner(conflict[0])
 
@@ -179,8 +223,8 @@ class InferenceController(QObject):
     def set_device(self, name: str) -> None:
         """Reload every model on another device (in workers; results are recomputed)."""
         self.device = resolve_device(name)
-        if self.state.models:
-            self.load_checkpoints([loaded.path for loaded in self.state.models.values()])
+        if self.state.loaded:
+            self.load_checkpoints([loaded.path for loaded in self.state.loaded])
 
     # images ----------------------------------------------------------------------------
     def _on_images_added(self, entries: list[ImageEntry]) -> None:

@@ -99,6 +99,7 @@ class Event(TypedEvent):
     IMAGE_LOADED = ("image_loaded", (("entry", ImageEntry),), "decoded, or failed with entry.error")
     SELECTION_CHANGED = ("selection_changed", (("entry", (ImageEntry, type(None))),), "the image now shown")
     MODELS_CHANGED = ("models_changed", (("role", str),), "a slot's model loaded, replaced or cleared")
+    LOADED_CHANGED = ("loaded_changed", (("count", int),), "models loaded or unloaded: state.loaded (the slots' choices)")
     RESULT_READY = ("result_ready", (("path", Path), ("role", str)), "a model's outputs for an image")
     ATTRIBUTION_READY = ("attribution_ready", (("key", tuple),),
                          "a map (see attribution_key), or why it stopped (attribution_status)")
@@ -116,7 +117,9 @@ class AppState(Observable):
     images: list[ImageEntry] = field(default_factory=list)
     current: int = -1
     _selected_automatically: bool = False  # see select()
-    models: dict[str, LoadedModel] = field(default_factory=dict)
+    models: dict[str, LoadedModel] = field(default_factory=dict)  # slot → the model its panel shows
+    #: Every loaded model, in load order (one label set): what the slots choose from and the Dataset tab compares.
+    loaded: list[LoadedModel] = field(default_factory=list)
     results: dict[tuple[Path, str], InferenceResult] = field(default_factory=dict)
     attributions: dict[tuple, np.ndarray] = field(default_factory=dict)
     stopped: dict[tuple, str] = field(default_factory=dict)  # attribution key → why (cancelled, error)
@@ -228,7 +231,8 @@ class AppState(Observable):
         return loaded.spec if loaded is not None else None
 
     def set_model(self, role: str, loaded: LoadedModel | None) -> None:
-        """Put a model in a slot (``None`` clears it); its old results are dropped."""
+        """Put a model in a slot (``None`` clears it); its old results are dropped. A model
+        not loaded yet joins :attr:`loaded` (see :meth:`add_models`)."""
         if role not in ROLES:
             raise ValueError(f"unknown model slot {role!r}; slots: {', '.join(ROLES)}")
         if loaded is None and role not in self.models:
@@ -237,12 +241,52 @@ class AppState(Observable):
             del self.models[role]
         else:
             self.models[role] = loaded
+            if not any(m is loaded for m in self.loaded):
+                self.add_models([loaded])
         self.generation[role] = self.generation.get(role, 0) + 1
         self.results = {k: v for k, v in self.results.items() if k[1] != role}
         self.attributions = {k: v for k, v in self.attributions.items() if k[1] != role}
         if self.settings.label not in self.class_names:
             self.settings.label = None
         self.emit(Event.MODELS_CHANGED, role)
+
+    def add_models(self, models: list[LoadedModel]) -> None:
+        """Models the slots can show, after those loaded (load order). One whose file is
+        loaded already replaces that entry where it stands (a reload); loaded models of
+        another label set that no slot shows are unloaded, said."""
+        changed = False
+        for new in models:
+            at = next((k for k, m in enumerate(self.loaded) if m.path == new.path), None)
+            if at is None:
+                self.loaded.append(new)
+            elif self.loaded[at] is not new:
+                self.loaded[at] = new
+            else:
+                continue
+            changed = True
+        if not changed:
+            return
+        names = models[-1].meta.class_names
+        stale = [m for m in self.loaded if m.meta.class_names != names and self.slot_of(m) is None]
+        self.loaded = [m for m in self.loaded if not any(m is s for s in stale)]
+        if stale:
+            self.report(f"unloaded {', '.join(m.path.name for m in stale)}: {'its' if len(stale) == 1 else 'their'} "
+                        f"labels differ from {models[-1].path.name}'s", error=False)
+        self.emit(Event.LOADED_CHANGED, len(self.loaded))
+
+    def remove_models(self, models: list[LoadedModel]) -> None:
+        """Unload models: the slots that show one are cleared."""
+        for role, shown in list(self.models.items()):
+            if any(shown is m for m in models):
+                self.set_model(role, None)
+        kept = [m for m in self.loaded if not any(m is gone for gone in models)]
+        if len(kept) != len(self.loaded):
+            self.loaded = kept
+            self.emit(Event.LOADED_CHANGED, len(kept))
+
+    def slot_of(self, loaded: LoadedModel) -> str | None:
+        """The slot that shows ``loaded``, if any."""
+        return next((role for role, m in self.models.items() if m is loaded), None)
 
     # results -----------------------------------------------------------------------------
     def set_result(self, path: Path, role: str, result: InferenceResult, generation: int | None = None) -> bool:

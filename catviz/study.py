@@ -307,17 +307,23 @@ def aggregate_explanations(explained: dict[str, ExplanationPairs], names: dict[s
 
 
 def report_with_intervals(data: ReportInput, threshold: float = 0.5, resamples: int = stats.RESAMPLES,
-                          seed: int = stats.SEED) -> Report:
+                          seed: int = stats.SEED, found: Study | None = None, other: str = "cat") -> Report:
     """The Dataset tab's report of its two slots (``baseline`` the reference, ``cat``), each
-    per-class and pixel-bucket row carrying ``ci95`` (of CAT − baseline) and ``spans_zero``."""
+    per-class and pixel-bucket row carrying ``ci95`` (of CAT − baseline) and ``spans_zero``.
+    ``found``: a study of more models (same images, threshold) whose reference is ``baseline``
+    and where ``cat`` is named ``other``: its intervals are taken, not computed again."""
     if not {"baseline", "cat"} <= set(data.probabilities) or not data.scored.any():  # e.g. cancelled at once
         return build_report(data, threshold)
-    found = build_study(data, {"baseline": "baseline", "cat": "cat"}, "baseline", resamples, seed, threshold)
-    report = found.report
+    if found is None:
+        found = build_study(data, {"baseline": "baseline", "cat": "cat"}, "baseline", resamples, seed, threshold)
+        report, other = found.report, "cat"
+    else:
+        report = build_report(data, threshold)
     for row, interval_row in zip(report.per_class, found.per_class, strict=True):
-        row["ci95"], row["spans_zero"] = interval_row["ci95"]["cat"], interval_row["spans_zero"]["cat"]
+        row["ci95"], row["spans_zero"] = interval_row["ci95"][other], interval_row["spans_zero"][other]
     for kind, rows in report.by_size.items():
         for row, interval_row in zip(rows, found.by_size[kind], strict=True):
-            row["ci95"], row["spans_zero"] = interval_row["ci95"].get("cat"), interval_row["spans_zero"].get("cat")
-    report.summary["cat"]["intervals"] = {"resamples": resamples, "seed": seed, **found.comparisons[0]}
+            row["ci95"], row["spans_zero"] = interval_row["ci95"].get(other), interval_row["spans_zero"].get(other)
+    comparison = next(c for c in found.comparisons if c["b"] == other)
+    report.summary["cat"]["intervals"] = {"resamples": found.resamples, "seed": found.seed, **comparison}
     return report

@@ -116,7 +116,7 @@ def test_the_tab_shows_every_view_and_opens_images(qtbot, view, tmp_path, monkey
     assert entry.ground_truth == {CLASSES[c] for c in np.flatnonzero(view.data.targets[i] == 1)}
     assert view.opened == [entry]
     assert "shows 1 of the 7 images" in view.list_note.text()
-    focus = focus_label(report, view.data, i)  # no label filter: the label the row is about (issue 27)
+    focus = focus_label(report, view.pair_data, i)  # no label filter: the label the row is about (issue 27)
     assert view.state.settings.label == (CLASSES[focus] if focus is not None else None)
 
     view.label_filter.setCurrentIndex(1 + CLASSES.index("dog"))
