@@ -46,12 +46,12 @@ class EvidenceTotals:
         return self.positive + self.negative
 
     def text(self, minus: str = "−") -> str:
-        """"for +0.41, against −1.54, net −1.13" (``minus``: "-" where the font lacks "−")."""
-        return f"for {_signed(self.positive, minus)}, against {_signed(self.negative, minus)}, " \
-               f"net {_signed(self.net, minus)}"
+        """"+0.41 −1.54 = net −1.13": for, against, their sum (``minus``: "-" where a font lacks "−")."""
+        return f"{signed(self.positive, minus)} {signed(self.negative, minus)} = net {signed(self.net, minus)}"
 
 
-def _signed(value: float, minus: str = "−") -> str:
+def signed(value: float, minus: str = "−") -> str:
+    """``value`` with its sign and two decimals, a true minus sign (no "−0.00")."""
     text = f"{value:+.2f}"
     return text.replace("-", minus) if text != "-0.00" else "+0.00"
 
@@ -140,19 +140,19 @@ def totals_convention(method: MapMethod) -> str | None:
 
 
 def totals_text(heat: np.ndarray, method: MapMethod, logit: float | None = None,
-                offset: float | None = None, minus: str = "−") -> tuple[str, str]:
-    """(a panel's line, its tooltip): ``heat``'s evidence totals in ``method``'s convention,
-    with the identity net = logit − offset where both are known; "—" and why for a method
-    whose values add up to nothing."""
+                offset: float | None = None, minus: str = "−") -> tuple[list[str], str]:
+    """(a panel's lines, its tooltip): ``heat``'s evidence totals in ``method``'s convention
+    ("+0.41 −1.54 = net −1.13"), then "= logit −1.58 − offset −0.45" where both are known;
+    "totals —" and why for a method whose values add up to nothing."""
     convention = totals_convention(method)
     if convention is None:
         why = ("its values are min-max scaled to 0-1 by the grad-cam package: no sign, no logit units"
                if not method.signed else "it has no completeness property: its values do not add up to the logit")
-        return "totals —", f"No evidence totals for {method.title}: {why}."
+        return ["totals —"], f"No evidence totals for {method.title}: {why}."
     totals = evidence_totals(heat, per_cell=convention == PER_CELL)
-    line = totals.text(minus)
+    lines = [totals.text(minus)]
     if convention == SUMMED:
-        return f"sums: {line}", (
+        return [f"sums {lines[0]}"], (
             f"{method.title}'s pixel attributions summed: for {totals.positive:+.4f}, against {totals.negative:+.4f}, "
             f"net {totals.net:+.4f}. They add up (completeness, up to the path's discretisation) to "
             "logit(image) − logit(black image), not to the logit: there is no offset.")
@@ -160,14 +160,12 @@ def totals_text(heat: np.ndarray, method: MapMethod, logit: float | None = None,
                f"its share of the logit). For {totals.positive:+.4f} (the positive cells), against "
                f"{totals.negative:+.4f} (the negative), net {totals.net:+.4f}")
     if logit is not None and offset is not None:
-        line += f" = logit {_signed(logit, minus)} − offset {_signed(offset, minus)}".replace("−", minus)
+        lines.append(f"= logit {signed(logit, minus)} {minus} offset {signed(offset, minus)}")
         tooltip += (f" = logit {logit:+.4f} − offset {offset:+.4f} (the part no position carries); "
                     f"residual {totals.net + offset - logit:+.1e}")
-    return line, tooltip + "."
+    return lines, tooltip + "."
 
 
-def faint_text(share: float, small_values: bool) -> str:
-    """A panel's note of the |mass| drawn faintly ("" below 1 %)."""
-    if share < 0.01:
-        return ""
-    return f"{share:.0%} of |mass| at <{FAINT_OPACITY:.0%} opacity" + ("" if small_values else " (Show small values)")
+def faint_text(share: float) -> str:
+    """A panel's note of the |mass| drawn faintly ("" below 1 %; plain text, no markup)."""
+    return f"{share:.0%} of |mass| below {FAINT_OPACITY:.0%} opacity" if share >= 0.01 else ""

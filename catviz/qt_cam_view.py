@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .evidence import DifferenceMap, difference_map, faint_share, faint_text, signed, totals_text
 from .methods import (
     CAM,
     DEPTH_TITLES,
@@ -43,9 +44,11 @@ from .render import (
     COLORMAPS,
     DIVERGING,
     FAINT_SHARE,
+    SMALL_VALUE_FLOOR,
     Scale,
     cam_map,
     colormap_for,
+    drawn_alpha,
     own_share,
     symmetric_scale,
 )
@@ -120,8 +123,15 @@ class QtCamView(QWidget):
         self.per_panel = QCheckBox("Per-panel scale")
         self.positive_only.setChecked(s.positive_only)
         self.per_panel.setChecked(s.per_panel_scale)
+        self.small_values = QCheckBox("Show small values")
+        self.difference = QCheckBox("Difference")
+        self.difference.setToolTip("A third panel: CAT's complete CAM minus the baseline's, both on the input "
+                                   "pixels (resampled by area where a grid differs): its mean plus the difference "
+                                   "of the offsets is the logit difference")
         derivation = QPushButton("How are these computed?")
         derivation.clicked.connect(self.show_derivation)
+        self.small_values.setChecked(s.small_values)
+        self.difference.setChecked(s.cam_difference)
         self.deletion = QPushButton("Deletion AUC")
         self.deletion.setToolTip("How fast the label's probability falls when pixels are deleted in the order of "
                                  "each top map, most salient first (RISE; lower is more faithful): the area under "
@@ -137,6 +147,8 @@ class QtCamView(QWidget):
         self.per_panel.toggled.connect(lambda on: state.update_settings(per_panel_scale=on))
 
         first, second = QHBoxLayout(), QHBoxLayout()
+        self.small_values.toggled.connect(lambda on: state.update_settings(small_values=on))
+        self.difference.toggled.connect(lambda on: state.update_settings(cam_difference=on))
         for row, pairs in ((first, (("Method", self.method), ("Depth", self.depth), ("CAT level", self.level))),
                            (second, (("Colours", self.colormap), ("Opacity", self.opacity)))):
             for text, widget in pairs:
@@ -155,9 +167,11 @@ class QtCamView(QWidget):
         self.bottom = self.canvas.addLayout(row=1, col=0)
         self.panels = {role: OverlayPanel(self.top, 0, i, title) for i, (role, title) in enumerate(ROLE_TITLES.items())}
         self.top_bar, self.bottom_bar = steady_bar(), steady_bar()
-        self.top.addItem(self.top_bar, row=1, col=len(self.panels))
+        self.top.addItem(self.top_bar, row=1, col=len(self.panels) + 1)
         self.level_panels: dict[str, OverlayPanel] = {}
         self.shown: dict[str, tuple] = {}  # role → deletion-AUC key of the map its top panel shows
+        self.difference_panel = OverlayPanel(self.top, 0, len(self.panels), "CAT − baseline")
+        self.difference_map: DifferenceMap | None = None
         self.bottom_caption = self.bottom.addLabel("", row=0, col=0, color="#444", size="9pt")
         self.canvas.ci.layout.setRowStretchFactor(0, 3)
         self.canvas.ci.layout.setRowStretchFactor(1, 2)
@@ -168,7 +182,9 @@ class QtCamView(QWidget):
         self.run_again = QPushButton("Run again")
         self.run_again.setToolTip("Compute the map that was cancelled or failed, for this image, label and level")
         self.run_again.clicked.connect(self._run_again)
-        progress = QHBoxLayout()
+        progress = QHBoxLayout()  # under the maps: how they are drawn, then the work on them
+        progress.addWidget(self.small_values)
+        progress.addWidget(self.difference)
         progress.addWidget(self.progress_label, 1)
         progress.addWidget(self.cancel)
         progress.addWidget(self.run_again)
@@ -201,7 +217,7 @@ class QtCamView(QWidget):
     # state → widgets ----------------------------------------------------------------------
     def _on_settings_changed(self, keys: set[str]) -> None:
         if keys & {"cam_method", "cam_level", "cam_depth", "label", "label_mode", "colormap", "opacity", "positive_only",
-                   "per_panel_scale", "threshold"}:  # the threshold decides a title's "(missed)"
+                   "per_panel_scale", "threshold", "small_values", "cam_difference"}:  # the threshold decides a title's "(missed)"
             self._update_controls()
             self._show_progress()
             self.refresh()
@@ -238,7 +254,8 @@ class QtCamView(QWidget):
             self.colormap.blockSignals(True)
             self.colormap.setCurrentText(drawn)
             self.colormap.blockSignals(False)
-        for box, on in ((self.positive_only, s.positive_only), (self.per_panel, s.per_panel_scale)):
+        for box, on in ((self.positive_only, s.positive_only), (self.per_panel, s.per_panel_scale),
+                        (self.small_values, s.small_values), (self.difference, s.cam_difference)):
             box.blockSignals(True)
             box.setChecked(on)
             box.blockSignals(False)
@@ -272,6 +289,12 @@ class QtCamView(QWidget):
         self.per_panel.setToolTip(
             "Scale each panel to its own largest value (the panels no longer compare)." if signed
             else f"{info.name} maps are unsigned: each is already scaled 0-1 on its own.")
+        self.small_values.setEnabled(signed)
+        self.small_values.setToolTip(
+            f"Draw every non-zero value below {SMALL_VALUE_FLOOR:.0%} of the scale as if it reached {SMALL_VALUE_FLOOR:.0%}: "
+            "its sign's colour at a visible opacity (the colour bar no longer reads their size). Titles say how much "
+            "of a map's |mass| is drawn below 10 % opacity." if signed
+            else f"{info.name} maps are unsigned and drawn at one opacity: nothing is hidden.")
 
     def _update_depths(self, info: MapMethod) -> None:
         """The depth box: the complete CAM's only; a depth a loaded model lacks is disabled, named."""
@@ -339,7 +362,7 @@ class QtCamView(QWidget):
     def refresh(self, new_image: bool = False) -> None:
         entry, s = self.state.current_entry, self.state.settings
         image = display_image(entry.image) if entry is not None and entry.image is not None else None
-        panels = [*self.panels.values(), *self.level_panels.values()]
+        panels = [*self.panels.values(), self.difference_panel, *self.level_panels.values()]
         if new_image or image is None or any(p.shape is None for p in panels):
             for panel in panels:
                 panel.set_image(image)
@@ -347,7 +370,11 @@ class QtCamView(QWidget):
         label = self.current_label() if image is not None else None
         info = method_info(s.cam_method)
         top = {role: self._top_map(role, label, info) for role in self.panels}
-        top_scale = self._scales({r: m for r, (m, _) in top.items()}, info.signed, display_percentile(info, s.cam_depth))
+        self.difference_map, why_no_difference = self._difference(label, info, {r: m for r, (m, _) in top.items()})
+        maps = {r: m for r, (m, _) in top.items()}
+        if self.difference_map is not None:  # on the row's scale: equal colours, equal logits
+            maps["difference"] = self.difference_map.heat
+        top_scale = self._scales(maps, info.signed, display_percentile(info, s.cam_depth))
         self.shown = {}
         for role, panel in self.panels.items():
             heat, detail = top[role]
@@ -357,6 +384,9 @@ class QtCamView(QWidget):
                                     self.state.generation.get(role))
             panel.set_title(*self._top_title(role, label, info, detail))
         self.deletion.setEnabled(bool(self.shown))
+        self.difference_panel.set_visible(s.cam_difference)
+        self._draw(self.difference_panel, maps.get("difference"), top_scale.get("difference"), True)
+        self.difference_panel.set_title(*self._difference_title(label, why_no_difference))
         self._show_bar(self.top_bar, top_scale, info)
 
         cam = method_info(CAM)
@@ -381,7 +411,7 @@ class QtCamView(QWidget):
             return None, ""
         if info.name == CAM:
             wanted = self.state.settings.cam_level if role == "cat" else COMBINED
-            level = wanted if wanted in result.cams else COMBINED
+            level = self._cam_level(role, result)
             detail = level if level != COMBINED else f"{COMBINED} ({'+'.join(result.cams)})"
             if wanted != level:
                 detail += f", this model has no {wanted}"
@@ -401,6 +431,75 @@ class QtCamView(QWidget):
             detail = f"layer {layer}"
         return self.state.attribution(role), detail
 
+    def _cam_level(self, role: str, result) -> str:
+        """The level a top panel's complete CAM shows: CAT's chosen one where it has it, else combined."""
+        wanted = self.state.settings.cam_level if role == "cat" else COMBINED
+        return wanted if wanted in result.cams else COMBINED
+
+    def _difference(self, label: int | None, info: MapMethod, maps: dict) -> tuple[DifferenceMap | None, str]:
+        """CAT − baseline of the complete CAMs the top panels show, on the input pixels (the
+        larger model input where the two differ), or why there is none."""
+        s = self.state.settings
+        if not s.cam_difference:
+            return None, ""
+        if info.name != CAM:
+            return None, (f"complete CAM only: {info.title} maps have no offset and logit to add up to"
+                          if info.signed else f"complete CAM only: {info.title} maps are min-max scaled 0-1")
+        results = {role: self.state.result(role) for role in self.panels}
+        if label is None or any(r is None for r in results.values()):
+            return None, "needs both models' results"
+        if any(maps[role] is None for role in self.panels):
+            return None, "waiting for both maps …"
+        levels = {role: self._cam_level(role, result) for role, result in results.items()}
+        offsets = {role: result.offset(label, levels[role], s.cam_depth) for role, result in results.items()}
+        if any(o is None for o in offsets.values()):
+            return None, "a model's offsets are unknown"
+        side = max(self.state.models[role].meta.input_size for role in self.panels)
+        base, cat = results["baseline"], results["cat"]
+        return difference_map(maps["cat"], maps["baseline"], cat.logit(label, levels["cat"]),
+                              base.logit(label, levels["baseline"]), offsets["cat"], offsets["baseline"],
+                              (side, side)), ""
+
+    def _difference_title(self, label: int | None, why: str) -> tuple[str, str, str]:
+        s, diff = self.state.settings, self.difference_map
+        cat = self.state.result("cat")
+        level = self._cam_level("cat", cat) if cat is not None else COMBINED
+        name = f"CAT{'' if level == COMBINED else ' ' + level} − baseline"
+        if diff is None:
+            return f"<b>{name}</b><br>{why}", "#777", ""
+        title = (f"<b>{name}</b> · {self.state.class_names[label]} · {depth_title(s.cam_depth)}<br>"
+                 f"Δlogit = {signed(diff.delta_logit)} = mean {signed(diff.delta_logit - diff.delta_offset)} "
+                 f"+ Δoffset {signed(diff.delta_offset)}")
+        totals, tip = totals_text(diff.heat, method_info(CAM))
+        faint, faint_tip = self._faint(self.difference_panel)
+        title += "".join(f"<br>{line}" for line in [*totals, faint] if line)
+        tooltip = (f"CAT's complete CAM minus the baseline's, both on the {diff.heat.shape[1]}x{diff.heat.shape[0]} "
+                   f"input pixels (a coarser grid's cells resampled by area, so each map's mean is kept): mean "
+                   f"{float(diff.heat.mean(dtype='float64')):+.4f} + Δoffset {diff.delta_offset:+.4f} = Δlogit "
+                   f"{diff.delta_logit:+.4f} (residual {diff.residual:+.1e}). Red: CAT has more evidence for the label "
+                   f"there, blue: the baseline has. {tip}{faint_tip}")
+        return title, "k", tooltip
+
+    def _faint(self, panel: OverlayPanel) -> tuple[str, str]:
+        """(title line, tooltip sentence): the share of a signed map's |mass| drawn below 10 % opacity."""
+        s = self.state.settings
+        if panel.heat is None or panel.scale is None or not panel.scale.signed \
+                or colormap_for(s.colormap, True) != DIVERGING:
+            return "", ""
+        floor = SMALL_VALUE_FLOOR if s.small_values else 0.0
+        share = faint_share(panel.heat, drawn_alpha(panel.heat, panel.scale, s.opacity, floor))
+        return faint_text(share), (
+            f" {share:.1%} of the map's |mass| is drawn below 10 % opacity (at Opacity {s.opacity:.0%}"
+            + (", Show small values)." if s.small_values else "; Show small values draws it visibly)."))
+
+    def _totals(self, role: str, label: int, info: MapMethod, heat) -> tuple[list[str], str]:
+        """A top panel's evidence totals: for a complete CAM with the logit and offset of its level and depth."""
+        result, s = self.state.result(role), self.state.settings
+        if info.name != CAM:
+            return totals_text(heat, info)
+        level = self._cam_level(role, result)
+        return totals_text(heat, info, result.logit(label, level), result.offset(label, level, s.cam_depth))
+
     def _scales(self, maps: dict, signed: bool, percentile: float = 100.0) -> dict[str, Scale]:
         """One shared scale for every map (or one per map), keyed like ``maps``."""
         s = self.state.settings
@@ -417,7 +516,7 @@ class QtCamView(QWidget):
         s = self.state.settings
         colormap = colormap_for(s.colormap, signed)
         panel.set_muted(heat is None or colormap == DIVERGING)  # one look while a map is awaited, whatever the method
-        panel.set_heat(heat, scale, colormap, s.opacity)
+        panel.set_heat(heat, scale, colormap, s.opacity, SMALL_VALUE_FLOOR if s.small_values and signed else 0.0)
 
     def _show_bar(self, bar: ColorBar, scales: dict[str, Scale], info: MapMethod) -> None:
         s = self.state.settings
@@ -462,10 +561,11 @@ class QtCamView(QWidget):
             share = own_share(heat, self.panels[role].scale, s.positive_only, display_percentile(info, s.cam_depth))
             if share < FAINT_SHARE:  # the other model's map set the shared scale: say why this one looks blank
                 text += f"<br>reaches {share:.0%} of the shared scale: Per-panel scale shows its shape"
+        totals, totals_tip = self._totals(role, label, info, heat)
+        faint, faint_tip = self._faint(self.panels[role])
+        text += "".join(f"<br>{line}" for line in [*totals, faint] if line)
         key = self.shown.get(role)
-        tooltip = info.note
-        if info.name == CAM:
-            tooltip = self._cam_sum_tooltip(role, label) + "\n" + info.note
+        tooltip = totals_tip + faint_tip + "\n" + info.note
         if key in self.state.deletion_aucs:
             relative = self.state.deletion_aucs[key]
             text += f"<br>deletion AUC {relative:.3f} of p (lower: more faithful)"
@@ -473,13 +573,6 @@ class QtCamView(QWidget):
         elif (role, DELETION_AUC) in self.state.progress:
             text += "<br>deletion AUC: computing …"
         return text, "#d32f2f" if missed else "k", tooltip
-
-    def _cam_sum_tooltip(self, role: str, label: int) -> str:
-        result = self.state.result(role)
-        logit = sum(float(v[label]) for v in result.level_logits.values())
-        offset = sum(float(v[label]) for v in result.offsets.values())
-        mean = float(result.combined_cam[label].mean())
-        return f"logit {logit:+.3f} = map mean {mean:+.3f} + offsets {offset:+.3f}"
 
     def _level_title(self, level: str, label: int | None) -> tuple[str, str, str]:
         cat = self.state.result("cat")
@@ -493,7 +586,11 @@ class QtCamView(QWidget):
         panel = self.level_panels[level]
         if self.state.settings.per_panel_scale and panel.scale is not None:
             text += f" · {panel.scale.describe('')}".rstrip()
-        tooltip = f"CAM (complete) of level {level}, {LOGIT_UNITS}: mean over the map + offset = level logit"
+        totals, totals_tip = totals_text(panel.heat, method_info(CAM), logit, cat.offset(label, level))
+        faint, faint_tip = self._faint(panel)
+        text += "".join(f"<br>{line}" for line in [totals[0], faint] if line)  # logit and offset: above
+        tooltip = (f"CAM (complete) of level {level}, {LOGIT_UNITS}: mean over the map + offset = level logit. "
+                   f"{totals_tip}{faint_tip}")
         return text, "k", tooltip
 
     def request_deletion_auc(self) -> None:

@@ -15,6 +15,9 @@ from .render import DIVERGING, Scale, colorize, lookup_table, muted, upsample
 
 DISPLAY_MAX = 640  # the longest side images are drawn at
 TITLE_MIN_WIDTH = 120
+#: A map is never drawn shorter than this: a canvas whose titles and maps need more height
+#: than the window has scrolls (see fit_canvas_height).
+LEAST_MAP_PX = 110
 HEAT_MAX = 320  # the longest side a map is coloured at (maps are coarser; IG's are the input size)
 
 
@@ -60,6 +63,15 @@ class PanelTitle(pg.LabelItem):
         return size
 
 
+def fit_canvas_height(canvas: pg.GraphicsLayoutWidget, least: int) -> None:
+    """Make ``canvas`` (in a scroll area) at least as tall as its grid needs at its width,
+    wrapped titles over maps of LEAST_MAP_PX, and never less than ``least``."""
+    need = canvas.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize).height()
+    height = max(least, int(need) + 2)
+    if canvas.minimumHeight() != height:
+        canvas.setMinimumHeight(height)
+
+
 class OverlayPanel:
     """Owns a ViewBox in a GraphicsLayout: ``set_image``, ``set_heat``, ``set_title``."""
 
@@ -69,6 +81,7 @@ class OverlayPanel:
         layout.addItem(self.title, row=row, col=col)
         self.view = layout.addViewBox(row=row + 1, col=col, lockAspect=True, invertY=True, enableMouse=False)
         self.view.setMenuEnabled(False)
+        self.view.setMinimumHeight(LEAST_MAP_PX)
         self.image_item = pg.ImageItem()
         self.heat_item = pg.ImageItem()
         self.view.addItem(self.image_item)
@@ -100,20 +113,21 @@ class OverlayPanel:
                 self.image_item.setImage(muted(self.image) if on else self.image, levels=(0, 255))
 
     def set_heat(self, heat: np.ndarray | None, scale: Scale | None = None, colormap: str = DIVERGING,
-                 opacity: float = 0.5) -> None:
-        """A map of any resolution stretched over the image, coloured over ``scale``."""
+                 opacity: float = 0.5, floor: float = 0.0) -> None:
+        """A map of any resolution stretched over the image, coloured over ``scale`` (``floor``:
+        small values drawn visibly, see :func:`render.colorize`)."""
         self.heat, self.scale = heat, scale
         if heat is None or scale is None or self.shape is None:
             self.heat_item.clear()
             self._drawn = None
             return
         h, w = self.shape
-        drawn = (heat.copy(), scale, colormap, (h, w))
+        drawn = (heat.copy(), scale, colormap, (h, w), floor)
         if self._drawn is None or not (np.array_equal(drawn[0], self._drawn[0]) and drawn[1:] == self._drawn[1:]):
             # coloured once at full opacity: an opacity change only sets the item's opacity
             step = max(1.0, max(h, w) / HEAT_MAX)  # coloured at most HEAT_MAX px a side; the item stretches it
             small = upsample(heat, max(1, round(h / step)), max(1, round(w / step)))
-            self.heat_item.setImage(colorize(small, scale, colormap, 1.0), levels=(0, 255))
+            self.heat_item.setImage(colorize(small, scale, colormap, 1.0, floor), levels=(0, 255))
             self.heat_item.setRect(QRectF(0, 0, w, h))
             self._drawn = drawn
         self.heat_item.setOpacity(opacity)

@@ -114,13 +114,13 @@ def test_the_apps_complete_cam_keeps_the_mean_on_a_grid_that_does_not_divide_the
 def test_panel_text_states_the_identity_and_why_other_methods_have_none():
     heat = np.array([[2.0, -1.0], [0.0, -3.0]])
     line, tooltip = totals_text(heat, method_info(CAM), logit=-1.5, offset=-1.0)
-    assert line == "for +0.50, against −1.00, net −0.50 = logit −1.50 − offset −1.00"
+    assert line == ["+0.50 −1.00 = net −0.50", "= logit −1.50 − offset −1.00"]
     assert "4 cells" in tooltip
     line, tooltip = totals_text(heat, method_info("Integrated Gradients"))
-    assert line.startswith("sums: for +2.00, against −4.00, net −2.00") and "black image" in tooltip
+    assert line == ["sums +2.00 −4.00 = net −2.00"] and "black image" in tooltip
     for method in ("Occlusion", "GradCAM"):
         line, tooltip = totals_text(heat, method_info(method))
-        assert line == "totals —" and "No evidence totals" in tooltip
+        assert line == ["totals —"] and "No evidence totals" in tooltip
 
 
 def test_faint_share_is_the_mass_drawn_below_ten_percent_opacity():

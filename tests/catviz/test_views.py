@@ -107,12 +107,12 @@ def test_titles_state_method_level_and_units(qtbot, app_state, checkpoints, tmp_
     assert list(view.level_panels) == levels
     title = view.panels["cat"].title.text
     assert "CAM (complete)" in title and "logit contribution" in title and "combined" in title
-    assert " logit " not in title  # combined: p is the sum's
+    assert " logit " not in title.split("<br>")[0]  # combined: p is the sum's
     view.level.setCurrentText(levels[-1])
     assert levels[-1] in view.panels["cat"].title.text
     logits = state.result("cat").level_logits[levels[-1]]
     assert any(f"{levels[-1]} logit {v:+.2f}" in view.panels["cat"].title.text for v in logits)  # the shown level's own
-    assert " logit " not in view.panels["baseline"].title.text  # one level: its logit is the whole
+    assert " logit " not in view.panels["baseline"].title.text.split("<br>")[0]  # one level: its logit is the whole
     assert "the offset" in view.panels["cat"].title.toolTip() or "offsets" in view.panels["cat"].title.toolTip()
 
     view.method.setCurrentText("EigenCAM")
