@@ -240,7 +240,7 @@ def render(maps: EpochMaps, opacity: float = 0.75, colormap: str = DIVERGING, sh
             cell[y: y + h, x: x + w] = overlay(base[y: y + h, x: x + w], heat, opacity, colour, scales[r][c])
             strip[:CELL, LEFT + c * CELL: LEFT + (c + 1) * CELL] = cell
             p = row.probabilities[c]
-            text = f"{maps.images[c].label} {probability_text(p, maps.threshold)}"
+            text = f"p({maps.images[c].label}) {probability_text(p, maps.threshold)}"
             _text(strip, _wrap(text, CELL - 8)[:1], LEFT + c * CELL + 4, CELL + 1, BLACK)
         cv2.line(strip, (0, row_h - 1), (width, row_h - 1), BACKDROP, 1)
         boxes.append((row.epoch, top, top + row_h))

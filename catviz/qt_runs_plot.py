@@ -7,8 +7,9 @@ run; the legend names each run by the fewest trailing parts of its folder that t
 
 With ``band`` (a :data:`catviz.runs.BAND_KINDS` key) the runs of a seed group
 (:func:`catviz.runs.group_runs`) are drawn as one colour: their mean, and a shaded band
-(min-max, or ±1 standard deviation) over the epochs all of them have; the legend says
-which band and how many seeds. Runs that group with no other are drawn as they are.
+(min-max, or ±1 standard deviation) over the epochs all of them have; the legend says which
+band and how many seeds (the level panel: the group's name alone, its other curves say it).
+Runs that group with no other are drawn as they are.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class QtRunCurves(pg.GraphicsLayoutWidget):
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", unit)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.addLegend(offset=(-10, 10) if title != "train loss" else (-10, 10), labelTextSize="8pt")
+            plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(255, 255, 255, 190))
             self.plots[title] = plot
         self.plots["learning rate"].setLogMode(y=True)
 
@@ -108,11 +109,11 @@ class QtRunCurves(pg.GraphicsLayoutWidget):
         """The group's mean (a line) and band (shaded between two invisible edges)."""
         bands = group.bands(kind)
         levels = [n for n in bands if n.startswith("mAP ")]
-        label = f"{group.name} (mean, {BAND_KINDS[kind]} of {len(group.runs)} seeds)"
+        label = f"{group.name} ({len(group.runs)} seeds, {BAND_KINDS[kind]})"
         fill = pg.mkColor(colour)
         fill.setAlpha(50)
         for name, band in bands.items():
-            place = _placement(name, label, levels)
+            place = _placement(name, label if name not in levels else group.name, levels)
             if place is None or (name == "lr" and not any(v > 0 for v in band.mean if v == v)):
                 continue
             panel, style, text = place

@@ -100,6 +100,8 @@ class QtRunsView(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Snapshot of"))
         self.run_choice = QComboBox()
+        self.run_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.run_choice.setMaximumWidth(240)  # a long name is elided; the bar still fits a narrow window
         self.run_choice.currentIndexChanged.connect(self._update_slider)
         bar.addWidget(self.run_choice)
         self.slider = QSlider(Qt.Orientation.Horizontal)

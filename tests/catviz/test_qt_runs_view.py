@@ -138,12 +138,12 @@ def test_the_band_checkbox_groups_seeds_and_names_the_runs_left_alone(qtbot, win
     view.band_box.setChecked(True)
     assert view.band() == "minmax" and view.band_kind.isEnabled()
     names = sorted(i.name() for i in view.curves.plots["val mAP"].listDataItems() if i.name())
-    assert names == ["cat_tiny · paper (mean, min-max of 2 seeds)", "old"]
+    assert names == ["cat_tiny · paper (2 seeds, min-max)", "old"]
     tip = view.curves.toolTip()
     assert "cat_tiny · paper: mean and min-max band of 2 seeds (s0 seed 0, s1 seed 1), over epochs 1-2" in tip
     assert "old: drawn on its own, config.yaml: no seed" in tip and "old: drawn on its own" in view.status.text()
     view.band_kind.setCurrentIndex(view.band_kind.findData("std"))
-    assert "(mean, ±1 std of 2 seeds)" in " ".join(i.name() or "" for i in view.curves.plots["val mAP"].listDataItems())
+    assert "cat_tiny · paper (2 seeds, ±1 std)" in [i.name() for i in view.curves.plots["val mAP"].listDataItems()]
     view.band_box.setChecked(False)
     assert sorted(i.name() for i in view.curves.plots["val mAP"].listDataItems()) == ["old", "s0", "s1"]
 

@@ -106,7 +106,9 @@ def test_the_curves_draw_each_group_as_a_mean_and_band_and_the_rest_as_runs(qapp
     groups, alone = widget.show_runs([*seeds, loner], "minmax")
     plot = widget.plots["val mAP"]
     curves = {item.name(): item for item in plot.listDataItems() if item.name()}
-    mean = curves["cat_tiny · paper (mean, min-max of 2 seeds)"]
+    mean = curves["cat_tiny · paper (2 seeds, min-max)"]
+    levels = sorted(i.name() for i in widget.plots["mAP of each level"].listDataItems() if i.name())
+    assert levels == ["cat_tiny · paper P3", "cat_tiny · paper P5", "loner P3", "loner P5"]
     assert list(mean.getData()[0]) == [1, 2] and list(mean.getData()[1]) == [41.0, 51.5]
     assert "loner" in curves  # drawn as itself
     shades = [item for item in plot.items if isinstance(item, pg.FillBetweenItem)]
