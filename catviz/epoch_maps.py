@@ -213,7 +213,7 @@ def render(maps: EpochMaps, opacity: float = 0.75, colormap: str = DIVERGING, sh
     info = method_info(maps.method)
     colour = colormap_for(colormap, info.signed)
     columns = len(maps.images)
-    width = LEFT + columns * CELL
+    width = LEFT + max(columns, 2) * CELL  # one image: room for the title and legend still
     scales = _scales(maps, info.signed, shared_scale, positive_only)
     tiles = [_letterbox(column.image) for column in maps.images]
     parts = [_strip(width, _wrap(title_text(maps), width - 12), BLACK, 6)]

@@ -22,6 +22,7 @@ torch), with progress and Cancel; an existing file is replaced only when the sav
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -357,7 +358,7 @@ class QtRunsView(QWidget):
         if len(epochs) < len(run.snapshots):
             notes.append(f"{len(epochs)} of the {len(run.snapshots)} snapshots, evenly spaced")
         snapshots = {epoch: run.snapshots[epoch] for epoch in epochs}
-        s, device, name = state.settings, self.device(), next(
+        s, device, name = replace(state.settings), self.device(), next(  # the settings as they are now
             label for r, label in zip(self.runs, run_labels(self.runs), strict=True) if r is run)
         model, class_names = run.model, run.class_names
 
