@@ -132,17 +132,18 @@ def interval_item(ci, spans_zero: bool | None, bootstrap: str = "") -> QTableWid
     return item
 
 
-def difference_item(delta: float | None, ci, bootstrap: str = "") -> QTableWidgetItem:
-    """A difference and its interval in one cell, ``+7.8 [+6.7, +8.9]``, sorted by the
-    difference; grey and marked ≈0 when the interval contains 0."""
+def difference_item(value: float | None, delta: float | None, ci, bootstrap: str = "") -> QTableWidgetItem:
+    """A model's number over its difference from the reference and the interval,
+    ``93.9`` / ``+7.8 [+6.7, +8.9]``, sorted by the number; the reference's row (``delta``
+    None) has the number alone. Grey and marked ≈0 when the interval contains 0."""
+    item = NumberItem(value)
+    if delta is None:
+        return item
     spans = ci is None or ci[0] is None or not (ci[0] > 0 or ci[1] < 0)
     interval = interval_item(ci, spans, bootstrap)
-    item = NumberItem(delta, signed=True)
-    if np.isfinite(item.value):
-        item.setText(f"{item.text()} {interval.text()}")
+    item.setText(f"{item.text()}\n{signed_text(delta)[0]} {interval.text()}")
     item.setToolTip(interval.toolTip())
-    if spans:
-        item.setForeground(QColor("#888"))
+    item.setForeground(QColor("#888") if spans else interval.foreground().color())
     return item
 
 

@@ -66,8 +66,7 @@ from .state import AppState, Event
 from .study import Study
 
 BASELINE_COLOR, CAT_COLOR = colors.rgb(colors.BASELINE), colors.rgb(colors.CAT)  # as in every chart
-MODEL_HEADERS = ["model", "mAP", "Δ mAP [95%]", "CF1", "Δ CF1 [95%]", "OF1", "Δ OF1 [95%]", "labels fixed / broken",
-                 "McNemar p", "each level alone: mAP [95%]"]
+MODEL_HEADERS = ["model", "mAP", "CF1", "OF1", "labels fixed / broken", "each level alone: mAP [95%]"]
 #: The compared models' colours in the error-bar plot (the reference has none: it is the 0 line).
 SERIES_COLORS = [(47, 109, 181), (214, 110, 30), (42, 157, 74), (150, 70, 170), (190, 60, 60), (30, 150, 160)]
 
@@ -181,7 +180,11 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.list_note)
         layout.addLayout(self.bar)
         layout.addWidget(self.message)
-        layout.addWidget(self.pair_note)
+        compared = QHBoxLayout()
+        compared.addWidget(QLabel("Reference"))
+        compared.addWidget(self.reference_box)
+        compared.addWidget(self.pair_note, 1)
+        layout.addLayout(compared)
         layout.addWidget(self.views, 1)
 
     def _build_bar(self, batch_size: int) -> None:
@@ -221,8 +224,7 @@ class QtDatasetView(QWidget):
         self.pair_note = QLabel("")
         self.pair_note.setWordWrap(True)
         self.bar = QHBoxLayout()
-        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button,
-                       QLabel("Reference"), self.reference_box):
+        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button):
             self.bar.addWidget(widget)
         self.bar.addWidget(self.progress, 1)
         self.bar.addWidget(self.failed_button)
@@ -231,16 +233,12 @@ class QtDatasetView(QWidget):
         """Table 3 live: a row per model, Δ against the reference with its interval; per size below."""
         self.models_table = make_table(MODEL_HEADERS)
         self.models_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
-        self.models_sizes = make_table(["bucket", "range", "pairs"])
-        self.models_sizes.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.models_table.setWordWrap(True)
         self.models_note = QLabel("")
         self.models_note.setWordWrap(True)
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.addWidget(self.models_table)
-        layout.addWidget(QLabel("AP by the largest object's area in input pixels (each model's input), Δ against "
-                                "the reference [95% interval]"))
-        layout.addWidget(self.models_sizes)
         layout.addWidget(self.models_note)
         layout.addStretch(1)
         self.views.addTab(page, "Models")
@@ -267,14 +265,15 @@ class QtDatasetView(QWidget):
         self.class_plot = pg.PlotWidget(background="w")
         self.class_plot.setMinimumWidth(260)
         self.class_plot.invertY(True)
-        self.class_plot.setLabel("bottom", "Δ AP against the reference (95% interval)")
-        self.class_plot.addLegend(offset=(-10, 10))
+        self.class_plot.setLabel("bottom", "Δ AP against the reference, 95% interval (hollow: contains 0)")
+        self.class_plot.addLegend(offset=(-10, 10), labelTextColor=(40, 40, 40))
         self.class_bars: dict[str, pg.ErrorBarItem] = {}  # model name → its intervals, one row per class
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.per_class)
         splitter.addWidget(self.class_plot)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([500, 500])
         self.views.addTab(splitter, "Per class")
 
     def _build_sizes(self) -> None:
@@ -425,9 +424,8 @@ class QtDatasetView(QWidget):
         self.size_table.setHorizontalHeaderLabels(["bucket", "range", "pairs", f"recall {left}", f"recall {right}",
                                                    f"AP {left}", f"AP {right}"])
         self.pair_note.setText(
-            f"Summary, By size and Per image compare the two panels' models: left <b>{left}</b>, right "
-            f"<b>{right}</b> (Models ▸ Left/Right panel). Models and Per class compare every loaded model with "
-            "the reference.")
+            f"Models and Per class: every loaded model against the reference. Summary, By size, Per image: the "
+            f"panels' models, left <b>{left}</b> and right <b>{right}</b> (Models ▸ Left/Right panel).")
         self._show_summary()
         self._show_sizes()
         self._apply_filters()
@@ -448,56 +446,51 @@ class QtDatasetView(QWidget):
         return f"{found.resamples} resamples, seed {found.seed}"
 
     def _show_models(self, found: Study) -> None:
-        table, summary = self.models_table, found.report.summary
+        """A row per model: each number over its Δ against the reference [95% interval]; the
+        levels alone; AP per object size (pixel buckets, as By size)."""
+        table, summary, boot = self.models_table, found.report.summary, self._bootstrap(found)
         comparisons = {row["b"]: row for row in found.comparisons}
+        buckets = found.by_size["pixels"]
+        table.setColumnCount(len(MODEL_HEADERS) + len(buckets))
+        table.setHorizontalHeaderLabels([*MODEL_HEADERS, *(f"AP {row['bucket']} ({row['range']}, {row['pairs']} pairs)"
+                                                           for row in buckets)])
         table.setRowCount(len(found.names))
-        boot = self._bootstrap(found)
         for r, (key, name) in enumerate(found.names.items()):
             m, c = summary.get(key, {}), comparisons.get(name)
-            item = QTableWidgetItem(name + ("  (reference)" if key == found.reference else ""))
+            item = QTableWidgetItem(name + ("\n(reference)" if key == found.reference else ""))
             item.setToolTip(str(self.dataset.models_run[key].path) if self.dataset.models_run else name)
             table.setItem(r, 0, item)
-            for column, metric, delta in ((1, "mAP", "ci95"), (3, "CF1", "ci95_CF1"), (5, "OF1", "ci95_OF1")):
-                table.setItem(r, column, NumberItem(m.get(metric)))
-                table.setItem(r, column + 1, difference_item(c and c[f"delta_{metric}"], c and c[delta], boot)
-                              if c else QTableWidgetItem("reference"))
+            for column, metric, ci in ((1, "mAP", "ci95"), (2, "CF1", "ci95_CF1"), (3, "OF1", "ci95_OF1")):
+                table.setItem(r, column, difference_item(m.get(metric), c and c[f"delta_{metric}"], c and c[ci], boot))
             labels = c["labels"] if c else None
-            table.setItem(r, 7, QTableWidgetItem(f"{labels['fixed']} / {labels['broken']}" if labels else "–"))
-            table.item(r, 7).setToolTip("true labels the reference misses and this model finds / the reference "
-                                        "finds and this model misses (threshold " f"{found.report.threshold:g})")
-            table.setItem(r, 8, NumberItem(labels["p"] if labels else None, 3))
-            table.setItem(r, 9, QTableWidgetItem(", ".join(
+            fixed = QTableWidgetItem(f"{labels['fixed']} / {labels['broken']}\np = {labels['p']:.2g}" if labels
+                                     else "reference")
+            fixed.setData(Qt.ItemDataRole.UserRole, labels)
+            fixed.setToolTip(f"true labels the reference misses and this model finds / the reference finds and this "
+                             f"model misses (threshold {found.report.threshold:g}); p: exact McNemar test")
+            table.setItem(r, 4, fixed)
+            table.setItem(r, 5, QTableWidgetItem("\n".join(
                 f"{level} {number_text(v['mAP'])} {interval_text(v['ci95'])}" for level, v in found.levels[key].items())
                 or "–"))
-        sizes = self.models_sizes
-        others = [name for key, name in found.names.items() if key != found.reference]
-        headers = ["bucket", "range", "pairs", *(f"AP {n}" for n in names_of(found)), *(f"Δ {n} [95%]" for n in others)]
-        rows = found.by_size["pixels"]
-        sizes.setColumnCount(len(headers))
-        sizes.setHorizontalHeaderLabels(headers)
-        sizes.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            sizes.setItem(r, 0, QTableWidgetItem(row["bucket"]))
-            sizes.setItem(r, 1, QTableWidgetItem(row["range"]))
-            sizes.setItem(r, 2, NumberItem(row["pairs"], 0))
-            for k, name in enumerate(names_of(found)):
-                sizes.setItem(r, 3 + k, NumberItem(row["AP"].get(name)))
-            for k, name in enumerate(others):
-                sizes.setItem(r, 3 + len(found.names) + k,
-                              difference_item(row["delta"].get(name), row["ci95"].get(name), boot))
+            for k, row in enumerate(buckets):
+                table.setItem(r, len(MODEL_HEADERS) + k, difference_item(
+                    row["AP"].get(name), row["delta"].get(name), row["ci95"].get(name), boot))
+        table.resizeRowsToContents()
         self.models_note.setText(
-            f"Δ: each model − the reference ({found.names[found.reference]}); 95% intervals from a paired bootstrap "
-            f"over the {len(found.report.images)} scored images ({boot}), ≈0 where the interval contains 0. Fixed / "
-            "broken: true labels the reference misses and the model finds, and the opposite; McNemar p: the exact "
-            "two-sided test of those counts (pairs taken as independent). The numbers of catviz-eval --compare.")
+            f"Under each number: the model − the reference ({found.names[found.reference]}) with its 95% interval "
+            f"from a paired bootstrap over the {len(found.report.images)} scored images ({boot}), grey and ≈0 where "
+            "it contains 0. Fixed / broken: true labels the reference misses and the model finds, and the opposite; "
+            "p: the exact two-sided McNemar test of those counts (pairs taken as independent). Levels: each "
+            "classifier's logits alone. Size: the largest object's area in input pixels. The numbers of "
+            "catviz-eval --compare.")
 
     def _show_per_class(self, found: Study) -> None:
         table, names = self.per_class, names_of(found)
         others = [name for key, name in found.names.items() if key != found.reference]
         one = len(others) == 1
-        headers = ["label", "positives", *(f"AP {n}" for n in names)]
+        headers = ["label", "positives", *(f"AP\n{n}" for n in names)]  # a model's name under what it heads
         for name in others:
-            headers += ["Δ AP" if one else f"Δ AP {name}", "Δ AP 95% interval" if one else f"95% {name}"]
+            headers += ["Δ AP" if one else f"Δ AP\n{name}", "Δ AP 95% interval" if one else f"95%\n{name}"]
         boot = self._bootstrap(found)
         table.setSortingEnabled(False)
         table.clearContents()
@@ -541,11 +534,11 @@ class QtDatasetView(QWidget):
             spans = np.array([z for *_, z in rows], bool)
             brushes = [pg.mkBrush(255, 255, 255) if z else pg.mkBrush(*color) for z in spans]
             plot.addItem(pg.ScatterPlotItem(x=x, y=y, size=8, pen=pg.mkPen(color, width=1.5), brush=brushes,
-                                            name=f"{name} − {found.names[found.reference]}"))
+                                            name=name))
         plot.addItem(pg.InfiniteLine(0, angle=90, pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DashLine)))
         plot.getAxis("left").setTicks([[(r, row["label"] + (" ≈0" if any(row["spans_zero"].values()) else ""))
                                         for r, row in enumerate(found.per_class)]])
-        plot.setYRange(-0.6, len(found.per_class) - 0.4)
+        plot.setYRange(-0.4 - 0.25 * (1 + len(others)), len(found.per_class) - 0.4)  # room for the legend on top
 
     def _show_summary(self) -> None:
         report, table = self.report, self.summary

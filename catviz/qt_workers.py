@@ -117,7 +117,8 @@ class InferenceController(QObject):
         ``requested``: the slot the user named for a file (``--baseline``, File ▸ Load CAT
         checkpoint); the file's own metadata decides. ``replace``: a model this load puts out
         of its slot is unloaded too (the Runs tab's snapshots: one epoch at a time)."""
-        paths = [Path(p) for p in paths]
+        paths = [Path(p).absolute() for p in paths]  # one file, one name: given relative and absolute it is loaded once
+        requested = {Path(p).absolute(): role for p, role in (requested or {}).items()}
         device = self.device
 
         def load(task: Task):
@@ -131,7 +132,7 @@ class InferenceController(QObject):
                     errors.append(str(err))
             return loaded, errors
 
-        self._submit(load, lambda result: self._place_models(*result, requested or {}, replace), priority=LOAD_MODEL)
+        self._submit(load, lambda result: self._place_models(*result, requested, replace), priority=LOAD_MODEL)
 
     def _once(self, loaded: list[tuple[LoadedModel, str]]) -> list[LoadedModel]:
         """The models whose content is not loaded under another name (said for each that is);

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from scipy.stats import binomtest
 
@@ -121,7 +122,7 @@ def test_the_dataset_tab_compares_every_loaded_model_and_exports_the_report(qtbo
         assert list(view.dataset.models_run) == names
         table = view.models_table
         assert table.rowCount() == 3 and [table.item(r, 0).text() for r in range(3)] == \
-            [names[0] + "  (reference)", *names[1:]]
+            [names[0] + "\n(reference)", *names[1:]]
         assert view.reference_box.currentText() == names[0]
 
         # the numbers are catviz's study code's over the pass's scores, the reference the first baseline
@@ -130,12 +131,15 @@ def test_the_dataset_tab_compares_every_loaded_model_and_exports_the_report(qtbo
         truth, hit = view.data.targets[scored] == 1, {n: view.data.probabilities[n][scored] >= 0.5 for n in names}
         for r, name in enumerate(names[1:], start=1):
             comparison = next(c for c in found.comparisons if c["b"] == name)
-            assert table.item(r, 2).text().startswith(f"{comparison['delta_mAP']:+.1f} [{comparison['ci95'][0]:+.1f}, ")
+            mAP, delta = table.item(r, 1).text().split("\n")
+            assert mAP == f"{found.report.summary[name]['mAP']:.1f}"
+            assert delta.startswith(f"{comparison['delta_mAP']:+.1f} [{comparison['ci95'][0]:+.1f}, ")
             fixed = int((truth & ~hit[names[0]] & hit[name]).sum())  # counted here, not by the study
             broken = int((truth & hit[names[0]] & ~hit[name]).sum())
-            assert table.item(r, 7).text() == f"{fixed} / {broken}"
-            assert table.item(r, 8).value == pytest.approx(binomtest(fixed, fixed + broken).pvalue if fixed + broken
-                                                           else 1.0)
+            labels = table.item(r, 4).data(Qt.ItemDataRole.UserRole)
+            assert (labels["fixed"], labels["broken"]) == (fixed, broken)
+            assert table.item(r, 4).text().startswith(f"{fixed} / {broken}\np = ")
+            assert labels["p"] == pytest.approx(binomtest(fixed, fixed + broken).pvalue if fixed + broken else 1.0)
             # per class: the error bars span exactly the study's intervals, one bar per class with an interval
             bars = view.class_bars[name].opts
             rows = [(k, row) for k, row in enumerate(found.per_class) if row["ci95"][name][0] == row["ci95"][name][0]]
@@ -152,8 +156,8 @@ def test_the_dataset_tab_compares_every_loaded_model_and_exports_the_report(qtbo
                                 for k, row in enumerate(found.per_class))
         per_class = view.per_class
         header = [per_class.horizontalHeaderItem(c).text() for c in range(per_class.columnCount())]
-        assert header[2:5] == [f"AP {n}" for n in names] and header[5:] == [
-            f"Δ AP {names[1]}", f"95% {names[1]}", f"Δ AP {names[2]}", f"95% {names[2]}"]
+        assert header[2:5] == [f"AP\n{n}" for n in names] and header[5:] == [
+            f"Δ AP\n{names[1]}", f"95%\n{names[1]}", f"Δ AP\n{names[2]}", f"95%\n{names[2]}"]
         marked = {per_class.item(r, 0).text() for r in range(per_class.rowCount())
                   if per_class.item(r, 6).text().endswith("≈0")}
         assert marked == {row["label"] for row in found.per_class if row["spans_zero"][names[1]]}
@@ -186,6 +190,6 @@ def test_the_dataset_tab_compares_every_loaded_model_and_exports_the_report(qtbo
         view.reference_box.setCurrentIndex(2)  # another reference: compared again, no pass
         with qtbot.waitSignal(view.report_ready, timeout=60000):
             view.reference_box.activated.emit(2)
-        assert table.item(2, 0).text() == names[2] + "  (reference)" and view.study.reference == names[2]
+        assert table.item(2, 0).text() == names[2] + "\n(reference)" and view.study.reference == names[2]
     finally:
         view.shutdown()
