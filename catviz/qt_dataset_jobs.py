@@ -32,13 +32,18 @@ PASS = ("dataset pass",)
 ANALYSIS = ("dataset analysis",)
 
 
-def analyse(data: ReportInput, reference: str, pair: tuple[str, str], threshold: float) -> tuple[Study, Report]:
-    """Worker side: every model of ``data`` against ``reference`` (keys are the models' names)
-    and the two-model report of ``pair`` (the left and the right panel's models; its
-    intervals are the study's when the left one is the reference)."""
+def analyse(data: ReportInput, reference: str, pair: tuple[str, str],
+            threshold: float) -> tuple[Study | None, Report]:
+    """Worker side: every model of ``data`` against ``reference`` (keys are the models' names;
+    None when no image was scored, e.g. a pass cancelled at once) and the two-model report of
+    ``pair`` (the left and the right panel's models; its intervals are the study's when the
+    left one is the reference)."""
+    pair_data = rekey(data, dict(zip(ROLES, pair, strict=True)))
+    if not data.scored.any():
+        return None, report_with_intervals(pair_data, threshold)
     found = build_study(data, {name: name for name in data.probabilities}, reference, threshold=threshold)
-    return found, report_with_intervals(rekey(data, dict(zip(ROLES, pair, strict=True))), threshold,
-                                        found=found if pair[0] == reference else None, other=pair[1])
+    return found, report_with_intervals(pair_data, threshold, found=found if pair[0] == reference else None,
+                                        other=pair[1])
 
 
 class DatasetController(QObject):
@@ -214,13 +219,13 @@ class DatasetController(QObject):
         d = self.dataset
         results, data, found, report = outcome if outcome is not None else (None, None, None, None)
         d.run_ended(results, data)
-        if found is not None:
+        if report is not None:
             self._show(found, report, pair, asked)
         if d.rerun:
             d.rerun = False
             self.run()
         elif d.report is not None and (d.report.threshold != self.state.settings.threshold
-                                       or d.study.reference != self.reference()
+                                       or (d.study is not None and d.study.reference != self.reference())
                                        or self.shown_pair != self.pair()):  # changed while it ran
             self._analyse()
 
@@ -228,10 +233,11 @@ class DatasetController(QObject):
     shown_pair: tuple[str, str] | None = None  # the names of the models the two-model report compares
     _asked = 0  # comparisons asked for: only the latest one's outcome is shown
 
-    def _show(self, found: Study, report: Report, pair: tuple[str, str] | None, asked: int) -> None:
+    def _show(self, found: Study | None, report: Report, pair: tuple[str, str] | None, asked: int) -> None:
         if asked == self._asked:
             self.shown_pair = pair
-            self.dataset.set_study(found)
+            if found is not None:
+                self.dataset.set_study(found)
             self.dataset.set_report(report)
 
     def _analyse(self) -> None:

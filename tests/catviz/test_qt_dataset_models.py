@@ -62,6 +62,14 @@ def test_three_models_load_and_either_panel_shows_any_of_them(qtbot, window, thr
     assert "Baseline: cat_tiny (cat_seed1), CAT: cat_tiny (cat) (3 loaded)" in window.device_label.text()
     qtbot.waitUntil(lambda: state.result("baseline") is not None and state.result("cat") is not None, timeout=30000)
 
+    menu.slot_actions["cat"][0].trigger()  # the baseline in the right panel: every tab draws it
+    assert state.models["cat"] is state.loaded[0]
+    qtbot.waitUntil(lambda: state.result("cat") is not None, timeout=30000)
+    for tab in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(tab)
+        qtbot.wait(50)
+    window.tabs.setCurrentIndex(0)
+
     menu.unload_actions[0].trigger()  # Models ▸ Unload ▸ the baseline
     qtbot.waitUntil(lambda: len(menu.slot_actions["cat"]) == 2, timeout=10000)
     assert [m.path for m in state.loaded] == three[1:]
