@@ -96,6 +96,12 @@ def build_export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", choices=("shared", "each"), default="shared",
                         help="shared: one zero-centred scale per image for baseline and CAT (default); each: one per map")
     parser.add_argument("--opacity", type=float, default=0.75, help="the most opaque a map gets, in (0, 1]")
+    parser.add_argument("--difference", action="store_true",
+                        help="a third row per image: CAT - baseline of each label's complete CAM on the input pixels "
+                        "(its mean plus the difference of the offsets is the logit difference); --method CAM only")
+    parser.add_argument("--show-small-values", action="store_true",
+                        help="draw every non-zero value of a signed map visibly (the captions say how much of a map's "
+                        "|mass| is drawn below 10%% opacity without it)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     return parser
 
@@ -106,6 +112,9 @@ def _check_export_args(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"--threshold must be a number in (0, 1), not {args.threshold}")
     if not (math.isfinite(args.opacity) and 0 < args.opacity <= 1):
         parser.error(f"--opacity must be a number in (0, 1], not {args.opacity}")
+    if args.difference and args.method != CAM:
+        parser.error(f"--difference compares complete CAMs (--method CAM), not {args.method} maps: they have no "
+                     "offset and logit to add up to")
     out = args.out
     problem = output_path_problem(out)  # first: a name too long makes even exists() fail
     if problem:
@@ -147,6 +156,8 @@ def export_main(argv: list[str]) -> int:
     checkpoints, paths, truth = _sources(args)
     if not checkpoints:
         parser.error("give --baseline and/or --cat, or --demo")
+    if args.difference and len(checkpoints) < 2:
+        parser.error("--difference needs both models: give --baseline and --cat")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         parser.error(f"no such file or folder: {', '.join(missing)}")
@@ -223,7 +234,8 @@ def export_main(argv: list[str]) -> int:
             continue
         drawn = figure.render_figure(rows, class_names, args.threshold, args.opacity, args.colormap, args.method,
                                      shared_scale=args.scale == "shared",
-                                     depth=args.depth if args.method == CAM else None)
+                                     depth=args.depth if args.method == CAM else None,
+                                     difference=args.difference, small_values=args.show_small_values)
         if out.exists() and not args.overwrite:  # appeared while we worked: still never replaced
             print(f"catviz export: {out} appeared meanwhile; not replaced (pass --overwrite)", file=sys.stderr)
             return 1
@@ -262,7 +274,8 @@ def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: l
     """One image's row: decoded at display size, then kept only as a thumbnail and small maps."""
     image = load_image(path)
     results = {role: replace(inference.run_model(m, image), attention={}) for role, m in loaded.items()}
-    row = figure.FigureRow(path.name, figure.thumbnail(image), results, truth)
+    row = figure.FigureRow(path.name, figure.thumbnail(image), results, truth,
+                           input_size=max(m.meta.input_size for m in loaded.values()))
     if args.method != CAM or args.depth != "tokens":  # token-depth CAMs came with the forward pass
         for label in figure.labels_to_show(row, class_names, args.threshold):
             for role, m in loaded.items():
