@@ -11,6 +11,11 @@ the reference, ``cat`` = the other): ``summary.json``, ``per_class.json``,
 ``by_size.json``, ``images.json`` (every scored image ranked by the gain) and, in the page,
 per-class AP deltas, the size buckets and the 20 largest gains and losses with both
 models' class activation maps. Definitions: :mod:`catviz.dataset_report`.
+
+Under ``torchrun --nproc_per_node K -m catviz.eval_cli ... --compare`` each process runs
+the pass and the explanations over one shard of the images (gloo on CPUs, NCCL on GPUs;
+:mod:`catviz.dataset_shards`), all with the one results cache; rank 0 gathers them and
+alone checks the report folder and writes the report, with the numbers of one process.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from catviz.models.checkpoint import TEMP_SUFFIX, CheckpointError, read_meta
 from catviz.models.device import resolve_device
 from catviz.models.preprocess import ImageLoadError, load_image, preprocess
 from catviz.train_cli.data import DatasetError
+from catviz.train_cli.distributed import DistInfo, env_info, gather_to_main, init_distributed
 from catviz.train_cli.errors import RunError, UsageError, check_output_path, int_range, range_text
 from catviz.train_cli.evaluate import format_table, row_names
 
@@ -49,6 +55,7 @@ from .dataset_report import (
     report_json,
 )
 from .dataset_results import Progress, file_sha256, report_input, run_dataset
+from .dataset_shards import GATHER_TIMEOUT, merge_shards, run_shard
 from .dataset_source import open_dataset
 from .explain_study import explain_models
 from .figure import colour_bar
@@ -113,6 +120,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         seen[resolved] = path
     if args.report is None:
         raise UsageError("--compare needs --report DIR")
+    if not env_info().is_main:  # under torchrun rank 0 alone writes the report, and checks its folder
+        return
     check_output_path(args.report, "--report", folder=True)
     if args.report.exists() and not args.report.is_dir():
         raise UsageError(f"--report {args.report}: exists and is not a folder")
@@ -131,16 +140,27 @@ def run(args: argparse.Namespace) -> int:
     """Run every model over the split (cached, see ``catviz.dataset_results``), compare each
     with the reference (:mod:`catviz.study`) and write the report."""
     device = resolve_device(args.device)
+    info = init_distributed(device, GATHER_TIMEOUT)  # under torchrun: this process's shard, rank 0 writes
+    try:
+        return _run(args, device, info)
+    finally:
+        if info.enabled:
+            torch.distributed.destroy_process_group()
+
+
+def _run(args: argparse.Namespace, device: torch.device, info: DistInfo) -> int:
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
     loaded = [inference.load_model(path, device) for path in args.checkpoints]
     names = row_names([m.meta.model for m in loaded], [m.path for m in loaded])
     reference = _reference(args.reference, loaded, names)
     _refuse_duplicates_and_other_labels(loaded, reference)
     if len(loaded) == 2:  # the two-model report's columns: "baseline" (the reference) and "cat"
         keys = ["baseline" if k == reference else "cat" for k in range(2)]
-        if reference == 1 and args.reference is None:
+        if info.is_main and reference == 1 and args.reference is None:  # said once, by rank 0
             print(f"catviz-eval: {loaded[0].path} is the CAT model and {loaded[1].path} the baseline "
                   "(taken from their metadata)", file=sys.stderr)
-        elif {role_of(m.meta) for m in loaded} != {"baseline", "cat"}:  # e.g. an ablation against CAT: said
+        elif info.is_main and {role_of(m.meta) for m in loaded} != {"baseline", "cat"}:  # e.g. an ablation: said
             print(f"catviz-eval: {loaded[reference].path} takes the 'baseline' column (the reference) and "
                   f"{loaded[1 - reference].path} the 'cat' column", file=sys.stderr)
     else:
@@ -155,10 +175,20 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(p: Progress) -> None:
         if not bars:
-            bars.append(tqdm(total=p.total, desc="compare", unit="img", leave=False))
+            desc = f"compare (shard 1 of {info.world_size})" if info.enabled else "compare"
+            bars.append(tqdm(total=p.total, desc=desc, unit="img", leave=False))
         bars[0].update(p.done - bars[0].n)
 
-    results = run_dataset(source, models, args.batch_size, args.workers, progress=progress)
+    explained = None
+    if info.enabled:
+        shard = run_shard(source, models, info, args.batch_size, args.workers, not args.no_explanations,
+                          progress if info.is_main else None)
+        shards = gather_to_main(shard, info, GATHER_TIMEOUT)
+        if not info.is_main:
+            return 0
+        results, explained = merge_shards(source, shards)
+    else:
+        results = run_dataset(source, models, args.batch_size, args.workers, progress=progress)
     for bar in bars:
         bar.close()
     data = report_input(results)
@@ -167,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
                        "decoded); nothing written")
     try:
         found, files = export_report(args.report, results, data, models, titles, keys[reference], args.bootstrap,
-                                     args.seed, not args.no_explanations, args.batch_size, args.workers)
+                                     args.seed, not args.no_explanations, args.batch_size, args.workers,
+                                     explained=explained)
     except OSError as err:
         raise RunError(f"cannot write the report into {args.report}: {err.strerror or err}") from err
     report = found.report
@@ -184,20 +215,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nscored on the {source.split.name} split: {len(report.images)} of {len(data.paths)} images" +
           (f" (the first {len(data.paths)}, --limit-images {args.limit_images})" if args.limit_images else "") +
           (f"; {len(report.failed)} could not be decoded (unreadable images, listed in report.json)" if report.failed else "") +
-          (f"; {results.computed} computed, the rest from the cache" if results.computed < len(data.paths) else ""))
+          (f"; {results.computed} computed, the rest from the cache" if results.computed < len(data.paths) else "") +
+          (f"; {info.world_size} processes, each a shard of the images" if info.enabled else ""))
     print(f"report written to {args.report}/ ({', '.join(files)})")
     return 0
 
 
 def export_report(folder: Path, results, data: ReportInput, models: dict, titles: dict[str, str], reference: str,
                   resamples: int = stats.RESAMPLES, seed: int = stats.SEED, explain: bool = True, batch_size: int = 32,
-                  workers: int = 0, threshold: float = 0.5) -> tuple[study.Study, tuple[str, ...]]:
+                  workers: int = 0, threshold: float = 0.5,
+                  explained: dict[str, study.ExplanationPairs] | None = None) -> tuple[study.Study, tuple[str, ...]]:
     """The study of a finished pass (``results``, ``data``) written into ``folder``: what
-    ``--compare --report`` and the app's Dataset tab (Write report…) both write."""
+    ``--compare --report`` and the app's Dataset tab (Write report…) both write. ``explained``:
+    the scored images' explanation pairs when already computed (the shards of a torchrun pass)."""
     found = study.build_study(data, titles, reference, resamples, seed, threshold)
     explanations = None
     if explain:
-        explained = explain_models(results.source, models, found.report.images, results.sizes, batch_size, workers)
+        if explained is None:
+            explained = explain_models(results.source, models, found.report.images, results.sizes, batch_size,
+                                       workers)
         explanations = study.aggregate_explanations(explained, titles, reference, found.report, resamples, seed)
     described = [{"checkpoint": str(m.path), "sha256": results.scores[k].sha256, "model": m.meta.model}
                  for k, m in models.items()]

@@ -17,6 +17,7 @@ from catviz.models.checkpoint import CheckpointError
 from catviz.models.preprocess import ImageLoadError
 from catviz.train_cli import evaluate
 from catviz.train_cli.data import DatasetError
+from catviz.train_cli.distributed import env_info
 from catviz.train_cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -73,6 +74,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Na
     """(args, the job's ``run``), every flag checked before any work: argparse exits 2 on a
     malformed one, the checks raise :class:`UsageError`."""
     args = parser.parse_args(argv)
+    if env_info().enabled and not getattr(args, "compare", False):
+        raise UsageError("under torchrun only --compare splits its pass over the processes; run this job in one "
+                         "process")
     if args.faithfulness:
         from . import faithfulness
 

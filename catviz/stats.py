@@ -53,30 +53,40 @@ def _harmonic(n: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
 
 
+def by_image(counts: np.ndarray) -> np.ndarray:
+    """``counts`` (R, n) as (n, R), contiguous, in the smallest type that holds them (uint8
+    unless an image is drawn 256 times): the layout :func:`average_precision_sets` gathers
+    images from (one image's draws are one contiguous row). Make it once per draw."""
+    dtype = np.uint8 if not counts.size or counts.max() <= np.iinfo(np.uint8).max else np.int32
+    return np.ascontiguousarray(counts.T, dtype=dtype)
+
+
 def average_precision_counts(scores: np.ndarray, positive: np.ndarray, keep: np.ndarray,
-                             counts: np.ndarray) -> np.ndarray:
+                             counts: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
     """Non-interpolated AP of one label (as ``train_cli.metrics.average_precision``) in each resample.
 
     ``scores, positive, keep``: (n,) over the images; only ``keep`` images count (e.g. not
-    difficult). ``counts``: (R, n) from :func:`bootstrap_counts`. NaN where a resample has
-    no positive. See :func:`average_precision_sets`.
+    difficult). ``counts``: (R, n) from :func:`bootstrap_counts`; ``drawn``: its
+    :func:`by_image` when made already. NaN where a resample has no positive. See
+    :func:`average_precision_sets`.
     """
     keep = np.asarray(keep, bool)
     hits = np.asarray(positive, bool) & keep
-    return average_precision_sets(scores, [hits], keep & ~hits, counts)[:, 0]
+    return average_precision_sets(scores, [hits], keep & ~hits, counts, drawn)[:, 0]
 
 
 def average_precision_sets(scores: np.ndarray, positives: list[np.ndarray], negative: np.ndarray,
-                           counts: np.ndarray) -> np.ndarray:
+                           counts: np.ndarray, drawn: np.ndarray | None = None) -> np.ndarray:
     """(R, S): in each resample, the AP of each set of positives (``positives[s]``, (n,) bool)
     against the same ``negative`` images, one ranking by ``scores`` (e.g. a label's AP over
     all its positives and over those of each object-size bucket, at the cost of about one).
+    ``drawn``: ``by_image(counts)`` when made already (once for many calls).
 
     Image i drawn c times at a place where N kept images (TP of them positive) rank above
     it contributes, if positive, ``sum_{j=1..c} (TP + j) / (N + j) = c - (N - TP) (H[N + c] - H[N])``
-    to the sum of precisions at the hits; ``N - TP`` is the negatives drawn above it, one
-    cumulative sum over the negatives shared by every set, and the set's own positives are
-    few: the work is one pass over (R, negatives) per call, not one per set.
+    to the sum of precisions at the hits; ``N - TP`` is the negatives drawn above it. Those
+    are summed in one pass over the negatives' draws in ranking order, per run of negatives
+    between two positives (shared by every set); the rest is over the positives only.
     """
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
     negative = np.asarray(negative, bool)[order]
@@ -86,32 +96,40 @@ def average_precision_sets(scores: np.ndarray, positives: list[np.ndarray], nega
     used = [s for s in sets if len(s)]
     if not used or not len(counts):
         return result
+    drawn = by_image(counts) if drawn is None else drawn
     places = np.unique(np.concatenate(used))
-    negatives, before = order[negative], below[places]  # negatives above each positive place
-    total = int(counts.sum(1).max())
-    harmonic = _harmonic(total)
+    before = below[places]  # negatives ranked above each positive place
+    ends = np.unique(before[before > 0])  # where a run of negatives ends (ranking order)
+    run = np.searchsorted(ends, before)  # the run ending just above each place (ends[run] == before)
+    negatives = order[negative][: ends[-1] if len(ends) else 0]  # none below the last positive is needed
+    harmonic = _harmonic(int(counts.sum(1).max()))
     for start in range(0, len(counts), _CHUNK):
-        chunk = counts[start : start + _CHUNK]
-        drawn = np.zeros((len(chunk), len(negatives) + 1), np.int64)
-        np.cumsum(chunk[:, negatives], axis=1, out=drawn[:, 1:])
-        neg_above = drawn[:, before]  # (r, positives of any set)
+        columns = slice(start, start + _CHUNK)
+        neg_above = np.zeros((len(places), min(_CHUNK, len(counts) - start)), np.int64)
+        if len(ends):
+            runs = np.add.reduceat(drawn[negatives, columns], np.concatenate([[0], ends[:-1]]), axis=0, dtype=np.int64)
+            sums = np.cumsum(runs, axis=0)  # negatives drawn above the end of each run
+            neg_above[before > 0] = sums[run[before > 0]]
         for s, places_s in enumerate(sets):
             if not len(places_s):
                 continue
             k = np.searchsorted(places, places_s)
-            w = chunk[:, order[places_s]].astype(np.int64)
-            above = neg_above[:, k] + np.cumsum(w, 1) - w
-            gained = w - neg_above[:, k] * (harmonic[above + w] - harmonic[above])
-            hits = w.sum(1)
+            w = drawn[order[places_s], columns].astype(np.int64)  # (positives, r)
+            above = neg_above[k] + np.cumsum(w, 0) - w
+            gained = w - neg_above[k] * (harmonic[above + w] - harmonic[above])
+            hits = w.sum(0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                result[start : start + len(chunk), s] = np.where(hits > 0, gained.sum(1) / hits, np.nan)
+                result[columns, s] = np.where(hits > 0, gained.sum(0) / hits, np.nan)
     return result
 
 
-def mean_ap_counts(scores: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mean_ap_counts(scores: np.ndarray, targets: np.ndarray, counts: np.ndarray,
+                   drawn: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(per-label AP (R, L), mAP (R,)) in percent, per resample; labels without a positive
-    in a resample are left out of its mAP, as ``multilabel_metrics`` does."""
-    aps = np.stack([average_precision_counts(scores[:, c], targets[:, c] == 1, targets[:, c] != -1, counts)
+    in a resample are left out of its mAP, as ``multilabel_metrics`` does. ``drawn``: as
+    :func:`average_precision_sets`."""
+    drawn = by_image(counts) if drawn is None else drawn
+    aps = np.stack([average_precision_counts(scores[:, c], targets[:, c] == 1, targets[:, c] != -1, counts, drawn)
                     for c in range(scores.shape[1])], axis=1) * 100 if scores.shape[1] else np.zeros((len(counts), 0))
     found = np.isfinite(aps)
     m = np.where(found.any(1), np.where(found, aps, 0).sum(1) / np.maximum(found.sum(1), 1), np.nan)
@@ -142,8 +160,9 @@ def _f1(p: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def weighted_mean_counts(sums: np.ndarray, numbers: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """A mean over pairs grouped by image (``sums[i]``: the image's summed values,
-    ``numbers[i]``: its pairs) in each resample; NaN where a resample draws no pair."""
-    w = counts.astype(np.float64)
+    ``numbers[i]``: its pairs) in each resample; NaN where a resample draws no pair.
+    ``counts`` given as float64 already is not copied (for many means over one draw)."""
+    w = np.asarray(counts, np.float64)
     total = w @ np.asarray(numbers, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (w @ np.asarray(sums, np.float64)) / np.where(total > 0, total, 1), np.nan)

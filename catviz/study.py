@@ -61,9 +61,10 @@ def build_study(data: ReportInput, names: dict[str, str], reference: str, resamp
     targets = data.targets[scored]
     probs = {key: data.probabilities[key][scored].astype(np.float64) for key in names}
     counts = stats.bootstrap_counts(len(scored), resamples, seed)
+    drawn = stats.by_image(counts)  # made once: every AP below gathers images from it
     aps, maps, f1s = {}, {}, {}
     for key, p in probs.items():
-        aps[key], maps[key] = stats.mean_ap_counts(p, targets, counts)
+        aps[key], maps[key] = stats.mean_ap_counts(p, targets, counts, drawn)
         f1s[key] = stats.f1_counts(p >= threshold, targets, counts)
     positives, counted = targets == 1, targets != -1
     hit = {key: p >= threshold for key, p in probs.items()}
@@ -107,20 +108,20 @@ def build_study(data: ReportInput, names: dict[str, str], reference: str, resamp
             row["ci95"][names[key]], row["spans_zero"][names[key]] = ci, stats.spans_zero(ci)
         per_class.append(row)
 
-    by_size = _by_size(data, report, names, ref, probs, targets, counts)
+    by_size = _by_size(data, report, names, ref, probs, targets, counts, drawn)
     levels = {}
     for key in names:
         level_logits = data.level_logits.get(key, {})
         levels[key] = {}
         if len(level_logits) > 1:
             for lv, logits in level_logits.items():
-                _, m = stats.mean_ap_counts(logits[scored].astype(np.float64), targets, counts)
+                _, m = stats.mean_ap_counts(logits[scored].astype(np.float64), targets, counts, drawn)
                 levels[key][lv] = {"mAP": report.summary[key].get("levels", {}).get(lv, float("nan")), "ci95": _ci(m)}
     return Study(dict(names), ref, resamples, seed, report, comparisons, per_class, by_size, levels, fixed, broken)
 
 
 def _by_size(data: ReportInput, report: Report, names: dict[str, str], ref: str, probs: dict[str, np.ndarray],
-             targets: np.ndarray, counts: np.ndarray) -> dict[str, list[dict]]:
+             targets: np.ndarray, counts: np.ndarray, drawn: np.ndarray) -> dict[str, list[dict]]:
     """The report's size buckets, each with every model's AP and recall and ΔAP [interval]."""
     scored = report.images
     positives = targets == 1
@@ -136,7 +137,7 @@ def _by_size(data: ReportInput, report: Report, names: dict[str, str], ref: str,
         wanted = [g for g, mask in enumerate(in_buckets) if mask[:, c].any()]
         for key, p in probs.items() if wanted else ():
             aps[key][wanted, :, c] = stats.average_precision_sets(
-                p[:, c], [in_buckets[g][:, c] for g in wanted], targets[:, c] == 0, counts).T
+                p[:, c], [in_buckets[g][:, c] for g in wanted], targets[:, c] == 0, counts, drawn).T
     result: dict[str, list[dict]] = {kind: [] for kind in report.by_size}
     for g, (kind, j, _) in enumerate(groups):
         row = report.by_size[kind][j]
@@ -254,7 +255,7 @@ def aggregate_explanations(explained: dict[str, ExplanationPairs], names: dict[s
     scored = report.images
     position = np.full(len(report.pixel_bucket), -1, np.int64)
     position[scored] = np.arange(len(scored))
-    counts = stats.bootstrap_counts(len(scored), resamples, seed)
+    counts = stats.bootstrap_counts(len(scored), resamples, seed).astype(np.float64)  # once for every mean
     buckets = [name for name, _, _ in PIXEL_BUCKETS] + ["no box"]
     layer_share, evidence, by_class = {}, {}, {}
     finest: dict[str, dict[str, np.ndarray]] = {}
