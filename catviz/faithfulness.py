@@ -3,7 +3,10 @@
 For every image with ground truth and every label present in it, each method's map of
 that label is scored with :mod:`models.faithfulness` (deletion and insertion AUC, ROAD,
 and where the dataset has boxes, the pointing game and the share of positive map mass
-in the label's boxes). The table gives means over the (image, label) pairs.
+in the label's boxes). The table gives means over the (image, label) pairs; a second
+table gives each method's paired difference from the complete CAM at the input pixels
+(the same pairs), with a 95 % interval from a bootstrap over images (every pair of a
+drawn image goes with it). ``--json`` keeps every pair's values as well.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from catviz.models.checkpoint import (
 )
 from catviz.models.faithfulness import (
     DEFAULT_STEPS,
+    GRADCAM_ROAD_PERCENTILES,
     auc,
     box_area_share,
     box_mass_share,
     perturbation_curves,
     pointing_game,
-    road_score,
+    road_scores,
 )
 from catviz.models.preprocess import load_image, preprocess
 from catviz.train_cli.data import BOX_COLUMNS, DATASETS, load_split
@@ -50,15 +54,21 @@ from catviz.train_cli.errors import (
 
 from .explain import MapRequest, compute_map
 from .methods import CAM, DEFAULT_DEPTH, DEPTH_TITLES, METHODS, depth_title, method_by_key
+from .stats import RESAMPLES, bootstrap_counts, interval, weighted_mean_counts
 
 #: The largest values the numeric flags take (a value past them is a usage error, exit 2).
 MAX_STEPS = 1000  # --steps, --ig-steps: one model call per step and pair
 MAX_IMAGES = 1_000_000  # --limit-images, --scorecam-limit
 MAX_PERCENTILES = 9  # --road-percentiles: one ROAD pass each
 
-METRICS = ("deletion", "insertion", "road", "pointing", "box_mass", "chance")
+METRICS = ("deletion", "insertion", "road", "road_gradcam", "pointing", "box_mass", "chance")
 HEADERS = {"deletion": "deletion AUC ↓", "insertion": "insertion AUC ↑", "road": "ROAD ↑",
-           "pointing": "pointing ↑", "box_mass": "mass in box ↑", "chance": "(chance)"}  # fmt: skip
+           "road_gradcam": "ROAD 10-90 ↑", "pointing": "pointing ↑", "box_mass": "mass in box ↑",
+           "chance": "(chance)"}  # fmt: skip
+#: The metrics a paired difference is reported for (chance is the boxes', the same for every map).
+PAIRED = tuple(m for m in METRICS if m != "chance")
+#: The row every other is compared with: the complete CAM at the default depth (the input pixels).
+REFERENCE = "cam"
 
 
 def method_keys() -> dict[str, str]:
@@ -124,9 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Integrated Gradients path points, in [1, {MAX_STEPS}] (default 32)")
     parser.add_argument("--road-percentiles", default="20,50,80",
                         help=f"ROAD percentiles, comma-separated, each an integer in [1, 99], at most {MAX_PERCENTILES} "
-                        "(default 20,50,80)")
+                        "(default 20,50,80): the ROAD column")
+    parser.add_argument("--road-gradcam", action="store_true",
+                        help="also the column ROAD 10-90: ROAD at pytorch-grad-cam's default percentiles "
+                        f"({','.join(map(str, GRADCAM_ROAD_PERCENTILES))}); each percentile is imputed once for both "
+                        "columns, but nine cost about three times the default three")
     parser.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0,
-                        help="seed of ROAD's imputation noise, in [0, 2**63 - 1] (default 0)")
+                        help="seed of ROAD's imputation noise and of the bootstrap, in [0, 2**63 - 1] (default 0)")
+    parser.add_argument("--bootstrap", metavar="N", type=int_range(100, 100_000), default=RESAMPLES,
+                        help=f"bootstrap resamples (over images) of the paired differences, in [100, 100000] "
+                        f"(default {RESAMPLES})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -201,8 +218,13 @@ def score(model, image, label: int, saliency: np.ndarray, boxes: np.ndarray | No
     noise is seeded from it, so a method's scores do not depend on which others ran."""
     curves = perturbation_curves(model, image, label, saliency, args.steps)
     torch.manual_seed(zlib.crc32(f"{args.seed}/{key}".encode()))
+    wanted = tuple(args.road_percentiles) + (GRADCAM_ROAD_PERCENTILES if getattr(args, "road_gradcam", False) else ())
+    road = road_scores(model, image, label, saliency, tuple(sorted(set(wanted))))  # each percentile imputed once
     row = {"deletion": auc(curves["deletion"]), "insertion": auc(curves["insertion"]),
-           "road": road_score(model, image, label, saliency, args.road_percentiles)}  # fmt: skip
+           "road": float(np.mean([road[p] for p in args.road_percentiles]))}  # fmt: skip
+    if getattr(args, "road_gradcam", False):
+        row["road_gradcam"] = float(np.mean([road[p] for p in GRADCAM_ROAD_PERCENTILES]))
+    row |= {f"road@{p}": value for p, value in road.items()}
     if boxes is not None:
         row["pointing"] = float(pointing_game(saliency, boxes))
         row["box_mass"] = box_mass_share(saliency, boxes)
@@ -211,7 +233,8 @@ def score(model, image, label: int, saliency: np.ndarray, boxes: np.ndarray | No
 
 
 def evaluate_model(path: str, args, split, samples, device) -> dict[str, dict[str, list[float]]]:
-    """Per method, per metric: the values over (image, label) pairs."""
+    """Per method, per metric: the values over (image, label) pairs, in the order of
+    :func:`pairs_of` (NaN where a metric does not apply to a pair)."""
     model, meta = load_checkpoint(path, device)
     model.eval()
     if meta.class_names != split.class_names:
@@ -220,7 +243,8 @@ def evaluate_model(path: str, args, split, samples, device) -> dict[str, dict[st
             f"which differ from the dataset's {len(split.class_names)}"
         )
     explainer = Explainer(model, meta, args.ig_steps)
-    values: dict[str, dict[str, list[float]]] = {m: {k: [] for k in METRICS} for m in args.methods}
+    values: dict[str, dict[str, list[float]]] = {m: {} for m in args.methods}
+    done = 0
     for index, sample in enumerate(tqdm(samples, desc=Path(path).stem, leave=False)):
         raw = load_image(sample.path)
         image = preprocess(raw, meta.input_size, meta.mean, meta.std).to(device)
@@ -234,12 +258,39 @@ def evaluate_model(path: str, args, split, samples, device) -> dict[str, dict[st
             for method, per_label in maps.items():
                 key = f"{sample.path.name}/{label}/{method}"
                 for metric, value in score(model, image, label, per_label[i], label_boxes, args, key).items():
-                    values[method][metric].append(value)
+                    column = values[method].setdefault(metric, [])
+                    column.extend([float("nan")] * (done - len(column)))  # a pair it did not apply to
+                    column.append(value)
+            done += 1
+    for columns in values.values():
+        for column in columns.values():
+            column.extend([float("nan")] * (done - len(column)))
     return values
+
+
+def pairs_of(samples) -> list[tuple[int, int]]:
+    """The (image index, label) pairs scored, in order: each image's present labels."""
+    return [(i, int(label)) for i, sample in enumerate(samples) for label in np.flatnonzero(sample.target == 1)]
 
 
 #: The box columns (train_cli.data.BOX_COLUMNS) of a box's corners: x0, y0, x1, y1.
 CORNERS = [BOX_COLUMNS.index(c) for c in ("x0", "y0", "x1", "y1")]
+
+
+def paired_difference(values: list[float], reference: list[float], images: list[int], resamples: int = RESAMPLES,
+                      seed: int = 0) -> dict[str, float | int | None]:
+    """Mean of ``values - reference`` over the pairs where both are finite, with the 95 %
+    percentile interval of a bootstrap over images (``images[k]``: pair k's image; an image
+    drawn brings all its pairs, so pairs of one image are not counted as independent)."""
+    diff = np.asarray(values, np.float64) - np.asarray(reference, np.float64)
+    keep = np.isfinite(diff)
+    if not keep.any():
+        return {"mean": None, "low": None, "high": None, "n": 0, "images": 0}
+    ids, image = np.unique(np.asarray(images)[keep], return_inverse=True)
+    sums = np.bincount(image, weights=diff[keep], minlength=len(ids))
+    numbers = np.bincount(image, minlength=len(ids))
+    low, high = interval(weighted_mean_counts(sums, numbers, bootstrap_counts(len(ids), resamples, seed)))
+    return {"mean": float(diff[keep].mean()), "low": low, "high": high, "n": int(keep.sum()), "images": len(ids)}
 
 
 def summarise(values: list[float]) -> dict[str, float | int]:
@@ -251,14 +302,34 @@ def summarise(values: list[float]) -> dict[str, float | int]:
 
 
 def format_table(results: list[dict]) -> str:
-    columns = [m for m in METRICS if any(r[m]["n"] for r in results)]
+    columns = [m for m in METRICS if any(r.get(m, {}).get("n") for r in results)]
     names = {r["method"]: row_name(r["method"]) for r in results}
     width = max(len(f"{r['model']} / {names[r['method']]}") for r in results) + 2
     lines = [f"{'model / method':<{width}}{'pairs':>6}" + "".join(f"{HEADERS[c]:>16}" for c in columns)]
     for r in results:
         name = f"{r['model']} / {names[r['method']]}"
-        cells = "".join(f"{r[c]['mean']:>16.3f}" if r[c]["n"] else f"{'-':>16}" for c in columns)
+        cells = "".join(f"{r[c]['mean']:>16.3f}" if r.get(c, {}).get("n") else f"{'-':>16}" for c in columns)
         lines.append(f"{name:<{width}}{r['deletion']['n']:>6}" + cells)
+    return "\n".join(lines)
+
+
+def format_paired(results: list[dict]) -> str:
+    """The paired differences from the reference row, mean [95 % interval], or "" without one."""
+    rows = [r for r in results if r.get("paired")]
+    if not rows:
+        return ""
+    columns = [m for m in PAIRED if any(r["paired"].get(m, {}).get("n") for r in rows)]
+    names = {r["method"]: row_name(r["method"]) for r in rows}
+    width = max(len(f"{r['model']} / {names[r['method']]}") for r in rows) + 2
+    lines = [f"paired difference from {row_name(REFERENCE)}, mean [95 % bootstrap interval over images]; "
+             "deletion: lower is better, the others: higher",
+             f"{'model / method':<{width}}" + "".join(f"{HEADERS[c].rstrip(' ↑↓'):>26}" for c in columns)]
+    for r in rows:
+        cells = ""
+        for c in columns:
+            d = r["paired"].get(c, {})
+            cells += f"{d['mean']:>+9.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d.get("n") else f"{'-':>26}"
+        lines.append(f"{r['model'] + ' / ' + names[r['method']]:<{width}}" + cells)
     return "\n".join(lines)
 
 
@@ -266,7 +337,7 @@ def left_out_line(results: list[dict]) -> str:
     """Which metrics were left out or scored on fewer pairs, and why (boxes are optional:
     the pointing game and the mass in the box need them), or ``""``."""
     pairs = max((r["deletion"]["n"] for r in results), default=0)
-    boxed = max((r["pointing"]["n"] for r in results), default=0)
+    boxed = max((r.get("pointing", {}).get("n", 0) for r in results), default=0)
     if not pairs or boxed == pairs:
         return ""
     if not boxed:
@@ -283,18 +354,30 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.checkpoints[0]} does not say which dataset it was trained on; pass --dataset")
     val = load_split(dataset, args.data_root, "val")
     samples = [s for s in val.samples if (s.target == 1).any()][: args.limit or None]
+    pairs = pairs_of(samples)
+    images = [i for i, _ in pairs]
     results = []
     for path in args.checkpoints:
         per_method = evaluate_model(path, args, val, samples, device)
         model_name = f"{read_meta(path).model} ({Path(path).stem})"
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        reference = per_method.get(REFERENCE)
         for method, metrics in per_method.items():
-            results.append({"checkpoint": str(path), "sha256": digest, "model": model_name, "method": method,
-                            **{k: summarise(v) for k, v in metrics.items()}})  # fmt: skip
+            row = {"checkpoint": str(path), "sha256": digest, "model": model_name, "method": method,
+                   **{k: summarise(metrics.get(k, [])) for k in METRICS}}  # fmt: skip
+            if reference is not None and method != REFERENCE:
+                row["paired"] = {m: paired_difference(metrics[m], reference[m], images, args.bootstrap, args.seed)
+                                 for m in PAIRED if m in metrics and m in reference}
+            row["per_pair"] = {k: [None if not np.isfinite(x) else round(float(x), 6) for x in v]
+                               for k, v in metrics.items()}
+            results.append(row)
     print(format_table(results))
     left_out = left_out_line(results)
     if left_out:
         print(left_out)
+    paired = format_paired(results)
+    if paired:
+        print(paired)
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else str(v) if k == "device" else v)
                     for k, v in vars(args).items() if k not in ("json", "faithfulness")}  # fmt: skip
@@ -303,7 +386,14 @@ def run(args: argparse.Namespace) -> int:
             "protocol": {"deletion_fill": "0 in normalised space (dataset-mean colour)",
                          "insertion_start": "Gaussian blur, kernel 11, sigma 5",
                          "probability": "sigmoid of the label's logit",
-                         "ig_reference": "black image", "occlusion": "window: input side // 8, stride: window // 2, black fill"},
+                         "road": "pytorch-grad-cam ROADCombined per percentile, noisy linear imputation; road: mean "
+                                 "over settings.road_percentiles, road_gradcam: over 10..90 (grad-cam's default)",
+                         "ig_reference": "black image",
+                         "occlusion": "window: input side // 8, stride: window // 2, black fill (deletion's fill "
+                                      "is the dataset-mean colour: they differ)",
+                         "paired": f"method - {REFERENCE} on the same pairs; 95 % percentile interval of "
+                                   "settings.bootstrap resamples of images (seed settings.seed)"},
+            "pairs": [[samples[i].path.name, label] for i, label in pairs],
             "left_out": left_out or None, "results": results}  # fmt: skip
         try:
             atomic_write(Path(args.json), lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2) + "\n"))

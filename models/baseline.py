@@ -33,6 +33,10 @@ class Baseline(nn.Module):
         (None: the input). ``"s3"``: backbone stage 3 (stride 8), as for CAT."""
         return {"s3": stage_module(self.backbone, 3), "input": None}
 
+    def route_taps(self) -> tuple[nn.Module, tuple[str, ...]]:
+        """The module whose output the level reads, and its source: the backbone's S5 (one route)."""
+        return self.backbone, ("S5",)
+
     def target_layers(self) -> dict[str, nn.Module]:
         """The last stage's module, whose (B, C, h, w) output a gradient CAM explains."""
         trunk = self.backbone

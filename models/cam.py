@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import AttentionBlock
-from .frozen import FrozenPoint
+from .frozen import FrozenPoint, TapReached
 from .outputs import ModelOutput, ModelSpec
 
 EXPLANATION_MARKDOWN = """\
@@ -90,9 +91,9 @@ where it is added (FullGrad's bias terms, Srinivas & Fleuret 2019) and spread ev
 over the input pixels (or the finer cells) of each position's stride block; the
 pooled PMA query belongs to the whole image and is spread over all of it. Positional
 encodings only steer the (frozen) attention weights, so they carry no share. Below the
-tokens the only offset left is the level classifier's own bias. PMA's max over positions
-splits a tie evenly among the tied positions; the backbone's 3×3 max-pool gives a tie
-to the first position of its window (torch's rule).
+tokens the only offset left is the level classifier's own bias. A tied maximum (PMA's
+max over positions, the backbone stem's 3×3 max-pool on a flat region) splits its
+share evenly among the tied positions, so the place never depends on a scan order.
 """
 
 
@@ -107,7 +108,16 @@ class CAMResult:
         logits, level_logits: the forward pass's, (B, L) each.
         offsets: level → (B, L), the part of the level logit no position carries.
         layer_share: level → source layer (``"R5"``, ``"P4"``, ...) or ``"offset"`` →
-            (B, L); the entries of a level sum to its logit.
+            (B, L); the entries of a level sum to its logit. Below the tokens: the cut's
+            tensors (``"S3"`` ... or ``"input"``), ``"biases"`` and ``"offset"``.
+        path_share: level → route → part → (B, L): how much of the level's logit reaches it
+            through each route (the level's sources: ``"R5"``, ``"P4"``, ``"P3"``; the
+            baseline's one ``"S5"``) from each of the depth's tensors (``"S3"``, ``"S4"``,
+            ``"S5"`` at ``"stages"``, ``"input"`` at the pixels ...) and from the biases met
+            on the way (``"biases"``); the fusion blocks' own biases, on no route, are route
+            ``"fusion"``. At the tokens a route's one part is its layer share. A part that
+            cannot reach a route (S3 for R5) is left out. With ``offsets``, the parts sum to
+            the level logit.
     """
 
     maps: dict[str, np.ndarray]
@@ -119,6 +129,7 @@ class CAMResult:
     layer_share: dict[str, dict[str, np.ndarray]]
     depth: str = "tokens"
     labels: tuple[int, ...] | None = None  # the labels on axis 1 (None: all, in order)
+    path_share: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
 
 
 def _require_eval(model: nn.Module) -> None:
@@ -294,7 +305,9 @@ def _select(result: CAMResult, labels: list[int]) -> CAMResult:
         logits=pick(result.logits), level_logits={k: pick(v) for k, v in result.level_logits.items()},
         offsets={k: pick(v) for k, v in result.offsets.items()},
         layer_share={k: {s: pick(v) for s, v in d.items()} for k, d in result.layer_share.items()},
-        depth=result.depth, labels=tuple(labels))
+        depth=result.depth, labels=tuple(labels),
+        path_share={k: {r: {s: pick(v) for s, v in parts.items()} for r, parts in d.items()}
+                    for k, d in result.path_share.items()})
 
 
 def _stride(size: tuple[int, int], grid: tuple[int, int]) -> int:
@@ -320,38 +333,90 @@ def _site_totals(grad: Tensor, token_grids: dict[int, tuple[int, int]]) -> Tenso
     return grad[..., 0].unflatten(1, grid)[:, None]
 
 
+#: Bias sites in modules whose names start so are the fusion blocks' (CAT's ``clf``): on no route.
+FUSION_PREFIX = "clf."
+
+
+def _route_tangents(model: nn.Module, images: Tensor, depth: str, module: nn.Module | None,
+                    tap: nn.Module) -> list[list[Tensor | None]]:
+    """[cut tensor t][route r]: the part of route tensor r (``model.route_taps()``) that is
+    linear in cut tensor t, by forward-mode differentiation at the frozen point (one pass
+    per cut tensor, stopped at the routes). None where t does not reach r."""
+    skip = tuple(model.classifiers.values())
+    tangents: list[list[Tensor | None]] = []
+    t, count = 0, 1
+    while t < count:
+        cuts = {} if module is None else {depth: module}
+        with torch.no_grad(), fwAD.dual_level(), FrozenPoint(model, skip=skip, cuts=cuts, taps={"routes": tap},
+                                                              stop_at="routes", tangent=t) as point:
+            try:
+                model(fwAD.make_dual(images, images) if module is None else images)
+            except TapReached:
+                pass
+            count = 1 if module is None else len(point.cut_outputs[depth])
+            found = [fwAD.unpack_dual(r).tangent for r in point.tap_outputs["routes"]]
+            tangents.append([None if g is None or not g.any() else g.clone() for g in found])
+        t += 1
+    return tangents
+
+
+def _dot(a: Tensor | None, b: Tensor | None) -> Tensor | float:
+    """Σ a · b over every axis but the batch (0 where either is missing)."""
+    return 0.0 if a is None or b is None else (a * b).flatten(1).sum(1)
+
+
 @torch.no_grad()
 def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, ...]) -> CAMResult:
     """Complete CAMs below the tokens, at the frozen point (:mod:`models.frozen`).
 
     For each level and label: one backward pass from the level logit to the depth's cut
-    (its feature maps, or the input) and to every bias probe above it. A cut tensor's
-    credit at a position is ``Σ_c F · ∂logit/∂F``; a bias's credit is spread evenly over
-    the cut grid's cells its own cell covers (a feature cell over its stride block; PMA's
-    pooled query over the whole image); coarser cut tensors are spread the same way onto
-    the finest. The level classifier's bias is the only offset.
+    (its feature maps, or the input), to every bias probe above it and to the route
+    tensors. A cut tensor's credit at a position is ``Σ_c F · ∂logit/∂F``; a bias's credit
+    is spread evenly over the cut grid's cells its own cell covers (a feature cell over its
+    stride block; PMA's pooled query over the whole image); coarser cut tensors are spread
+    the same way onto the finest. The level classifier's bias is the only offset.
+
+    Path share: a route's total is ``Σ route · ∂logit/∂route`` (its layer share at the
+    tokens); the part of it from cut tensor t is ``Σ ∂logit/∂route · J t``, with ``J t`` the
+    frozen map's linear part applied to t (forward mode, :func:`_route_tangents`; needed
+    only where a level has several routes); the rest of the total is the biases met below
+    the route, to which the biases above it on its way (LRD's, for R5) are added.
     """
     spec: ModelSpec = model.spec
     module = model.depth_cuts()[depth]
+    tap, route_names = model.route_taps()
+    tap_is_cut = tap is module  # the cut is the routes themselves (CAT's "fpn")
     size = tuple(images.shape[-2:])
     token_grids = {h * w: (h, w) for h, w in (lvl.grid(*size) for lvl in spec.levels)}
     batch, count = images.shape[0], len(labels)
+    several = any(len(lvl.sources) > 1 for lvl in spec.levels)
+    tangents = _route_tangents(model, images, depth, module, tap) if several and not tap_is_cut else None
     with torch.enable_grad(), FrozenPoint(model, skip=tuple(model.classifiers.values()),
-                                          cuts={} if module is None else {depth: module}) as point:
+                                          cuts={} if module is None else {depth: module},
+                                          taps={} if tap_is_cut else {"routes": tap}) as point:
         x = images.detach().clone().requires_grad_(module is None)
         out = model(x)
         cut = [x] if module is None else point.cut_outputs[depth]
         sites = point.sites_above(None if module is None else depth)
         names = _cut_names(spec, depth, len(cut))
+        routes = cut if tap_is_cut else point.tap_outputs["routes"]
+        if tap_is_cut:  # the routes are the cut: each is its own linear part
+            tangents = [[r if k == t else None for k, r in enumerate(routes)] for t in range(len(routes))]
+        tap_order = point.cut_order[depth] if tap_is_cut else point.tap_order["routes"]
         grid = max((tuple(t.shape[-2:]) for t in cut), key=lambda g: g[0] * g[1])
         grid_stride = _stride(size, grid)
-        inputs = [*cut, *(site.probe for site in sites)]
+        probes = [site.probe for site in sites]
         maps: dict[str, Tensor] = {}
         layer_share: dict[str, dict[str, Tensor]] = {}
+        path_share: dict[str, dict[str, dict[str, Tensor]]] = {}
         for lvl in spec.levels:
             level_logit = out.level_logits[lvl.name]
+            index = [route_names.index(source) for source in lvl.sources]
+            taps = [] if tap_is_cut else [routes[i] for i in index]
+            inputs = [*cut, *probes, *taps]
             totals = x.new_zeros(batch, count, *grid)
             parts = {name: x.new_zeros(batch, count) for name in (*names, "biases")}
+            paths = {source: {} for source in lvl.sources}
             for j, label in enumerate(labels):
                 grads = torch.autograd.grad(level_logit[:, label].sum(), inputs, retain_graph=True, allow_unused=True)
                 for name, tensor, grad in zip(names, cut, grads, strict=False):
@@ -361,18 +426,39 @@ def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, 
                     parts[name][:, j] = credit.sum((1, 2, 3))
                     totals[:, j] += _carry(credit, grid, _stride(size, credit.shape[-2:]) // grid_stride)[:, 0]
                 by_grid: dict[tuple[int, int], Tensor] = {}
-                for grad in grads[len(cut):]:
+                above: dict[str, Tensor | float] = {}
+                for site, grad in zip(sites, grads[len(cut):len(cut) + len(sites)], strict=True):
                     if grad is not None:
                         credit = _site_totals(grad, token_grids)
                         key = tuple(credit.shape[-2:])
                         by_grid[key] = by_grid[key] + credit if key in by_grid else credit
+                        if site.order > tap_order:  # above the routes: the fusion's, or on the upper route (LRD)
+                            route = "fusion" if site.module.startswith(FUSION_PREFIX) else lvl.sources[0]
+                            above[route] = above.get(route, 0.0) + credit.sum((1, 2, 3))
                 for key, credit in by_grid.items():
                     parts["biases"][:, j] += credit.sum((1, 2, 3))
                     ratio = _stride(size, key) // grid_stride if key != (1, 1) else max(grid)
                     totals[:, j] += _carry(credit, grid, ratio)[:, 0]
+                route_grads = [grads[i] for i in index] if tap_is_cut else grads[len(cut) + len(sites):]
+                for source, i, a in zip(lvl.sources, index, route_grads, strict=True):
+                    total = _dot(a, routes[i])
+                    linear = {}
+                    if len(index) == 1:  # one route: every cut tensor's credit reaches the logit through it
+                        linear = {name: parts[name][:, j] for name, g in zip(names, grads, strict=False)
+                                  if g is not None}
+                    else:
+                        linear = {name: _dot(a, per_route[i]) for name, per_route in zip(names, tangents, strict=True)
+                                  if per_route[i] is not None}
+                    for name, value in linear.items():
+                        paths[source].setdefault(name, x.new_zeros(batch, count))[:, j] = value
+                    paths[source].setdefault("biases", x.new_zeros(batch, count))[:, j] = (
+                        total - sum(linear.values()) + above.get(source, 0.0))
+                if "fusion" in above:
+                    paths.setdefault("fusion", {"biases": x.new_zeros(batch, count)})["biases"][:, j] = above["fusion"]
             maps[lvl.name] = totals * (grid[0] * grid[1])
             bias = model.classifiers[lvl.name].bias[list(labels)].expand(batch, -1)
             layer_share[lvl.name] = parts | {"offset": bias}
+            path_share[lvl.name] = paths
         logits = out.logits.detach()[:, list(labels)]
         level_logits = {k: v.detach()[:, list(labels)] for k, v in out.level_logits.items()}
     offsets = {name: parts["offset"] for name, parts in layer_share.items()}
@@ -391,6 +477,8 @@ def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, 
         layer_share={k: {s: _numpy(v) for s, v in d.items()} for k, d in layer_share.items()},
         depth=depth,
         labels=labels,
+        path_share={k: {r: {s: _numpy(v) for s, v in parts.items()} for r, parts in d.items()}
+                    for k, d in path_share.items()},
     )
 
 
@@ -453,6 +541,7 @@ def _token_maps(model: nn.Module, images: Tensor, output: ModelOutput | None = N
         level_logits={k: _numpy(v) for k, v in out.level_logits.items()},
         offsets={k: _numpy(v) for k, v in offsets.items()},
         layer_share={k: {s: _numpy(v) for s, v in d.items()} for k, d in layer_share.items()},
+        path_share={k: {s: {s: _numpy(v)} for s, v in d.items() if s != "offset"} for k, d in layer_share.items()},
     )
 
 

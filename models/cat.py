@@ -114,6 +114,12 @@ class CAT(nn.Module):
         backbone's S3, S4, S5; ``"s3"``: stage 3 alone (stride 8)."""
         return {"fpn": self.fpn, "stages": self.backbone, "s3": stage_module(self.backbone, 3), "input": None}
 
+    def route_taps(self) -> tuple[nn.Module, tuple[str, ...]]:
+        """The module whose outputs every level's sources come from, and the source each
+        output feeds: the FPN's P3, P4 and P5 (P5 becomes R5 through LRD). A level's logit
+        reaches it through these routes only (:func:`models.cam.class_activation_maps`'s path share)."""
+        return self.fpn, ("P3", "P4", "R5" if len(self.lrd) else "P5")
+
     def target_layers(self) -> dict[str, nn.Module]:
         """Per level, the module whose (B, C, h, w) output a gradient CAM explains.
 

@@ -57,6 +57,11 @@ def _check_contract(model, images, depth, labels=None):
         np.testing.assert_allclose(sum(v.astype(np.float64) for v in parts.values()),
                                    result.level_logits[level.name], rtol=1e-4, atol=1e-4 * np.abs(
                                        result.level_logits[level.name]).max())
+        paths = result.path_share[level.name]  # the path share: every route's parts, with the offset, sum to the logit
+        assert set(level.sources) <= set(paths) <= {*level.sources, "fusion"}
+        np.testing.assert_allclose(sum(v.astype(np.float64) for parts in paths.values() for v in parts.values())
+                                   + result.offsets[level.name], result.level_logits[level.name], rtol=1e-4,
+                                   atol=1e-4 * np.abs(result.level_logits[level.name]).max())
         if depth != model.spec.depths[0]:  # below the tokens the classifier's bias is the only offset
             bias = model.classifiers[level.name].bias.detach().numpy()[chosen]
             np.testing.assert_array_equal(result.offsets[level.name], np.broadcast_to(bias, (images.shape[0], len(chosen))))
@@ -171,3 +176,68 @@ def test_ties_on_a_uniform_image_are_split_as_torch_amax_derives():
         _check_contract(model, image, depth, labels=[0])
     share = result.layer_share["P4"]["P5"]
     assert np.isfinite(share).all()
+
+
+def test_the_stem_max_pool_splits_a_tie_evenly_on_a_constant_image():
+    """On a constant image every interior 3x3 window of the stem's max-pool ties. Inside the
+    frozen point its derivative is split evenly among the tied positions: for a window whose
+    positions all tie (not the -inf padding), that is average pooling's derivative
+    (count_include_pad=False), an implementation that shares no code with the hook."""
+    model = _model("cat_tiny")
+    stem = model.backbone
+    image = torch.full((1, 3, 64, 64), 0.3)
+    taken = {}
+    handle = stem.maxpool.register_forward_pre_hook(lambda m, args: taken.setdefault("x", args[0].detach()))
+    with torch.no_grad():
+        model(image)
+    handle.remove()
+    x = taken["x"].clone().requires_grad_()
+    inner = x[..., 4:-4, 4:-4]  # away from the convolutions' zero padding
+    assert (inner == inner[..., :1, :1]).all(), "the pool's input is constant inside"
+    upstream = torch.rand(1, x.shape[1], *stem.maxpool(x).shape[-2:])
+    with torch.enable_grad(), FrozenPoint(stem):
+        (split,) = torch.autograd.grad((stem.maxpool(x) * upstream).sum(), x)
+    (plain,) = torch.autograd.grad((stem.maxpool(x) * upstream).sum(), x)  # torch: the first index takes it
+    pool = torch.nn.AvgPool2d(3, 2, 1, count_include_pad=False)
+    (even,) = torch.autograd.grad((pool(x) * upstream).sum(), x)
+    rows = cols = slice(6, -6)  # every window covering these positions lies in the constant part
+    torch.testing.assert_close(split[..., rows, cols], even[..., rows, cols])
+    assert not torch.allclose(plain[..., rows, cols], even[..., rows, cols])  # torch's rule differs
+    torch.testing.assert_close(split.sum(), plain.sum())  # the same credit, placed differently
+    for depth in ("s3", "input"):  # and the maps of a constant image still add up
+        _check_contract(model, image, depth, labels=[1])
+
+
+@pytest.mark.parametrize("name", ["cat_tiny", "cat_mha_tiny"])
+def test_the_path_share_of_a_route_is_what_flows_through_it(name):
+    """Each route's input part, computed backwards instead (an implementation sharing no code
+    with the forward-mode one): the level logit's derivative at the route's FPN output, a,
+    then the input's credit in Σ a · route (the route's own backward pass to the pixels).
+    Its total is the route's layer share at the tokens, whatever the depth."""
+    model = _model(name)
+    torch.manual_seed(4)
+    images = torch.randn(1, 3, 64, 96)
+    label, level = 1, "P3"
+    result = class_activation_maps(model, images, depth="input", labels=[label])
+    stages = class_activation_maps(model, images, depth="stages", labels=[label])
+    tokens = class_activation_maps(model, images, labels=[label])
+    skip = tuple(model.classifiers.values())
+    with torch.enable_grad(), FrozenPoint(model, skip=skip, cuts={"fpn": model.fpn}) as point:
+        logit = model(images).level_logits[level][:, label].sum()
+        derivatives = torch.autograd.grad(logit, point.cut_outputs["fpn"])
+    _, names = model.route_taps()
+    for i, route in enumerate(names):
+        kept = {}
+        handle = model.fpn.register_forward_hook(lambda m, args, out: kept.setdefault("routes", out))
+        with torch.enable_grad(), FrozenPoint(model, skip=skip):
+            x = images.clone().requires_grad_()
+            model(x)
+            (grad,) = torch.autograd.grad((derivatives[i] * kept["routes"][i]).sum(), x)
+        handle.remove()
+        parts = result.path_share[level][route]
+        np.testing.assert_allclose(parts["input"][0, 0], float((grad * images).sum()), rtol=1e-4, atol=1e-5)
+        for other in (result, stages):
+            total = sum(float(v[0, 0]) for v in other.path_share[level][route].values())
+            np.testing.assert_allclose(total, tokens.layer_share[level][route][0, 0], rtol=1e-4, atol=1e-5)
+    assert set(stages.path_share[level]["R5"]) == {"S5", "biases"}  # P5, hence R5, is computed from S5 alone
+    assert set(stages.path_share[level]["P3"]) == {"S3", "S4", "S5", "biases"}
