@@ -101,7 +101,7 @@ def build_export_parser() -> argparse.ArgumentParser:
                         "(its mean plus the difference of the offsets is the logit difference); --method CAM only")
     parser.add_argument("--show-small-values", action="store_true",
                         help="draw every non-zero value of a signed map visibly (the captions say how much of a map's "
-                        "|mass| is drawn below 10%% opacity without it)")
+                        "|mass| is drawn faint without it)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     return parser
 

@@ -29,8 +29,9 @@ import numpy as np
 
 from .methods import CAM, INTEGRATED_GRADIENTS, MapMethod
 
-#: A cell drawn below this opacity counts as faint (its evidence is easily overlooked).
-FAINT_OPACITY = 0.1
+#: A cell drawn at less than this share of full strength (opacity × colour, see
+#: :func:`catviz.render.drawn_strength`) counts as faint: its evidence is easily overlooked.
+FAINT_STRENGTH = 0.1
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,12 @@ def difference_map(cat: np.ndarray, baseline: np.ndarray, cat_logit: float, base
                          float(cat_offset) - float(baseline_offset))
 
 
-def faint_share(heat: np.ndarray, alpha: np.ndarray, below: float = FAINT_OPACITY) -> float:
-    """The share of ``heat``'s |mass| in cells drawn with opacity ``alpha`` below ``below``
-    (0 for a map of zeros)."""
+def faint_share(heat: np.ndarray, strength: np.ndarray, below: float = FAINT_STRENGTH) -> float:
+    """The share of ``heat``'s |mass| in cells drawn with ``strength`` below ``below`` (0 for
+    a map of zeros)."""
     magnitude = np.abs(np.where(np.isfinite(heat), heat, 0.0)).astype(np.float64)
     total = magnitude.sum()
-    return float(magnitude[np.asarray(alpha) < below].sum() / total) if total > 0 else 0.0
+    return float(magnitude[np.asarray(strength) < below].sum() / total) if total > 0 else 0.0
 
 
 #: How a method's values add up: per cell over the cell count (complete CAM: the mean is the
@@ -168,4 +169,4 @@ def totals_text(heat: np.ndarray, method: MapMethod, logit: float | None = None,
 
 def faint_text(share: float) -> str:
     """A panel's note of the |mass| drawn faintly ("" below 1 %; plain text, no markup)."""
-    return f"{share:.0%} of |mass| below {FAINT_OPACITY:.0%} opacity" if share >= 0.01 else ""
+    return f"{share:.0%} of |mass| drawn faint" if share >= 0.01 else ""

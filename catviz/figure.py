@@ -25,7 +25,7 @@ import numpy as np
 from catviz.models.checkpoint import atomic_write
 
 from .evidence import (
-    FAINT_OPACITY,
+    FAINT_STRENGTH,
     PER_CELL,
     SUMMED,
     difference_map,
@@ -40,7 +40,7 @@ from .render import (
     Scale,
     cam_map,
     colormap_for,
-    drawn_alpha,
+    drawn_strength,
     lookup_table,
     muted,
     overlay,
@@ -283,7 +283,7 @@ def _alpha(heat: np.ndarray | None, scale: Scale | None, opacity: float, floor: 
     """The opacity each value is drawn with (None where every cell has the same: sequential colours)."""
     if heat is None or scale is None or colormap != DIVERGING or not scale.signed:
         return None
-    return drawn_alpha(heat, scale, opacity, floor)
+    return drawn_strength(heat, scale, opacity, floor)
 
 
 def caption_text(models: dict[str, tuple[str, str]], label: str | None, threshold: float, method: str,
@@ -331,7 +331,8 @@ def _legend(width: int, info, colormap: str, threshold: float, shared_scale: boo
     ] if truth else []
     rows = "Rows: baseline, CAT" + (" and CAT - baseline (on the input pixels; dlogit = its mean + doffset)"
                                     if difference else " per image")
-    faint = f"the share of |mass| drawn faint (below {FAINT_OPACITY:.0%} opacity)"
+    faint = (f"the share of |mass| drawn faint (under {FAINT_STRENGTH:.0%} of full strength: opacity and colour "
+             "both fade with |value|)")
     evidence = {
         PER_CELL: "; under each map its evidence for and against the label, their sum (net) = logit - offset "
                   f"(logit units), and {faint}",

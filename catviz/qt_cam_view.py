@@ -48,7 +48,7 @@ from .render import (
     Scale,
     cam_map,
     colormap_for,
-    drawn_alpha,
+    drawn_strength,
     own_share,
     symmetric_scale,
 )
@@ -293,7 +293,7 @@ class QtCamView(QWidget):
         self.small_values.setToolTip(
             f"Draw every non-zero value below {SMALL_VALUE_FLOOR:.0%} of the scale as if it reached {SMALL_VALUE_FLOOR:.0%}: "
             "its sign's colour at a visible opacity (the colour bar no longer reads their size). Titles say how much "
-            "of a map's |mass| is drawn below 10 % opacity." if signed
+            "of a map's |mass| is drawn faint without it." if signed
             else f"{info.name} maps are unsigned and drawn at one opacity: nothing is hidden.")
 
     def _update_depths(self, info: MapMethod) -> None:
@@ -481,15 +481,16 @@ class QtCamView(QWidget):
         return title, "k", tooltip
 
     def _faint(self, panel: OverlayPanel) -> tuple[str, str]:
-        """(title line, tooltip sentence): the share of a signed map's |mass| drawn below 10 % opacity."""
+        """(title line, tooltip sentence): the share of a signed map's |mass| drawn faint (evidence.FAINT_STRENGTH)."""
         s = self.state.settings
         if panel.heat is None or panel.scale is None or not panel.scale.signed \
                 or colormap_for(s.colormap, True) != DIVERGING:
             return "", ""
         floor = SMALL_VALUE_FLOOR if s.small_values else 0.0
-        share = faint_share(panel.heat, drawn_alpha(panel.heat, panel.scale, s.opacity, floor))
+        share = faint_share(panel.heat, drawn_strength(panel.heat, panel.scale, s.opacity, floor))
         return faint_text(share), (
-            f" {share:.1%} of the map's |mass| is drawn below 10 % opacity (at Opacity {s.opacity:.0%}"
+            f" {share:.1%} of the map's |mass| is drawn faint: under 10 % of full strength (opacity × colour, "
+            f"both fading with |value|; at Opacity {s.opacity:.0%}"
             + (", Show small values)." if s.small_values else "; Show small values draws it visibly)."))
 
     def _totals(self, role: str, label: int, info: MapMethod, heat) -> tuple[list[str], str]:

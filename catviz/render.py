@@ -122,6 +122,17 @@ def drawn_alpha(heat: np.ndarray, scale: Scale, opacity: float = 0.5, floor: flo
     return opacity * np.sqrt(_magnitude(heat, scale, floor))
 
 
+def drawn_strength(heat: np.ndarray, scale: Scale, opacity: float = 0.5, floor: float = 0.0) -> np.ndarray:
+    """How strongly each value of a signed map shows, in [0, 1]: its opacity times its colour's
+    distance from the white at zero (about ``|value| / limit`` on RdBu). 1: the scale's end at
+    full opacity. A small value is drawn both transparent and nearly white: this says how faint."""
+    heat = np.where(np.isfinite(heat), heat, 0.0).astype(np.float32)
+    if not scale.signed:
+        heat = np.clip(heat, 0.0, None)
+    magnitude = _magnitude(heat, scale, floor)
+    return opacity * np.sqrt(magnitude) * magnitude
+
+
 def colorize(heat: np.ndarray, scale: Scale, colormap: str = DIVERGING, opacity: float = 0.5,
              floor: float = 0.0) -> np.ndarray:
     """An (h, w, 4) uint8 RGBA rendering of ``heat`` over ``scale``.

@@ -8,7 +8,6 @@ import torch
 
 from catviz import models
 from catviz.evidence import (
-    FAINT_OPACITY,
     area_resample,
     difference_map,
     evidence_totals,
@@ -18,7 +17,7 @@ from catviz.evidence import (
 from catviz.explain import MapRequest, compute_map
 from catviz.methods import CAM, method_info
 from catviz.models.cam import class_activation_maps
-from catviz.render import DIVERGING, Scale, colorize, drawn_alpha
+from catviz.render import DIVERGING, Scale, colorize, drawn_strength
 
 #: float32 maps and logits: the identities hold to this relative error.
 REL = 1e-4
@@ -123,15 +122,16 @@ def test_panel_text_states_the_identity_and_why_other_methods_have_none():
         assert line == ["totals —"] and "No evidence totals" in tooltip
 
 
-def test_faint_share_is_the_mass_drawn_below_ten_percent_opacity():
-    """A 10 peak and many -0.01 cells: at opacity 1, |v|/10 = 0.001 gives alpha sqrt(0.001) ≈ 0.03,
-    below 0.1; the floor draws them at sqrt(0.3) ≈ 0.55."""
+def test_faint_share_is_the_mass_drawn_at_under_a_tenth_of_full_strength():
+    """A 10 peak and many -0.01 cells: at opacity 1, m = |v|/10 = 0.001 is drawn at opacity sqrt(m)
+    ≈ 0.03 in a colour m of the way from white: strength 3e-5, faint; the floor draws them at
+    m = 0.3: opacity 0.55, strength 0.16."""
     heat = np.full((10, 10), -0.01)
     heat[0, 0] = 10.0
     scale = Scale(-10.0, 10.0)
     expected = 99 * 0.01 / (10 + 99 * 0.01)
-    assert faint_share(heat, drawn_alpha(heat, scale, 1.0)) == pytest.approx(expected)
-    assert faint_share(heat, drawn_alpha(heat, scale, 1.0, floor=0.3)) == 0.0
+    assert faint_share(heat, drawn_strength(heat, scale, 1.0)) == pytest.approx(expected)
+    assert faint_share(heat, drawn_strength(heat, scale, 1.0, floor=0.3)) == 0.0
     drawn = colorize(heat, scale, DIVERGING, 1.0, floor=0.3)
-    assert (drawn[1:, 1:, 3] / 255 >= FAINT_OPACITY).all()  # what is drawn agrees
+    assert (drawn[1:, 1:, 3] / 255 >= 0.5).all()  # what is drawn agrees
     assert (drawn[5, 5, 2] > drawn[5, 5, 0])  # and blue: negative

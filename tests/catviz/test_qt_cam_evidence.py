@@ -105,19 +105,21 @@ def test_the_share_of_mass_drawn_faintly_is_stated_and_show_small_values_draws_i
 
     view = show(qtbot, QtCamView(state), (1100, 800))
     fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
-    state.update_settings(opacity=0.3)  # at 0.3, |v| below (0.1 / 0.3)² = 11 % of the scale is faint
+    state.update_settings(opacity=0.3)  # a cell m = |v| / limit of the scale shows at 0.3 sqrt(m) m
     panel = view.panels["baseline"]
     magnitude = np.abs(panel.heat.astype(np.float64))
-    faint = 0.3 * np.sqrt(np.clip(magnitude / panel.scale.limit, 0, 1)) < 0.1
-    share = magnitude[faint].sum() / magnitude.sum()
-    assert f"{share:.1%} of the map's |mass| is drawn below 10 % opacity" in panel.title.toolTip()
-    if share >= 0.01:
-        assert f"{share:.0%} of |mass| below 10% opacity" in panel.title.text
-    view.small_values.setChecked(True)
+    m = np.clip(magnitude / panel.scale.limit, 0, 1)
+    share = magnitude[0.3 * np.sqrt(m) * m < 0.1].sum() / magnitude.sum()
+    assert share > 0.01  # at 0.3 most of a map is faint
+    assert f"{share:.1%} of the map's |mass| is drawn faint" in panel.title.toolTip()
+    assert f"{share:.0%} of |mass| drawn faint" in panel.title.text
+    state.update_settings(opacity=1.0)
+    view.small_values.setChecked(True)  # every non-zero cell at least 0.3 of the scale: sqrt(0.3) 0.3 = 0.16
     assert state.settings.small_values
     alpha = panel.heat_item.image[..., 3]  # coloured at full opacity; the item's opacity scales it
     assert alpha.min() >= np.floor(np.sqrt(0.3) * 255)  # every non-zero cell visible
-    assert "below 10 % opacity" in panel.title.toolTip() and "below 10% opacity" not in panel.title.text
+    assert "0.0% of the map's |mass| is drawn faint" in panel.title.toolTip()
+    assert "drawn faint" not in panel.title.text
 
 
 @pytest.mark.parametrize("depth", ["tokens", "input"])
