@@ -468,7 +468,7 @@ class QtCamView(QWidget):
         if diff is None:
             return f"<b>{name}</b><br>{why}", "#777", ""
         title = (f"<b>{name}</b> · {self.state.class_names[label]} · {depth_title(s.cam_depth)}<br>"
-                 f"Δlogit = {signed(diff.delta_logit)} = mean {signed(diff.delta_logit - diff.delta_offset)} "
+                 f"Δlogit = {signed(diff.delta_logit)} = mean {signed(float(diff.heat.mean(dtype='float64')))} "
                  f"+ Δoffset {signed(diff.delta_offset)}")
         totals, tip = totals_text(diff.heat, method_info(CAM))
         faint, faint_tip = self._faint(self.difference_panel)

@@ -114,18 +114,11 @@ def _magnitude(heat: np.ndarray, scale: Scale, floor: float) -> np.ndarray:
     return np.where(heat != 0, np.maximum(magnitude, floor), 0.0) if floor > 0 else magnitude
 
 
-def drawn_alpha(heat: np.ndarray, scale: Scale, opacity: float = 0.5, floor: float = 0.0) -> np.ndarray:
-    """The opacity each value of a signed map is drawn with (see :func:`colorize`)."""
-    heat = np.where(np.isfinite(heat), heat, 0.0).astype(np.float32)
-    if not scale.signed:
-        heat = np.clip(heat, 0.0, None)
-    return opacity * np.sqrt(_magnitude(heat, scale, floor))
-
-
 def drawn_strength(heat: np.ndarray, scale: Scale, opacity: float = 0.5, floor: float = 0.0) -> np.ndarray:
     """How strongly each value of a signed map shows, in [0, 1]: its opacity times its colour's
     distance from the white at zero (about ``|value| / limit`` on RdBu). 1: the scale's end at
-    full opacity. A small value is drawn both transparent and nearly white: this says how faint."""
+    full opacity. A small value is drawn both transparent and nearly white: this says how faint
+    (:func:`colorize` draws it at opacity ``opacity * sqrt(m)`` in a colour ``m`` of the way)."""
     heat = np.where(np.isfinite(heat), heat, 0.0).astype(np.float32)
     if not scale.signed:
         heat = np.clip(heat, 0.0, None)
