@@ -13,20 +13,22 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from catviz.models.checkpoint import CheckpointError, read_meta
-from catviz.models.device import resolve_device
-from catviz.models.preprocess import ImageLoadError, load_image, read_header
 from catviz.train_cli.data import DATASETS
 from catviz.train_cli.errors import ArgumentParser, int_range, output_path_problem
 
-from . import demo, figure, inference, system_libs
+# No torch at import (catviz.models, figure, inference): the window shows while a worker loads it.
+from . import demo, system_libs
 from .methods import CAM, DEFAULT_DEPTH, DEPTH_TITLES, METHODS
 from .render import COLORMAPS, DIVERGING
 from .roles import role_of
 from .state import CHECKPOINT_SUFFIXES, expand_paths
+
+if TYPE_CHECKING:
+    from . import figure
 
 _logger = logging.getLogger("catviz")
 
@@ -60,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_export_parser() -> argparse.ArgumentParser:
+    from . import figure
+
     parser = ArgumentParser(
         prog="catviz export",
         description="Write the Fig.-3-style figure headless: per image, the baseline's and CAT's maps of each "
@@ -108,6 +112,8 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 def _check_export_args(parser: argparse.ArgumentParser, args) -> None:
     """Every flag checked before any model or image is read (usage errors exit 2)."""
+    from . import figure
+
     if not (math.isfinite(args.threshold) and 0 < args.threshold < 1):
         parser.error(f"--threshold must be a number in (0, 1), not {args.threshold}")
     if not (math.isfinite(args.opacity) and 0 < args.opacity <= 1):
@@ -150,6 +156,12 @@ def _sources(args) -> tuple[dict[str, Path], list[Path], dict[Path, set[str]]]:
 
 
 def export_main(argv: list[str]) -> int:
+    from catviz.models.checkpoint import CheckpointError, read_meta
+    from catviz.models.device import resolve_device
+    from catviz.models.preprocess import ImageLoadError, read_header
+
+    from . import figure, inference
+
     parser = build_export_parser()
     args = parser.parse_args(argv)
     _check_export_args(parser, args)
@@ -272,6 +284,10 @@ def page_files(out: Path, images: int, per_page: int) -> list[Path]:
 
 def _figure_row(path: Path, loaded: dict, truth: set[str] | None, class_names: list[str], args) -> figure.FigureRow:
     """One image's row: decoded at display size, then kept only as a thumbnail and small maps."""
+    from catviz.models.preprocess import load_image
+
+    from . import figure, inference
+
     image = load_image(path)
     results = {role: replace(inference.run_model(m, image), attention={}) for role, m in loaded.items()}
     row = figure.FigureRow(path.name, figure.thumbnail(image), results, truth,
@@ -354,10 +370,13 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         except OSError as err:
             parser.error(f"--screenshot {shot}: cannot write into {shot.parent} ({err.strerror or err})")
-    try:
-        device = resolve_device(args.device)
-    except (RuntimeError, ValueError) as err:
-        parser.error(f"--device {args.device}: {err}")
+    if args.device not in LAZY_DEVICES:  # checked now, torch loaded first; auto and cpu in the worker
+        from catviz.models.device import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except (RuntimeError, ValueError) as err:
+            parser.error(f"--device {args.device}: {err}")
     from catviz.train_cli.data import DatasetError
 
     from .runs import is_run
@@ -397,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("catviz")
     app.setApplicationName("catviz")
     state = AppState()
-    controller = InferenceController(state, str(device))
+    controller = InferenceController(state, args.device)
     window = QtMainWindow(state, controller)
     window.show_on_screen((int(size.group(1)), int(size.group(2))) if args.size or args.screenshot else None)
     named = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]  # as if dropped: the slot from metadata
@@ -432,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     _exit_now(code)
 
 
+#: --device values that need no check before the window opens (auto: the worker picks one).
+LAZY_DEVICES = ("auto", "cpu")
 #: On quit, running work gets this long to stop (a model's forward pass cannot be interrupted).
 QUIT_WAIT_MS = 300
 

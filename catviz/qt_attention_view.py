@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from .qt_events import unsubscribe_on_close
-from .qt_overlay import ColorBar, OverlayPanel, display_image
+from .qt_layouts import QtFlowLayout, control_group, scrolling
+from .qt_overlay import ColorBar, OverlayPanel, display_image, fit_canvas_height
 from .render import DIVERGING, Scale, colormap_for
 from .results import CLF_PREFIX, InferenceResult, lrd_keys
 from .state import AppState, Event
@@ -20,6 +21,8 @@ from .state import AppState, Event
 ROLLOUT, MEAN = "rollout", "mean"
 #: Two panels a row: three wide photos side by side would leave each a third of the width.
 PANELS_PER_ROW = 2
+#: Two rows of maps with their titles: a shorter window scrolls the canvas.
+CANVAS_LEAST_HEIGHT = 400
 HEAD_TIP = "The head shown in the PMA panels and in a chosen LRD layer (the LRD rollout averages the heads)."
 
 
@@ -87,13 +90,12 @@ class QtAttentionView(QWidget):
             lambda t: state.update_settings(lrd_layer=t if t == ROLLOUT else int(t)) if t else None)
         self.head.currentTextChanged.connect(
             lambda t: state.update_settings(head=t if t == MEAN else int(t)) if t else None)
-        controls = QHBoxLayout()
+        controls = QtFlowLayout()  # wraps in a narrow window
         for text, widget in (("LRD layer", self.layer), ("Head", self.head)):
-            controls.addWidget(QLabel(text))
-            controls.addWidget(widget)
+            controls.addWidget(control_group(QLabel(text), widget))
         self.help = QLabel("Click the LRD image to pick a query position.")
+        self.help.setWordWrap(True)
         controls.addWidget(self.help)
-        controls.addStretch()
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
         self.panels: dict[str, OverlayPanel] = {}
@@ -102,7 +104,7 @@ class QtAttentionView(QWidget):
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
-        layout.addWidget(self.canvas, 1)
+        layout.addWidget(scrolling(self.canvas, CANVAS_LEAST_HEIGHT), 1)
         unsubscribe_on_close(self, [
             state.subscribe(Event.SELECTION_CHANGED, lambda *_: self.refresh(new_image=True)),
             state.subscribe(Event.IMAGE_LOADED, lambda entry: self.refresh(new_image=entry is state.current_entry)),
@@ -204,6 +206,7 @@ class QtAttentionView(QWidget):
             panel.set_title(title if heat is not None or result is None else f"{title}<br>(not in this result)")
         self.bar.show_scale(scale if self.panels else None, colormap, UNIFORM_LABEL, uniform_ticks(scale))
         self._place_marker(result, level)
+        fit_canvas_height(self.canvas, CANVAS_LEAST_HEIGHT)  # titles of several lines: the canvas scrolls
 
     def _map(self, result, key: str, level: str | None, layer, head) -> tuple[np.ndarray | None, str]:
         s = self.state.settings

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -39,7 +38,8 @@ from .methods import (
     method_info,
 )
 from .qt_events import unsubscribe_on_close
-from .qt_overlay import ColorBar, OverlayPanel, display_image
+from .qt_layouts import QtFlowLayout, control_group, scrolling
+from .qt_overlay import ColorBar, OverlayPanel, PanelTitle, display_image, fit_canvas_height
 from .render import (
     COLORMAPS,
     DIVERGING,
@@ -57,6 +57,8 @@ from .roles import ROLE_TITLES
 from .state import ATTRIBUTION, DELETION_AUC, AppState, Event
 
 COMBINED = "combined"
+#: The maps' canvas scrolls in a window too short for this (titles of several lines over two rows of maps).
+CANVAS_LEAST_HEIGHT = 500
 
 
 def set_item_enabled(combo: QComboBox, key: str, reason: str | None) -> None:
@@ -146,20 +148,14 @@ class QtCamView(QWidget):
         self.positive_only.toggled.connect(lambda on: state.update_settings(positive_only=on))
         self.per_panel.toggled.connect(lambda on: state.update_settings(per_panel_scale=on))
 
-        first, second = QHBoxLayout(), QHBoxLayout()
         self.small_values.toggled.connect(lambda on: state.update_settings(small_values=on))
         self.difference.toggled.connect(lambda on: state.update_settings(cam_difference=on))
-        for row, pairs in ((first, (("Method", self.method), ("Depth", self.depth), ("CAT level", self.level))),
-                           (second, (("Colours", self.colormap), ("Opacity", self.opacity)))):
-            for text, widget in pairs:
-                row.addWidget(QLabel(text))
-                row.addWidget(widget)
-        first.addWidget(self.deletion)
-        first.addStretch()
-        second.addWidget(self.positive_only)
-        second.addWidget(self.per_panel)
-        second.addWidget(derivation)
-        second.addStretch()
+        controls = QtFlowLayout()  # wraps onto more lines in a narrow window, never cuts a control
+        for text, widget in (("Method", self.method), ("Depth", self.depth), ("CAT level", self.level),
+                             ("Colours", self.colormap), ("Opacity", self.opacity)):
+            controls.addWidget(control_group(QLabel(text), widget))
+        for widget in (self.deletion, self.positive_only, self.per_panel, derivation):
+            controls.addWidget(widget)
 
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
@@ -172,7 +168,7 @@ class QtCamView(QWidget):
         self.shown: dict[str, tuple] = {}  # role → deletion-AUC key of the map its top panel shows
         self.difference_panel = OverlayPanel(self.top, 0, len(self.panels), "CAT − baseline")
         self.difference_map: DifferenceMap | None = None
-        self.bottom_caption = self.bottom.addLabel("", row=0, col=0, color="#444", size="9pt")
+        self.bottom_caption = self._add_caption(1)
         self.canvas.ci.layout.setRowStretchFactor(0, 3)
         self.canvas.ci.layout.setRowStretchFactor(1, 2)
 
@@ -182,10 +178,10 @@ class QtCamView(QWidget):
         self.run_again = QPushButton("Run again")
         self.run_again.setToolTip("Compute the map that was cancelled or failed, for this image, label and level")
         self.run_again.clicked.connect(self._run_again)
-        progress = QHBoxLayout()  # under the maps: how they are drawn, then the work on them
+        progress = QtFlowLayout()  # under the maps: how they are drawn, then the work on them
         progress.addWidget(self.small_values)
         progress.addWidget(self.difference)
-        progress.addWidget(self.progress_label, 1)
+        progress.addWidget(self.progress_label)
         progress.addWidget(self.cancel)
         progress.addWidget(self.run_again)
         for widget in (self.progress_label, self.cancel):  # the row keeps its room: the panels do not jump
@@ -195,9 +191,8 @@ class QtCamView(QWidget):
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         layout = QVBoxLayout(self)
-        layout.addLayout(first)
-        layout.addLayout(second)
-        layout.addWidget(self.canvas, 1)
+        layout.addLayout(controls)
+        layout.addWidget(scrolling(self.canvas, CANVAS_LEAST_HEIGHT), 1)
         layout.addLayout(progress)
         layout.addWidget(self.hint)
         self._update_progress()
@@ -222,14 +217,19 @@ class QtCamView(QWidget):
             self._show_progress()
             self.refresh()
 
+    def _add_caption(self, columns: int) -> PanelTitle:
+        """The bottom row's caption over its ``columns`` panels, wrapped to their width."""
+        caption = PanelTitle("", color="#444", size="9pt")
+        self.bottom.addItem(caption, row=0, col=0, colspan=max(columns, 1))
+        return caption
+
     def _on_models_changed(self) -> None:
         """Level choices and panels come from the CAT model's own spec."""
         spec = self.state.spec("cat")
         levels = list(spec.level_names) if spec is not None else []
         if levels != list(self.level_panels):
             self.bottom.clear()
-            self.bottom_caption = self.bottom.addLabel("", row=0, col=0, colspan=max(len(levels), 1),
-                                                       color="#444", size="9pt")
+            self.bottom_caption = self._add_caption(len(levels))
             self.level_panels = {name: OverlayPanel(self.bottom, 1, i, f"CAT {name}") for i, name in enumerate(levels)}
             self.bottom_bar = steady_bar()
             self.bottom.addItem(self.bottom_bar, row=2, col=len(levels))
@@ -403,6 +403,7 @@ class QtCamView(QWidget):
             row += f"<br>{method_info(s.cam_method).title}, chosen in the method menu, is shown in the top row only"
         self.bottom_caption.setText(row if self.level_panels else "")
         self.bottom_caption.setMinimumWidth(0)  # a caption never widens the grid past the window
+        fit_canvas_height(self.canvas, CANVAS_LEAST_HEIGHT)  # titles of several lines: the canvas scrolls
 
     def _top_map(self, role: str, label: int | None, info: MapMethod):
         """(map, detail) for a top panel: the map in its method's units, and what it shows."""

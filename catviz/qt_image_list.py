@@ -26,6 +26,9 @@ THUMB = 72
 MIN_THUMB = 24
 #: Lines of a row's text at most: the name, the folder that tells it apart, "(unreadable)".
 TEXT_LINES = 3
+#: A list narrower than this (an 800 px window) puts each icon above its name: the name gets
+#: the whole width instead of two thirds of it.
+NARROW = 140
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -60,10 +63,15 @@ class _RowDelegate(QStyledItemDelegate):
     def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
         super().initStyleOption(option, index)
         option.features |= QStyleOptionViewItem.ViewItemFeature.HasDecoration  # the thumbnail's place
+        if self.parent().narrow:
+            option.decorationPosition = QStyleOptionViewItem.Position.Top
+            option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
 
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
-        side = option.decorationSize.height()
-        return QSize(side + 8, max(side, TEXT_LINES * option.fontMetrics.lineSpacing()) + 6)
+        side, text = option.decorationSize.height(), TEXT_LINES * option.fontMetrics.lineSpacing()
+        if self.parent().narrow:
+            return QSize(side + 8, side + text + 8)
+        return QSize(side + 8, max(side, text) + 6)
 
 
 class QtImageList(QListWidget):
@@ -90,11 +98,21 @@ class QtImageList(QListWidget):
             state.subscribe(Event.SELECTION_CHANGED, self._on_selection_changed),
         ])
 
+    @property
+    def narrow(self) -> bool:
+        return self.viewport().width() < NARROW
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        side = max(MIN_THUMB, min(THUMB, self.viewport().width() // 3))  # names keep two thirds of the width
+        width = self.viewport().width()
+        if self.narrow:  # the icon above the name
+            side = max(MIN_THUMB, min(THUMB * 2 // 3, width - 16))
+        else:  # beside it: names keep two thirds of the width
+            side = max(MIN_THUMB, min(THUMB, width // 3))
         if side != self.iconSize().width():
             self.setIconSize(QSize(side, side))
+        else:
+            self.scheduleDelayedItemsLayout()  # narrow or wide changes the rows' shape
 
     def _item(self, entry: ImageEntry) -> QListWidgetItem | None:
         index = self.state.images.index(entry)

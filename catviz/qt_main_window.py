@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QFontMetrics, QGuiApplication, QImage, QKeySequence, QPainter
@@ -32,16 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from catviz.models.device import available_devices
-
-from . import __version__, demo, figure
-from .inference import LoadedModel
+from . import __version__, demo
 from .labels import LabelsError, match, read_labels, truth_beside
 from .methods import CAM, method_info
 from .qt_attention_view import QtAttentionView
 from .qt_cam_view import QtCamView
 from .qt_events import release_subscriptions, unsubscribe_on_close
 from .qt_image_list import QtImageList
+from .qt_layouts import QtFittingLabel
 from .qt_model_menu import QtModelsMenu
 from .qt_predictions import QtPredictions
 from .qt_runs_view import QtRunsView
@@ -58,13 +57,17 @@ from .state import (
     Message,
 )
 
+if TYPE_CHECKING:
+    from .inference import LoadedModel
+
 _logger = logging.getLogger(__name__)
 #: Widgets that use the arrow keys themselves: with focus, they keep them (no image change).
 ARROW_KEY_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
 NO_MODELS_HINT = ("No models loaded. Use File ▸ Open models… or drop a baseline and a CAT .safetensors "
                   "checkpoint on the window (catviz started with no arguments opens the bundled demo pair).")
-#: Below this the maps shrink to a few pixels and the buttons are cut; charts scroll above it.
-MINIMUM_SIZE = (1024, 640)
+#: The least window size (a small laptop screen): every tab and the side panel fit it whole,
+#: control rows wrap, the charts scroll; below it they would be cut.
+MINIMUM_SIZE = (800, 600)
 DEFAULT_SIZE = (1280, 800)  # a first start's window, and --screenshot's unless --size is given
 QUIT_WAIT_MS = 300  # how long running work gets to stop when the window closes
 MESSAGES_HEIGHT = 120  # px: the Messages panel's height when shown (it can be dragged taller)
@@ -81,6 +84,7 @@ PERSISTED_SETTINGS = {
 #: Keys of the File menu's standard actions where the platform names none.
 FALLBACK_KEYS = {QKeySequence.StandardKey.Open: "Ctrl+O", QKeySequence.StandardKey.Save: "Ctrl+S",
                  QKeySequence.StandardKey.Quit: "Ctrl+Q"}
+LOADING_HINT = "Loading the models… (a first start also loads PyTorch: a few seconds)"
 NO_IMAGES_HINT = "No images. Use File ▸ Open images… or Open folder…, or drop image files or folders on the window."
 
 
@@ -95,6 +99,15 @@ def unwritable(path: str | Path) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"no permission to write in {folder}"
     return None
+
+
+def panel_widths(width: int, least_side: int) -> list[int]:
+    """Widths of the image list, the tabs and the side panel on a first start: 170 | 760 | 350
+    in a 1280 px window; in a smaller one the list and the side panel give up the most (the
+    side panel never below ``least_side``, what its table needs)."""
+    image_list = min(max(round(width * 0.133), 100), 200)
+    side = min(max(round(width * 0.273), least_side), 420)
+    return [image_list, width - image_list - side, side]
 
 
 class QtMessages(QDockWidget):
@@ -179,6 +192,7 @@ class QtMainWindow(QMainWindow):
             state.subscribe(Event.LOADED_CHANGED, lambda count: self._update_device_label()),
         ]
         controller.busy_changed.connect(self._on_busy)
+        controller.loading_changed.connect(lambda _: self._update_hint())
         controller.timings_changed.connect(self._on_timings)
         controller.resolve_label_conflict = self.ask_label_conflict
         controller.choose_partner = self.open_checkpoint
@@ -249,13 +263,14 @@ class QtMainWindow(QMainWindow):
         self.busy.setRange(0, 1)
         self.busy.setTextVisible(False)
         self.busy.hide()  # shown while work is pending
-        self.timings = QLabel()
+        self.timings = QtFittingLabel()  # shorter texts where the window is narrow (800 px)
         self.timings.setToolTip("How long each model's forward pass took on the image shown")
-        self.device_label = QLabel()
-        self.device_box = QComboBox()
-        self.device_box.addItems(available_devices())
-        current = str(self.controller.device)
-        self.device_box.setCurrentText(current if current in available_devices() else "cpu")
+        self.device_label = QtFittingLabel()
+        self.device_box = QComboBox()  # filled once the worker has imported torch (_on_devices_found)
+        self.device_box.addItem(str(self.controller.device))
+        self.device_box.setEnabled(False)
+        self.device_box.setToolTip("The devices are listed once torch is loaded")
+        self.controller.devices_found.connect(self._on_devices_found)
         self.device_box.currentTextChanged.connect(self.controller.set_device)
         self.message_count = QPushButton()
         self.message_count.setFlat(True)
@@ -270,6 +285,17 @@ class QtMainWindow(QMainWindow):
         self._update_device_label()
 
     # state → widgets ---------------------------------------------------------------------
+    def _on_devices_found(self, names: list[str]) -> None:
+        current = str(self.controller.device)
+        self.device_box.blockSignals(True)  # listing the devices changes none
+        self.device_box.clear()
+        self.device_box.addItems(names)
+        self.device_box.setCurrentText(current if current in names else "cpu")
+        self.device_box.blockSignals(False)
+        self.device_box.setEnabled(True)
+        self.device_box.setToolTip("")
+        self._update_device_label()
+
     def _on_message(self, message: Message) -> None:
         self.statusBar().showMessage(message.text)  # stays until the next one; all are in Messages
         errors = sum(m.error for m in self.state.messages)
@@ -291,7 +317,8 @@ class QtMainWindow(QMainWindow):
 
     def _on_timings(self, seconds: dict) -> None:
         text = ", ".join(f"{role} {s * 1000:.0f} ms" for role, s in seconds.items())
-        self.timings.setText(f"forward: {text}" if text else "")
+        self.timings.set_texts(f"forward: {text}" if text else "",
+                               " / ".join(f"{s * 1000:.0f}" for s in seconds.values()) + " ms" if text else "")
         self.timings_separator.setVisible(bool(text))
 
     def _update_device_label(self) -> None:
@@ -299,10 +326,11 @@ class QtMainWindow(QMainWindow):
         titles = dict(zip(map(id, loaded), model_names(loaded), strict=True)) if loaded else {}
         names = ", ".join(f"{ROLE_TITLES[r]}: {titles.get(id(m), m.meta.model)}" for r, m in self.state.models.items())
         names = (names or "no models") + (f" ({len(loaded)} loaded)" if len(loaded) > 2 else "")
-        self.device_label.setText(f"{names} on {self.controller.device}")
+        self.device_label.set_texts(f"{names} on {self.controller.device}", names, "")  # the tooltip says it all
 
     def _update_hint(self) -> None:
-        hints = ([NO_MODELS_HINT] if not self.state.models else []) + ([NO_IMAGES_HINT] if not self.state.images else [])
+        no_models = [] if self.state.models else [LOADING_HINT if self.controller.loading else NO_MODELS_HINT]
+        hints = no_models + ([NO_IMAGES_HINT] if not self.state.images else [])
         errors = [m.text for m in self.state.messages if m.error]
         if not self.state.models and errors:  # e.g. the checkpoint named on the command line was refused
             hints.append(f"Last error: {errors[-1]}  (all messages: View ▸ Messages)")
@@ -438,6 +466,8 @@ class QtMainWindow(QMainWindow):
         else:
             method = method_info(s.cam_method).title
             level = s.cam_level if s.cam_method == CAM else (self.state.attribution_level("cat") or s.cam_level)
+        from . import figure  # torch: imported by the controller's first task
+
         return figure.caption_text(models, self.state.shown_label(), s.threshold, method, level,
                                    entry.path.name if entry is not None else None)
 
@@ -539,6 +569,8 @@ class QtMainWindow(QMainWindow):
             available = (self.screen() or QGuiApplication.primaryScreen()).availableGeometry()
         if available is not None:
             self._fit_within(available)
+        if not QSettings().contains("window/splitter"):  # a first start: the panels share this width
+            self.splitter.setSizes(panel_widths(self.width(), self.predictions.minimumSizeHint().width()))
         self.show()
         if available is not None:  # the frame's size is known once shown (a window manager adds it)
             self._fit_within(available)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from . import colors as colors_
 from .qt_events import unsubscribe_on_close
+from .qt_layouts import QtFlowLayout, control_group
 from .results import InferenceResult, at_or_above, probability_text
 from .roles import ROLE_TITLES
 from .state import ROLES, AppState, Event
@@ -51,7 +52,7 @@ MAX_TICK_CHARS = 22
 
 
 def legend_html(colors: dict[str, str]) -> str:
-    return " ".join(f'<span style="color:{c}">■</span>&nbsp;{name}' for name, c in colors.items())
+    return " ".join(f'<span style="color:{c}">■</span>&nbsp;{name.replace(" ", "&nbsp;")}' for name, c in colors.items())
 
 
 def short(name: str, limit: int = MAX_TICK_CHARS) -> str:
@@ -95,6 +96,15 @@ class QtLabelTable(QTreeWidget):
                                             "hit / miss / FP against the ground truth")
         self.itemClicked.connect(self._on_clicked)
         self.filter_text = ""
+
+    def minimumSizeHint(self) -> QSize:
+        """Wide enough for every column's header and for the numbers and marks under it (the
+        label names elide; each has its tooltip): a narrow window's panel never cuts them."""
+        header = self.header()
+        width = header.sectionSizeHint(0) + sum(
+            max(header.sectionSizeHint(c), self.sizeHintForColumn(c)) for c in range(1, self.columnCount()))
+        width += self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(width, super().minimumSizeHint().height())
 
     def _on_clicked(self, item: QTreeWidgetItem) -> None:
         self.state.update_settings(label=item.data(0, Qt.ItemDataRole.UserRole))
@@ -144,6 +154,7 @@ class QtLabelTable(QTreeWidget):
             item.setHidden(bool(self.filter_text) and self.filter_text.lower() not in name.lower())
             if name == shown:
                 item.setSelected(True)
+        self.updateGeometry()  # the numbers' columns set the least width (minimumSizeHint)
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
@@ -377,10 +388,11 @@ class QtPredictions(QWidget):
         threshold.addWidget(QLabel("Threshold"))
         threshold.addWidget(self.slider)
         threshold.addWidget(self.slider_label)
-        labels = QHBoxLayout()
-        labels.addWidget(QLabel("Label"))
-        labels.addWidget(self.mode)
-        labels.addWidget(self.search, 1)
+        # The search box goes under the label box when the panel is narrow.
+        self.search.setMinimumWidth(self.search.fontMetrics().horizontalAdvance(self.search.placeholderText()) + 40)
+        labels = QtFlowLayout()
+        labels.addWidget(control_group(QLabel("Label"), self.mode))
+        labels.addWidget(self.search)
         bars = QWidget()
         bars_layout = QVBoxLayout(bars)
         bars_layout.setContentsMargins(0, 0, 0, 0)

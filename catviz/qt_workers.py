@@ -15,41 +15,62 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from catviz.models.attribution import Cancelled
-from catviz.models.checkpoint import CheckpointError
-from catviz.models.device import resolve_device
-from catviz.models.preprocess import MAX_SIDE, ImageLoadError, load_image, shrink
-
-from . import figure, inference
-from .inference import LoadedModel
 from .methods import CAM, DeletionScore, method_info
 from .qt_tasks import Task, Workers
 from .state import ATTRIBUTION, DELETION_AUC, ROLES, AppState, Event, ImageEntry
 
+if TYPE_CHECKING:
+    import torch
+
+    from .inference import LoadedModel
+
 _logger = logging.getLogger(__name__)
 # Task priorities: a higher one starts first when the pool has a free thread.
-LOAD_MODEL, DECODE_CURRENT, INFERENCE, ATTRIBUTE, DECODE_OTHER = 4, 3, 2, 1, 0
+MODEL_SIDE, LOAD_MODEL, DECODE_CURRENT, INFERENCE, ATTRIBUTE, DECODE_OTHER = 5, 4, 3, 2, 1, 0
 THUMBNAIL_SIDE = 144  # the list shows 72 px icons; twice that for high-DPI screens
 
 
-def decode(path: Path, max_side: int = MAX_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """A display copy (at most ``max_side`` px a side) and a thumbnail, both made off the GUI thread."""
-    image = load_image(path, max_side)
+def decode(path: Path, at_least: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A display copy (at most ``MAX_SIDE`` px a side, or ``at_least`` where that is more: a
+    model's input size) and a thumbnail, both made off the GUI thread."""
+    from catviz.models.preprocess import MAX_SIDE, load_image, shrink
+
+    image = load_image(path, max(MAX_SIDE, at_least))
     return image, shrink(image, THUMBNAIL_SIDE)
 
 
+def import_model_side(device: str) -> tuple[torch.device, list[str], tuple[type[BaseException], ...]]:
+    """In a worker: import torch, timm and the models (seconds; the window is up meanwhile) and
+    resolve ``device``. Returns the device, the devices a user can pick and the exception that
+    means "stopped on request"."""
+    from catviz.models.attribution import Cancelled
+    from catviz.models.device import available_devices, resolve_device
+
+    from . import inference  # noqa: F401  (its import is the work: torch, timm, the model registry)
+
+    return resolve_device(device), available_devices(), (Cancelled,)
+
+
 class InferenceController(QObject):
+    """The GUI side of model work. No torch at import or construction: the model side is
+    imported by the first task (:func:`import_model_side`), so the window shows before it
+    loads. ``device`` is the name asked for until then, the resolved ``torch.device`` after."""
+
     busy_changed = Signal(int)  # tasks pending
     timings_changed = Signal(dict)  # role → seconds for the current image
+    devices_found = Signal(list)  # the device names a user can pick, once torch is imported
+    loading_changed = Signal(int)  # checkpoint loads under way
 
     def __init__(self, state: AppState, device: str = "auto", threads: int = 1):
         super().__init__()
-        self.state, self.device = state, resolve_device(device)
-        self.workers = Workers(threads, cancel_errors=(Cancelled,))  # models are not run concurrently
+        self.state, self.device = state, device
+        self.loading = 0  # checkpoint loads under way (the window says so instead of "no models")
+        self.workers = Workers(threads)  # models are not run concurrently
         self.pool = self.workers.pool
         self.workers.busy_changed.connect(self.busy_changed)
         self.workers.task_finished.connect(lambda task: self._decode_next_in_background())
@@ -69,6 +90,14 @@ class InferenceController(QObject):
             state.subscribe(Event.CANCEL_REQUESTED, self._on_cancel_requested),
             state.subscribe(Event.DELETION_AUC_REQUESTED, self._submit_deletion_auc),
         ]
+        self._submit(lambda task: import_model_side(str(device)), self._model_side_ready, priority=MODEL_SIDE)
+
+    def _model_side_ready(self, found: tuple) -> None:
+        device, names, cancel_errors = found
+        self.workers.cancel_errors = cancel_errors  # tasks submitted from now on (every model's: models load after)
+        if isinstance(self.device, str):  # not changed meanwhile
+            self.device = device
+        self.devices_found.emit(names)
 
     # plumbing --------------------------------------------------------------------------
     def _submit(self, fn, on_success, on_failure=None, priority: int = 0, key: tuple | None = None,
@@ -117,22 +146,38 @@ class InferenceController(QObject):
         ``requested``: the slot the user named for a file (``--baseline``, File ▸ Load CAT
         checkpoint); the file's own metadata decides. ``replace``: a model this load puts out
         of its slot is unloaded too (the Runs tab's snapshots: one epoch at a time)."""
-        paths = [Path(p).absolute() for p in paths]  # one file, one name: given relative and absolute it is loaded once
-        requested = {Path(p).absolute(): role for p, role in (requested or {}).items()}
-        device = self.device
+        paths = [Path(p) for p in paths]
+        device = str(self.device)
 
         def load(task: Task):
+            from catviz.models.checkpoint import CheckpointError
+            from catviz.models.device import resolve_device
+
+            from . import inference
+
+            device_ = resolve_device(device)  # done already, unless this is the first task to run
             from .dataset_results import file_sha256
 
             loaded, errors = [], []
             for path in paths:
                 try:
-                    loaded.append((inference.load_model(path, device), file_sha256(path)))
+                    loaded.append((inference.load_model(path, device_), file_sha256(path)))
                 except (CheckpointError, OSError, ValueError) as err:
                     errors.append(str(err))
             return loaded, errors
 
-        self._submit(load, lambda result: self._place_models(*result, requested, replace), priority=LOAD_MODEL)
+        def placed(result) -> None:
+            self._load_ended()  # first: what _place_models reports is said with "no models", not "loading"
+            self._place_models(*result, requested or {}, replace)
+
+        self.loading += 1
+        self.loading_changed.emit(self.loading)
+        self._submit(load, placed, lambda message: (self._load_ended(), self.state.report(message)),
+                     priority=LOAD_MODEL, on_cancel=self._load_ended)
+
+    def _load_ended(self) -> None:
+        self.loading -= 1
+        self.loading_changed.emit(self.loading)
 
     def _once(self, loaded: list[tuple[LoadedModel, str]]) -> list[LoadedModel]:
         """The models whose content is not loaded under another name (said for each that is);
@@ -155,6 +200,8 @@ class InferenceController(QObject):
     def _place_models(self, loaded: list[tuple[LoadedModel, str]], errors: list[str], requested: dict[Path, str],
                       replace: bool = False) -> None:
         """On the GUI thread: put freshly loaded models in their slots (see load_checkpoints)."""
+        from . import inference  # imported by the first task (import_model_side)
+
         for error in errors:
             self._refuse(error)
         models = self._once(loaded)
@@ -223,6 +270,8 @@ class InferenceController(QObject):
 
     def set_device(self, name: str) -> None:
         """Reload every model on another device (in workers; results are recomputed)."""
+        from catviz.models.device import resolve_device  # imported: the box lists devices after it
+
         self.device = resolve_device(name)
         if self.state.loaded:
             self.load_checkpoints([loaded.path for loaded in self.state.loaded])
@@ -253,8 +302,8 @@ class InferenceController(QObject):
         if self._running(key) is not None:
             return
         # Models see the copy resized to their input size: never smaller than that.
-        max_side = max([MAX_SIDE, *(m.meta.input_size for m in self.state.models.values())])
-        self._submit(lambda task: decode(path, max_side),
+        at_least = max([0, *(m.meta.input_size for m in self.state.models.values())])
+        self._submit(lambda task: decode(path, at_least),
                      lambda images: self._decoded(path, *images),
                      lambda message: self.state.set_image_data(path, None, message),
                      priority=priority, key=key)
@@ -278,6 +327,8 @@ class InferenceController(QObject):
         self._request_attributions()
 
     def _submit_inference(self, entry: ImageEntry, role: str) -> None:
+        from . import inference  # imported by the first task (import_model_side)
+
         loaded, image, path = self.state.models[role], entry.image, entry.path
         generation = self.state.generation[role]
         key = ("inference", path, role, generation)
@@ -301,6 +352,10 @@ class InferenceController(QObject):
         """Render the Fig.-3-style grid of ``entries`` in a worker, drawn as the view draws
         them: the same method, level, colour map, scale and opacity (missing results and
         maps computed there)."""
+        from catviz.models.preprocess import ImageLoadError
+
+        from . import figure, inference  # imported by the first task (import_model_side)
+
         entries = [e for e in entries if e.image is not None or not e.error]
         loaded, s = dict(self.state.models), self.state.settings
         if not entries or not loaded:
@@ -373,6 +428,8 @@ class InferenceController(QObject):
                 self._submit_attribution(entry, role, key)
 
     def _submit_attribution(self, entry: ImageEntry, role: str, key: tuple) -> None:
+        from . import inference  # imported by the first task (import_model_side)
+
         path, role, label_name, level, method, generation = key
         loaded, image = self.state.models[role], entry.image
         label = loaded.meta.class_names.index(label_name)
@@ -416,6 +473,8 @@ class InferenceController(QObject):
 
     def _submit_deletion_auc(self, key: tuple, saliency) -> None:
         """The deletion AUC of a displayed map (the view's request), in a worker."""
+        from . import inference  # imported by the first task (import_model_side)
+
         path, role, label_name, what, generation = key
         loaded, entry = self.state.models.get(role), self.state.entry(path)
         if loaded is None or entry is None or entry.image is None or self._running(("deletion_auc", *key)):

@@ -36,10 +36,11 @@ def test_a_size_below_the_minimum_is_refused_naming_the_minimum(monkeypatch, cap
 
     monkeypatch.setattr(app.system_libs, "main", lambda: 1)  # never reach Qt
     with pytest.raises(SystemExit) as stop:
-        app.main(["--size", "800x600"])
+        app.main(["--size", "799x600"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "800x600" in err and "1024x640" in err
+    assert "799x600" in err and "800x600" in err
+    assert app.main(["--size", "800x600"]) == 1  # accepted: on to the (stubbed) display check (item 10)
 
 
 def test_the_screenshot_is_the_window_at_its_size_on_the_offscreen_platform(tmp_path):
