@@ -327,9 +327,10 @@ class QtDatasetView(QWidget):
         self.images.activated.connect(lambda index: self.open_image(index.row()))
         self.images.clicked.connect(lambda index: self.open_image(index.row()))
         self.gain_note = QLabel(
-            "Ranked by CAT's gain: per-image F1 of CAT − F1 of the baseline at the threshold; ties by the "
-            "probability gain (change of probability on the ground-truth labels minus that on the others). "
-            "Click an image to open it in the compare view.")
+            "Ranked by the right panel's model's gain over the left's (\"CAT\" and \"baseline\" in the columns and "
+            "filters): per-image F1 of the right − F1 of the left at the threshold; ties by the probability gain "
+            "(change of probability on the ground-truth labels minus that on the others). Click an image to open "
+            "it in the compare view.")
         self.gain_note.setWordWrap(True)
         per_image = QWidget()
         layout = QVBoxLayout(per_image)
