@@ -230,7 +230,7 @@ class QtDatasetView(QWidget):
         self.bar.addWidget(self.failed_button)
 
     def _build_models(self) -> None:
-        """Table 3 live: a row per model, Δ against the reference with its interval; per size below."""
+        """Table 3 live: a row per model, each number over its Δ against the reference and the interval."""
         self.models_table = make_table(MODEL_HEADERS)
         self.models_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         self.models_table.setWordWrap(True)

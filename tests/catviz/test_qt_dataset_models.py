@@ -46,6 +46,7 @@ def test_three_models_load_and_either_panel_shows_any_of_them(qtbot, window, thr
     assert [a.text() for a in menu.slot_actions["cat"]] == ["baseline_tiny (baseline)", "cat_tiny (cat)",
                                                              "cat_tiny (cat_seed1)"]
     assert [a.isChecked() for a in menu.slot_actions["cat"]] == [False, True, False]
+    state.update_settings(cam_depth="tokens")  # maps from the forward pass: no backward passes to wait for
     state.add_images(write_good_images(tmp_path / "imgs", 1))
     qtbot.waitUntil(lambda: state.result("cat") is not None, timeout=30000)
 
