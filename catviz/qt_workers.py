@@ -146,7 +146,8 @@ class InferenceController(QObject):
         ``requested``: the slot the user named for a file (``--baseline``, File ▸ Load CAT
         checkpoint); the file's own metadata decides. ``replace``: a model this load puts out
         of its slot is unloaded too (the Runs tab's snapshots: one epoch at a time)."""
-        paths = [Path(p) for p in paths]
+        paths = [Path(p).absolute() for p in paths]  # one file, one name: given relative and absolute it is loaded once
+        requested = {Path(p).absolute(): role for p, role in (requested or {}).items()}
         device = str(self.device)
 
         def load(task: Task):
@@ -168,7 +169,7 @@ class InferenceController(QObject):
 
         def placed(result) -> None:
             self._load_ended()  # first: what _place_models reports is said with "no models", not "loading"
-            self._place_models(*result, requested or {}, replace)
+            self._place_models(*result, requested, replace)
 
         self.loading += 1
         self.loading_changed.emit(self.loading)
