@@ -293,25 +293,28 @@ def write_report(folder: Path, found: study.Study, data: ReportInput, models: di
     contract["dataset"] = dataset
     contract["explanations"] = explanations
     contract["failed_images"] = {str(data.paths[i]): why for i, why in sorted(report.failed.items())}
-    texts = {"report.json": json.dumps(contract, indent=1, ensure_ascii=False) + "\n"}
+    contents: dict[str, object] = {"report.json": contract}  # JSON objects, or the page's text
     sections = study_html(contract)
     if set(models) == {"baseline", "cat"}:
         objects = report_json(report, data)
         objects["summary"]["dataset"] = dataset
         objects["summary"]["checkpoints"] = {role: str(m.path) for role, m in models.items()}
-        texts |= {f"{name}.json": json.dumps(objects[name], indent=1, ensure_ascii=False) + "\n"
-                  for name in ("summary", "per_class", "by_size", "images")}
-        texts["report.html"] = render_html(report, data, models, objects["summary"], sections)
+        contents |= {f"{name}.json": objects[name] for name in ("summary", "per_class", "by_size", "images")}
+        contents["report.html"] = render_html(report, data, models, objects["summary"], sections)
     else:
-        texts["report.html"] = study_page(contract, sections)
-    names = (*(n for n in REPORT_FILES if n in texts), *STUDY_FILES)
+        contents["report.html"] = study_page(contract, sections)
+    names = (*(n for n in REPORT_FILES if n in contents), *STUDY_FILES)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".report.", suffix=TEMP_SUFFIX))
     try:
         for name in names:
             if name == "scores.npz":
                 write_scores(staging / name, found, data)
-            else:
-                (staging / name).write_text(texts[name], encoding="utf-8")
+            elif name == "report.html":
+                (staging / name).write_text(contents[name], encoding="utf-8")
+            else:  # streamed: at COCO scale images.json is 10^8 bytes, not held twice more as text
+                with open(staging / name, "w", encoding="utf-8") as f:
+                    json.dump(contents[name], f, indent=1, ensure_ascii=False)
+                    f.write("\n")
         for name in names:
             os.replace(staging / name, folder / name)
     finally:

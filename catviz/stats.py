@@ -158,14 +158,19 @@ def _f1(p: np.ndarray, r: np.ndarray) -> np.ndarray:
         return np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
 
 
-def weighted_mean_counts(sums: np.ndarray, numbers: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def weighted_mean_counts(sums: np.ndarray, numbers: np.ndarray, counts: np.ndarray,
+                         drawn: np.ndarray | None = None) -> np.ndarray:
     """A mean over pairs grouped by image (``sums[i]``: the image's summed values,
     ``numbers[i]``: its pairs) in each resample; NaN where a resample draws no pair.
-    ``counts`` given as float64 already is not copied (for many means over one draw)."""
-    w = np.asarray(counts, np.float64)
-    total = w @ np.asarray(numbers, np.float64)
+    ``drawn``: ``by_image(counts)`` when made already; only the images with pairs are read
+    (a class's pairs touch a few of a COCO split's images)."""
+    numbers, sums = np.asarray(numbers, np.float64), np.asarray(sums, np.float64)
+    drawn = by_image(counts) if drawn is None else drawn
+    images = np.flatnonzero(numbers)
+    w = drawn[images].astype(np.float64)  # (images with pairs, R)
+    total = numbers[images] @ w
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (w @ np.asarray(sums, np.float64)) / np.where(total > 0, total, 1), np.nan)
+        return np.where(total > 0, (sums[images] @ w) / np.where(total > 0, total, 1), np.nan)
 
 
 def mcnemar_exact(fixed: int, broken: int) -> float:

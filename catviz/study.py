@@ -235,13 +235,13 @@ def _pair_values(pairs: ExplanationPairs, level: str) -> dict[str, np.ndarray]:
 
 
 def _group_mean(values: np.ndarray, position: np.ndarray, keep: np.ndarray, n: int,
-                counts: np.ndarray) -> dict:
+                counts: np.ndarray, drawn: np.ndarray) -> dict:
     """Mean over the kept pairs with finite values, and its bootstrap interval (images resampled)."""
     ok = keep & np.isfinite(values)
     sums = np.bincount(position[ok], weights=values[ok], minlength=n)
     numbers = np.bincount(position[ok], minlength=n)
     mean = float(values[ok].mean()) if ok.any() else float("nan")
-    return {"mean": mean, "ci95": list(stats.interval(stats.weighted_mean_counts(sums, numbers, counts))),
+    return {"mean": mean, "ci95": list(stats.interval(stats.weighted_mean_counts(sums, numbers, counts, drawn))),
             "n": int(ok.sum())}
 
 
@@ -255,7 +255,8 @@ def aggregate_explanations(explained: dict[str, ExplanationPairs], names: dict[s
     scored = report.images
     position = np.full(len(report.pixel_bucket), -1, np.int64)
     position[scored] = np.arange(len(scored))
-    counts = stats.bootstrap_counts(len(scored), resamples, seed).astype(np.float64)  # once for every mean
+    counts = stats.bootstrap_counts(len(scored), resamples, seed)
+    drawn = stats.by_image(counts)  # made once for every mean below
     buckets = [name for name, _, _ in PIXEL_BUCKETS] + ["no box"]
     layer_share, evidence, by_class = {}, {}, {}
     finest: dict[str, dict[str, np.ndarray]] = {}
@@ -273,17 +274,17 @@ def aggregate_explanations(explained: dict[str, ExplanationPairs], names: dict[s
             logit = pairs.values[f"{level}/logit"]
             layer_share[name][level] = {}
             for g, keep in groups.items():
-                row = {"logit": _group_mean(logit, where, keep, len(scored), counts)["mean"]}
+                row = {"logit": _group_mean(logit, where, keep, len(scored), counts, drawn)["mean"]}
                 cis = {}
                 for src in pairs.sources[level]:
-                    got = _group_mean(pairs.values[f"{level}/share/{src}"], where, keep, len(scored), counts)
+                    got = _group_mean(pairs.values[f"{level}/share/{src}"], where, keep, len(scored), counts, drawn)
                     row[src], cis[src] = got["mean"], got["ci95"]
                 row["n"], row["ci95"] = int(keep.sum()), cis
                 layer_share[name][level][g] = row
             values = _pair_values(pairs, level)
-            evidence[name][level] = {g: {m: _group_mean(values[m], where, keep, len(scored), counts) for m in EVIDENCE}
+            evidence[name][level] = {g: {m: _group_mean(values[m], where, keep, len(scored), counts, drawn) for m in EVIDENCE}
                                      for g, keep in groups.items()}
-            by_class[name][level] = {c: {m: _group_mean(values[m], where, keep, len(scored), counts)
+            by_class[name][level] = {c: {m: _group_mean(values[m], where, keep, len(scored), counts, drawn)
                                          for m in ("positive", "negative", "in_box", "pointing")}
                                      for c, keep in classes.items() if keep.any()}
         finest[key] = _pair_values(pairs, pairs.levels[-1])
@@ -294,14 +295,14 @@ def aggregate_explanations(explained: dict[str, ExplanationPairs], names: dict[s
             fine, coarse = _pair_values(pairs, pairs.levels[-1]), _pair_values(pairs, pairs.levels[0])
             contrasts["fine_minus_coarse"][names[key]] = {
                 "levels": [pairs.levels[-1], pairs.levels[0]],
-                **{g: {m: _group_mean(fine[m] - coarse[m], where, keep, len(scored), counts)
+                **{g: {m: _group_mean(fine[m] - coarse[m], where, keep, len(scored), counts, drawn)
                        for m in ("in_box", "pointing", "positive", "negative")} for g, keep in groups.items()}}
         ref = explained.get(reference)
         if key != reference and ref is not None and np.array_equal(ref.image, pairs.image) \
                 and np.array_equal(ref.label, pairs.label):  # the same (image, label) pairs: paired
             contrasts["against_reference"][names[key]] = {
                 "levels": [pairs.levels[-1], ref.levels[-1]],
-                **{g: {m: _group_mean(finest[key][m] - finest[reference][m], where, keep, len(scored), counts)
+                **{g: {m: _group_mean(finest[key][m] - finest[reference][m], where, keep, len(scored), counts, drawn)
                        for m in ("in_box", "pointing")} for g, keep in groups.items()}}
     return clean({"resamples": resamples, "seed": seed, "layer_share": layer_share, "evidence": evidence,
                   "evidence_by_class": by_class, **contrasts})
