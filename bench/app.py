@@ -74,7 +74,7 @@ def main() -> None:
     if args.startup:
         result = startup(args.startup)
         out = args.json or Path(__file__).parent / "results" / "app-startup-cpu.json"
-        atomic_write_text(out, json.dumps({"runs": args.startup, "seconds": result}, indent=1) + "\n")
+        atomic_write_text(out, json.dumps({"runs": args.startup, **result}, indent=1) + "\n")
         return
     if args.full_size:
         with tempfile.TemporaryDirectory() as folder:
@@ -184,25 +184,56 @@ def shown(window):
 
 qt_main_window.QtMainWindow.show = shown
 app.main(["--device", "cpu", "--size", "1280x800"])
+os._exit(0)  # as the app itself ends (catviz.app._exit_now): no interpreter teardown
+"""
+
+
+#: The model side alone in a fresh process, timed as the child times the app's imports: a
+#: yardstick for a shared machine (start-up is reported as a ratio to it too).
+TORCH_CHILD = r"""
+import time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import catviz.inference  # timm, torchvision and the models on top of torch
+print({"torch": t1 - t0, "model side": time.perf_counter() - t0})
 """
 
 
 def startup(runs: int) -> dict:
     """Seconds from the interpreter's first import to the window's first paint, and to every panel
-    of the demo drawn (both models' results and maps), each in a fresh process (median of ``runs``)."""
+    of the demo drawn (both models' results and maps), each in a fresh process; beside each run,
+    a fresh process that only imports torch (then the model side), for a ratio that a busy
+    machine changes less. Medians of ``runs``, every run kept, the load average before and after."""
+    import ast
     import subprocess
     import sys
 
-    times = []
+    load_before = os.getloadavg()
+    times, torch_times = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as home:
             env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": home}
             done = subprocess.run([sys.executable, "-c", STARTUP_CHILD], env=env, capture_output=True, text=True,
                                   timeout=300, check=True)
             times.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    result = {key: statistics.median(t[key] for t in times) for key in times[0]}
-    print(f"start-up (median of {runs}, fresh process, demo): imports {result['imports']:.2f} s, "
-          f"window painted {result['window']:.2f} s, all panels {result['panels']:.2f} s")
+        done = subprocess.run([sys.executable, "-c", TORCH_CHILD], capture_output=True, text=True, timeout=300,
+                              check=True)
+        torch_times.append(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    median = {key: statistics.median(t[key] for t in times) for key in times[0]}
+    torch_median = {key: statistics.median(t[key] for t in torch_times) for key in torch_times[0]}
+    result = {
+        "seconds": median,
+        "import_alone_seconds": torch_median,
+        "ratio_to_torch_import": {key: median[key] / torch_median["torch"] for key in ("window", "panels")},
+        "every_run": times, "every_import_alone": torch_times,
+        "load_average_before": load_before, "load_average_after": os.getloadavg(), "cpus": os.cpu_count(),
+    }
+    print(f"start-up (median of {runs}, fresh process, demo): imports {median['imports']:.2f} s, "
+          f"window painted {median['window']:.2f} s, all panels {median['panels']:.2f} s; "
+          f"import torch alone {torch_median['torch']:.2f} s (with timm and the models "
+          f"{torch_median['model side']:.2f} s); load average {load_before[0]:.1f} → {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     return result
 
 

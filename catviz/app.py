@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("catviz")
     app.setApplicationName("catviz")
     state = AppState()
-    controller = InferenceController(state, args.device)
+    controller = InferenceController(state, args.device, held=True)  # released once the window has painted
     window = QtMainWindow(state, controller)
     window.show_on_screen((int(size.group(1)), int(size.group(2))) if args.size or args.screenshot else None)
     named = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]  # as if dropped: the slot from metadata
@@ -442,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             _list_when_opened(state, args.limit)
     if args.screenshot:
         _screenshot_when_ready(app, window, args.screenshot, dataset_view)
+    _release_after_first_paint(window, controller.workers)
     _close_on_signals(window)
     code = app.exec()
     controller.shutdown(QUIT_WAIT_MS)  # closeEvent did, unless the app quit another way
@@ -480,6 +481,27 @@ def _list_when_opened(state, limit: int) -> None:
         state.add_images([s.path for s in samples], truth)
 
     state.dataset.subscribe(DatasetEvent.OPENED, opened)
+
+
+#: The workers start at the latest this long after the window is shown, painted or not.
+RELEASE_FALLBACK_MS = 1500
+
+
+def _release_after_first_paint(window, workers) -> None:
+    """Start the workers (the first imports torch, timm and the models: seconds during which a
+    long C call holds the interpreter) once the window has painted, so it shows at once."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched, event) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                window.removeEventFilter(self)
+                QTimer.singleShot(0, workers.release)  # after this paint and its children's
+            return False
+
+    window._first_paint = FirstPaint(window)
+    window.installEventFilter(window._first_paint)
+    QTimer.singleShot(RELEASE_FALLBACK_MS, workers.release)  # a window that never paints (minimised)
 
 
 def _close_on_signals(window) -> None:

@@ -110,6 +110,21 @@ class Workers(QObject):
         self.niceness, self.cancel_errors = niceness, cancel_errors
         self.tasks: dict[int, Task] = {}  # id → task, while queued or running
         self.closed = False
+        self._held: list[tuple[Task, int]] | None = None  # submitted while held: started on release()
+
+    def hold(self) -> None:
+        """Keep tasks submitted from now on queued (pending, findable, cancellable) without
+        starting them, until :meth:`release`: the app's window paints before a worker's import
+        of torch takes the interpreter for seconds."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Start what was held, highest priority first; later tasks start at once. Idempotent."""
+        held, self._held = self._held or [], None
+        for task, priority in sorted(held, key=lambda item: -item[1]):
+            if not self.closed:
+                self.pool.start(task, priority)
 
     @property
     def pending(self) -> int:
@@ -131,7 +146,10 @@ class Workers(QObject):
         task.signals.done.connect(lambda: self._finished(task))
         self.tasks[id(task)] = task
         self.busy_changed.emit(self.pending)
-        self.pool.start(task, priority)
+        if self._held is not None:
+            self._held.append((task, priority))
+        else:
+            self.pool.start(task, priority)
         return task
 
     def _finished(self, task: Task) -> None:
@@ -155,9 +173,13 @@ class Workers(QObject):
     def shutdown(self, msecs: int = 10000) -> None:
         """Drop queued work, ask running work to stop, wait for it; start nothing after."""
         self.closed = True
+        held = {id(task) for task, _ in self._held or []}
         for task in list(self.tasks.values()):
-            if self.pool.tryTake(task):  # queued, never to run: not pending any more
+            if id(task) in held or self.pool.tryTake(task):  # queued, never to run: not pending any more
                 self.tasks.pop(id(task), None)
+        self._held = None
         self.busy_changed.emit(self.pending)
         self.cancel()
-        self.wait(msecs)
+        if self.wait(msecs):  # every task has ended; their "done" may not have reached this thread yet
+            self.tasks.clear()
+            self.busy_changed.emit(0)

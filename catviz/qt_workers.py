@@ -66,11 +66,14 @@ class InferenceController(QObject):
     devices_found = Signal(list)  # the device names a user can pick, once torch is imported
     loading_changed = Signal(int)  # checkpoint loads under way
 
-    def __init__(self, state: AppState, device: str = "auto", threads: int = 1):
+    def __init__(self, state: AppState, device: str = "auto", threads: int = 1, held: bool = False):
+        """``held``: start no task until ``self.workers.release()`` (the app: once its window has painted)."""
         super().__init__()
         self.state, self.device = state, device
         self.loading = 0  # checkpoint loads under way (the window says so instead of "no models")
         self.workers = Workers(threads)  # models are not run concurrently
+        if held:
+            self.workers.hold()
         self.pool = self.workers.pool
         self.workers.busy_changed.connect(self.busy_changed)
         self.workers.task_finished.connect(lambda task: self._decode_next_in_background())
@@ -169,7 +172,7 @@ class InferenceController(QObject):
 
         def placed(result) -> None:
             self._load_ended()  # first: what _place_models reports is said with "no models", not "loading"
-            self._place_models(*result, requested, replace)
+            self._place_models(*result, requested or {}, replace)
 
         self.loading += 1
         self.loading_changed.emit(self.loading)

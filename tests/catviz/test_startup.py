@@ -20,7 +20,7 @@ def test_the_window_modules_import_without_torch():
 
 #: Records which thread imports torch first, then runs the app.
 WATCHED_APP = r"""
-import json, sys, threading
+import json, os, sys, threading
 
 class Watch:
     thread = None
@@ -33,7 +33,8 @@ class Watch:
 sys.meta_path.insert(0, Watch())
 from catviz import app
 code = app.main(sys.argv[1:])
-print(json.dumps({"code": code, "torch imported on": Watch.thread}))
+print(json.dumps({"code": code, "torch imported on": Watch.thread}), flush=True)
+os._exit(0)  # as the app itself ends (catviz.app._exit_now): no interpreter teardown
 """
 
 
@@ -52,3 +53,25 @@ def test_torch_loads_in_a_worker_while_the_window_is_up(tmp_path, checkpoints):
     import cv2
 
     assert cv2.imread(str(shot)).shape[:2] == (600, 800)  # the window at its size, 800x600 honoured
+
+
+def test_held_workers_start_nothing_until_released(qtbot):
+    """The app holds its workers until the window has painted (catviz.app._release_after_first_paint)."""
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    from catviz.qt_tasks import Workers
+
+    workers = Workers(1)
+    workers.hold()
+    ran = []
+    for name, priority in (("low", 0), ("high", 5)):
+        workers.submit(lambda task, name=name: ran.append(name), lambda _: None, lambda _: None, priority=priority)
+    time.sleep(0.2)
+    QApplication.processEvents()
+    assert ran == [] and workers.pending == 2  # queued and counted, not started
+    workers.release()
+    qtbot.waitUntil(lambda: workers.pending == 0, timeout=5000)
+    assert ran == ["high", "low"]
+    workers.shutdown()
