@@ -33,7 +33,7 @@ from .evidence import (
     totals_convention,
     totals_text,
 )
-from .methods import CAM, depth_title, method_info
+from .methods import CAM, depth_title, display_percentile, method_info
 from .render import (
     DIVERGING,
     SMALL_VALUE_FLOOR,
@@ -192,7 +192,8 @@ def render_figure(rows: list[FigureRow], class_names: list[str], threshold: floa
     bar = shared_scale or not info.signed  # a colour bar column only where it shows every map's scale
     floor = SMALL_VALUE_FLOOR if small_values and info.signed else 0.0
     plans = [(row, labels, _maps(row, labels, method, difference and info.name == CAM, depth)) for row, labels in plans]
-    scales = [_scales(maps, info, shared_scale, positive_only) for _, _, maps in plans]
+    percentile = display_percentile(info, depth or "tokens")  # as the app's panels: pixel maps end at the 99th
+    scales = [_scales(maps, info, shared_scale, positive_only, percentile) for _, _, maps in plans]
     captions = []  # per row block: per role: per cell: (lines, colour)
     for (row, labels, maps), (_, scale_of) in zip(plans, scales, strict=True):
         block = {}
@@ -270,13 +271,15 @@ def _maps(row: FigureRow, labels: list[int], method: str, difference: bool, dept
     return maps
 
 
-def _scales(maps: dict, info, shared_scale: bool, positive_only: bool):
-    """(the image's shared scale or None, map → the scale it is drawn on)."""
+def _scales(maps: dict, info, shared_scale: bool, positive_only: bool, percentile: float = 100.0):
+    """(the image's shared scale or None, map → the scale it is drawn on); a scale ends at
+    ``percentile`` of |value| (see :func:`catviz.methods.display_percentile`)."""
     present = [m.heat if key[0] == DIFFERENCE else m for key, m in maps.items() if m is not None]
-    shared = (symmetric_scale(present, positive_only) if info.signed else Scale(0.0, 1.0)) if present else None
+    shared = (symmetric_scale(present, positive_only, percentile) if info.signed else Scale(0.0, 1.0)) \
+        if present else None
     if shared_scale or not info.signed:
         return shared, lambda heat: shared
-    return shared, lambda heat: symmetric_scale([heat], positive_only)
+    return shared, lambda heat: symmetric_scale([heat], positive_only, percentile)
 
 
 def _alpha(heat: np.ndarray | None, scale: Scale | None, opacity: float, floor: float, colormap: str):
