@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 
 class QtFlowLayout(QLayout):
     """Items left to right at their size hints, wrapping to a new line where the next one
-    would pass the right edge; each line as tall as its tallest item, items centred in it."""
+    would pass the right edge; each line as tall as its tallest item, items centred in it. A
+    word-wrapping label takes the rest of its line (one line of text where it fits)."""
 
     def __init__(self, parent: QWidget | None = None, spacing: int = 6):
         super().__init__(parent)
@@ -80,11 +81,12 @@ class QtFlowLayout(QLayout):
                 continue
             size = item.sizeHint().boundedTo(item.maximumSize()).expandedTo(item.minimumSize())
             size.setWidth(min(size.width(), area.width()))
-            if item.hasHeightForWidth():  # a wrapping label: as tall as its lines at this width
-                size.setHeight(item.heightForWidth(size.width()))
             if lines[-1] and x + size.width() > area.right() + 1:
                 lines.append([])
                 x = area.x()
+            if item.hasHeightForWidth():  # a wrapping label: the rest of its line, as tall as its lines there
+                size.setWidth(area.right() + 1 - x)
+                size.setHeight(item.heightForWidth(size.width()))
             lines[-1].append((item, size))
             x += size.width() + self.spacing()
         y = area.y()
@@ -163,3 +165,25 @@ class QtFittingLabel(QLabel):
         extra = 2 * self.margin() + margins.left() + margins.right() + 2 * self.indent() * (self.indent() > 0)
         width = self.fontMetrics().horizontalAdvance(text) + extra + (2 if text else 0)
         return QSize(width, super().sizeHint().height())
+
+
+class QtWrappedLabel(QLabel):
+    """A word-wrapping label that keeps the height of its lines at its width as its least
+    height: in a splitter's pane Qt's layouts gave a third line one pixel too few."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        height = self.heightForWidth(self.width()) if self.width() > 0 else -1
+        if height > 0 and height != self.minimumHeight():
+            self.setMinimumHeight(height)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from . import colors as colors_
 from .qt_events import unsubscribe_on_close
-from .qt_layouts import QtFlowLayout, control_group
+from .qt_layouts import QtFlowLayout, QtWrappedLabel, control_group
 from .results import InferenceResult, at_or_above, probability_text
 from .roles import ROLE_TITLES
 from .state import ROLES, AppState, Event
@@ -188,8 +188,7 @@ class _RowBars(pg.PlotWidget):
         plot.getViewBox().invertY(True)
         plot.setMouseEnabled(False, False)
         plot.hideButtons()
-        self.legend = QLabel()
-        self.legend.setWordWrap(True)
+        self.legend = QtWrappedLabel()
         self.scene().sigMouseMoved.connect(self._hover)
 
     def tooltip_at(self, row: int) -> str:
@@ -406,8 +405,7 @@ class QtPredictions(QWidget):
         share = QWidget()
         share_layout = QVBoxLayout(share)
         share_layout.setContentsMargins(0, 0, 0, 0)
-        self.share_title = QLabel()
-        self.share_title.setWordWrap(True)
+        self.share_title = QtWrappedLabel()
         self.share_title.setToolTip("Each level's logit split exactly into the contributions of the positions of "
                                     "each layer that reaches it, and the offset that belongs to no position.")
         share_layout.addWidget(self.share_title)

@@ -41,8 +41,12 @@ def test_rows_have_their_height_before_the_thumbnails_and_names_are_elided(image
     width = image_list.viewport().width()
     assert all(rect.right() < width for rect in rects)  # a long name is elided, not cut at the edge
     assert image_list.horizontalScrollBar().maximum() == 0
-    image_list.resize(90, 600)  # narrow: the icons shrink so the names keep some room
-    assert image_list.iconSize().width() <= image_list.viewport().width() // 3
+    image_list.resize(300, 600)  # beside its name, an icon leaves the name two thirds of the width
+    assert not image_list.narrow and image_list.iconSize().width() <= image_list.viewport().width() // 3
+    image_list.resize(90, 600)  # narrow (an 800-px window): each icon above its name, which gets the whole width
+    rect = image_list.visualItemRect(image_list.item(0))
+    assert image_list.narrow and image_list.iconSize().width() <= image_list.viewport().width() - 16
+    assert rect.height() >= image_list.iconSize().height() + 3 * image_list.fontMetrics().lineSpacing()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 144), (144, 1), (100, 144)])
