@@ -12,6 +12,18 @@
 
 Defaults: the demo val split (600 images, 128²) with the bundled demo models, batch 32,
 no DataLoader worker processes (as the app). Writes bench/results/dataset-<device>.json.
+
+``--coco-scale``: instead, COCO 2014 val's size. A synthetic COCO-format split (40,504
+64x48 JPEGs, 80 labels, boxes; :func:`coco_scale_set`) is generated once under
+``--scale-root`` (not shipped) and scored by randomly initialised tiny models at their own
+small input (``--scale-input``, 32). Stages (``--scale-stages``): ``pass`` (empty cache:
+img/s, cache size on disk), ``report`` (``catviz-eval --compare``'s files without the
+explanations: build time), ``explain`` (the explanations over the first images, rate and
+extrapolation), ``wide`` (the report of ``--scale-report-models`` models, the extra ones
+synthetic), ``table`` (the Dataset tab's per-image table with every image as a row: filter,
+scroll, sort, rows painted), ``ratio`` (runner vs bare forward, as 1.). Every stage records
+the load, the resident memory and the peak so far, merged into
+bench/results/dataset-coco-scale-<device>.json as soon as it is measured.
 """
 
 from __future__ import annotations
