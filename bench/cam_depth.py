@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--note", default="", help="what else ran on the machine (stored in the JSON)")
+    parser.add_argument("--depths", help="comma-separated depths below the tokens to time (default: every one of "
+                        "CAT's); the targets need only input")
     args = parser.parse_args()
     device = models.resolve_device(args.device)
     torch.manual_seed(0)
@@ -67,7 +69,7 @@ def main() -> None:
 
     cases = {"forward": run_all(forward),
              "tokens, all labels": run_all(lambda m: class_activation_maps(m, image))}
-    for depth in pair["cat"].spec.depths[1:]:
+    for depth in args.depths.split(",") if args.depths else pair["cat"].spec.depths[1:]:
         cases[f"{depth}, one label"] = run_all(
             lambda m, d=depth: class_activation_maps(m, image, depth=d if d in m.spec.depths else "input", labels=[0]))
     for fn in cases.values():  # warm up (allocators, kernels)

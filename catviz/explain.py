@@ -1,8 +1,9 @@
 """The runners of the registered map methods (torch side; :mod:`catviz.methods` names them).
 
 Every runner is ``fn(method, model, image, label, level, request) -> (H, W)`` float numpy
-at the input's resolution, for one image (``image``: (1, 3, H, W), normalised, on the
-model's device; the model in eval mode). ``level`` is a level name, or None for the
+at the input's resolution (an :class:`~catviz.results.ExplainedMap` where the method says
+more: the complete CAM's path share, IG's completeness delta), for one image (``image``:
+(1, 3, H, W), normalised, on the model's device; the model in eval mode). ``level`` is a level name, or None for the
 method's default: the complete CAM summed over levels ("combined"), the finest level for
 a layer method. Input-pixel methods ignore it.
 """
@@ -22,6 +23,7 @@ from catviz.models.cam import class_activation_maps, grad_cam
 
 from .evidence import area_resample
 from .methods import DEFAULT_DEPTH, MapMethod, method_info
+from .results import ExplainedMap
 
 
 @dataclass
@@ -56,13 +58,17 @@ def complete_cam(method: MapMethod, model, image, label, level, request) -> np.n
     """The complete CAM of ``label`` at ``request.depth`` (default: the input pixels) and
     ``level`` (None: summed over levels), on its own grid resized to the input (a coarser
     grid's cells repeated, so its values stay in logit units per cell and the mean, hence
-    ``mean + offset == logit``, is kept exactly: :func:`catviz.evidence.area_resample`)."""
+    ``mean + offset == logit``, is kept exactly: :func:`catviz.evidence.area_resample`),
+    with every level's path share of the label (routes and the offset, summing to the level
+    logit) as its ``path_share``."""
     if level is not None and level not in model.spec.level_names:
         raise ValueError(f"no level {level!r}; this model has {', '.join(model.spec.level_names)}")
     depth = request.depth or DEFAULT_DEPTH
     cams = class_activation_maps(model, image, depth=depth, labels=[label])
     maps = cams.combined[0] if level is None else cams.maps[level][0]
-    return area_resample(maps[0], tuple(image.shape[-2:]))
+    paths = {lv: {route: {part: float(v[0, 0]) for part, v in parts.items()} for route, parts in routes.items()}
+             | {"offset": {"offset": float(cams.offsets[lv][0, 0])}} for lv, routes in cams.path_share.items()}
+    return ExplainedMap(area_resample(maps[0], tuple(image.shape[-2:])), path_share=paths)
 
 
 class _GradCamProgress:
@@ -107,9 +113,12 @@ def grad_cam_map(method: MapMethod, model, image, label, level, request) -> np.n
 
 
 def integrated_gradients(method: MapMethod, model, image, label, level, request) -> np.ndarray:
-    """Integrated Gradients from ``request.reference`` in ``request.n_steps`` path points."""
-    return attribution.integrated_gradients(model, image, label, baseline=request.reference, n_steps=request.n_steps,
-                                            progress=request.progress, should_stop=request.should_stop)[0]
+    """Integrated Gradients from ``request.reference`` in ``request.n_steps`` path points, with
+    Captum's completeness delta (``ExplainedMap.convergence_delta``)."""
+    maps, deltas = attribution.integrated_gradients(
+        model, image, label, baseline=request.reference, n_steps=request.n_steps, progress=request.progress,
+        should_stop=request.should_stop, return_delta=True)
+    return ExplainedMap(maps[0], convergence_delta=float(deltas[0]))
 
 
 def occlusion(method: MapMethod, model, image, label, level, request) -> np.ndarray:

@@ -243,6 +243,11 @@ def evaluate_model(path: str, args, split, samples, device) -> dict[str, dict[st
             f"which differ from the dataset's {len(split.class_names)}"
         )
     explainer = Explainer(model, meta, args.ig_steps)
+    lacking = [depth for row in args.methods if (depth := row.partition("@")[2]) and depth not in model.spec.depths]
+    if lacking:  # said before the work, the table then shows those rows empty
+        print(f"{Path(path).name}: {meta.model} has no depth {', '.join(lacking)}; it has "
+              f"{', '.join(model.spec.depths)}: its row{'s' if len(lacking) > 1 else ''} at "
+              f"{', '.join(lacking)} stay{'' if len(lacking) > 1 else 's'} empty")
     values: dict[str, dict[str, list[float]]] = {m: {} for m in args.methods}
     done = 0
     for index, sample in enumerate(tqdm(samples, desc=Path(path).stem, leave=False)):

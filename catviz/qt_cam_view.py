@@ -566,6 +566,9 @@ class QtCamView(QWidget):
         totals, totals_tip = self._totals(role, label, info, heat)
         faint, faint_tip = self._faint(self.panels[role])
         text += "".join(f"<br>{line}" for line in [*totals, faint] if line)
+        delta = getattr(self.state.attribution(role), "convergence_delta", None) if info.name != CAM else None
+        if delta is not None:  # Integrated Gradients: Captum's sum(map) - (logit - logit of the reference)
+            text += f"<br>completeness delta {delta:+.3g} (sum of map − logit gain from black)"
         key = self.shown.get(role)
         tooltip = totals_tip + faint_tip + "\n" + info.note
         if key in self.state.deletion_aucs:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import colors as colors_
+from .methods import CAM, depth_title
 from .qt_events import unsubscribe_on_close
 from .qt_layouts import QtFlowLayout, QtWrappedLabel, control_group
 from .results import InferenceResult, at_or_above, probability_text
@@ -310,13 +311,17 @@ class QtLayerShare(_RowBars):
         if label is None:
             return
         index = self.state.class_names.index(label)
+        paths = path_rows(self.state)
         for role in ROLES:
             result = self.state.result(role)
-            if result is not None:
+            if paths is not None:  # below the tokens: the shown maps' path share, once computed
+                self.rows += paths.get(role, [])
+            elif result is not None:
                 self.rows += [(f"{ROLE_TITLES[role]} {level}", parts) for level, parts in layer_share(result, index).items()]
         sources = list(dict.fromkeys(source for _, parts in self.rows for source in parts))
         levels = {level.name for role in ROLES if (spec := self.state.spec(role)) is not None for level in spec.levels}
-        of_baseline = {source for name, parts in self.rows if name.startswith(ROLE_TITLES["baseline"]) for source in parts}
+        of_baseline = set() if paths is not None else {
+            source for name, parts in self.rows if name.startswith(ROLE_TITLES["baseline"]) for source in parts}
         self.colors = colors = {source: layer_color(source, colors_.OF_BASELINE if source in of_baseline
                                                     else colors_.LEVEL if source in levels else colors_.SOURCE)
                                 for source in sources}
@@ -341,6 +346,22 @@ class QtLayerShare(_RowBars):
         plot.setYRange(-0.5, max(len(self.rows), 1) - 0.5, padding=0.05)
         self.keep_rows_apart(len(self.rows))
         plot.enableAutoRange(axis="x")
+
+
+def path_rows(state: AppState) -> dict[str, list[tuple[str, dict[str, float]]]] | None:
+    """With the complete CAM below the tokens: per model, one row per level and route (and the
+    level's offset) from the shown map's path share (:class:`~catviz.results.ExplainedMap`),
+    parts by the depth's tensors and biases; a model whose map is not there yet has none.
+    None at the tokens or with another method (the layer share is shown)."""
+    s = state.settings
+    if s.cam_method != CAM or s.cam_depth == "tokens":
+        return None
+    rows = {}
+    for role in ROLES:
+        paths = getattr(state.attribution(role), "path_share", None) or {}
+        rows[role] = [(f"{ROLE_TITLES[role]} {level} " + ("offset" if route == "offset" else f"← {route}"), parts)
+                      for level, routes in paths.items() for route, parts in routes.items()]
+    return rows
 
 
 def layer_share(result: InferenceResult, label: int) -> dict[str, dict[str, float]]:
@@ -407,7 +428,10 @@ class QtPredictions(QWidget):
         share_layout.setContentsMargins(0, 0, 0, 0)
         self.share_title = QtWrappedLabel()
         self.share_title.setToolTip("Each level's logit split exactly into the contributions of the positions of "
-                                    "each layer that reaches it, and the offset that belongs to no position.")
+                                    "each layer that reaches it, and the offset that belongs to no position. With "
+                                    "the complete CAM below the tokens (Depth), a path share: one row per route "
+                                    "into the level (R5 through LRD, P4, P3; the fusion blocks' own biases; the "
+                                    "offset), split by the depth's tensors (S3-S5, the input) and the biases on the way.")
         share_layout.addWidget(self.share_title)
         share_layout.addWidget(self.share.legend)
         self.share_scroll = self.share.scrolling()
@@ -425,13 +449,13 @@ class QtPredictions(QWidget):
         layout.addWidget(splitter, 1)
         unsubscribe_on_close(self, [
             *(state.subscribe(event, lambda *_: self.refresh())
-              for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED)),
+              for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED, Event.ATTRIBUTION_READY)),
             state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
         ])
         self.refresh()
 
     def _on_settings_changed(self, keys: set[str]) -> None:
-        if keys & {"threshold", "label", "label_mode"}:
+        if keys & {"threshold", "label", "label_mode", "cam_method", "cam_depth", "cam_level"}:  # cam_*: the path share
             self.refresh()
 
     def _set_mode(self, index: int) -> None:
@@ -487,4 +511,9 @@ class QtPredictions(QWidget):
         self.bars.refresh(self.table.order())
         self.share.refresh()
         label = self.state.shown_label()
-        self.share_title.setText(f"Layer share: where <b>{label}</b>'s logit comes from" if label else "Layer share")
+        depth = self.state.settings.cam_depth
+        if path_rows(self.state) is not None:
+            self.share_title.setText(f"Path share at the {depth_title(depth)}: how <b>{label}</b>'s logit reaches each "
+                                     "level, by route and source" if label else "Path share")
+        else:
+            self.share_title.setText(f"Layer share: where <b>{label}</b>'s logit comes from" if label else "Layer share")

@@ -83,12 +83,15 @@ def integrated_gradients(
     n_steps: int = 32,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> np.ndarray:
+    return_delta: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Integrated Gradients of ``label``'s logit: (B, H, W), signed, channels summed.
 
     ``images``: (B, 3, H, W) normalised model input. ``baseline``: the reference input
     in normalised space (a number or a tensor broadcastable to ``images``; see
-    :func:`black_baseline`). ``n_steps``: the path points. Raises :class:`Cancelled`
+    :func:`black_baseline`). ``n_steps``: the path points. ``return_delta``: also Captum's
+    convergence delta, (B,): ``Σ attributions − (logit(image) − logit(baseline))``, the
+    quadrature's error in completeness (two more model rows). Raises :class:`Cancelled`
     when ``should_stop()`` turns true between chunks.
     """
     from captum.attr import IntegratedGradients
@@ -98,11 +101,13 @@ def integrated_gradients(
         raise ValueError(f"n_steps must be at least 1, got {n_steps}")
     batch = images.shape[0]
     forward = _ChunkedForward(model, batch * n_steps, progress, should_stop)
-    attributions = IntegratedGradients(forward).attribute(
+    result = IntegratedGradients(forward).attribute(
         images, baselines=_reference(images, baseline), target=label, n_steps=n_steps,
-        internal_batch_size=max(CHUNK, batch),
+        internal_batch_size=max(CHUNK, batch), return_convergence_delta=return_delta,
     )  # fmt: skip
-    return attributions.detach().sum(1).float().cpu().numpy()
+    attributions, delta = result if return_delta else (result, None)
+    maps = attributions.detach().sum(1).float().cpu().numpy()
+    return (maps, delta.detach().float().cpu().numpy()) if return_delta else maps
 
 
 def occlusion(

@@ -94,6 +94,14 @@ encodings only steer the (frozen) attention weights, so they carry no share. Bel
 tokens the only offset left is the level classifier's own bias. A tied maximum (PMA's
 max over positions, the backbone stem's 3×3 max-pool on a flat region) splits its
 share evenly among the tied positions, so the place never depends on a scan order.
+
+**Path share.** Below the tokens the layer-share chart becomes a *path share*: each level's
+logit reaches it through routes — CAT's P3 level through R5 (P5 after LRD, feeding the
+query), through P4 and through P3 (the attended positions); the baseline's through S5 —
+and each route's part is split by where it comes from at the chosen depth (the backbone
+stages S3–S5, or the input pixels) and the biases met on the way. A route's total is the
+same at every depth (its layer share at the tokens); the fusion blocks' own biases form a
+row of their own, and with the offset the rows sum to the level logit.
 """
 
 

@@ -192,6 +192,7 @@ def test_one_colour_per_level_and_model_in_every_chart_whatever_is_drawn_first(q
     QSettings().clear()
     monkeypatch.setattr(qt_predictions, "_LAYER_COLORS", {}, raising=False)
     assert {name: qt_predictions.layer_color(name) for name in ("P5", "P4", "P3", "R5", "S5")} == first
+    window.state.update_settings(cam_depth="tokens")  # the layer share (below the tokens the chart is a path share)
     load_models(qtbot, window, checkpoints)
     window.state.add_images(write_good_images(tmp_path / "imgs", 1))
     wait_results(qtbot, window)

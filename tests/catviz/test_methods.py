@@ -128,3 +128,29 @@ def test_a_deletion_score_is_the_relative_number_and_keeps_the_raw_area():
     score = DeletionScore(0.45, 0.235)
     assert score == 0.45 and f"{score:.3f}" == "0.450" and 0 <= score <= 1
     assert score.raw == 0.235
+
+
+def test_integrated_gradients_carries_captum_s_completeness_delta(tiny):
+    """The map's sum misses logit(image) - logit(black) by exactly the delta it carries (Captum's)."""
+    models, image = tiny
+    model = models["baseline_tiny"]
+    reference = black_baseline((0.5,) * 3, (0.25,) * 3)
+    heat = compute_map("Integrated Gradients", model, image, 1, None, MapRequest(reference, n_steps=4))
+    with torch.no_grad():
+        gain = float(model(image).logits[0, 1] - model(reference.expand_as(image)).logits[0, 1])
+    assert heat.convergence_delta == pytest.approx(float(heat.sum()) - gain, rel=1e-3, abs=1e-4)
+    assert heat[:2].convergence_delta is None  # a derived array carries no note
+
+
+def test_the_complete_cam_below_the_tokens_carries_its_path_share(tiny):
+    """Per level, the routes' parts and the offset sum to the level logit (the chart's rows)."""
+    models, image = tiny
+    for name, model in models.items():
+        heat = compute_map(CAM, model, image, 2, None, MapRequest(depth="input"))
+        with torch.no_grad():
+            logits = model(image).level_logits
+        assert set(heat.path_share) == set(logits)
+        for level, routes in heat.path_share.items():
+            assert set(model.spec.level(level).sources) <= set(routes) and "offset" in routes
+            total = sum(v for parts in routes.values() for v in parts.values())
+            assert total == pytest.approx(float(logits[level][0, 2]), rel=1e-4, abs=1e-5), (name, level)

@@ -211,6 +211,7 @@ def test_label_search_mode_and_top_k(qtbot, app_state, checkpoints, tmp_path):
 
 def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpoints, tmp_path):
     state, controller = app_state
+    state.update_settings(cam_depth="tokens")  # the layer share; below the tokens a path share (the next test)
     view = show(qtbot, QtPredictions(state), (360, 760))
     fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
     label = state.class_names.index(state.shown_label())
@@ -235,6 +236,27 @@ def test_layer_share_splits_each_level_logit_by_source(qtbot, app_state, checkpo
     qtbot.waitUntil(lambda: view.share.rows and not any(name.startswith("Baseline") for name, _ in view.share.rows),
                     timeout=5000)
     assert view.share.colors and all(before[source] == color for source, color in view.share.colors.items())
+
+
+def test_the_share_chart_follows_the_depth_as_a_path_share(qtbot, app_state, checkpoints, tmp_path):
+    """With the complete CAM at the input pixels, the chart's rows are each level's routes (and
+    its offset) from the shown maps' path share; together they sum to the level logit."""
+    state, controller = app_state
+    view = show(qtbot, QtPredictions(state), (360, 760))
+    fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
+    state.update_settings(cam_method="CAM", cam_depth="input")
+    qtbot.waitUntil(lambda: all(state.attribution(r) is not None for r in state.models), timeout=60000)
+    qtbot.waitUntil(lambda: any("←" in name for name, _ in view.share.rows), timeout=5000)
+    label = state.class_names.index(state.shown_label())
+    rows = dict(view.share.rows)
+    for role, title in (("cat", "CAT"), ("baseline", "Baseline")):
+        for level, logits in state.result(role).level_logits.items():
+            mine = [parts for name, parts in rows.items() if name.startswith(f"{title} {level} ")]
+            total = sum(v for parts in mine for v in parts.values())
+            assert total == pytest.approx(float(logits[label]), rel=1e-4, abs=1e-4)
+    assert set(rows["CAT P3 ← P3"]) == {"input", "biases"} and "Path share" in view.share_title.text()
+    state.update_settings(cam_depth="tokens")  # back at the tokens: the layer share again
+    qtbot.waitUntil(lambda: "CAT P3" in dict(view.share.rows), timeout=5000)
 
 
 def test_the_window_never_gets_smaller_than_its_panels_need(qtbot, app_state):

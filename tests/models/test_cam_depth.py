@@ -227,8 +227,8 @@ def test_the_path_share_of_a_route_is_what_flows_through_it(name):
         derivatives = torch.autograd.grad(logit, point.cut_outputs["fpn"])
     _, names = model.route_taps()
     for i, route in enumerate(names):
-        kept = {}
-        handle = model.fpn.register_forward_hook(lambda m, args, out: kept.setdefault("routes", out))
+        kept: dict = {}
+        handle = model.fpn.register_forward_hook(lambda m, args, out, kept=kept: kept.setdefault("routes", out))
         with torch.enable_grad(), FrozenPoint(model, skip=skip):
             x = images.clone().requires_grad_()
             model(x)
