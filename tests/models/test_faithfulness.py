@@ -16,6 +16,7 @@ from catviz.models.faithfulness import (
     perturbation_curves,
     pointing_game,
     road_score,
+    road_scores,
     salience_order,
 )
 
@@ -113,3 +114,32 @@ def test_bad_requests_are_clear_errors():
         deletion_auc(model, image, 0, perfect[None])
     with pytest.raises(ValueError, match="eval mode"):
         deletion_auc(model.train(), image, 0, perfect)
+
+
+def test_road_s_sparse_system_is_grad_cam_s_own():
+    """catviz builds ROAD's imputation system in one constructor: the same matrix and right-hand
+    side as grad-cam's element-by-element setup, for sparse, half and dense removals."""
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer, neighbors_weights
+
+    from catviz.models.faithfulness import _sparse_system
+
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((3, 12, 17)).astype(np.float32)
+    for removed in (0.1, 0.5, 0.9):
+        mask = (rng.random((12, 17)) > removed).astype(np.float32)
+        expected, rhs = NoisyLinearImputer.setup_sparse_system(mask, image, neighbors_weights)
+        matrix, mine = _sparse_system(mask, image, neighbors_weights)
+        np.testing.assert_array_equal(matrix.toarray(), expected.toarray())
+        np.testing.assert_array_equal(mine, rhs)
+
+
+def test_road_per_percentile_averages_to_the_combined_score():
+    """road_score over several percentiles is the mean of road_scores, each percentile alone."""
+    torch.manual_seed(0)
+    model = models.create_model("baseline_tiny", num_classes=2).eval()
+    image = torch.randn(1, 3, 32, 32)
+    saliency = np.random.default_rng(1).random((32, 32)).astype(np.float32)
+    torch.manual_seed(3)
+    each = road_scores(model, image, 0, saliency, (30, 70))
+    torch.manual_seed(3)
+    assert road_score(model, image, 0, saliency, (30, 70)) == pytest.approx(np.mean(list(each.values())))
