@@ -34,6 +34,7 @@ Three kinds:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +47,11 @@ from torch import Tensor, nn
 from .attention import AttentionBlock
 from .frozen import FrozenPoint, TapReached
 from .outputs import ModelOutput, ModelSpec
+
+# torch loads its forward-mode decompositions on the first dual tensor and scripts them with
+# torch.jit.script, which warns on every first use (torch's own code, nothing to change here):
+# kept off the user's terminal.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 EXPLANATION_MARKDOWN = """\
 ### How are these maps computed?
