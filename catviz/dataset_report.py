@@ -255,14 +255,14 @@ def filter_images(report: Report, label: int | None = None, bucket: int | None =
     if given; a bucket alone: any label in it) where CAT fixes a miss / breaks a hit of
     such a pair: with a label chosen, a miss or hit of that label, not of another one."""
     ranking = report.ranking
-    columns = slice(None) if label is None else [label]
-    buckets = report.pixel_bucket[ranking][:, columns]
+    columns = slice(None) if label is None else slice(label, label + 1)  # the label's column before the rows
+    buckets = report.pixel_bucket[:, columns][ranking]
     pairs = (buckets >= 0) if bucket is None else (buckets == bucket)
     keep = pairs.any(1) if label is not None or bucket is not None else np.ones(len(ranking), bool)
     if fixes:
-        keep &= (pairs & report.fixed[ranking][:, columns]).any(1)
+        keep &= (pairs & report.fixed[:, columns][ranking]).any(1)
     if breaks:
-        keep &= (pairs & report.broken[ranking][:, columns]).any(1)
+        keep &= (pairs & report.broken[:, columns][ranking]).any(1)
     return ranking[keep]
 
 

@@ -170,12 +170,14 @@ class ImagesModel(QAbstractTableModel):
         self.report: Report | None = None
         self.data_: ReportInput | None = None
         self.rows = np.zeros(0, np.int64)
-        self.rank: dict[int, int] = {}
+        self.rank = np.zeros(0, np.int64)  # image index -> its place in the ranking
 
     def set_rows(self, report: Report | None, data: ReportInput | None, rows: np.ndarray) -> None:
         self.beginResetModel()
         self.report, self.data_, self.rows = report, data, rows
-        self.rank = {int(i): r for r, i in enumerate(report.ranking)} if report is not None else {}
+        if report is not None:  # one array op, also at 40k rows (a dict took a fifth of a filter's time)
+            self.rank = np.zeros(int(report.ranking.max()) + 1 if len(report.ranking) else 0, np.int64)
+            self.rank[report.ranking] = np.arange(len(report.ranking))
         self.endResetModel()
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 (Qt's signature)

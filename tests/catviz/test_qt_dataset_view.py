@@ -220,12 +220,17 @@ def test_catviz_dataset_opens_the_tab_and_fills_it(qtbot, tmp_path, monkeypatch,
     windows = []
     monkeypatch.setattr(QtMainWindow, "show", lambda self: windows.append(self))
     monkeypatch.setattr(QApplication, "exec", lambda self: 0)  # return at once; the test drives the loop
+    from catviz.qt_workers import InferenceController
+
+    real_shutdown = InferenceController.shutdown  # main shuts the workers down after exec: not yet here
+    monkeypatch.setattr(InferenceController, "shutdown", lambda self, *args: None)
     screenshots = []  # --screenshot waits for the dataset pass too: it is handed the view
     monkeypatch.setattr(app, "_screenshot_when_ready", lambda *args: screenshots.append(args))
     root = write_boxes_dataset(tmp_path / "data")
     assert app.main(["--dataset", "coco-format", "--data-root", str(root), "--device", "cpu", "--limit", "3",
                      "--baseline", str(small_checkpoints["baseline"]), "--cat", str(small_checkpoints["cat"]),
                      "--screenshot", str(tmp_path / "shot.png")]) == 0
+    monkeypatch.setattr(InferenceController, "shutdown", real_shutdown)  # the window's close shuts them down
     window = windows[0]
     qtbot.addWidget(window)
     view = window.tabs.currentWidget()
