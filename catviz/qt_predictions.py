@@ -30,6 +30,7 @@ from . import colors as colors_
 from .methods import CAM, depth_title
 from .qt_events import unsubscribe_on_close
 from .qt_layouts import QtFlowLayout, QtWrappedLabel, control_group
+from .qt_layouts import scrolling as in_scroll_area
 from .results import InferenceResult, at_or_above, probability_text
 from .roles import ROLE_TITLES
 from .state import ROLES, AppState, Event
@@ -207,12 +208,7 @@ class _RowBars(pg.PlotWidget):
 
     def scrolling(self) -> QScrollArea:
         """This chart in a vertical scroll area, to put in a layout in its place."""
-        area = QScrollArea()
-        area.setWidget(self)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QScrollArea.Shape.NoFrame)
-        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        return area
+        return in_scroll_area(self, self.minimumHeight())
 
     def _clear(self) -> pg.PlotItem:
         """Remove the bars, the legend and the row names; returns the plot to draw on."""

@@ -136,3 +136,19 @@ def window(qtbot, tmp_path):
     win.show()
     yield win
     controller.shutdown()
+
+
+@pytest.fixture
+def app_state(qtbot):
+    """A state and its inference controller on the CPU, no window; the controller's work ends with the test."""
+    import pyqtgraph as pg
+
+    from catviz.qt_workers import InferenceController
+    from catviz.state import AppState
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    state = AppState()
+    controller = InferenceController(state, "cpu")
+    yield state, controller
+    controller.pool.clear()
+    controller.wait()

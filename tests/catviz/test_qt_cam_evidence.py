@@ -5,28 +5,16 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 
 from catviz.qt_cam_view import QtCamView
-from catviz.qt_workers import InferenceController
 from catviz.render import cam_map
-from catviz.state import ATTRIBUTION, AppState
+from catviz.state import ATTRIBUTION
 
 from .conftest import write_good_images
 from .test_views import fill, show
 
 NUMBER = r"([+−]\d+\.\d\d)"
-
-
-@pytest.fixture
-def app_state(qtbot):
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    state = AppState()
-    controller = InferenceController(state, "cpu")
-    yield state, controller
-    controller.pool.clear()
-    controller.wait()
 
 
 def number(text: str) -> float:

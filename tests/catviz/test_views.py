@@ -36,16 +36,6 @@ def save_model(path, name: str, classes=CLASSES, seed: int = 0, **model_args):
     return path
 
 
-@pytest.fixture
-def app_state(qtbot):
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    state = AppState()
-    controller = InferenceController(state, "cpu")
-    yield state, controller
-    controller.pool.clear()
-    controller.wait()
-
-
 def show(qtbot, widget, size=(900, 700)):
     qtbot.addWidget(widget)
     widget.resize(*size)
