@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .map_memo import per_map
 from .methods import CAM, INTEGRATED_GRADIENTS, MapMethod
 
 #: A cell drawn at less than this share of full strength (opacity × colour, see
@@ -63,10 +64,13 @@ def evidence_totals(heat: np.ndarray, per_cell: bool = True) -> EvidenceTotals:
     ``per_cell``: the complete CAM's convention (each value over the number of cells, so
     the net is the map's mean); else the values' sums (Integrated Gradients).
     """
-    values = np.asarray(heat, np.float64)
-    values = np.where(np.isfinite(values), values, 0.0)
-    count = values.size if per_cell else 1
-    return EvidenceTotals(float(values[values > 0].sum() / count), float(values[values < 0].sum() / count))
+    def totals() -> EvidenceTotals:
+        values = np.asarray(heat, np.float64)
+        values = np.where(np.isfinite(values), values, 0.0)
+        count = values.size if per_cell else 1
+        return EvidenceTotals(float(values[values > 0].sum() / count), float(values[values < 0].sum() / count))
+
+    return per_map(heat, ("totals", per_cell), totals)
 
 
 def _overlaps(source: int, target: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from .evidence import DifferenceMap, difference_map, faint_share, faint_text, signed, totals_text
+from .map_memo import per_map
 from .methods import (
     CAM,
     DEPTH_TITLES,
@@ -488,7 +489,9 @@ class QtCamView(QWidget):
                 or colormap_for(s.colormap, True) != DIVERGING:
             return "", ""
         floor = SMALL_VALUE_FLOOR if s.small_values else 0.0
-        share = faint_share(panel.heat, drawn_strength(panel.heat, panel.scale, s.opacity, floor))
+        heat, scale = panel.heat, panel.scale
+        share = per_map(heat, ("faint", scale, s.opacity, floor),
+                        lambda: faint_share(heat, drawn_strength(heat, scale, s.opacity, floor)))
         return faint_text(share), (
             f" {share:.1%} of the map's |mass| is drawn faint: under 10 % of full strength (opacity × colour, "
             f"both fading with |value|; at Opacity {s.opacity:.0%}"

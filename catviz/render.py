@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from .map_memo import per_map
+
 if TYPE_CHECKING:
     from .results import InferenceResult
 
@@ -66,13 +68,22 @@ def symmetric_scale(maps: Iterable[np.ndarray | None], positive_only: bool = Fal
     saturate: per-pixel attributions have a few extreme pixels). A map of zeros gets a
     tiny range instead of a division by zero.
     """
-    values = [np.asarray(m, dtype=np.float32) for m in maps if m is not None]
-    values = [v[np.isfinite(v)] for v in values]
-    values = [v for v in values if v.size]
-    values = [np.clip(v, 0.0, None) if positive_only else np.abs(v) for v in values]
-    peak = max((float(np.percentile(v, percentile)) for v in values), default=0.0)
+    peaks = [per_map(m, ("peak", positive_only, percentile), lambda m=m: _peak(m, positive_only, percentile))
+             for m in maps if m is not None]
+    peak = max([p for p in peaks if p is not None], default=0.0)
     peak = max(peak, 1e-6)
     return Scale(0.0, peak) if positive_only else Scale(-peak, peak)
+
+
+def _peak(heat: np.ndarray, positive_only: bool, percentile: float) -> float | None:
+    """The ``percentile`` of |value| (of the positive part with ``positive_only``) over the
+    finite values; None for a map without any."""
+    values = np.asarray(heat, dtype=np.float32)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    values = np.clip(values, 0.0, None) if positive_only else np.abs(values)
+    return float(np.percentile(values, percentile))
 
 
 #: A map whose own range is below this share of the shared scale is nearly colourless on it.
