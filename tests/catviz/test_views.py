@@ -9,7 +9,6 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 import torch
-from PySide6.QtCore import QSettings
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QDialogButtonBox, QTextBrowser
 
@@ -21,9 +20,7 @@ from catviz.qt_attention_view import QtAttentionView
 from catviz.qt_cam_view import QtCamView
 from catviz.qt_main_window import MINIMUM_SIZE, QtMainWindow
 from catviz.qt_predictions import ROW_MIN_PX, QtPredictions
-from catviz.qt_workers import InferenceController
 from catviz.render import DIVERGING, Scale
-from catviz.state import AppState
 
 from .conftest import CLASSES, write_good_images
 
@@ -360,85 +357,74 @@ COCO = ["person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "t
 # scroll depends on the fonts, but either way the chart must fill the panel or scroll.
 @pytest.mark.parametrize(("classes", "must_scroll"), [(COCO, True), ([str(i) for i in range(10)], False)],
                          ids=["80 labels", "10 labels"])
-def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, tmp_path, classes, must_scroll):
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    state = AppState()
-    controller = InferenceController(state, "cpu")
-    window = QtMainWindow(state, controller)
-    qtbot.addWidget(window)
-    window.resize(1280, 800)
-    window.show()
+def test_the_window_at_1280x800_shows_every_label_and_panel_whole(qtbot, window, tmp_path, classes, must_scroll):
+    state, controller = window.state, window.controller  # the conftest window: 1280x800, its own settings
     pair = {role: save_model(tmp_path / f"{role}.safetensors", f"{role}_tiny", classes) for role in ("baseline", "cat")}
     photo = next(p for p in demo.sample_images()[0] if p.suffix == ".jpg")  # a wide photograph
-    try:
-        fill(qtbot, state, controller, pair, [photo], {photo: {classes[0], classes[1]}})
-        state.update_settings(threshold=0.99)  # both true labels missed: the "miss" marks show
-        table = window.predictions.table
-        metrics = QFontMetrics(table.font())
-        longest = max(classes, key=metrics.horizontalAdvance)
-        bold = table.font()
-        bold.setBold(True)
+    fill(qtbot, state, controller, pair, [photo], {photo: {classes[0], classes[1]}})
+    state.update_settings(threshold=0.99)  # both true labels missed: the "miss" marks show
+    table = window.predictions.table
+    metrics = QFontMetrics(table.font())
+    longest = max(classes, key=metrics.horizontalAdvance)
+    bold = table.font()
+    bold.setBold(True)
 
-        def table_fits():
-            assert {r[0] for r in table.rows("cat") if r[2] == "miss"} == {classes[0], classes[1]}
-            assert table.columnWidth(0) >= metrics.horizontalAdvance(longest)  # names whole
-            for role, (_, mark) in table.columns.items():
-                assert table.columnWidth(mark) >= QFontMetrics(bold).horizontalAdvance("miss"), role
-            assert table.header().length() <= table.viewport().width()  # the columns fit side by side ...
-            assert table.horizontalScrollBar().maximum() == 0  # ... so no sideways scrolling
+    def table_fits():
+        assert {r[0] for r in table.rows("cat") if r[2] == "miss"} == {classes[0], classes[1]}
+        assert table.columnWidth(0) >= metrics.horizontalAdvance(longest)  # names whole
+        for role, (_, mark) in table.columns.items():
+            assert table.columnWidth(mark) >= QFontMetrics(bold).horizontalAdvance("miss"), role
+        assert table.header().length() <= table.viewport().width()  # the columns fit side by side ...
+        assert table.horizontalScrollBar().maximum() == 0  # ... so no sideways scrolling
 
-        qtbot.waitUntil(table_fits, timeout=5000)
-        assert window.predictions.bars.ticks == window.predictions.bars.labels  # names whole on the axis
-        axis = window.predictions.bars.getPlotItem().getAxis("left")
-        assert axis.width() >= QFontMetrics(axis.font()).horizontalAdvance(max(window.predictions.bars.labels, key=len))
-        window.messages.show()  # the panel gets short; more labels than fit: rows keep their height, it scrolls
-        window.predictions.top_k.setValue(min(30, len(classes)))
-        bars, scroll = window.predictions.bars, window.predictions.bars_scroll
-        share = window.predictions.share  # the layer share below keeps its rows apart the same way
+    qtbot.waitUntil(table_fits, timeout=5000)
+    assert window.predictions.bars.ticks == window.predictions.bars.labels  # names whole on the axis
+    axis = window.predictions.bars.getPlotItem().getAxis("left")
+    assert axis.width() >= QFontMetrics(axis.font()).horizontalAdvance(max(window.predictions.bars.labels, key=len))
+    window.messages.show()  # the panel gets short; more labels than fit: rows keep their height, it scrolls
+    window.predictions.top_k.setValue(min(30, len(classes)))
+    bars, scroll = window.predictions.bars, window.predictions.bars_scroll
+    share = window.predictions.share  # the layer share below keeps its rows apart the same way
 
-        def rows_apart():
-            assert len(bars.labels) == min(30, len(classes))
-            assert bars.height() >= bars.minimumHeight()  # the scroll area has laid the chart out anew
-            rows = bars.getPlotItem().getViewBox().sceneBoundingRect().height() / len(bars.labels)
-            assert rows >= ROW_MIN_PX - 4  # the 4 px: plot padding
-            room, bar = scroll.viewport().height(), scroll.verticalScrollBar()
-            if bars.minimumHeight() > room:  # the rows need more than the panel has: it scrolls through all of them
-                assert bars.height() == bars.minimumHeight() and bar.maximum() == bars.height() - room
-            else:  # they fit: the chart fills the panel, every label at once, nothing to scroll
-                assert bars.height() == room and bar.maximum() == 0
-            assert bar.maximum() > 0 or not must_scroll
-            assert share.getPlotItem().getViewBox().sceneBoundingRect().height() / len(share.rows) >= ROW_MIN_PX - 4
+    def rows_apart():
+        assert len(bars.labels) == min(30, len(classes))
+        assert bars.height() >= bars.minimumHeight()  # the scroll area has laid the chart out anew
+        rows = bars.getPlotItem().getViewBox().sceneBoundingRect().height() / len(bars.labels)
+        assert rows >= ROW_MIN_PX - 4  # the 4 px: plot padding
+        room, bar = scroll.viewport().height(), scroll.verticalScrollBar()
+        if bars.minimumHeight() > room:  # the rows need more than the panel has: it scrolls through all of them
+            assert bars.height() == bars.minimumHeight() and bar.maximum() == bars.height() - room
+        else:  # they fit: the chart fills the panel, every label at once, nothing to scroll
+            assert bars.height() == room and bar.maximum() == 0
+        assert bar.maximum() > 0 or not must_scroll
+        assert share.getPlotItem().getViewBox().sceneBoundingRect().height() / len(share.rows) >= ROW_MIN_PX - 4
 
-        qtbot.waitUntil(rows_apart, timeout=5000)
-        window.messages.hide()
+    qtbot.waitUntil(rows_apart, timeout=5000)
+    window.messages.hide()
 
-        cam = window.cam_view
-        qtbot.waitUntil(lambda: all(p.heat is not None for p in cam.panels.values()), timeout=60000)
+    cam = window.cam_view
+    qtbot.waitUntil(lambda: all(p.heat is not None for p in cam.panels.values()), timeout=60000)
 
-        def same_widths():  # whatever their titles' length
-            widths = {role: panel.view.sceneBoundingRect().width() for role, panel in cam.panels.items()}
-            assert widths["cat"] > 100 and widths["baseline"] == pytest.approx(widths["cat"], abs=1), widths
+    def same_widths():  # whatever their titles' length
+        widths = {role: panel.view.sceneBoundingRect().width() for role, panel in cam.panels.items()}
+        assert widths["cat"] > 100 and widths["baseline"] == pytest.approx(widths["cat"], abs=1), widths
 
-        qtbot.waitUntil(same_widths, timeout=5000)
+    qtbot.waitUntil(same_widths, timeout=5000)
 
-        window.tabs.setCurrentIndex(1)
-        view = window.attention_view
-        qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=60000)
+    window.tabs.setCurrentIndex(1)
+    view = window.attention_view
+    qtbot.waitUntil(lambda: all(p.heat is not None for p in view.panels.values()), timeout=60000)
 
-        def panels_inside():  # every attention panel inside the window (PMA → P3 too)
-            width = view.canvas.viewport().width()
-            assert width > 100
-            for key, panel in view.panels.items():
-                rect = view.canvas.mapFromScene(panel.view.sceneBoundingRect()).boundingRect()
-                assert rect.width() > 10 and rect.left() >= 0 and rect.right() <= width, key
-                title = view.canvas.mapFromScene(panel.title.sceneBoundingRect()).boundingRect()
-                assert title.right() <= width + 1, key
+    def panels_inside():  # every attention panel inside the window (PMA → P3 too)
+        width = view.canvas.viewport().width()
+        assert width > 100
+        for key, panel in view.panels.items():
+            rect = view.canvas.mapFromScene(panel.view.sceneBoundingRect()).boundingRect()
+            assert rect.width() > 10 and rect.left() >= 0 and rect.right() <= width, key
+            title = view.canvas.mapFromScene(panel.title.sceneBoundingRect()).boundingRect()
+            assert title.right() <= width + 1, key
 
-        qtbot.waitUntil(panels_inside, timeout=5000)
-    finally:
-        controller.shutdown()
+    qtbot.waitUntil(panels_inside, timeout=5000)
 
 
 def test_attention_of_ablations_without_lrd_or_clf(qtbot, app_state, tmp_path):
