@@ -169,6 +169,7 @@ class QtCamView(QWidget):
         self.shown: dict[str, tuple] = {}  # role → deletion-AUC key of the map its top panel shows
         self.difference_panel = OverlayPanel(self.top, 0, len(self.panels), "CAT − baseline")
         self.difference_map: DifferenceMap | None = None
+        self._difference_of: tuple = (None, None, ())  # (CAT's map, the baseline's, the numbers) it was made from
         self.bottom_caption = self._add_caption(1)
         self.canvas.ci.layout.setRowStretchFactor(0, 3)
         self.canvas.ci.layout.setRowStretchFactor(1, 2)
@@ -458,9 +459,13 @@ class QtCamView(QWidget):
             return None, "a model's offsets are unknown"
         side = max(self.state.models[role].meta.input_size for role in self.panels)
         base, cat = results["baseline"], results["cat"]
-        return difference_map(maps["cat"], maps["baseline"], cat.logit(label, levels["cat"]),
-                              base.logit(label, levels["baseline"]), offsets["cat"], offsets["baseline"],
-                              (side, side)), ""
+        numbers = (cat.logit(label, levels["cat"]), base.logit(label, levels["baseline"]), offsets["cat"],
+                   offsets["baseline"], (side, side))
+        kept, made_of = self.difference_map, self._difference_of
+        if kept is not None and made_of[0] is maps["cat"] and made_of[1] is maps["baseline"] and made_of[2] == numbers:
+            return kept, ""  # the same maps as the last refresh: not resampled again (nor its totals recomputed)
+        self._difference_of = (maps["cat"], maps["baseline"], numbers)
+        return difference_map(maps["cat"], maps["baseline"], *numbers), ""
 
     def _difference_title(self, label: int | None, why: str) -> tuple[str, str, str]:
         s, diff = self.state.settings, self.difference_map
