@@ -82,14 +82,20 @@ def size_targets(val, demo_root: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def score(run: Path, val, by_size: dict[str, np.ndarray]) -> dict:
-    """Final-epoch metrics of a finished run, with AP by object size and the run's curve."""
-    model, meta = load_checkpoint(run / "last.safetensors", torch.device("cpu"))
+def evaluate_checkpoint(path: Path, val) -> tuple[torch.Tensor, dict]:
+    """A checkpoint's probabilities on the val split and its metrics, on the CPU."""
+    model, meta = load_checkpoint(path, torch.device("cpu"))
     transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
     cfg = TrainConfig(batch_size=64, workers=0)
     loader = train.make_loader(val, transform, False, cfg, DistInfo())
     # No bar: the study's terminal shows one line per epoch and run; a bar would break into them.
-    probabilities, targets, metrics = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo(), progress=False)
+    probabilities, _, metrics = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo(), progress=False)
+    return probabilities, metrics
+
+
+def score(run: Path, val, by_size: dict[str, np.ndarray]) -> dict:
+    """Final-epoch metrics of a finished run, with AP by object size and the run's curve."""
+    probabilities, metrics = evaluate_checkpoint(run / "last.safetensors", val)
     by_epoch = {r["epoch"]: r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
     curve = [by_epoch[epoch] for epoch in sorted(by_epoch)]  # a resumed epoch: its last record
     best = max(curve, key=lambda r: r["mAP"])

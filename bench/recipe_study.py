@@ -29,17 +29,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-from demo_seeds import RESULTS, SIZES, ResultsError, read_results, save, size_targets, t_interval
+from demo_seeds import (
+    RESULTS,
+    SIZES,
+    ResultsError,
+    evaluate_checkpoint,
+    read_results,
+    save,
+    size_targets,
+    t_interval,
+)
 
 from catviz import stats
-from catviz.models.checkpoint import CheckpointError, load_checkpoint
-from catviz.train_cli import train
-from catviz.train_cli.config import TrainConfig
+from catviz.models.checkpoint import CheckpointError
 from catviz.train_cli.data import load_splits
-from catviz.train_cli.data.dataset import TransformConfig
 from catviz.train_cli.data.demo import ensure_demo_set
-from catviz.train_cli.distributed import DistInfo
 
 MODELS = ("baseline_tiny", "cat_tiny")
 RECIPES = ("paper", "modern")
@@ -108,15 +112,6 @@ def paired(rows: list[dict]) -> dict:
     return out
 
 
-def probabilities(path: Path, val) -> np.ndarray:
-    model, meta = load_checkpoint(path, torch.device("cpu"))
-    transform = TransformConfig(img_size=meta.input_size, mean=meta.mean, std=meta.std)
-    cfg = TrainConfig(batch_size=64, workers=0)
-    loader = train.make_loader(val, transform, False, cfg, DistInfo())
-    scores, _, _ = train.evaluate(model, loader, torch.device("cpu"), cfg, DistInfo(), progress=False)
-    return scores.numpy().astype(np.float64)
-
-
 def image_bootstrap(modern_runs: Path, resamples: int, seed: int) -> dict:
     """Seed 0's four models on the val images, differences with a paired image bootstrap."""
     checkpoints = {("paper", m): p for m, p in PAPER_SEED0.items()} | {
@@ -127,7 +122,7 @@ def image_bootstrap(modern_runs: Path, resamples: int, seed: int) -> dict:
     demo_root = ensure_demo_set(None)
     _, val = load_splits("demo", demo_root)
     targets = {"mAP": np.stack([s.target for s in val.samples]).astype(np.int8)} | size_targets(val, demo_root)
-    scores = {key: probabilities(path, val) for key, path in checkpoints.items()}
+    scores = {key: evaluate_checkpoint(path, val)[0].numpy().astype(np.float64) for key, path in checkpoints.items()}
     counts = stats.bootstrap_counts(len(val.samples), resamples, seed)
     out: dict = {"images": len(val.samples), "resamples": resamples, "bootstrap_seed": seed}
     for bucket, t in targets.items():
