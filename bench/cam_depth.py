@@ -5,11 +5,14 @@ Both full-size models (untrained: the cost does not depend on the weights; ResNe
 ``--repeats`` runs interleaved with the others:
 
 * ``forward``: one bare forward of the baseline and of CAT (``no_grad``), the reference;
-* ``input, one label``: ``class_activation_maps(depth="input", labels=[0])`` of both
-  (target <= 3x the forward): one forward at the frozen point and one backward per level;
+* ``input, one label``: the map the app shows by default, the levels summed
+  (``class_activation_maps(depth="input", labels=[0], split_levels=False, path_share=False)``)
+  of both (target <= 3x the forward): one forward at the frozen point and one backward;
+* ``input, one label, per level + path share``: what the app adds after the map (the path
+  share chart; one backward per level and CAT's forward-mode pass), for the table;
 * ``tokens, all labels``: ``class_activation_maps()`` of both, every label, its own
   forward included (target <= 1.2x);
-* every other depth, one label, for the table.
+* every other depth, one label (levels summed), for the table.
 
 Writes bench/results/cam-depth-<device>.json. Say what else ran on the machine.
 """
@@ -71,7 +74,10 @@ def main() -> None:
              "tokens, all labels": run_all(lambda m: class_activation_maps(m, image))}
     for depth in args.depths.split(",") if args.depths else pair["cat"].spec.depths[1:]:
         cases[f"{depth}, one label"] = run_all(
-            lambda m, d=depth: class_activation_maps(m, image, depth=d if d in m.spec.depths else "input", labels=[0]))
+            lambda m, d=depth: class_activation_maps(m, image, depth=d if d in m.spec.depths else "input", labels=[0],
+                                                     split_levels=False, path_share=False))
+    cases["input, one label, per level + path share"] = run_all(
+        lambda m: class_activation_maps(m, image, depth="input", labels=[0]))
     for fn in cases.values():  # warm up (allocators, kernels)
         fn()
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -83,9 +89,9 @@ def main() -> None:
     print(f"device {device} ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch threads {torch.get_num_threads()}), {args.size}², {args.classes} labels, "
           f"baseline + CAT, median of {args.repeats}:")
-    print(f"  {'case':<22} {'seconds':>8} {'x forward':>10}")
+    print(f"  {'case':<42} {'seconds':>8} {'x forward':>10}")
     for name in cases:
-        print(f"  {name:<22} {median[name]:>8.3f} {ratio[name]:>10.2f}")
+        print(f"  {name:<42} {median[name]:>8.3f} {ratio[name]:>10.2f}")
     print("  (the baseline has no fpn/stages depth: its input-depth maps stand in on those rows)")
     targets = {"input, one label": 3.0, "tokens, all labels": 1.2}
     for name, limit in targets.items():

@@ -2,7 +2,7 @@
 
 Every runner is ``fn(method, model, image, label, level, request) -> (H, W)`` float numpy
 at the input's resolution (an :class:`~catviz.results.ExplainedMap` where the method says
-more: the complete CAM's path share, IG's completeness delta), for one image (``image``:
+more: IG's completeness delta), for one image (``image``:
 (1, 3, H, W), normalised, on the model's device; the model in eval mode). ``level`` is a level name, or None for the
 method's default: the complete CAM summed over levels ("combined"), the finest level for
 a layer method. Input-pixel methods ignore it.
@@ -58,17 +58,28 @@ def complete_cam(method: MapMethod, model, image, label, level, request) -> np.n
     """The complete CAM of ``label`` at ``request.depth`` (default: the input pixels) and
     ``level`` (None: summed over levels), on its own grid resized to the input (a coarser
     grid's cells repeated, so its values stay in logit units per cell and the mean, hence
-    ``mean + offset == logit``, is kept exactly: :func:`catviz.evidence.area_resample`),
-    with every level's path share of the label (routes and the offset, summing to the level
-    logit) as its ``path_share``."""
+    ``mean + offset == logit``, is kept exactly: :func:`catviz.evidence.area_resample`).
+
+    Only the shown map is computed: below the tokens, the summed levels take one backward
+    pass (not one per level) and the path share is left to :func:`cam_path_share`."""
     if level is not None and level not in model.spec.level_names:
         raise ValueError(f"no level {level!r}; this model has {', '.join(model.spec.level_names)}")
     depth = request.depth or DEFAULT_DEPTH
-    cams = class_activation_maps(model, image, depth=depth, labels=[label])
+    cams = class_activation_maps(model, image, depth=depth, labels=[label], levels=None if level is None else [level],
+                                 split_levels=level is not None, path_share=False)
     maps = cams.combined[0] if level is None else cams.maps[level][0]
-    paths = {lv: {route: {part: float(v[0, 0]) for part, v in parts.items()} for route, parts in routes.items()}
-             | {"offset": {"offset": float(cams.offsets[lv][0, 0])}} for lv, routes in cams.path_share.items()}
-    return ExplainedMap(area_resample(maps[0], tuple(image.shape[-2:])), path_share=paths)
+    return area_resample(maps[0], tuple(image.shape[-2:]))
+
+
+def cam_path_share(model: nn.Module, image: Tensor, label: int, depth: str) -> dict[str, dict[str, dict[str, float]]]:
+    """The complete CAM's path share of ``label`` at ``depth`` (below the tokens): level → route
+    (``"R5"``, ``"P4"``, ``"P3"``, ``"fusion"``; the baseline's ``"S5"``; ``"offset"``) → part
+    (the depth's tensors, ``"biases"``, ``"offset"``) → logit; a level's parts sum to its logit
+    (:attr:`catviz.models.cam.CAMResult.path_share`). One backward pass per level, plus a
+    forward-mode pass where a level has several routes: several times the map's cost."""
+    cams = class_activation_maps(model, image, depth=depth, labels=[label])
+    return {lv: {route: {part: float(v[0, 0]) for part, v in parts.items()} for route, parts in routes.items()}
+            | {"offset": {"offset": float(cams.offsets[lv][0, 0])}} for lv, routes in cams.path_share.items()}
 
 
 class _GradCamProgress:

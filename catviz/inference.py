@@ -27,7 +27,7 @@ from catviz.models.checkpoint import CheckpointError, CheckpointMeta, load_check
 from catviz.models.faithfulness import auc, perturbation_curves
 from catviz.models.preprocess import preprocess
 
-from .explain import MapRequest, compute_map
+from .explain import MapRequest, cam_path_share, compute_map
 from .methods import DeletionScore, method_info
 from .results import CLF_PREFIX, InferenceResult, attention_rollout, lrd_keys
 from .roles import role_of
@@ -173,3 +173,14 @@ def run_attribution(
                          should_stop=should_stop, depth=depth)
     with loaded.lock:
         return compute_map(method, loaded.model, tensor, label, level, request)
+
+
+def run_path_share(loaded: LoadedModel, image: np.ndarray, label: int, depth: str) -> dict:
+    """The complete CAM's path share of ``label`` at ``depth`` for ``image`` (HWC uint8):
+    :func:`catviz.explain.cam_path_share`."""
+    if not 0 <= label < loaded.meta.num_classes:
+        raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
+    meta = loaded.meta
+    tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
+    with loaded.lock:
+        return cam_path_share(loaded.model, tensor, label, depth)

@@ -346,15 +346,15 @@ class QtLayerShare(_RowBars):
 
 def path_rows(state: AppState) -> dict[str, list[tuple[str, dict[str, float]]]] | None:
     """With the complete CAM below the tokens: per model, one row per level and route (and the
-    level's offset) from the shown map's path share (:class:`~catviz.results.ExplainedMap`),
-    parts by the depth's tensors and biases; a model whose map is not there yet has none.
+    level's offset) from the shown map's path share (:meth:`AppState.path_share`), parts
+    by the depth's tensors and biases; a model whose path share is not there yet has none.
     None at the tokens or with another method (the layer share is shown)."""
     s = state.settings
     if s.cam_method != CAM or s.cam_depth == "tokens":
         return None
     rows = {}
     for role in ROLES:
-        paths = getattr(state.attribution(role), "path_share", None) or {}
+        paths = state.path_share(role) or {}
         rows[role] = [(f"{ROLE_TITLES[role]} {level} " + ("offset" if route == "offset" else f"← {route}"), parts)
                       for level, routes in paths.items() for route, parts in routes.items()]
     return rows
@@ -445,7 +445,7 @@ class QtPredictions(QWidget):
         layout.addWidget(splitter, 1)
         unsubscribe_on_close(self, [
             *(state.subscribe(event, lambda *_: self.refresh())
-              for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED, Event.ATTRIBUTION_READY)),
+              for event in (Event.SELECTION_CHANGED, Event.RESULT_READY, Event.MODELS_CHANGED, Event.PATH_SHARE_READY)),
             state.subscribe(Event.SETTINGS_CHANGED, self._on_settings_changed),
         ])
         self.refresh()

@@ -426,10 +426,35 @@ class InferenceController(QObject):
                 if task.key is not None and task.key[0] == "attribution" and task.key[2] == role \
                         and task.key[1:] != key:
                     task.cancel()
+            if key is not None and key in self.state.attributions:
+                self._request_path_share(role)
             if key is None or key in self.state.attributions or key in self.state.stopped:
                 continue
             if self._running(("attribution", *key)) is None:
                 self._submit_attribution(entry, role, key)
+
+    def _request_path_share(self, role: str) -> None:
+        """The shown complete CAM's path share, after its map (several times the map's cost,
+        so it never holds the map back); an older one for this panel is cancelled."""
+        from . import inference  # imported by the first task (import_model_side)
+
+        key, entry = self.state.path_share_key(role), self.state.current_entry
+        for task in list(self._tasks.values()):
+            if task.key is not None and task.key[0] == "path_share" and task.key[2] == role and task.key[1:] != key:
+                task.cancel()
+        if key is None or entry is None or entry.image is None or key in self.state.path_shares \
+                or self._running(("path_share", *key)) is not None:
+            return
+        path, role, label_name, method, generation = key
+        loaded, image = self.state.models[role], entry.image
+        label, depth = loaded.meta.class_names.index(label_name), method.partition("@")[2]
+
+        def failed(message: str) -> None:
+            self.state.report(f"path share for the {role} model: {message}")
+
+        self._submit(lambda task: inference.run_path_share(loaded, image, label, depth),
+                     lambda paths: self.state.set_path_share(key, paths), failed,
+                     priority=ATTRIBUTE, key=("path_share", *key))
 
     def _submit_attribution(self, entry: ImageEntry, role: str, key: tuple) -> None:
         from . import inference  # imported by the first task (import_model_side)
@@ -449,6 +474,8 @@ class InferenceController(QObject):
             self._end_progress(key, role)
             _logger.info("%s for %s in %.2fs", method, role, time.perf_counter() - started)
             self.state.set_attribution(key, heat)
+            if key == self.state.attribution_key(role):
+                self._request_path_share(role)
 
         def failed(message: str) -> None:
             self._end_progress(key, role)

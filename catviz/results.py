@@ -69,26 +69,19 @@ class InferenceResult:
 class ExplainedMap(np.ndarray):
     """A map method's (H, W) map, with what the method says about it beside the values (a
     plain array to everything that does not ask; arrays derived from it carry nothing):
-
-    * ``path_share``: the complete CAM below the tokens, for the map's label: level → route
-      (``"R5"``, ``"P4"``, ``"P3"``, ``"fusion"``; the baseline's ``"S5"``; ``"offset"``) →
-      part (the depth's tensors, ``"biases"``, ``"offset"``) → logit; a level's parts sum to
-      its logit (see ``catviz.models.cam.CAMResult.path_share``);
-    * ``convergence_delta``: Integrated Gradients' completeness error, Captum's
-      ``Σ attributions − (logit(image) − logit(reference))``.
+    ``convergence_delta``, Integrated Gradients' completeness error, Captum's
+    ``Σ attributions − (logit(image) − logit(reference))``.
     """
 
-    path_share: dict[str, dict[str, dict[str, float]]] | None
     convergence_delta: float | None
 
-    def __new__(cls, heat: np.ndarray, path_share: dict | None = None,
-                convergence_delta: float | None = None) -> ExplainedMap:
+    def __new__(cls, heat: np.ndarray, convergence_delta: float | None = None) -> ExplainedMap:
         explained = np.asarray(heat).view(cls)
-        explained.path_share, explained.convergence_delta = path_share, convergence_delta
+        explained.convergence_delta = convergence_delta
         return explained
 
     def __array_finalize__(self, obj) -> None:
-        self.path_share, self.convergence_delta = None, None
+        self.convergence_delta = None
 
 
 def lrd_keys(attention) -> list[str]:

@@ -107,6 +107,7 @@ class Event(TypedEvent):
     CANCEL_REQUESTED = ("cancel_requested", (("role", str), ("what", str)), "a view asks the workers to stop")
     DELETION_AUC_REQUESTED = ("deletion_auc_requested", (("key", tuple), ("saliency", np.ndarray)),
                               "a view asks for a displayed map's deletion AUC")
+    PATH_SHARE_READY = ("path_share_ready", (("key", tuple),), "state.path_shares[key] (see path_share_key)")
     DELETION_AUC_READY = ("deletion_auc_ready", (("key", tuple),), "state.deletion_aucs[key]")
     SETTINGS_CHANGED = ("settings_changed", (("keys", set),), "the DisplaySettings fields whose value changed")
     MESSAGE = ("message", (("message", Message),), "an error or notice for the user")
@@ -123,6 +124,7 @@ class AppState(Observable):
     results: dict[tuple[Path, str], InferenceResult] = field(default_factory=dict)
     attributions: dict[tuple, np.ndarray] = field(default_factory=dict)
     stopped: dict[tuple, str] = field(default_factory=dict)  # attribution key → why (cancelled, error)
+    path_shares: dict[tuple, dict] = field(default_factory=dict)  # path_share_key → the complete CAM's path share
     #: (path, role, label, what the map is, generation) → deletion AUC of that displayed map
     deletion_aucs: dict[tuple, DeletionScore] = field(default_factory=dict)
     progress: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -246,6 +248,7 @@ class AppState(Observable):
         self.generation[role] = self.generation.get(role, 0) + 1
         self.results = {k: v for k, v in self.results.items() if k[1] != role}
         self.attributions = {k: v for k, v in self.attributions.items() if k[1] != role}
+        self.path_shares = {k: v for k, v in self.path_shares.items() if k[1] != role}
         if self.settings.label not in self.class_names:
             self.settings.label = None
         self.emit(Event.MODELS_CHANGED, role)
@@ -352,6 +355,29 @@ class AppState(Observable):
             del self.attributions[next(iter(self.attributions))]
         self.emit(Event.ATTRIBUTION_READY, key)
         return True
+
+    def path_share_key(self, role: str) -> tuple | None:
+        """(path, role, label, "CAM@<depth>", generation) of the path share the view wants:
+        with the complete CAM below the tokens, every level's, for the shown map's label."""
+        key = self.attribution_key(role)
+        return None if key is None or not key[4].startswith("CAM@") else (*key[:3], *key[4:])
+
+    def set_path_share(self, key: tuple, paths: dict) -> bool:
+        """Cache a path share (:func:`catviz.explain.cam_path_share`); one computed for a model
+        no longer in its slot is dropped (False)."""
+        if key[4] != self.generation.get(key[1]):
+            return False
+        self.path_shares.pop(key, None)
+        self.path_shares[key] = paths
+        while len(self.path_shares) > MAX_CACHED_ATTRIBUTIONS:
+            del self.path_shares[next(iter(self.path_shares))]
+        self.emit(Event.PATH_SHARE_READY, key)
+        return True
+
+    def path_share(self, role: str) -> dict | None:
+        """The shown map's path share, once computed."""
+        key = self.path_share_key(role)
+        return self.path_shares.get(key) if key is not None else None
 
     def stop_attribution(self, key: tuple, reason: str) -> None:
         """A map that will not come (cancelled, failed): not asked for again until the user

@@ -287,15 +287,28 @@ def class_activation_maps(
     *,
     depth: str | None = None,
     labels: Sequence[int] | None = None,
+    levels: Sequence[str] | None = None,
+    split_levels: bool = True,
+    path_share: bool = True,
 ) -> CAMResult:
     """Complete CAMs at every level, at ``depth`` (module docstring).
 
     ``depth``: one of ``model.spec.depths`` (default: the first, ``"tokens"``). At the
-    token depth one forward pass explains every label; below it, each requested label
-    costs one backward pass per level, so ask only for the ``labels`` shown (default:
-    all). The result's label axis holds the requested labels in the order given
-    (``CAMResult.labels``). ``output``: a forward pass's result run with
-    ``return_features=True``, reused at the token depth so the CAMs cost no second forward.
+    token depth one forward pass explains every label and level, and the options below
+    change nothing. Below it the cost follows what is asked, so ask for what is shown:
+
+    * ``labels``: the labels explained (default: all); the result's label axis holds them
+      in the order given (``CAMResult.labels``);
+    * ``levels``: the levels explained (default: all); ``combined`` is their sum;
+    * ``split_levels=False``: one backward pass per label for the sum of the levels'
+      logits instead of one per level and label — the same ``combined`` (the maps are
+      linear in the logit's gradient at the frozen point), with no per-level ``maps``,
+      ``layer_share`` or ``path_share`` (``exact`` then has the one key ``"combined"``);
+    * ``path_share=False``: no path share (it costs a forward-mode pass where a level has
+      several routes).
+
+    ``output``: a forward pass's result run with ``return_features=True``, reused at the
+    token depth so the CAMs cost no second forward.
     """
     _require_eval(model)
     depths = model.spec.depths
@@ -305,10 +318,13 @@ def class_activation_maps(
     chosen = tuple(range(model.num_classes)) if labels is None else tuple(int(i) for i in labels)
     for label in chosen:
         check_label(model, label)
+    chosen_levels = model.spec.level_names if levels is None else tuple(levels)
+    for level in chosen_levels:
+        model.spec.level(level)  # an unknown level is a KeyError naming the levels
     if depth == depths[0]:
         result = _token_maps(model, images, output)
         return result if labels is None else _select(result, list(chosen))
-    return _deep_maps(model, images, depth, chosen)
+    return _deep_maps(model, images, depth, chosen, chosen_levels, split_levels, path_share)
 
 
 def _select(result: CAMResult, labels: list[int]) -> CAMResult:
@@ -380,11 +396,13 @@ def _dot(a: Tensor | None, b: Tensor | None) -> Tensor | float:
 
 
 @torch.no_grad()
-def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, ...]) -> CAMResult:
+def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, ...], levels: tuple[str, ...],
+               split_levels: bool, with_paths: bool) -> CAMResult:
     """Complete CAMs below the tokens, at the frozen point (:mod:`models.frozen`).
 
-    For each level and label: one backward pass from the level logit to the depth's cut
-    (its feature maps, or the input), to every bias probe above it and to the route
+    For each target (a level, or with ``split_levels=False`` the sum of ``levels``) and
+    label: one backward pass from the target's logit to the depth's cut (its feature maps,
+    or the input), to every bias probe above it and, for the path share, to the route
     tensors. A cut tensor's credit at a position is ``Σ_c F · ∂logit/∂F``; a bias's credit
     is spread evenly over the cut grid's cells its own cell covers (a feature cell over its
     stride block; PMA's pooled query over the whole image); coarser cut tensors are spread
@@ -400,39 +418,43 @@ def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, 
     module = model.depth_cuts()[depth]
     tap, route_names = model.route_taps()
     tap_is_cut = tap is module  # the cut is the routes themselves (CAT's "fpn")
+    with_paths = with_paths and split_levels
     size = tuple(images.shape[-2:])
     token_grids = {h * w: (h, w) for h, w in (lvl.grid(*size) for lvl in spec.levels)}
     batch, count = images.shape[0], len(labels)
-    several = any(len(lvl.sources) > 1 for lvl in spec.levels)
-    tangents = _route_tangents(model, images, depth, module, tap) if several and not tap_is_cut else None
+    several = any(len(spec.level(name).sources) > 1 for name in levels)
+    tangents = _route_tangents(model, images, depth, module, tap) if with_paths and several and not tap_is_cut \
+        else None
+    targets = [(name, (name,)) for name in levels] if split_levels else [("combined", levels)]
     with torch.enable_grad(), FrozenPoint(model, skip=tuple(model.classifiers.values()),
                                           cuts={} if module is None else {depth: module},
-                                          taps={} if tap_is_cut else {"routes": tap}) as point:
+                                          taps={} if tap_is_cut or not with_paths else {"routes": tap}) as point:
         x = images.detach().clone().requires_grad_(module is None)
         out = model(x)
         cut = [x] if module is None else point.cut_outputs[depth]
         sites = point.sites_above(None if module is None else depth)
         names = _cut_names(spec, depth, len(cut))
-        routes = cut if tap_is_cut else point.tap_outputs["routes"]
-        if tap_is_cut:  # the routes are the cut: each is its own linear part
+        routes = cut if tap_is_cut else point.tap_outputs.get("routes", [])
+        if with_paths and tap_is_cut:  # the routes are the cut: each is its own linear part
             tangents = [[r if k == t else None for k, r in enumerate(routes)] for t in range(len(routes))]
-        tap_order = point.cut_order[depth] if tap_is_cut else point.tap_order["routes"]
+        tap_order = point.cut_order[depth] if tap_is_cut else point.tap_order.get("routes", -1)
         grid = max((tuple(t.shape[-2:]) for t in cut), key=lambda g: g[0] * g[1])
         grid_stride = _stride(size, grid)
         probes = [site.probe for site in sites]
         maps: dict[str, Tensor] = {}
         layer_share: dict[str, dict[str, Tensor]] = {}
         path_share: dict[str, dict[str, dict[str, Tensor]]] = {}
-        for lvl in spec.levels:
-            level_logit = out.level_logits[lvl.name]
-            index = [route_names.index(source) for source in lvl.sources]
+        for target, members in targets:
+            objective = sum(out.level_logits[name] for name in members)
+            lvl = spec.level(members[0])
+            index = [route_names.index(source) for source in lvl.sources] if with_paths else []
             taps = [] if tap_is_cut else [routes[i] for i in index]
             inputs = [*cut, *probes, *taps]
             totals = x.new_zeros(batch, count, *grid)
             parts = {name: x.new_zeros(batch, count) for name in (*names, "biases")}
             paths = {source: {} for source in lvl.sources}
             for j, label in enumerate(labels):
-                grads = torch.autograd.grad(level_logit[:, label].sum(), inputs, retain_graph=True, allow_unused=True)
+                grads = torch.autograd.grad(objective[:, label].sum(), inputs, retain_graph=True, allow_unused=True)
                 for name, tensor, grad in zip(names, cut, grads, strict=False):
                     if grad is None:
                         continue
@@ -446,13 +468,15 @@ def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, 
                         credit = _site_totals(grad, token_grids)
                         key = tuple(credit.shape[-2:])
                         by_grid[key] = by_grid[key] + credit if key in by_grid else credit
-                        if site.order > tap_order:  # above the routes: the fusion's, or on the upper route (LRD)
+                        if with_paths and site.order > tap_order:  # above the routes: the fusion's, or LRD's
                             route = "fusion" if site.module.startswith(FUSION_PREFIX) else lvl.sources[0]
                             above[route] = above.get(route, 0.0) + credit.sum((1, 2, 3))
                 for key, credit in by_grid.items():
                     parts["biases"][:, j] += credit.sum((1, 2, 3))
                     ratio = _stride(size, key) // grid_stride if key != (1, 1) else max(grid)
                     totals[:, j] += _carry(credit, grid, ratio)[:, 0]
+                if not with_paths:
+                    continue
                 route_grads = [grads[i] for i in index] if tap_is_cut else grads[len(cut) + len(sites):]
                 for source, i, a in zip(lvl.sources, index, route_grads, strict=True):
                     total = _dot(a, routes[i])
@@ -469,22 +493,29 @@ def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, 
                         total - sum(linear.values()) + above.get(source, 0.0))
                 if "fusion" in above:
                     paths.setdefault("fusion", {"biases": x.new_zeros(batch, count)})["biases"][:, j] = above["fusion"]
-            maps[lvl.name] = totals * (grid[0] * grid[1])
-            bias = model.classifiers[lvl.name].bias[list(labels)].expand(batch, -1)
-            layer_share[lvl.name] = parts | {"offset": bias}
-            path_share[lvl.name] = paths
+            maps[target] = totals * (grid[0] * grid[1])
+            bias = sum(model.classifiers[name].bias[list(labels)] for name in members).expand(batch, -1)
+            layer_share[target] = parts | {"offset": bias}
+            if with_paths:
+                path_share[target] = paths
         logits = out.logits.detach()[:, list(labels)]
         level_logits = {k: v.detach()[:, list(labels)] for k, v in out.level_logits.items()}
-    offsets = {name: parts["offset"] for name, parts in layer_share.items()}
+    offsets = {name: model.classifiers[name].bias[list(labels)].expand(batch, -1) for name in levels}
     exact = {
-        name: bool(torch.allclose(maps[name].mean((2, 3)) + offsets[name], level_logits[name], rtol=1e-3,
-                                  atol=1e-3 * float(sum(p.abs() for p in layer_share[name].values()).max())))
-        for name in maps
+        target: bool(torch.allclose(
+            maps[target].mean((2, 3)) + layer_share[target]["offset"],
+            sum(level_logits[name] for name in members), rtol=1e-3,
+            atol=1e-3 * float(sum(p.abs() for p in layer_share[target].values()).max())))
+        for target, members in targets
     }
+    if not split_levels:
+        combined, maps, layer_share = maps.pop("combined"), {}, {}
+    else:
+        combined = sum(maps.values())
     return CAMResult(
         maps={k: _numpy(v) for k, v in maps.items()},
         exact=exact,
-        combined=_numpy(sum(maps.values())),
+        combined=_numpy(combined),
         logits=_numpy(logits),
         level_logits={k: _numpy(v) for k, v in level_logits.items()},
         offsets={k: _numpy(v) for k, v in offsets.items()},

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from catviz import app, faithfulness, methods
-from catviz.explain import MapRequest, compute_map
+from catviz.explain import MapRequest, cam_path_share, compute_map
 from catviz.methods import (
     CAM,
     EXPENSIVE,
@@ -19,6 +19,7 @@ from catviz.methods import (
 )
 from catviz.models import create_model
 from catviz.models.attribution import black_baseline
+from catviz.models.cam import class_activation_maps
 from catviz.qt_cam_view import QtCamView
 from catviz.state import AppState
 
@@ -142,15 +143,27 @@ def test_integrated_gradients_carries_captum_s_completeness_delta(tiny):
     assert heat[:2].convergence_delta is None  # a derived array carries no note
 
 
-def test_the_complete_cam_below_the_tokens_carries_its_path_share(tiny):
+def test_the_complete_cam_s_path_share_below_the_tokens_sums_to_each_level_logit(tiny):
     """Per level, the routes' parts and the offset sum to the level logit (the chart's rows)."""
     models, image = tiny
     for name, model in models.items():
-        heat = compute_map(CAM, model, image, 2, None, MapRequest(depth="input"))
+        paths = cam_path_share(model, image, 2, "input")
         with torch.no_grad():
             logits = model(image).level_logits
-        assert set(heat.path_share) == set(logits)
-        for level, routes in heat.path_share.items():
+        assert set(paths) == set(logits)
+        for level, routes in paths.items():
             assert set(model.spec.level(level).sources) <= set(routes) and "offset" in routes
             total = sum(v for parts in routes.values() for v in parts.values())
             assert total == pytest.approx(float(logits[level][0, 2]), rel=1e-4, abs=1e-5), (name, level)
+
+
+def test_the_shown_complete_cam_is_the_sum_of_the_levels_maps(tiny):
+    """The map the app shows (one backward for the summed levels) is the per-level maps' sum,
+    and one level's map is that level's, both at the input's size."""
+    models, image = tiny
+    model = models["cat_tiny"]
+    every = class_activation_maps(model, image, depth="input", labels=[2])
+    shown = compute_map(CAM, model, image, 2, None, MapRequest(depth="input"))
+    np.testing.assert_allclose(shown, every.combined[0, 0], rtol=1e-4, atol=1e-5 * np.abs(every.combined).max())
+    p4 = compute_map(CAM, model, image, 2, "P4", MapRequest(depth="input"))
+    np.testing.assert_allclose(p4, every.maps["P4"][0, 0], rtol=1e-4, atol=1e-5 * np.abs(every.maps["P4"]).max())

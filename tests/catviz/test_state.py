@@ -192,6 +192,33 @@ def test_attributions_live_in_the_state_keyed_by_what_is_shown():
     assert state.attribution_status("cat") is None
 
 
+def test_the_path_share_is_kept_per_label_and_depth_for_every_level():
+    """The complete CAM's path share (every level's) is asked for apart from its map: one per
+    image, label and depth, whichever level the map shows; late work for an old model is dropped."""
+    state = AppState()
+    state.add_images([Path("a.png")])
+    state.set_model("cat", fake_model())
+    state.set_result(Path("a.png"), "cat", fake_result([0.1, 0.9, 0.3]))
+    state.update_settings(cam_method="CAM", cam_depth="tokens")
+    assert state.path_share_key("cat") is None  # at the tokens the layer share is shown
+    state.update_settings(cam_method="GradCAM")
+    assert state.path_share_key("cat") is None
+    state.update_settings(cam_method="CAM", cam_depth="input")
+    key = state.path_share_key("cat")
+    assert key == (Path("a.png"), "cat", "y", "CAM@input", state.generation["cat"])
+    state.update_settings(cam_level="A")
+    assert state.path_share_key("cat") == key  # one path share serves every level's map
+    heard = []
+    state.subscribe(Event.PATH_SHARE_READY, heard.append)
+    paths = {"A": {"offset": {"offset": 0.5}}}
+    assert state.set_path_share(key, paths) and heard == [key]
+    assert state.path_share("cat") is paths
+    state.update_settings(cam_depth="c3")
+    assert state.path_share("cat") is None  # another depth: another path share
+    state.set_model("cat", fake_model())
+    assert state.path_shares == {} and not state.set_path_share(key, paths)
+
+
 def test_progress_is_per_panel_and_cancel_is_an_event():
     state = AppState()
     heard = []

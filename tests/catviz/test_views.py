@@ -232,7 +232,8 @@ def test_the_share_chart_follows_the_depth_as_a_path_share(qtbot, app_state, che
     view = show(qtbot, QtPredictions(state), (360, 760))
     fill(qtbot, state, controller, checkpoints, write_good_images(tmp_path / "imgs", 1))
     state.update_settings(cam_method="CAM", cam_depth="input")
-    qtbot.waitUntil(lambda: all(state.attribution(r) is not None for r in state.models), timeout=60000)
+    qtbot.waitUntil(lambda: all(state.path_share(r) is not None for r in state.models), timeout=60000)
+    assert all(state.attribution(r) is not None for r in state.models)  # the maps come first
     qtbot.waitUntil(lambda: any("←" in name for name, _ in view.share.rows), timeout=5000)
     label = state.class_names.index(state.shown_label())
     rows = dict(view.share.rows)

@@ -119,6 +119,38 @@ def test_a_subset_of_labels_gives_the_same_maps_as_all_labels():
             np.testing.assert_allclose(one.maps[level][:, 0], every.maps[level][:, 2], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", TINY)
+def test_one_backward_for_the_summed_levels_gives_the_combined_map(name):
+    """split_levels=False: one backward per label of the summed level logits gives the same
+    combined map as one per level (the credit is linear in the gradient), at every depth."""
+    model = _model(name)
+    images = torch.randn(1, 3, 64, 48)
+    for depth in model.spec.depths[1:]:
+        every = class_activation_maps(model, images, depth=depth, labels=[1])
+        summed = class_activation_maps(model, images, depth=depth, labels=[1], split_levels=False, path_share=False)
+        assert summed.maps == {} and summed.layer_share == {} and summed.path_share == {}
+        assert summed.exact == {"combined": True}
+        np.testing.assert_allclose(summed.combined, every.combined, rtol=1e-4, atol=1e-5 * np.abs(every.combined).max())
+        offsets = sum(summed.offsets.values())
+        total = summed.combined.astype(np.float64).mean((2, 3)) + offsets
+        np.testing.assert_allclose(total, summed.logits, rtol=1e-4, atol=1e-5)
+
+
+def test_a_subset_of_levels_gives_those_levels_and_their_sum():
+    model = _model("cat_tiny")
+    images = torch.randn(1, 3, 64, 64)
+    every = class_activation_maps(model, images, depth="input", labels=[0])
+    p3 = class_activation_maps(model, images, depth="input", labels=[0], levels=["P3"])
+    assert set(p3.maps) == {"P3"} and set(p3.path_share) == {"P3"} and set(p3.offsets) == {"P3"}
+    np.testing.assert_allclose(p3.maps["P3"], every.maps["P3"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p3.combined, every.maps["P3"], rtol=1e-5, atol=1e-6)
+    bare = class_activation_maps(model, images, depth="input", labels=[0], levels=["P3"], path_share=False)
+    assert bare.path_share == {}
+    np.testing.assert_allclose(bare.maps["P3"], every.maps["P3"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(KeyError, match="P5, P4, P3"):
+        class_activation_maps(model, images, depth="input", levels=["P2"])
+
+
 def test_the_frozen_point_leaves_the_forward_alone():
     model = _model("cat_mha_tiny")
     images = torch.randn(2, 3, 64, 96)
