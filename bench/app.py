@@ -172,8 +172,12 @@ def shown(window):
 
     def check():
         s, panels = window.state, window.cam_view.panels
-        if s.current_entry is not None and s.current_entry.image is not None and len(s.models) == 2                 and all(s.result(r) is not None for r in s.models) and all(p.heat is not None for p in panels.values()):
+        if "panels" not in marks and s.current_entry is not None and s.current_entry.image is not None \
+                and len(s.models) == 2 and all(s.result(r) is not None for r in s.models) \
+                and all(p.heat is not None for p in panels.values()):
             marks["panels"] = time.perf_counter() - t0
+        if "panels" in marks and all(s.path_share_key(r) is None or s.path_share(r) is not None for r in s.models):
+            marks["path share"] = time.perf_counter() - t0  # the chart below the labels, after the maps
             timer.stop()
             print(json.dumps(marks), flush=True)
             QApplication.instance().exit(0)
@@ -201,8 +205,9 @@ print({"torch": t1 - t0, "model side": time.perf_counter() - t0})
 
 
 def startup(runs: int) -> dict:
-    """Seconds from the interpreter's first import to the window's first paint, and to every panel
-    of the demo drawn (both models' results and maps), each in a fresh process; beside each run,
+    """Seconds from the interpreter's first import to the window's first paint, to every panel
+    of the demo drawn (both models' results and maps) and to the path share chart filled
+    (computed after the maps), each in a fresh process; beside each run,
     a fresh process that only imports torch (then the model side), for a ratio that a busy
     machine changes less. Medians of ``runs``, every run kept, the load average before and after."""
     import ast
@@ -230,7 +235,8 @@ def startup(runs: int) -> dict:
         "load_average_before": load_before, "load_average_after": os.getloadavg(), "cpus": os.cpu_count(),
     }
     print(f"start-up (median of {runs}, fresh process, demo): imports {median['imports']:.2f} s, "
-          f"window painted {median['window']:.2f} s, all panels {median['panels']:.2f} s; "
+          f"window painted {median['window']:.2f} s, all panels {median['panels']:.2f} s, "
+          f"path share chart {median['path share']:.2f} s; "
           f"import torch alone {torch_median['torch']:.2f} s (with timm and the models "
           f"{torch_median['model side']:.2f} s); load average {load_before[0]:.1f} → {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
