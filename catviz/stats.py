@@ -26,10 +26,18 @@ EXACT_TRIALS = 2000  # McNemar: integer arithmetic up to this many discordant pa
 
 
 def bootstrap_counts(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """(resamples, n) int32: how often each of ``n`` images is drawn in each resample."""
+    """(resamples, n) int32: how often each of ``n`` images is drawn in each resample.
+
+    Drawn :data:`_CHUNK` resamples at a time (the same stream as one call: numpy draws the
+    rows in turn), so numpy's int64 draws never hold more than a block: at a COCO split's
+    40,504 images and 1,000 resamples that is 83 MB at a time instead of 324 MB."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.int32) if n else \
-        np.zeros((resamples, 0), np.int32)
+    counts = np.zeros((resamples, n), np.int32)
+    if n:
+        for start in range(0, resamples, _CHUNK):
+            rows = counts[start:start + _CHUNK]
+            rows[:] = rng.multinomial(n, np.full(n, 1.0 / n), size=len(rows))
+    return counts
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -141,8 +149,13 @@ def f1_counts(predicted: np.ndarray, targets: np.ndarray, counts: np.ndarray) ->
     counts Nc, Np, Ng of a resample are the counts-weighted sums over images."""
     positives = (targets == 1).astype(np.float64)
     pred = predicted.astype(np.float64)  # a predicted difficult label counts in Np, as in multilabel_metrics
-    w = counts.astype(np.float64)
-    n_correct, n_predicted, n_truth = w @ (pred * positives), w @ pred, w @ positives
+    correct = pred * positives
+    shape = (len(counts), targets.shape[1])
+    n_correct, n_predicted, n_truth = np.empty(shape), np.empty(shape), np.empty(shape)
+    for start in range(0, len(counts), _CHUNK):  # a block of resamples in float64 at a time, not all
+        rows = slice(start, start + _CHUNK)
+        w = counts[rows].astype(np.float64)
+        n_correct[rows], n_predicted[rows], n_truth[rows] = w @ correct, w @ pred, w @ positives
     valid = n_truth > 0
     op = n_correct.sum(1) / np.maximum(n_predicted.sum(1), 1.0)
     orec = n_correct.sum(1) / np.maximum(n_truth.sum(1), 1.0)

@@ -38,8 +38,8 @@ def test_resampled_statistics_equal_the_metrics_on_the_literally_resampled_image
     scores = np.round(rng.random((30, 4)), 1)  # rounded: many ties
     targets = (rng.random((30, 4)) < 0.35).astype(np.int8)
     targets[0, 0] = -1  # a difficult label
-    counts = stats.bootstrap_counts(30, 120, seed=5)
-    assert counts.shape == (120, 30) and (counts.sum(1) == 30).all()
+    counts = stats.bootstrap_counts(30, 300, seed=5)  # more than one block of resamples (stats._CHUNK)
+    assert counts.shape == (300, 30) and (counts.sum(1) == 30).all() and 300 > stats._CHUNK
     aps, maps = stats.mean_ap_counts(scores, targets, counts)
     f1 = stats.f1_counts(scores >= 0.5, targets, counts)
     for r, expected in enumerate(_literal(scores, targets, counts)):
@@ -52,6 +52,13 @@ def _data(probabilities: dict[str, np.ndarray], targets: np.ndarray) -> ReportIn
     n, labels = targets.shape
     return ReportInput([f"l{c}" for c in range(labels)], [f"{i}.png" for i in range(n)], targets,
                        probabilities, {}, [np.zeros((0, 4))] * n, np.full((n, 2), 64), 64, {}, np.ones(n, bool))
+
+
+def test_the_draws_made_in_blocks_are_numpy_s_one_call_draws():
+    """Blocks keep memory down without changing a seed's resamples (reports stay reproducible)."""
+    n, resamples = 50, 2 * stats._CHUNK + 7
+    whole = np.random.default_rng(3).multinomial(n, np.full(n, 1.0 / n), size=resamples)
+    np.testing.assert_array_equal(stats.bootstrap_counts(n, resamples, seed=3), whole)
 
 
 def test_a_real_difference_excludes_zero_and_noise_spans_it():
