@@ -93,7 +93,7 @@ def build_export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--depth", choices=DEPTH_TITLES, default=DEFAULT_DEPTH,
                         help=f"the complete CAM's depth (default {DEFAULT_DEPTH}: input pixels; tokens: the positions "
                         "the classifiers read, the cheapest). Each shown label below the tokens costs about one "
-                        "backward pass per level. A depth one of the models lacks is refused (the baseline has "
+                        "backward pass (the levels summed). A depth one of the models lacks is refused (the baseline has "
                         "tokens, s3, input)")
     parser.add_argument("--colormap", choices=COLORMAPS, default=DIVERGING,
                         help="colour map (default: diverging, centred on zero; unsigned maps use a sequential one)")

@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{','.join(default_methods())})")
     parser.add_argument("--depths", default=DEFAULT_DEPTH,
                         help=f"the complete CAM's depths, comma-separated, each a method row ({', '.join(DEPTH_TITLES)}; "
-                        f"default {DEFAULT_DEPTH}). Below the tokens each label costs about one backward pass per "
-                        "level; a depth a model lacks (the baseline has tokens, s3, input) leaves its row empty")
+                        f"default {DEFAULT_DEPTH}). Below the tokens each label costs about one backward pass (the "
+                        "levels summed); a depth a model lacks (the baseline has tokens, s3, input) leaves its row empty")
     parser.add_argument("--scorecam-limit", metavar="N", type=int_range(0, MAX_IMAGES), default=0,
                         help=f"ScoreCAM on the first N of the images only, N in [0, {MAX_IMAGES}] (default 0: all)")
     parser.add_argument("--steps", metavar="N", type=int_range(1, MAX_STEPS), default=DEFAULT_STEPS,
