@@ -27,6 +27,7 @@ from .dataset_report import (
     ReportInput,
     bucket_index,
     build_report,
+    reaches,
 )
 
 
@@ -59,15 +60,15 @@ def build_study(data: ReportInput, names: dict[str, str], reference: str, resamp
     report = build_report(data, threshold)
     scored = report.images
     targets = data.targets[scored]
-    probs = {key: data.probabilities[key][scored].astype(np.float64) for key in names}
+    probs = {key: data.probabilities[key][scored] for key in names}  # float32 as stored: they only rank
+    hit = {key: reaches(p, threshold) for key, p in probs.items()}
     counts = stats.bootstrap_counts(len(scored), resamples, seed)
     drawn = stats.by_image(counts)  # made once: every AP below gathers images from it
     aps, maps, f1s = {}, {}, {}
     for key, p in probs.items():
         aps[key], maps[key] = stats.mean_ap_counts(p, targets, counts, drawn)
-        f1s[key] = stats.f1_counts(p >= threshold, targets, counts)
+        f1s[key] = stats.f1_counts(hit[key], targets, counts)
     positives, counted = targets == 1, targets != -1
-    hit = {key: p >= threshold for key, p in probs.items()}
     n, num_labels = len(data.paths), len(data.class_names)
     fixed = {key: np.zeros((n, num_labels), bool) for key in names}
     broken = {key: np.zeros((n, num_labels), bool) for key in names}
