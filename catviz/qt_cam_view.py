@@ -549,6 +549,9 @@ class QtCamView(QWidget):
         result = self.state.result(role)
         if result is None or label is None:
             return f"{name}: running the model …", "#777", ""
+        model = self.state.models[role].meta.model
+        if model.removesuffix("_tiny") != role:  # another model put in this slot (Models menu): say which
+            name = f"{name}: {model}"
         names = self.state.class_names
         p = float(result.probabilities[label])
         missed = entry is not None and entry.ground_truth is not None and names[label] in entry.ground_truth \

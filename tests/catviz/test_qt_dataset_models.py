@@ -66,6 +66,10 @@ def test_three_models_load_and_either_panel_shows_any_of_them(qtbot, window, thr
     menu.slot_actions["cat"][0].trigger()  # the baseline in the right panel: every tab draws it
     assert state.models["cat"] is state.loaded[0]
     qtbot.waitUntil(lambda: state.result("cat") is not None, timeout=30000)
+    window.cam_view.refresh()
+    titles = {role: panel.title.text for role, panel in window.cam_view.panels.items()}
+    assert "<b>CAT: baseline_tiny</b>" in titles["cat"]  # the panel names the model it shows
+    assert "<b>Baseline: cat_tiny</b>" in titles["baseline"]
     for tab in range(window.tabs.count()):
         window.tabs.setCurrentIndex(tab)
         qtbot.wait(50)
