@@ -61,6 +61,7 @@ from .qt_dataset_tables import (
     number_text,
 )
 from .qt_events import unsubscribe_on_close
+from .qt_layouts import QtFlowLayout
 from .roles import ROLES
 from .state import AppState, Event
 from .study import Study
@@ -77,6 +78,10 @@ def names_of(found: Study) -> list[str]:
 
 def finite(*values) -> bool:
     return all(v is not None and np.isfinite(v) for v in values)
+
+
+#: The tables' least width: narrower than their columns, they scroll sideways (the tab fits 800x600).
+TABLE_LEAST_WIDTH = 200
 
 
 class QtDatasetView(QWidget):
@@ -170,6 +175,7 @@ class QtDatasetView(QWidget):
     def _build(self, batch_size: int) -> None:
         self._build_bar(batch_size)
         self.views = QTabWidget()
+        self.views.setUsesScrollButtons(True)  # the five tabs scroll at 800x600 instead of widening the window's middle
         self._build_models()
         self._build_summary()
         self._build_per_class()
@@ -179,6 +185,7 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.list_note)
         layout.addLayout(self.bar)
+        layout.addWidget(self.progress)  # a row of its own: beside the buttons it set the tab's minimum width
         layout.addWidget(self.message)
         compared = QHBoxLayout()
         compared.addWidget(QLabel("Reference"))
@@ -226,13 +233,14 @@ class QtDatasetView(QWidget):
         self.bar = QHBoxLayout()
         for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button):
             self.bar.addWidget(widget)
-        self.bar.addWidget(self.progress, 1)
         self.bar.addWidget(self.failed_button)
+        self.bar.addStretch(1)
 
     def _build_models(self) -> None:
         """Table 3 live: a row per model, each number over its Δ against the reference and the interval."""
         self.models_table = make_table(MODEL_HEADERS)
         self.models_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.models_table.setMinimumWidth(TABLE_LEAST_WIDTH)  # as wide as its columns where there is room, else it scrolls
         self.models_table.setWordWrap(True)
         self.models_note = QLabel("")
         self.models_note.setWordWrap(True)
@@ -246,6 +254,7 @@ class QtDatasetView(QWidget):
     def _build_summary(self) -> None:
         self.summary = make_table(["metric", "left", "right", "right − left"])
         self.summary.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.summary.setMinimumWidth(TABLE_LEAST_WIDTH)  # as wide as its columns where there is room, else it scrolls
         self.summary_note = QLabel("")
         self.summary_note.setWordWrap(True)
         summary = QWidget()
@@ -295,6 +304,7 @@ class QtDatasetView(QWidget):
         row.addStretch(1)
         layout.addLayout(row)
         self.size_table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.size_table.setMinimumWidth(TABLE_LEAST_WIDTH)  # as wide as its columns where there is room, else it scrolls
         layout.addWidget(self.size_table)
         layout.addWidget(self.size_plot, 1)
         layout.addWidget(self.size_note)
@@ -334,12 +344,10 @@ class QtDatasetView(QWidget):
         self.gain_note.setWordWrap(True)
         per_image = QWidget()
         layout = QVBoxLayout(per_image)
-        filters = QHBoxLayout()
+        filters = QtFlowLayout()  # wraps in a narrow window (800x600) rather than widening the tab
         for widget in (QLabel("Label"), self.label_filter, QLabel("Size"), self.bucket_filter,
-                       self.fixes_filter, self.breaks_filter):
+                       self.fixes_filter, self.breaks_filter, self.image_count):
             filters.addWidget(widget)
-        filters.addStretch(1)
-        filters.addWidget(self.image_count)
         layout.addLayout(filters)
         layout.addWidget(self.images, 1)
         layout.addWidget(self.gain_note)

@@ -90,3 +90,20 @@ def test_every_tab_and_the_side_panel_fit_800x600_without_cutting_a_text(qtbot, 
     if tab == "cam_view":  # the maps keep a visible size; the canvas scrolls instead
         views = [p.view for p in [*window.cam_view.panels.values(), *window.cam_view.level_panels.values()]]
         assert min(view.size().height() for view in views) >= LEAST_MAP_PX - 1
+
+
+def test_the_dataset_tab_leaves_the_image_list_readable_at_800x600(qtbot, window):
+    """The Dataset tab's button row, its five tabs and its filters once set the middle column's
+    least width at 546 px, which left the image list 55-70 px wide at 800x600."""
+    from catviz.qt_dataset_view import QtDatasetView
+
+    view = QtDatasetView(window.state, on_open=lambda: None)
+    window.tabs.addTab(view, "Dataset")
+    window.resize(800, 600)
+    window.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: window.size().toTuple() == (800, 600))
+    for page in range(view.views.count()):
+        view.views.setCurrentIndex(page)
+        QApplication.processEvents()
+        assert window.image_list.width() >= 140, (view.views.tabText(page), window.splitter.sizes())
+    assert window.minimumSizeHint().width() <= 800
