@@ -198,20 +198,40 @@ def coco_scale_set(root: Path, images: int = COCO_VAL_IMAGES, labels: int = COCO
     return root
 
 
-def scale_checkpoints(folder: Path, names: list[str], input_size: int, labels: int = COCO_LABELS) -> list[Path]:
-    """Randomly initialised tiny checkpoints (seeded) with the set's labels."""
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the synthetic models'
+CALIBRATION_IMAGES = 256  # the images the synthetic models' biases are set on
+#: Labels a trained COCO model predicts per image at 0.5, about: what the synthetic models are set to.
+LABELS_PER_IMAGE = 3
+
+
+def scale_checkpoints(folder: Path, names: list[str], input_size: int, labels: int = COCO_LABELS,
+                      calibration: torch.Tensor | None = None) -> list[Path]:
+    """Randomly initialised tiny checkpoints (seeded) with the set's labels. With
+    ``calibration`` (normalised images at ``input_size``), each label's classifier bias is
+    shifted so that its logit is above 0 on ~``LABELS_PER_IMAGE``/``labels`` of them (its mean
+    there plus z standard deviations below 0): untouched, random models predict about half
+    the labels, which made the report's per-image file ~20x larger than trained models'."""
+    from statistics import NormalDist
+
     from catviz import models as registry
     from catviz.models.checkpoint import CheckpointMeta, save_checkpoint
 
     paths = []
     for k, name in enumerate(names):
-        path = folder / f"{name}-{input_size}.safetensors"
+        path = folder / f"{name}-{input_size}{'-calibrated' if calibration is not None else ''}.safetensors"
         if not path.exists():
             torch.manual_seed(k)
-            model = registry.create_model(name, labels)
+            model = registry.create_model(name, labels).eval()
+            if calibration is not None:
+                z = NormalDist().inv_cdf(1 - LABELS_PER_IMAGE / labels)
+                with torch.no_grad():
+                    logits = model(calibration).logits
+                    shift = -(logits.mean(0) + z * logits.std(0))
+                    for classifier in model.classifiers.values():  # the levels' logits add up
+                        classifier.bias += shift / len(model.classifiers)
             save_checkpoint(path, model, CheckpointMeta(
                 model=name, class_names=[f"class{c:02d}" for c in range(labels)], input_size=input_size,
-                mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), dataset="coco-format"))
+                mean=IMAGENET_MEAN, std=IMAGENET_STD, dataset="coco-format"))
         paths.append(path)
     return paths
 
@@ -369,7 +389,11 @@ def coco_scale(args, device) -> None:
     root = args.scale_root / f"coco-scale-{args.scale_images}"
     _, generated = timed(coco_scale_set, root, args.scale_images)
     source = open_dataset("coco-format", root)
-    paths = scale_checkpoints(root / "checkpoints", names, args.scale_input)
+    from catviz.models.preprocess import load_image, preprocess
+
+    calibration = torch.cat([preprocess(load_image(sample.path), args.scale_input, IMAGENET_MEAN, IMAGENET_STD)
+                             for sample in source.split.samples[:CALIBRATION_IMAGES]])
+    paths = scale_checkpoints(root / "checkpoints", names, args.scale_input, calibration=calibration)
     keys = ["baseline" if n.startswith("baseline") else "cat" if n == "cat_tiny" else n for n in names]
     models = {key: load_model(path, device) for key, path in zip(keys, paths, strict=True)}
     titles = {key: m.meta.model for key, m in models.items()}
