@@ -323,7 +323,7 @@ def report_json(report: Report, data: ReportInput) -> dict[str, object]:
         # Probabilities of the labels that matter for this image (true or predicted by either
         # model), so the file stays O(images x labels per image) on 80-label data.
         shown = np.flatnonzero((data.targets[i] == 1) | np.any(
-            [data.probabilities[role][i] >= report.threshold for role in roles], axis=0))
+            [reaches(data.probabilities[role][i], report.threshold) for role in roles], axis=0))
         images.append({
             "rank": rank, "path": str(data.paths[i]), "f1_gain": report.f1_gain[i],
             "probability_gain": report.probability_gain[i],
@@ -343,7 +343,7 @@ def _changes(report: Report, data: ReportInput, i: int) -> dict[str, np.ndarray]
     by how much the probability moved (most first)."""
     probs = {role: np.nan_to_num(data.probabilities[role][i]) for role in ("baseline", "cat")}
     counted, positives = data.targets[i] != -1, data.targets[i] == 1
-    base_hit, cat_hit = probs["baseline"] >= report.threshold, probs["cat"] >= report.threshold
+    base_hit, cat_hit = reaches(probs["baseline"], report.threshold), reaches(probs["cat"], report.threshold)
     masks = {"fixes a miss": report.fixed[i], "breaks a hit": report.broken[i],
              "drops a false positive": counted & ~positives & base_hit & ~cat_hit,
              "adds a false positive": counted & ~positives & ~base_hit & cat_hit}

@@ -71,13 +71,15 @@ def complete_cam(method: MapMethod, model, image, label, level, request) -> np.n
     return area_resample(maps[0], tuple(image.shape[-2:]))
 
 
-def cam_path_share(model: nn.Module, image: Tensor, label: int, depth: str) -> dict[str, dict[str, dict[str, float]]]:
+def cam_path_share(model: nn.Module, image: Tensor, label: int, depth: str,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """The complete CAM's path share of ``label`` at ``depth`` (below the tokens): level → route
     (``"R5"``, ``"P4"``, ``"P3"``, ``"fusion"``; the baseline's ``"S5"``; ``"offset"``) → part
     (the depth's tensors, ``"biases"``, ``"offset"``) → logit; a level's parts sum to its logit
     (:attr:`catviz.models.cam.CAMResult.path_share`). One backward pass per level, plus a
-    forward-mode pass where a level has several routes: several times the map's cost."""
-    cams = class_activation_maps(model, image, depth=depth, labels=[label])
+    forward-mode pass where a level has several routes: several times the map's cost.
+    ``should_stop()`` is polled between the passes (True: :class:`Cancelled`)."""
+    cams = class_activation_maps(model, image, depth=depth, labels=[label], should_stop=should_stop)
     return {lv: {route: {part: float(v[0, 0]) for part, v in parts.items()} for route, parts in routes.items()}
             | {"offset": {"offset": float(cams.offsets[lv][0, 0])}} for lv, routes in cams.path_share.items()}
 

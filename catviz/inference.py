@@ -175,12 +175,14 @@ def run_attribution(
         return compute_map(method, loaded.model, tensor, label, level, request)
 
 
-def run_path_share(loaded: LoadedModel, image: np.ndarray, label: int, depth: str) -> dict:
+def run_path_share(loaded: LoadedModel, image: np.ndarray, label: int, depth: str,
+                   should_stop: Callable[[], bool] | None = None) -> dict:
     """The complete CAM's path share of ``label`` at ``depth`` for ``image`` (HWC uint8):
-    :func:`catviz.explain.cam_path_share`."""
+    :func:`catviz.explain.cam_path_share`; ``should_stop()`` is polled between its backward
+    passes (True: :class:`Cancelled`)."""
     if not 0 <= label < loaded.meta.num_classes:
         raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
     meta = loaded.meta
     tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
     with loaded.lock:
-        return cam_path_share(loaded.model, tensor, label, depth)
+        return cam_path_share(loaded.model, tensor, label, depth, should_stop)

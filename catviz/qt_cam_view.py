@@ -550,7 +550,7 @@ class QtCamView(QWidget):
         if result is None or label is None:
             return f"{name}: running the model …", "#777", ""
         model = self.state.models[role].meta.model
-        if model.removesuffix("_tiny") != role:  # another model put in this slot (Models menu): say which
+        if model.removesuffix("_tiny") != role:  # not the slot's own model (an ablation, or one put here): say which
             name = f"{name}: {model}"
         names = self.state.class_names
         p = float(result.probabilities[label])

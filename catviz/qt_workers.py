@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 # Task priorities: a higher one starts first when the pool has a free thread.
-MODEL_SIDE, LOAD_MODEL, DECODE_CURRENT, INFERENCE, ATTRIBUTE, DECODE_OTHER = 5, 4, 3, 2, 1, 0
+MODEL_SIDE, LOAD_MODEL, DECODE_CURRENT, INFERENCE, ATTRIBUTE, PATH_SHARE, DECODE_OTHER = 6, 5, 4, 3, 2, 1, 0
 THUMBNAIL_SIDE = 144  # the list shows 72 px icons; twice that for high-DPI screens
 
 
@@ -426,6 +426,7 @@ class InferenceController(QObject):
             return
         for role in ROLES:
             key = self.state.attribution_key(role)
+            self._cancel_unwanted_path_shares(role)
             for task in list(self._tasks.values()):  # another map for this panel is not wanted any more
                 if task.key is not None and task.key[0] == "attribution" and task.key[2] == role \
                         and task.key[1:] != key:
@@ -443,22 +444,30 @@ class InferenceController(QObject):
         from . import inference  # imported by the first task (import_model_side)
 
         key, entry = self.state.path_share_key(role), self.state.current_entry
-        for task in list(self._tasks.values()):
-            if task.key is not None and task.key[0] == "path_share" and task.key[2] == role and task.key[1:] != key:
-                task.cancel()
+        self._cancel_unwanted_path_shares(role)
         if key is None or entry is None or entry.image is None or key in self.state.path_shares \
-                or self._running(("path_share", *key)) is not None:
+                or key in self.state.stopped or self._running(("path_share", *key)) is not None:
             return
         path, role, label_name, method, generation = key
         loaded, image = self.state.models[role], entry.image
         label, depth = loaded.meta.class_names.index(label_name), method.partition("@")[2]
 
         def failed(message: str) -> None:
+            self.state.stopped[key] = message  # not asked for again until the user changes what is shown
             self.state.report(f"path share for the {role} model: {message}")
 
-        self._submit(lambda task: inference.run_path_share(loaded, image, label, depth),
+        self._submit(lambda task: inference.run_path_share(loaded, image, label, depth, task.should_stop),
                      lambda paths: self.state.set_path_share(key, paths), failed,
-                     priority=ATTRIBUTE, key=("path_share", *key))
+                     priority=PATH_SHARE, key=("path_share", *key))
+
+    def _cancel_unwanted_path_shares(self, role: str) -> None:
+        """Stop a panel's path share that is no longer the shown one's (another image, label,
+        depth, method or model): it must not hold back the next map."""
+        wanted = self.state.path_share_key(role)
+        for task in list(self._tasks.values()):
+            if task.key is not None and task.key[0] == "path_share" and task.key[2] == role \
+                    and task.key[1:] != wanted:
+                task.cancel()
 
     def _submit_attribution(self, entry: ImageEntry, role: str, key: tuple) -> None:
         from . import inference  # imported by the first task (import_model_side)
@@ -532,5 +541,5 @@ class InferenceController(QObject):
         if what != ATTRIBUTION:
             return
         for task in list(self._tasks.values()):
-            if task.key is not None and task.key[0] == "attribution" and task.key[2] == role:
+            if task.key is not None and task.key[0] in ("attribution", "path_share") and task.key[2] == role:
                 task.cancel()

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import AttentionBlock
+from .attribution import Cancelled
 from .frozen import FrozenPoint, TapReached
 from .outputs import ModelOutput, ModelSpec
 
@@ -290,6 +291,7 @@ def class_activation_maps(
     levels: Sequence[str] | None = None,
     split_levels: bool = True,
     path_share: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> CAMResult:
     """Complete CAMs at every level, at ``depth`` (module docstring).
 
@@ -305,7 +307,10 @@ def class_activation_maps(
       linear in the logit's gradient at the frozen point), with no per-level ``maps``,
       ``layer_share`` or ``path_share`` (``exact`` then has the one key ``"combined"``);
     * ``path_share=False``: no path share (it costs a forward-mode pass where a level has
-      several routes).
+      several routes);
+    * ``should_stop()``: polled before each backward pass; True raises :class:`Cancelled`.
+
+    ``level_logits`` and ``logits`` always hold every level's (the forward pass's).
 
     ``output``: a forward pass's result run with ``return_features=True``, reused at the
     token depth so the CAMs cost no second forward.
@@ -318,13 +323,15 @@ def class_activation_maps(
     chosen = tuple(range(model.num_classes)) if labels is None else tuple(int(i) for i in labels)
     for label in chosen:
         check_label(model, label)
-    chosen_levels = model.spec.level_names if levels is None else tuple(levels)
+    if isinstance(levels, str) or (levels is not None and not len(levels)):
+        raise ValueError(f"levels must be a non-empty sequence of level names, not {levels!r}")
+    chosen_levels = model.spec.level_names if levels is None else tuple(dict.fromkeys(levels))  # once each
     for level in chosen_levels:
         model.spec.level(level)  # an unknown level is a KeyError naming the levels
     if depth == depths[0]:
         result = _token_maps(model, images, output)
         return result if labels is None else _select(result, list(chosen))
-    return _deep_maps(model, images, depth, chosen, chosen_levels, split_levels, path_share)
+    return _deep_maps(model, images, depth, chosen, chosen_levels, split_levels, path_share, should_stop)
 
 
 def _select(result: CAMResult, labels: list[int]) -> CAMResult:
@@ -397,7 +404,7 @@ def _dot(a: Tensor | None, b: Tensor | None) -> Tensor | float:
 
 @torch.no_grad()
 def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, ...], levels: tuple[str, ...],
-               split_levels: bool, with_paths: bool) -> CAMResult:
+               split_levels: bool, with_paths: bool, should_stop: Callable[[], bool] | None = None) -> CAMResult:
     """Complete CAMs below the tokens, at the frozen point (:mod:`models.frozen`).
 
     For each target (a level, or with ``split_levels=False`` the sum of ``levels``) and
@@ -454,6 +461,8 @@ def _deep_maps(model: nn.Module, images: Tensor, depth: str, labels: tuple[int, 
             parts = {name: x.new_zeros(batch, count) for name in (*names, "biases")}
             paths = {source: {} for source in lvl.sources}
             for j, label in enumerate(labels):
+                if should_stop is not None and should_stop():
+                    raise Cancelled("complete CAM cancelled")
                 grads = torch.autograd.grad(objective[:, label].sum(), inputs, retain_graph=True, allow_unused=True)
                 for name, tensor, grad in zip(names, cut, grads, strict=False):
                     if grad is None:

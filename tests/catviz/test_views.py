@@ -455,3 +455,49 @@ def test_an_unreadable_image_says_so_in_every_panel(qtbot, app_state, checkpoint
         assert "cannot be shown" in panel.title.text and panel.heat is None
     assert "broken.png" in cams.hint.text()
     assert predictions.table.topLevelItemCount() == 0 and predictions.bars.labels == []  # nothing stale
+
+
+def test_a_path_share_no_longer_shown_is_stopped_and_a_failed_one_not_asked_again(qtbot, app_state, checkpoints,
+                                                                                  tmp_path, monkeypatch):
+    """The path share comes after its map and runs until told to stop (a stub): choosing
+    another label stops it, so the next label's map is not queued behind it; a path share
+    that fails is reported once, not asked for again until the user changes what is shown."""
+    state, controller = app_state
+    asked, stopped = [], threading.Event()
+
+    def until_stopped(loaded, image, label, depth, should_stop=None):
+        asked.append(label)
+        deadline = time.monotonic() + 20
+        while not should_stop():
+            if time.monotonic() > deadline:
+                return {}
+            time.sleep(0.005)
+        stopped.set()
+        raise Cancelled
+
+    monkeypatch.setattr(inference, "run_path_share", until_stopped)
+    state.update_settings(cam_method="CAM", label_mode="fixed", label=None)
+    fill(qtbot, state, controller, {"cat": checkpoints["cat"]}, write_good_images(tmp_path / "imgs", 1), depth="input")
+    first, second = state.class_names[:2]
+    state.update_settings(label=first)
+    qtbot.waitUntil(lambda: len(asked) == 1, timeout=30000)  # the map of `first` is in, its path share running
+    state.update_settings(label=second)
+    qtbot.waitUntil(lambda: state.attribution("cat") is not None, timeout=30000)  # the next map is not held back
+    assert stopped.is_set()
+
+    def fails(loaded, image, label, depth, should_stop=None):
+        asked.append(label)
+        raise ValueError("no room")
+
+    monkeypatch.setattr(inference, "run_path_share", fails)
+    state.update_settings(label=first)  # its map is cached: only the path share is asked for
+    qtbot.waitUntil(lambda: any("no room" in m.text for m in state.messages), timeout=30000)
+    count = len(asked)
+    for _ in range(2):  # what every other model's result or map does: not a new request by the user
+        controller._request_attributions()
+    qtbot.wait(100)
+    assert len(asked) == count and sum("no room" in m.text for m in state.messages) == 1
+    state.update_settings(label=second)
+    qtbot.waitUntil(lambda: len(asked) == count + 1, timeout=30000)
+    state.update_settings(label=first)  # chosen again: asked again, as a stopped map is
+    qtbot.waitUntil(lambda: len(asked) == count + 2, timeout=30000)

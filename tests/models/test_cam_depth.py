@@ -149,6 +149,26 @@ def test_a_subset_of_levels_gives_those_levels_and_their_sum():
     np.testing.assert_allclose(bare.maps["P3"], every.maps["P3"], rtol=1e-5, atol=1e-6)
     with pytest.raises(KeyError, match="P5, P4, P3"):
         class_activation_maps(model, images, depth="input", levels=["P2"])
+    for wrong in ("P3", []):  # a string is not a list of levels; no level explains nothing
+        with pytest.raises(ValueError, match="non-empty sequence"):
+            class_activation_maps(model, images, depth="input", levels=wrong)
+    twice = class_activation_maps(model, images, depth="input", labels=[0], levels=["P3", "P3"], split_levels=False)
+    np.testing.assert_allclose(twice.combined, p3.combined, rtol=1e-4, atol=1e-5 * np.abs(p3.combined).max())
+
+
+def test_a_stop_request_ends_the_maps_between_backward_passes():
+    from catviz.models.attribution import Cancelled
+
+    calls = []
+
+    def stop_on_the_second_ask():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        class_activation_maps(_model("cat_tiny"), torch.randn(1, 3, 64, 64), depth="input", labels=[0],
+                              should_stop=stop_on_the_second_ask)
+    assert len(calls) == 2  # asked before each backward pass: the first ran, the second was not started
 
 
 def test_the_frozen_point_leaves_the_forward_alone():
