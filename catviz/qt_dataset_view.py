@@ -61,7 +61,7 @@ from .qt_dataset_tables import (
     number_text,
 )
 from .qt_events import unsubscribe_on_close
-from .qt_layouts import QtFlowLayout
+from .qt_layouts import QtFlowLayout, control_group
 from .roles import ROLES
 from .state import AppState, Event
 from .study import Study
@@ -185,7 +185,6 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.list_note)
         layout.addLayout(self.bar)
-        layout.addWidget(self.progress)  # a row of its own: beside the buttons it set the tab's minimum width
         layout.addWidget(self.message)
         compared = QHBoxLayout()
         compared.addWidget(QLabel("Reference"))
@@ -230,11 +229,11 @@ class QtDatasetView(QWidget):
         self.reference_box.activated.connect(lambda _: self.controller.set_reference(self.reference_box.currentText()))
         self.pair_note = QLabel("")
         self.pair_note.setWordWrap(True)
-        self.bar = QHBoxLayout()
-        for widget in (QLabel("Batch"), self.batch, self.run_button, self.cancel_button, self.write_button):
+        self.bar = QtFlowLayout()  # the progress bar beside the buttons, below them in a narrow window
+        for widget in (control_group(QLabel("Batch"), self.batch), self.run_button, self.cancel_button,
+                       self.write_button, self.failed_button):
             self.bar.addWidget(widget)
-        self.bar.addWidget(self.failed_button)
-        self.bar.addStretch(1)
+        self.bar.add_filling(self.progress)
 
     def _build_models(self) -> None:
         """Table 3 live: a row per model, each number over its Δ against the reference and the interval."""

@@ -25,11 +25,18 @@ class QtFlowLayout(QLayout):
     def __init__(self, parent: QWidget | None = None, spacing: int = 6):
         super().__init__(parent)
         self._items: list[QLayoutItem] = []
+        self._filling: set[int] = set()  # ids of the items that take the rest of their line
         self.setContentsMargins(QMargins(0, 0, 0, 0))
         self.setSpacing(spacing)
 
     def addItem(self, item: QLayoutItem) -> None:
         self._items.append(item)
+
+    def add_filling(self, widget: QWidget) -> None:
+        """``widget`` placed as the others, then widened to the rest of its line (a progress
+        bar after its buttons: beside them where there is room, on a line of its own where not)."""
+        self.addWidget(widget)
+        self._filling.add(id(self._items[-1]))
 
     def count(self) -> int:
         return len(self._items)
@@ -87,6 +94,8 @@ class QtFlowLayout(QLayout):
             if item.hasHeightForWidth():  # a wrapping label: the rest of its line, as tall as its lines there
                 size.setWidth(area.right() + 1 - x)
                 size.setHeight(item.heightForWidth(size.width()))
+            elif id(item) in self._filling:
+                size.setWidth(area.right() + 1 - x)
             lines[-1].append((item, size))
             x += size.width() + self.spacing()
         y = area.y()
