@@ -1,10 +1,13 @@
 """App latency: ``python bench/app.py [--baseline B --cat C | --full-size] [--images N]`` (offscreen Qt).
 
 For each image: time from adding it to the app until both models' results are in and
-every panel has painted, against a bare forward pass of both models on the same
-image in the same run (target <= 1.3x); and the time for the complete CAMs of all
+painted, against a bare forward pass of both models on the same image in the same run
+(target <= 1.3x), then until the maps at the chosen depth (the input pixels by default:
+backward passes) and last the path share chart are painted; the time for the complete CAMs of all
 labels at every level (``models.cam.class_activation_maps``, its own forward pass
-included) against one bare CAT forward (target <= 1.2x). Defaults to the bundled demo
+included) against one bare CAT forward (target <= 1.2x); and the app's default map, the
+complete CAM at the input pixels of one label (levels summed), of both models against the
+bare forward of both (target <= 3x; every depth: ``bench/cam_depth.py``). Defaults to the bundled demo
 models and samples; ``--full-size`` writes untrained full-size checkpoints (ResNeXt50,
 1024 FPN channels, 80 labels, 448²) to a temporary folder and uses those (the cost does
 not depend on the weights). Writes bench/results/app-<device>-<cat model>.json.
@@ -100,12 +103,13 @@ def run(args: argparse.Namespace, baseline: Path, cat: Path) -> None:
     paths = paths[: args.images]
     loaded = dict(state.models)
 
-    app_times, bare_times, cam_times, forward_times = [], [], [], []
+    app_times, bare_times, cam_times, forward_times, input_times = [], [], [], [], []
+    map_times, all_times = [], []
     for path in paths:
         image = load_image(path)
         for m in loaded.values():  # warm caches for this image size
             inference.run_model(m, image)
-        bare = 0.0
+        bare, input_map = 0.0, 0.0
         for m in loaded.values():
             tensor = preprocess(image, m.meta.input_size, m.meta.mean, m.meta.std).to(device)
             with torch.no_grad():
@@ -116,31 +120,54 @@ def run(args: argparse.Namespace, baseline: Path, cat: Path) -> None:
                 start = time.perf_counter()
                 class_activation_maps(m.model, tensor)
                 cam = time.perf_counter() - start
+                start = time.perf_counter()  # the app's default map: input pixels, one label, levels summed
+                class_activation_maps(m.model, tensor, depth="input", labels=[0], split_levels=False,
+                                      path_share=False)
+                input_map += time.perf_counter() - start
             if m.spec.role == "cat":
                 cam_times.append(cam)
                 forward_times.append(forward)
         bare_times.append(bare)
+        input_times.append(input_map)
         start = time.perf_counter()
         state.add_images([path])
         state.select(len(state.images) - 1)
-        wait(app, lambda path=path: all((path, r) in state.results for r in loaded) and controller.pending == 0)
+        wait(app, lambda path=path: all((path, r) in state.results for r in loaded))
         window.repaint()
         app.processEvents()
-        app_times.append(time.perf_counter() - start)
+        app_times.append(time.perf_counter() - start)  # results: labels, logits, token-depth maps, attention
+        wait(app, lambda: all(state.attribution_key(r) is None or state.attribution(r) is not None for r in loaded))
+        window.repaint()
+        app.processEvents()
+        map_times.append(time.perf_counter() - start)  # the maps at the chosen depth (default: input pixels)
+        wait(app, lambda: controller.pending == 0)
+        window.repaint()
+        app.processEvents()
+        all_times.append(time.perf_counter() - start)  # and the path share chart: nothing left to do
 
     result = {
         "device": str(device), "images": len(paths),
         "app_ms": 1000 * statistics.median(app_times), "bare_forward_both_ms": 1000 * statistics.median(bare_times),
         "cat_all_label_cams_ms": 1000 * statistics.median(cam_times), "cat_forward_ms": 1000 * statistics.median(forward_times),
+        "input_map_both_ms": 1000 * statistics.median(input_times),
+        "app_maps_ms": 1000 * statistics.median(map_times), "app_all_ms": 1000 * statistics.median(all_times),
+        "depth": state.settings.cam_depth,
     }
+    result["input_map_vs_bare"] = result["input_map_both_ms"] / result["bare_forward_both_ms"]
     result["app_vs_bare"] = result["app_ms"] / result["bare_forward_both_ms"]
     result["cams_vs_forward"] = result["cat_all_label_cams_ms"] / result["cat_forward_ms"]
     print(f"device {device}, {len(paths)} images (median):")
-    print(f"  image added → all panels painted: {result['app_ms']:.0f} ms; bare forward of both models: "
+    print(f"  image added → both results painted: {result['app_ms']:.0f} ms; bare forward of both models: "
           f"{result['bare_forward_both_ms']:.0f} ms; ratio {result['app_vs_bare']:.2f} (target <= 1.3)")
+    print(f"  → the maps at the {result['depth']} depth painted: {result['app_maps_ms']:.0f} ms "
+          f"({result['app_maps_ms'] / result['bare_forward_both_ms']:.2f}x); → the path share too, nothing left: "
+          f"{result['app_all_ms']:.0f} ms ({result['app_all_ms'] / result['bare_forward_both_ms']:.2f}x)")
     print(f"  CAT complete CAMs of all {len(state.class_names)} labels, every level: "
           f"{result['cat_all_label_cams_ms']:.0f} ms; one CAT forward: {result['cat_forward_ms']:.0f} ms; "
           f"ratio {result['cams_vs_forward']:.2f} (target <= 1.2)")
+    print(f"  complete CAM at the input pixels, one label, levels summed, both models: "
+          f"{result['input_map_both_ms']:.0f} ms; ratio to the bare forward of both "
+          f"{result['input_map_vs_bare']:.2f} (target <= 3; every depth: bench/cam_depth.py)")
     out = args.json or Path(__file__).parent / "results" / f"app-{device.type}-{loaded['cat'].meta.model}.json"
     out.parent.mkdir(exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2))
