@@ -347,13 +347,18 @@ class AppState(Observable):
 
     def set_attribution(self, key: tuple, heat: np.ndarray) -> bool:
         """Cache a map; one computed for a model no longer in its slot is dropped (False)."""
-        if key[5] != self.generation.get(key[1]):
+        return self._keep(self.attributions, key, heat, Event.ATTRIBUTION_READY)
+
+    def _keep(self, cache: dict, key: tuple, value, event: Event) -> bool:
+        """``cache[key] = value`` unless the key's generation (its last field) is not its slot's
+        model's any more (False); the oldest entries out past MAX_CACHED_ATTRIBUTIONS; ``event``."""
+        if key[-1] != self.generation.get(key[1]):
             return False
-        self.attributions.pop(key, None)
-        self.attributions[key] = heat
-        while len(self.attributions) > MAX_CACHED_ATTRIBUTIONS:
-            del self.attributions[next(iter(self.attributions))]
-        self.emit(Event.ATTRIBUTION_READY, key)
+        cache.pop(key, None)
+        cache[key] = value
+        while len(cache) > MAX_CACHED_ATTRIBUTIONS:
+            del cache[next(iter(cache))]
+        self.emit(event, key)
         return True
 
     def path_share_key(self, role: str) -> tuple | None:
@@ -365,14 +370,7 @@ class AppState(Observable):
     def set_path_share(self, key: tuple, paths: dict) -> bool:
         """Cache a path share (:func:`catviz.explain.cam_path_share`); one computed for a model
         no longer in its slot is dropped (False)."""
-        if key[4] != self.generation.get(key[1]):
-            return False
-        self.path_shares.pop(key, None)
-        self.path_shares[key] = paths
-        while len(self.path_shares) > MAX_CACHED_ATTRIBUTIONS:
-            del self.path_shares[next(iter(self.path_shares))]
-        self.emit(Event.PATH_SHARE_READY, key)
-        return True
+        return self._keep(self.path_shares, key, paths, Event.PATH_SHARE_READY)
 
     def path_share(self, role: str) -> dict | None:
         """The shown map's path share, once computed."""
