@@ -61,7 +61,7 @@ from .qt_dataset_tables import (
     number_text,
 )
 from .qt_events import unsubscribe_on_close
-from .qt_layouts import QtFlowLayout, control_group
+from .qt_layouts import QtFlowLayout, control_group, scrolling
 from .roles import ROLES
 from .state import AppState, Event
 from .study import Study
@@ -82,6 +82,8 @@ def finite(*values) -> bool:
 
 #: The tables' least width: narrower than their columns, they scroll sideways (the tab fits 800x600).
 TABLE_LEAST_WIDTH = 200
+#: The Models and Summary pages' least height: below it they scroll rather than squeeze their tables.
+PAGE_LEAST_HEIGHT = 240
 
 
 class QtDatasetView(QWidget):
@@ -186,10 +188,9 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.list_note)
         layout.addLayout(self.bar)
         layout.addWidget(self.message)
-        compared = QHBoxLayout()
-        compared.addWidget(QLabel("Reference"))
-        compared.addWidget(self.reference_box)
-        compared.addWidget(self.pair_note, 1)
+        compared = QtFlowLayout()  # the note beside the box, or below it in a narrow window
+        compared.addWidget(control_group(QLabel("Reference"), self.reference_box))
+        compared.addWidget(self.pair_note)
         layout.addLayout(compared)
         layout.addWidget(self.views, 1)
 
@@ -248,7 +249,7 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.models_table)
         layout.addWidget(self.models_note)
         layout.addStretch(1)
-        self.views.addTab(page, "Models")
+        self.views.addTab(scrolling(page, PAGE_LEAST_HEIGHT), "Models")  # a short window scrolls the page
 
     def _build_summary(self) -> None:
         self.summary = make_table(["metric", "left", "right", "right − left"])
@@ -261,7 +262,7 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.summary, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.summary_note)
         layout.addStretch(1)
-        self.views.addTab(summary, "Summary")
+        self.views.addTab(scrolling(summary, PAGE_LEAST_HEIGHT), "Summary")
 
     def _build_per_class(self) -> None:
         """Every model's AP per class, ΔAP [95%] against the reference; the intervals as error bars."""

@@ -98,6 +98,9 @@ def test_the_dataset_tab_leaves_the_image_list_readable_at_800x600(qtbot, window
     from catviz.qt_dataset_view import QtDatasetView
 
     view = QtDatasetView(window.state, on_open=lambda: None)
+    view.pair_note.setText("Models and Per class: every loaded model against the reference. Summary, By size, "
+                           "Per image: the panels' models, left baseline_tiny (demo_baseline) and right cat_tiny "
+                           "(demo_cat) (Models ▸ Left/Right panel).")
     window.tabs.addTab(view, "Dataset")
     window.resize(800, 600)
     window.tabs.setCurrentWidget(view)
@@ -107,3 +110,5 @@ def test_the_dataset_tab_leaves_the_image_list_readable_at_800x600(qtbot, window
         QApplication.processEvents()
         assert window.image_list.width() >= 140, (view.views.tabText(page), window.splitter.sizes())
     assert window.minimumSizeHint().width() <= 800
+    note = view.pair_note  # beside or below the Reference box, as tall as its lines there: nothing cut
+    assert note.height() >= note.heightForWidth(note.width()), (note.size(),)
