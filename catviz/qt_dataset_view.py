@@ -84,6 +84,7 @@ def finite(*values) -> bool:
 TABLE_LEAST_WIDTH = 200
 #: The Models and Summary pages' least height: below it they scroll rather than squeeze their tables.
 PAGE_LEAST_HEIGHT = 240
+SIZES_LEAST_HEIGHT = 460  # By size: its table, its plot (at least 160 px) and its note
 
 
 class QtDatasetView(QWidget):
@@ -308,7 +309,7 @@ class QtDatasetView(QWidget):
         layout.addWidget(self.size_table)
         layout.addWidget(self.size_plot, 1)
         layout.addWidget(self.size_note)
-        self.views.addTab(sizes, "By size")
+        self.views.addTab(scrolling(sizes, SIZES_LEAST_HEIGHT), "By size")
 
     def _build_per_image(self) -> None:
         self.label_filter = QComboBox()
