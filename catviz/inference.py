@@ -120,12 +120,17 @@ def run_model(loaded: LoadedModel, image: np.ndarray) -> InferenceResult:
     )
 
 
-def run_deletion_auc(loaded: LoadedModel, image: np.ndarray, label: int, saliency: np.ndarray) -> DeletionScore:
-    """Deletion AUC of a map for one label, relative to the intact image's probability: lower is more faithful."""
+def label_input(loaded: LoadedModel, image: np.ndarray, label: int) -> torch.Tensor:
+    """``image`` (HWC uint8) as ``loaded``'s input on its device, once ``label`` is checked to be one of its labels."""
     if not 0 <= label < loaded.meta.num_classes:
         raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
     meta = loaded.meta
-    tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
+    return preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
+
+
+def run_deletion_auc(loaded: LoadedModel, image: np.ndarray, label: int, saliency: np.ndarray) -> DeletionScore:
+    """Deletion AUC of a map for one label, relative to the intact image's probability: lower is more faithful."""
+    tensor = label_input(loaded, image, label)
     with loaded.lock:
         curve = perturbation_curves(loaded.model, tensor, label, saliency, modes=("deletion",))["deletion"]
     return DeletionScore(relative_auc(curve), auc(curve))
@@ -165,10 +170,7 @@ def run_attribution(
     advances, and ``should_stop()`` is polled: when it returns True, :class:`Cancelled` is raised.
     """
     method_info(method)  # an unknown method is a ValueError naming those offered
-    if not 0 <= label < loaded.meta.num_classes:
-        raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
-    meta = loaded.meta
-    tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
+    tensor, meta = label_input(loaded, image, label), loaded.meta
     request = MapRequest(black_baseline(meta.mean, meta.std).to(loaded.device), progress=progress,
                          should_stop=should_stop, depth=depth)
     with loaded.lock:
@@ -180,9 +182,6 @@ def run_path_share(loaded: LoadedModel, image: np.ndarray, label: int, depth: st
     """The complete CAM's path share of ``label`` at ``depth`` for ``image`` (HWC uint8):
     :func:`catviz.explain.cam_path_share`; ``should_stop()`` is polled between its backward
     passes (True: :class:`Cancelled`)."""
-    if not 0 <= label < loaded.meta.num_classes:
-        raise ValueError(f"label index {label} out of range for {loaded.meta.num_classes} labels")
-    meta = loaded.meta
-    tensor = preprocess(image, meta.input_size, meta.mean, meta.std).to(loaded.device)
+    tensor = label_input(loaded, image, label)
     with loaded.lock:
         return cam_path_share(loaded.model, tensor, label, depth, should_stop)

@@ -440,11 +440,10 @@ class InferenceController(QObject):
 
     def _request_path_share(self, role: str) -> None:
         """The shown complete CAM's path share, after its map (several times the map's cost,
-        so it never holds the map back); an older one for this panel is cancelled."""
+        so it never holds the map back)."""
         from . import inference  # imported by the first task (import_model_side)
 
         key, entry = self.state.path_share_key(role), self.state.current_entry
-        self._cancel_unwanted_path_shares(role)
         if key is None or entry is None or entry.image is None or key in self.state.path_shares \
                 or key in self.state.stopped or self._running(("path_share", *key)) is not None:
             return
